@@ -1,0 +1,21 @@
+"""Board implementations, chosen by the ``kind`` of a board file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.boards.base import Availability, Board, Fidelity, RunResult
+from harness.boardspec import BoardSpec
+
+__all__ = ["Availability", "Board", "Fidelity", "RunResult", "make_board"]
+
+
+def make_board(spec: BoardSpec, work_dir: Path) -> Board:
+    """The board object for ``spec``; ``work_dir`` holds its logs."""
+    if spec.kind == "host":
+        from harness.boards.host import HostBoard
+
+        return HostBoard(spec, work_dir)
+    from harness.boards.unimplemented import UnimplementedBoard
+
+    return UnimplementedBoard(spec)

@@ -1,0 +1,137 @@
+"""What every board is: the ``Board`` protocol and the values it returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.artifact import Artifact
+from harness.boardspec import BoardSpec
+
+
+class Fidelity(enum.StrEnum):
+    """How much a timing can be trusted; timings of different fidelities never compare."""
+
+    HOST_WALL = "host-wall"  # wall time of the host CPU running the portable runtime
+    FVP_FAST = "fvp-fast"  # FVP with --fast: functional only
+    FVP_CYCLES = "fvp-cycles"  # FVP NPU model without --fast: cycle-approximate NPU
+    SILICON = "silicon"  # a real board
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a board can run on this machine, and if not, why and what to do."""
+
+    ok: bool
+    reason: str = ""
+    hint: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What one run of a program on a board produced.
+
+    Attributes:
+        board: board name.
+        outputs: the program's outputs, in order.
+        execute_s: time of the ``execute`` call alone.
+        load_s: time to load the program and method.
+        fidelity: what kind of time ``execute_s`` is.
+        run_dir: folder holding the ETDump, debug buffer and log of this run.
+        etdump_path: the ETDump, when the board produced one.
+        debug_buffer_path: the debug buffer (intermediate outputs), when produced.
+        log: what the runtime printed during the run.
+    """
+
+    board: str
+    outputs: tuple[npt.NDArray[Any], ...]
+    execute_s: float
+    load_s: float
+    fidelity: Fidelity
+    run_dir: Path
+    etdump_path: Path | None = None
+    debug_buffer_path: Path | None = None
+    log: str = ""
+
+    def timings(self) -> dict[str, Any]:
+        """Timings for a result record."""
+        return {
+            "execute_s": round(self.execute_s, 6),
+            "load_s": round(self.load_s, 6),
+            "fidelity": str(self.fidelity),
+        }
+
+
+class Board(Protocol):
+    """A place where programs run. Boards are opened once per worker and reused.
+
+    Implementations live one per module in :mod:`harness.boards`.
+    """
+
+    spec: BoardSpec
+
+    def availability(self) -> Availability:
+        """Whether this board can run here (cheap; no program is run)."""
+
+    def open(self) -> None:
+        """Acquire what the board needs (processes, devices). Idempotent."""
+
+    def close(self) -> None:
+        """Release everything; nothing may be left running. Idempotent."""
+
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: Sequence[npt.NDArray[Any]],
+        *,
+        run_dir: Path,
+        timeout_s: float | None = None,
+        debug_buffer_size: int = 0,
+    ) -> RunResult:
+        """Run the artifact's program once on ``inputs``.
+
+        Raises:
+            RunTimeout, RunCrashed, InfrastructureError: the run gave no result.
+        """
+
+
+def check_inputs_match(artifact: Artifact, inputs: Sequence[npt.NDArray[Any]], board: str) -> None:
+    """Refuse inputs whose count, shape or dtype differ from the program's.
+
+    Raises:
+        ConfigError: naming the model, the input and both specs.
+    """
+    from harness.errors import ConfigError
+
+    specs = artifact.input_specs
+    given = [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in inputs]
+    problem = None
+    if len(specs) != len(inputs):
+        problem = f"it takes {len(specs)} inputs, {len(inputs)} were given"
+    else:
+        for i, (spec, arr) in enumerate(zip(specs, inputs, strict=True)):
+            if list(arr.shape) != list(spec["shape"]) or str(arr.dtype) != str(spec["dtype"]):
+                problem = (
+                    f"input {i} is {list(arr.shape)} {arr.dtype}, "
+                    f"the program was built for {spec['shape']} {spec['dtype']}"
+                )
+                break
+    if problem:
+        raise ConfigError(
+            f"board '{board}': program of model '{artifact.model_name}' cannot take these "
+            f"inputs: {problem}. Build with example inputs of the shapes you run "
+            f"(given: {given})"
+        )
+
+
+def as_numpy(value: Any) -> npt.NDArray[Any]:
+    """A tensor or array as a contiguous numpy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().contiguous().numpy()
+    return np.ascontiguousarray(value)

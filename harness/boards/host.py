@@ -1,0 +1,256 @@
+"""The ``host`` board: the ExecuTorch runtime of the installed wheel, in a child process.
+
+One long-lived child per pytest worker pays the ~6 s torch/ExecuTorch import
+once. It is started when the board opens (so the import overlaps collection and
+the first build) and restarted after a crash, so a native abort fails one test,
+not the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy.typing as npt
+
+from harness.artifact import Artifact
+from harness.boards import wire
+from harness.boards.base import Availability, Fidelity, RunResult, check_inputs_match
+from harness.boardspec import BoardSpec
+from harness.errors import InfrastructureError, RunCrashed, RunTimeout
+
+STARTUP_TIMEOUT_S = 180.0
+LOG_TAIL_LINES = 30
+
+
+def _tail(path: Path, offset: int, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class RuntimeWorker:
+    """A child process running :mod:`harness.boards.host_worker`.
+
+    Args:
+        log_path: file receiving the child's stderr (the runtime's log).
+    """
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ready = False
+        self._log: IO[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def alive(self) -> bool:
+        """True while the child process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Launch the child without waiting for its imports."""
+        if self.alive:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.boards.host_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                env=env,
+                # Own process group: Ctrl-C in the terminal reaches pytest, which
+                # then closes the worker itself; killpg takes any grandchildren.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise InfrastructureError(f"host board: cannot start the runtime worker: {exc}") from exc
+        self._ready = False
+        self.starts += 1
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        offset = 0
+        try:
+            message = wire.receive(
+                self._proc.stdout.fileno(), time.monotonic() + STARTUP_TIMEOUT_S
+            )
+        except (wire.WireClosed, wire.WireTimeout) as exc:
+            code = self._proc.poll()
+            self.kill()
+            raise InfrastructureError(
+                f"host board: the runtime worker did not start ({_describe_exit(code)}); "
+                "check that executorch==1.5.1 imports in this Python",
+                log_tail=_tail(self.log_path, offset),
+                log_path=str(self.log_path),
+            ) from exc
+        if not message.get("ready"):
+            raise InfrastructureError(f"host board: unexpected first message {message!r}")
+        self._ready = True
+
+    def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one request and wait for its reply.
+
+        Raises:
+            RunTimeout: no reply within ``timeout_s``; the child was killed.
+            RunCrashed: the child died while handling it.
+        """
+        if not self.alive:
+            self.start()
+        if not self._ready:
+            self._wait_ready()
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        try:
+            wire.send(proc.stdin, message)
+            return dict(wire.receive(proc.stdout.fileno(), time.monotonic() + timeout_s))
+        except wire.WireTimeout as exc:
+            self.kill()
+            raise RunTimeout(
+                f"host board: no result after {timeout_s:g} s; the runtime worker was killed",
+                log_tail=_tail(self.log_path, offset),
+                log_path=str(self.log_path),
+            ) from exc
+        except (wire.WireClosed, BrokenPipeError) as exc:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+            self.kill()
+            raise RunCrashed(
+                f"host board: the ExecuTorch runtime {_describe_exit(code)} while running "
+                "the program (it is restarted for the next test)",
+                log_tail=_tail(self.log_path, offset),
+                log_path=str(self.log_path),
+            ) from exc
+
+    def kill(self) -> None:
+        """Kill the child's process group and reap it."""
+        proc, self._proc, self._ready = self._proc, None, False
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def stop(self) -> None:
+        """Ask the child to exit, then make sure it has."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                wire.send(proc.stdin, {"op": "exit"})
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=3)
+        self.kill()
+
+
+class HostBoard:
+    """Runs programs on the ExecuTorch runtime of the installed wheel.
+
+    Args:
+        spec: the board file's contents.
+        work_dir: where the worker's log goes.
+    """
+
+    def __init__(self, spec: BoardSpec, work_dir: Path) -> None:
+        self.spec = spec
+        self.worker = RuntimeWorker(work_dir / f"{spec.name}-runtime.log")
+
+    def availability(self) -> Availability:
+        """Available when the ExecuTorch runtime is importable in this Python."""
+        if importlib.util.find_spec("executorch") is None:
+            return Availability(
+                False, "the executorch package is not installed", "pip install executorch==1.5.1"
+            )
+        if importlib.util.find_spec("executorch.runtime") is None:
+            return Availability(
+                False,
+                "executorch.runtime is missing from the installed executorch",
+                "reinstall executorch==1.5.1",
+            )
+        return Availability(True)
+
+    def open(self) -> None:
+        """Start the runtime worker (its imports run in the background)."""
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the runtime worker."""
+        self.worker.stop()
+
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: Sequence[npt.NDArray[Any]],
+        *,
+        run_dir: Path,
+        timeout_s: float | None = None,
+        debug_buffer_size: int = 0,
+    ) -> RunResult:
+        """Run the program once; see :meth:`harness.boards.base.Board.run`."""
+        check_inputs_match(artifact, inputs, self.spec.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        reply = self.worker.request(
+            {
+                "op": "run",
+                "pte": str(artifact.pte_path),
+                "inputs": list(inputs),
+                "run_dir": str(run_dir),
+                "debug_buffer_size": debug_buffer_size,
+            },
+            timeout_s or self.spec.run_timeout_s,
+        )
+        if not reply.get("ok"):
+            raise RunCrashed(
+                f"host board: the ExecuTorch runtime failed on model '{artifact.model_name}': "
+                f"{reply.get('error')}",
+                log_tail=_tail(self.worker.log_path, 0, 15),
+                log_path=str(self.worker.log_path),
+            )
+        return RunResult(
+            board=self.spec.name,
+            outputs=tuple(reply["outputs"]),
+            execute_s=float(reply["execute_s"]),
+            load_s=float(reply["load_s"]),
+            fidelity=Fidelity.HOST_WALL,
+            run_dir=run_dir,
+            etdump_path=Path(reply["etdump"]) if reply.get("etdump") else None,
+            debug_buffer_path=Path(reply["debug_buffer"]) if reply.get("debug_buffer") else None,
+        )

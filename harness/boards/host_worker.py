@@ -1,0 +1,113 @@
+"""The host board's runtime process: loads programs and runs them, one request at a time.
+
+Started by :class:`harness.boards.host.HostBoard` with ``python -m
+harness.boards.host_worker``. It imports torch and the ExecuTorch runtime once
+(the slow part), then serves requests on stdin until end of file. Its original
+stdout carries replies; file descriptor 1 is pointed at stderr so that text the
+native runtime prints can never corrupt the protocol. A crash in native code
+kills only this process; the harness sees end of file and restarts it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from harness.boards import wire
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _load_runtime() -> Any:
+    """Import torch and the runtime's C++ extension; register the quantized kernels.
+
+    ``executorch.runtime`` and ``portable_lib`` would import ``executorch.exir``
+    (2.7 s) only to emit a warning; the ``_C`` extension they wrap needs torch alone.
+    """
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.find_spec("executorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the executorch package is not installed")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    # Same library executorch.kernels.quantized loads: the quantized_decomposed
+    # kernels, registered with the runtime as it loads.
+    libraries = sorted((root / "kernels" / "quantized").glob("**/*quantized_ops_aot_lib.*"))
+    if libraries:
+        torch.ops.load_library(str(libraries[0]))
+    from executorch.extension.pybindings import _C
+
+    return _C
+
+
+def _run(runtime: Any, request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    run_dir = Path(request["run_dir"])
+    started = time.perf_counter()
+    program = runtime._load_for_executorch(
+        str(request["pte"]),
+        enable_etdump=True,
+        debug_buffer_size=int(request.get("debug_buffer_size", 0)),
+    )
+    load_s = time.perf_counter() - started
+    tensors = tuple(torch.from_numpy(array) for array in request["inputs"])
+    t0 = time.perf_counter()
+    outputs = program.run_method(request.get("method", "forward"), tensors)
+    execute_s = time.perf_counter() - t0
+    etdump = run_dir / "etdump.etdp"
+    debug = run_dir / "debug_buffer.bin" if request.get("debug_buffer_size") else None
+    program.write_etdump_result_to_file(str(etdump), str(debug) if debug else "")
+    return {
+        "ok": True,
+        "outputs": [o.detach().contiguous().numpy() if hasattr(o, "numpy") else o for o in outputs],
+        "load_s": load_s,
+        "execute_s": execute_s,
+        "etdump": str(etdump) if etdump.exists() else None,
+        "debug_buffer": str(debug) if debug and debug.exists() else None,
+    }
+
+
+def main() -> int:
+    """Serve requests until stdin closes."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer.fileno()
+    try:
+        runtime = _load_runtime()  # the expensive imports, once per worker
+    except Exception as exc:
+        _log(f"cannot load the ExecuTorch runtime: {exc!r}")
+        return 3
+    wire.send(replies, {"ready": True, "pid": os.getpid()})
+    number = 0
+    while True:
+        try:
+            request = wire.receive(requests)
+        except wire.WireClosed:
+            return 0
+        if request.get("op") == "exit":
+            return 0
+        number += 1
+        _log(f"=== et-hil run {number}: {request.get('pte')}")
+        try:
+            reply = _run(runtime, request)
+        except Exception as exc:  # report the runtime's error instead of dying
+            reply = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        wire.send(replies, reply)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Board files: what a board is, as data.
+
+A board file is TOML, one board per file (``boards/*.toml`` ship built in;
+``--board-file PATH`` adds a user's own)::
+
+    name = "corstone320"
+    kind = "fvp"                      # host | tosa | fvp | serial
+    target = "ethos-u85-256"          # compile target
+    description = "Arm Corstone-320 FVP, Cortex-M85 + Ethos-U85-256"
+    capabilities = ["npu", "etdump"]
+    run_timeout_s = 600
+
+    [memory]                          # bytes, where known
+    sram_bytes = 4194304
+
+    [tolerance.quantized]
+    max_lsb = 1
+
+Sections a later stage owns (``vela``, ``fvp``, ``serial``) are kept as plain
+tables in :attr:`BoardSpec.sections` for that stage to validate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.tolerance import TolerancePolicy
+
+KINDS = ("host", "tosa", "fvp", "serial")
+CAPABILITIES = ("npu", "etdump", "intermediate_outputs", "cycle_counts", "bundled_io")
+MEMORY_FIELDS = ("sram_bytes", "flash_bytes", "ddr_bytes")
+STAGE_SECTIONS = ("vela", "fvp", "serial")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_TOP_LEVEL = (
+    "name",
+    "kind",
+    "target",
+    "description",
+    "cpu",
+    "capabilities",
+    "run_timeout_s",
+    "memory",
+    "tolerance",
+    *STAGE_SECTIONS,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardSpec:
+    """One board, as read from its file.
+
+    Attributes:
+        name: the name used with ``--board``.
+        kind: which implementation drives it (``host``, ``tosa``, ``fvp``, ``serial``).
+        target: compile target of the programs it runs (``portable``, ``ethos-u85-256`` ...).
+        description: one line for humans.
+        cpu: the board's CPU (``cortex-m55`` ...), or ``None`` for the host.
+        capabilities: features tests can require with ``@pytest.mark.et_needs``.
+        run_timeout_s: default wall-clock limit of one run.
+        memory: capacities in bytes (``sram_bytes``, ``flash_bytes``, ``ddr_bytes``).
+        tolerance: default tolerances of the board.
+        sections: tables owned by later stages (``vela``, ``fvp``, ``serial``).
+        path: the file it came from.
+    """
+
+    name: str
+    kind: str
+    target: str
+    description: str = ""
+    cpu: str | None = None
+    capabilities: frozenset[str] = frozenset()
+    run_timeout_s: float = 60.0
+    memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    tolerance: TolerancePolicy = TolerancePolicy()
+    sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    path: Path | None = None
+
+
+def _fail(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"board file {path}: {message}")
+
+
+def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
+    """Validate the parsed TOML of one board file.
+
+    Raises:
+        ConfigError: naming the file and the field at fault.
+    """
+    unknown = sorted(set(data) - set(_TOP_LEVEL))
+    if unknown:
+        raise _fail(path, f"unknown field '{unknown[0]}' (known: {', '.join(_TOP_LEVEL)})")
+    for required in ("name", "kind", "target"):
+        if required not in data:
+            raise _fail(path, f"missing required field '{required}'")
+        if not isinstance(data[required], str) or not data[required]:
+            raise _fail(path, f"field '{required}' must be a non-empty string")
+    name, kind, target = data["name"], data["kind"], data["target"]
+    if not _NAME_RE.match(name):
+        raise _fail(path, f"field 'name' = {name!r}: use lowercase letters, digits, '-', '_', '.'")
+    if kind not in KINDS:
+        raise _fail(path, f"field 'kind' = {kind!r}: must be one of {', '.join(KINDS)}")
+
+    capabilities = data.get("capabilities", [])
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+        raise _fail(path, "field 'capabilities' must be a list of strings")
+    for capability in capabilities:
+        if capability not in CAPABILITIES:
+            raise _fail(
+                path,
+                f"field 'capabilities': unknown capability {capability!r} "
+                f"(known: {', '.join(CAPABILITIES)})",
+            )
+
+    timeout = data.get("run_timeout_s", 60.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise _fail(path, f"field 'run_timeout_s' must be a positive number, got {timeout!r}")
+
+    memory = data.get("memory", {})
+    if not isinstance(memory, Mapping):
+        raise _fail(path, "[memory] must be a table")
+    for key, value in memory.items():
+        if key not in MEMORY_FIELDS:
+            raise _fail(path, f"[memory] unknown field '{key}' (known: {', '.join(MEMORY_FIELDS)})")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise _fail(path, f"[memory] field '{key}' must be a positive integer (bytes)")
+
+    tolerance_table = data.get("tolerance", {})
+    if not isinstance(tolerance_table, Mapping):
+        raise _fail(path, "[tolerance] must be a table")
+    try:
+        tolerance = TolerancePolicy.from_mapping(tolerance_table, f"board file {path}")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+    sections = {}
+    for section in STAGE_SECTIONS:
+        if section in data:
+            if not isinstance(data[section], Mapping):
+                raise _fail(path, f"[{section}] must be a table")
+            sections[section] = dict(data[section])
+
+    cpu = data.get("cpu")
+    if cpu is not None and not isinstance(cpu, str):
+        raise _fail(path, "field 'cpu' must be a string")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(path, "field 'description' must be a string")
+
+    return BoardSpec(
+        name=name,
+        kind=kind,
+        target=target,
+        description=description,
+        cpu=cpu,
+        capabilities=frozenset(capabilities),
+        run_timeout_s=float(timeout),
+        memory=dict(memory),
+        tolerance=tolerance,
+        sections=sections,
+        path=path,
+    )
+
+
+def load_board_file(path: str | Path) -> BoardSpec:
+    """Read and validate one board file.
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML, or has a bad field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"board file {path}: cannot read it ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"board file {path}: not valid TOML: {exc}") from exc
+    return parse_board(data, path)
+
+
+def builtin_board_dir() -> Path:
+    """Folder of the built-in board files (``boards/`` in a checkout, packaged in a wheel)."""
+    packaged = importlib.resources.files("harness") / "builtin_boards"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "boards"
+
+
+def load_boards(extra_files: Iterable[str | Path] = ()) -> dict[str, BoardSpec]:
+    """All known boards: the built-in files, then the user's (which may replace a built-in).
+
+    Raises:
+        ConfigError: a bad file, or two user files defining the same name.
+    """
+    boards: dict[str, BoardSpec] = {}
+    for path in sorted(builtin_board_dir().glob("*.toml")):
+        spec = load_board_file(path)
+        boards[spec.name] = spec
+    seen_user: dict[str, Path] = {}
+    for extra in extra_files:
+        spec = load_board_file(extra)
+        if spec.name in seen_user:
+            raise ConfigError(
+                f"board file {extra}: board '{spec.name}' is already defined by {seen_user[spec.name]}"
+            )
+        seen_user[spec.name] = Path(extra)
+        boards[spec.name] = spec
+    return boards
+
+
+def resolve_board_names(names: Iterable[str], boards: Mapping[str, BoardSpec]) -> list[str]:
+    """Check requested names against the known boards, keeping order and dropping repeats.
+
+    Raises:
+        ConfigError: an unknown name, listing the known ones.
+    """
+    resolved: list[str] = []
+    for name in names:
+        if name not in boards:
+            raise ConfigError(
+                f"unknown board '{name}'. Known boards: {', '.join(sorted(boards))}. "
+                "Add your own with --board-file PATH."
+            )
+        if name not in resolved:
+            resolved.append(name)
+    return resolved

@@ -1,0 +1,318 @@
+"""Model -> artifact: export, quantize, lower, serialize; cached by content.
+
+The stages are separate functions so that targets with a quantizer and a
+partitioner (the Arm ones) plug in without changing the flow::
+
+    check eager -> torch.export -> [PT2E quantize + re-export] -> lower -> to_executorch
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import artifact as artifact_files
+from harness.artifact import Artifact
+from harness.cache import ArtifactCache
+from harness.errors import BuildError
+from harness.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
+from harness.quantization import QuantConfig, generated_calibration
+from harness.targets import CompileTarget, get_target
+from harness.versions import tool_versions
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+_DEQUANTIZE_OPS = ("dequantize_per_tensor", "dequantize_per_channel")
+
+
+def model_name(model: torch.nn.Module) -> str:
+    """The model's class name, as messages and records show it."""
+    return type(model).__qualname__
+
+
+def _first_lines(exc: BaseException, n: int = 6) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    text = "\n".join(lines[:n])
+    return f"{type(exc).__name__}: {text}" + (" ..." if len(lines) > n else "")
+
+
+def _shapes(inputs: Sequence[Any]) -> str:
+    return ", ".join(
+        f"{list(t.shape)} {str(t.dtype).removeprefix('torch.')}" if hasattr(t, "shape") else repr(t)
+        for t in inputs
+    )
+
+
+def validate_inputs(model: torch.nn.Module, inputs: Any) -> tuple[torch.Tensor, ...]:
+    """Normalize example inputs to a tuple of tensors.
+
+    Raises:
+        BuildError: inputs that are not tensors, naming the model.
+    """
+    import torch
+
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    for i, value in enumerate(inputs):
+        if not isinstance(value, torch.Tensor):
+            raise BuildError(
+                f"model '{model_name(model)}': example input {i} is a {type(value).__name__}, "
+                "not a torch.Tensor; pass a tuple of tensors"
+            )
+    return inputs
+
+
+def run_eager(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Run the model eagerly, flattening its outputs to a list of tensors.
+
+    Raises:
+        BuildError: the model fails on these inputs (wrong shape, wrong dtype...).
+    """
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model(*inputs)
+    except Exception as exc:  # the user's forward() may raise anything
+        raise BuildError(
+            f"model '{model_name(model)}' fails in eager PyTorch on its example inputs "
+            f"({_shapes(inputs)}): {_first_lines(exc, 3)}\n"
+            "Check the example inputs' shapes and dtypes against what forward() expects."
+        ) from exc
+    flat, _ = torch.utils._pytree.tree_flatten(out)
+    return [t for t in flat if isinstance(t, torch.Tensor)]
+
+
+def export_model(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Any:
+    """``torch.export`` the model.
+
+    Raises:
+        BuildError: export rejected the model, with torch's reason.
+    """
+    import torch
+
+    try:
+        return torch.export.export(model, tuple(inputs), strict=False)
+    except Exception as exc:
+        raise BuildError(
+            f"torch.export rejected model '{model_name(model)}' "
+            f"(example inputs {_shapes(inputs)}): {_first_lines(exc)}\n"
+            "Make forward() exportable (no data-dependent Python control flow, no "
+            "unsupported ops); see https://pytorch.org/docs/stable/export.html"
+        ) from exc
+
+
+def quantize_model(
+    exported: Any,
+    target: CompileTarget,
+    config: QuantConfig,
+    calibration: Sequence[Sequence[torch.Tensor]],
+    name: str,
+) -> Any:
+    """PT2E: prepare, calibrate, convert. Returns the fake-quant ``GraphModule``.
+
+    Raises:
+        BuildError: naming the model and the PT2E step that failed.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    step = "prepare"
+    try:
+        prepared = prepare_pt2e(exported.module(), target.quantizer(config))
+        step = "calibrate"
+        for sample in calibration:
+            prepared(*sample)
+        step = "convert"
+        return convert_pt2e(prepared)
+    except BuildError:
+        raise
+    except Exception as exc:
+        raise BuildError(
+            f"model '{name}': PT2E quantization ({config.scheme}) failed at {step}: "
+            f"{_first_lines(exc)}"
+        ) from exc
+
+
+def output_scales(exported: Any) -> list[float | None]:
+    """Scale of the dequantize feeding each graph output (``None`` when float)."""
+    output_node = next(n for n in exported.graph.nodes if n.op == "output")
+    scales: list[float | None] = []
+    for node in output_node.args[0]:
+        target = getattr(node, "target", None)
+        name = getattr(target, "__name__", str(target))
+        if any(op in name for op in _DEQUANTIZE_OPS) and "per_tensor" in name:
+            scales.append(float(node.args[1]))
+        else:
+            scales.append(None)
+    return scales
+
+
+def output_specs(exported: Any) -> list[dict[str, Any]]:
+    """Shape and dtype of each graph output."""
+    output_node = next(n for n in exported.graph.nodes if n.op == "output")
+    specs = []
+    for node in output_node.args[0]:
+        val = node.meta.get("val")
+        specs.append(
+            {"shape": list(val.shape), "dtype": str(val.dtype).removeprefix("torch.")}
+            if val is not None and hasattr(val, "shape")
+            else {"shape": None, "dtype": None}
+        )
+    return specs
+
+
+def delegation_summary(edge_program: Any) -> dict[str, Any]:
+    """Ops delegated and ops left to the CPU, by name and count."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(edge_program.exported_program().graph_module)
+    delegated: dict[str, int] = {}
+    cpu: dict[str, int] = {}
+    for op, row in info.delegation_by_operator.items():
+        if row.delegated:
+            delegated[op] = row.delegated
+        if row.non_delegated:
+            cpu[op] = row.non_delegated
+    return {
+        "delegated_subgraphs": info.num_delegated_subgraphs,
+        "delegated_nodes": info.num_delegated_nodes,
+        "cpu_nodes": info.num_non_delegated_nodes,
+        "delegated_ops": dict(sorted(delegated.items())),
+        "cpu_ops": dict(sorted(cpu.items())),
+    }
+
+
+def lower_and_serialize(exported: Any, target: CompileTarget, folder: Path, name: str) -> Any:
+    """Lower to edge (partitioning for the target), serialize ``.pte`` and ETRecord.
+
+    Returns:
+        The edge program manager (for the delegation summary).
+
+    Raises:
+        BuildError: naming the model and the stage.
+    """
+    from executorch.exir import to_edge_transform_and_lower
+
+    stage = "to_edge_transform_and_lower"
+    try:
+        edge = to_edge_transform_and_lower(
+            exported, partitioner=target.partitioners() or None, generate_etrecord=True
+        )
+        stage = "to_executorch"
+        program = edge.to_executorch()
+        stage = "serialize"
+        (folder / artifact_files.PTE_NAME).write_bytes(program.buffer)
+        program.get_etrecord().save(str(folder / artifact_files.ETRECORD_NAME))
+    except Exception as exc:
+        raise BuildError(
+            f"model '{name}', target '{target.name}': {stage} failed: {_first_lines(exc)}"
+        ) from exc
+    return edge
+
+
+class Builder:
+    """Builds artifacts for boards, through a cache.
+
+    Args:
+        cache: where artifacts are kept.
+    """
+
+    def __init__(self, cache: ArtifactCache) -> None:
+        self.cache = cache
+        self.builds = 0  # exports done by this process (cache misses)
+
+    def build(
+        self,
+        model: torch.nn.Module,
+        example_inputs: Any,
+        *,
+        target: str,
+        board: str,
+        quantize: bool | str | QuantConfig | None = None,
+        calibration: Sequence[Sequence[torch.Tensor]] | None = None,
+    ) -> Artifact:
+        """Return the artifact for ``model`` on ``target``, building it on a cache miss.
+
+        Args:
+            model: the ``nn.Module`` (put in eval mode).
+            example_inputs: a tensor or tuple of tensors.
+            target: compile target name (from the board file).
+            board: board name, for messages.
+            quantize: ``None``/``False`` for float; ``True``, ``"int8"`` or a
+                :class:`QuantConfig` for PT2E quantization.
+            calibration: input tuples to calibrate with; generated when absent.
+
+        Raises:
+            BuildError: the model, inputs or target are at fault; the message names them.
+        """
+        started = time.perf_counter()
+        model = model.eval()
+        inputs = validate_inputs(model, example_inputs)
+        config = QuantConfig.coerce(quantize)
+        compile_target = get_target(target, board=board)
+        options: dict[str, Any] = {"quantization": config.as_dict() if config else None}
+        if config is not None:
+            calib = (
+                [validate_inputs(model, s) for s in calibration]
+                if calibration is not None
+                else generated_calibration(inputs, config)
+            )
+            options["calibration"] = values_fingerprint(calib)
+        versions = tool_versions()
+        key = build_key(
+            model_hash=model_fingerprint(model),
+            inputs=input_specs(inputs),
+            target=compile_target.name,
+            options=options,
+            versions=versions,
+        )
+        name = model_name(model)
+
+        def build_into(folder: Path) -> None:
+            self.builds += 1
+            t0 = time.perf_counter()
+            run_eager(model, inputs)
+            exported = export_model(model, inputs)
+            scales: list[float | None] = [None] * len(output_specs(exported))
+            if config is not None:
+                import torch
+
+                fake_quant = quantize_model(exported, compile_target, config, calib, name)
+                exported = export_model(fake_quant, inputs)
+                torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
+                scales = output_scales(exported)
+            graph_hash = hashlib.sha256(str(exported.graph).encode()).hexdigest()
+            edge = lower_and_serialize(exported, compile_target, folder, name)
+            artifact_files.write_metadata(
+                folder,
+                {
+                    "model": name,
+                    "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                    "target": compile_target.name,
+                    "quantization": config.as_dict() if config else None,
+                    "versions": versions,
+                    "input_specs": input_specs(inputs),
+                    "output_specs": output_specs(exported),
+                    "output_scales": scales,
+                    "delegation": delegation_summary(edge),
+                    "pte_bytes": (folder / artifact_files.PTE_NAME).stat().st_size,
+                    "graph_sha256": graph_hash,
+                    "build_s": round(time.perf_counter() - t0, 3),
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                },
+            )
+
+        folder, hit = self.cache.get_or_build(key, build_into)
+        artifact = Artifact.from_folder(
+            key, folder, cache_hit=hit, obtain_s=time.perf_counter() - started
+        )
+        log.info("%s %s for %s (%s)", "cache hit" if hit else "built", key[:12], name, target)
+        return artifact

@@ -1,0 +1,154 @@
+"""Build -> run -> compare, as one library call (the plugin's ``et_check`` wraps it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.artifact import Artifact
+from harness.boards.base import Board, RunResult, as_numpy
+from harness.build import Builder, run_eager, validate_inputs
+from harness.compare import Comparison, compare_outputs, format_table
+from harness.quantization import QuantConfig
+from harness.tolerance import Tolerance
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """Everything one check produced.
+
+    Attributes:
+        artifact: the built program.
+        run: the board's result.
+        comparisons: against the fake-quant reference (quantized programs) and eager float.
+        timings: seconds spent per stage in this process.
+    """
+
+    artifact: Artifact
+    run: RunResult
+    comparisons: tuple[Comparison, ...]
+    timings: Mapping[str, float]
+
+    @property
+    def passed(self) -> bool:
+        """True when every comparison passed."""
+        return all(c.passed for c in self.comparisons)
+
+    def table(self, *, only_failed: bool = False) -> str:
+        """The metric table (reference, output, metric, value, limit)."""
+        return format_table(self.comparisons, only_failed=only_failed)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_reference(path: str) -> Any:
+    import torch
+
+    # Defines the quantized_decomposed operators the saved program refers to
+    # (cheap; torchao's pt2e package would define them too, at ~1 s import).
+    import torch.ao.quantization.fx._decomposed  # noqa: F401
+
+    return torch.export.load(path).module()
+
+
+def fake_quant_outputs(artifact: Artifact, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Outputs of the artifact's fake-quant reference (the PT2E-converted model)."""
+    if artifact.reference_path is None:
+        raise ValueError(f"artifact {artifact.key[:12]} is not quantized: no fake-quant reference")
+    return run_eager(_load_reference(str(artifact.reference_path)), inputs)
+
+
+def _to_numpy(tensors: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
+    return [as_numpy(t) for t in tensors]
+
+
+def check_model(
+    builder: Builder,
+    board: Board,
+    model: torch.nn.Module,
+    inputs: Any,
+    *,
+    run_dir: Path,
+    quantize: bool | str | QuantConfig | None = None,
+    calibration: Sequence[Sequence[torch.Tensor]] | None = None,
+    reference: torch.nn.Module | None = None,
+    tolerance: Tolerance | None = None,
+    vs_float: Tolerance | None = None,
+    debug_buffer_size: int = 0,
+) -> CheckResult:
+    """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
+
+    Args:
+        builder: builds (or finds) the artifact.
+        board: where to run.
+        model: the eager model.
+        inputs: a tensor or tuple of tensors; also the export example inputs.
+        run_dir: folder for this run's files.
+        quantize: see :meth:`harness.build.Builder.build`.
+        calibration: calibration input tuples.
+        reference: the eager model to compare with (default: ``model``).
+        tolerance: limits of the main comparison (float programs: against eager
+            float; quantized: against fake-quant); default from the board file.
+        vs_float: limits of a quantized program against eager float.
+        debug_buffer_size: bytes for intermediate outputs in the ETDump (0: off).
+
+    Raises:
+        BuildError, RunError, ConfigError: no result could be produced.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    artifact = builder.build(
+        model,
+        inputs,
+        target=board.spec.target,
+        board=board.spec.name,
+        quantize=quantize,
+        calibration=calibration,
+    )
+    tensors = validate_inputs(model, inputs)
+    timings["artifact_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    run = board.run(
+        artifact, _to_numpy(tensors), run_dir=run_dir, debug_buffer_size=debug_buffer_size
+    )
+    timings["run_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    policy = board.spec.tolerance
+    eager = _to_numpy(run_eager((reference or model).eval(), tensors))
+    comparisons = []
+    if artifact.quantized:
+        fake_quant = _to_numpy(fake_quant_outputs(artifact, tensors))
+        comparisons.append(
+            compare_outputs(
+                run.outputs,
+                fake_quant,
+                tolerance or policy.quantized,
+                reference_name="fake_quant",
+                scales=artifact.output_scales,
+            )
+        )
+        comparisons.append(
+            compare_outputs(
+                run.outputs,
+                eager,
+                vs_float or policy.quantized_vs_float,
+                reference_name="eager_float",
+                scales=artifact.output_scales,
+            )
+        )
+    else:
+        comparisons.append(
+            compare_outputs(run.outputs, eager, tolerance or policy.float, reference_name="eager_float")
+        )
+    timings["compare_s"] = time.perf_counter() - t0
+    return CheckResult(artifact, run, tuple(comparisons), timings)

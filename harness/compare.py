@@ -1,0 +1,276 @@
+"""Compare a board's outputs with a reference: metrics per output, then a verdict.
+
+The steps are fixed (normalize -> structural checks -> metrics -> limits): every
+comparison reports the same metrics, and only the limits differ between the
+float, quantized and quantized-vs-float comparisons (see :mod:`harness.tolerance`).
+Numbers only; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.tolerance import Tolerance
+
+Array = npt.NDArray[Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputMetrics:
+    """Metrics of one output against its reference.
+
+    Attributes:
+        index: output position.
+        max_abs: largest ``|actual - reference|``.
+        mean_abs: mean ``|actual - reference|``.
+        max_lsb: ``max_abs / scale`` when the output is quantized, else ``None``.
+        snr_db: ``10 log10(sum(ref^2) / sum((act - ref)^2))``; ``inf`` when equal.
+        cosine: cosine similarity of the flattened tensors.
+        top1: fraction of rows whose argmax agrees (classifier-like outputs only).
+        top5: fraction of rows whose reference argmax is in the actual top 5.
+        max_excess: largest ``|a - r| - rtol*|r|`` (what ``atol`` is checked against).
+    """
+
+    index: int
+    max_abs: float
+    mean_abs: float
+    max_lsb: float | None
+    snr_db: float
+    cosine: float
+    top1: float | None
+    top5: float | None
+    max_excess: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (infinities become strings)."""
+        return {k: _json_float(v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One limit applied to one metric of one output."""
+
+    output: str
+    metric: str
+    value: float | str
+    limit: str
+    passed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Result of comparing all outputs with one reference.
+
+    Attributes:
+        reference: what was compared against (``eager_float``, ``fake_quant``).
+        metrics: per-output metrics (empty when the structure did not match).
+        checks: every limit applied, passed or not.
+        problems: structural problems (count, shape, dtype, NaN/Inf).
+    """
+
+    reference: str
+    metrics: tuple[OutputMetrics, ...]
+    checks: tuple[Check, ...]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """True when there is no structural problem and every check passed."""
+        return not self.problems and all(c.passed for c in self.checks)
+
+    def failures(self) -> list[Check]:
+        """The checks that failed."""
+        return [c for c in self.checks if not c.passed]
+
+
+def _json_float(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def snr_db(actual: Array, reference: Array) -> float:
+    """Signal-to-noise ratio of ``actual`` against ``reference``, in dB.
+
+    ``inf`` when they are equal; ``-inf`` when the reference is all zeros and
+    ``actual`` is not.
+    """
+    ref = reference.astype(np.float64).ravel()
+    noise = float(np.sum((actual.astype(np.float64).ravel() - ref) ** 2))
+    signal = float(np.sum(ref**2))
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+def cosine_similarity(actual: Array, reference: Array) -> float:
+    """Cosine similarity of the flattened arrays; 1.0 when both are all zeros."""
+    a = actual.astype(np.float64).ravel()
+    r = reference.astype(np.float64).ravel()
+    norm = float(np.linalg.norm(a) * np.linalg.norm(r))
+    if norm == 0.0:
+        return 1.0 if not np.any(a) and not np.any(r) else 0.0
+    return float(np.dot(a, r) / norm)
+
+
+def _is_classifier_like(reference: Array) -> bool:
+    # [batch, classes] float scores with at least two classes.
+    return reference.ndim == 2 and reference.shape[1] >= 2 and reference.dtype.kind == "f"
+
+
+def topk_agreement(actual: Array, reference: Array, k: int) -> float:
+    """Fraction of rows where the reference's argmax is among the actual top ``k``."""
+    ref_top1 = np.argmax(reference, axis=1)
+    actual_topk = np.argsort(-actual, axis=1, kind="stable")[:, :k]
+    hits = [ref_top1[i] in actual_topk[i] for i in range(reference.shape[0])]
+    return float(np.mean(hits))
+
+
+def output_metrics(
+    index: int, actual: Array, reference: Array, *, scale: float | None = None, rtol: float = 0.0
+) -> OutputMetrics:
+    """All metrics of one output (same shape assumed)."""
+    a = actual.astype(np.float64)
+    r = reference.astype(np.float64)
+    diff = np.abs(a - r)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    mean_abs = float(diff.mean()) if diff.size else 0.0
+    excess = diff - rtol * np.abs(r)
+    top1 = top5 = None
+    if _is_classifier_like(reference) and reference.size:
+        top1 = topk_agreement(a, r, 1)
+        if reference.shape[1] >= 5:
+            top5 = topk_agreement(a, r, 5)
+    return OutputMetrics(
+        index=index,
+        max_abs=max_abs,
+        mean_abs=mean_abs,
+        max_lsb=max_abs / scale if scale else None,
+        snr_db=snr_db(a, r),
+        cosine=cosine_similarity(a, r),
+        top1=top1,
+        top5=top5,
+        max_excess=float(excess.max()) if excess.size else 0.0,
+    )
+
+
+def _limit_checks(name: str, m: OutputMetrics, tol: Tolerance) -> list[Check]:
+    checks: list[Check] = []
+    if tol.atol is not None:
+        rtol = tol.rtol or 0.0
+        limit = f"{tol.atol:g}" + (f" + {rtol:g}*|ref|" if rtol else "")
+        checks.append(Check(name, "max_abs_err", m.max_abs, limit, m.max_excess <= tol.atol))
+    if tol.max_lsb is not None and m.max_lsb is not None:
+        # A tiny epsilon: max_abs/scale of exactly one step can land at 1.0000001.
+        checks.append(
+            Check(name, "max_err_lsb", m.max_lsb, f"{tol.max_lsb:g}", m.max_lsb <= tol.max_lsb + 1e-6)
+        )
+    if tol.min_snr_db is not None:
+        checks.append(
+            Check(name, "snr_db", m.snr_db, f">= {tol.min_snr_db:g}", m.snr_db >= tol.min_snr_db)
+        )
+    if tol.min_cosine is not None:
+        checks.append(
+            Check(name, "cosine", m.cosine, f">= {tol.min_cosine:g}", m.cosine >= tol.min_cosine)
+        )
+    if tol.min_top1 is not None and m.top1 is not None:
+        checks.append(Check(name, "top1", m.top1, f">= {tol.min_top1:g}", m.top1 >= tol.min_top1))
+    return checks
+
+
+def compare_outputs(
+    actual: Sequence[Array],
+    reference: Sequence[Array],
+    tolerance: Tolerance,
+    *,
+    reference_name: str,
+    scales: Sequence[float | None] | None = None,
+) -> Comparison:
+    """Compare every output with its reference under ``tolerance``.
+
+    Args:
+        actual: the board's outputs.
+        reference: the reference outputs, same order.
+        tolerance: the limits to apply.
+        reference_name: what the reference is, for reports.
+        scales: per-output quantization scale (``None`` for float outputs).
+
+    Returns:
+        A :class:`Comparison`; structural problems (count, shape, dtype, NaN/Inf)
+        are reported in ``problems`` rather than raised.
+    """
+    problems: list[str] = []
+    if len(actual) != len(reference):
+        problems.append(f"output count: board gave {len(actual)}, reference has {len(reference)}")
+        return Comparison(reference_name, (), (), tuple(problems))
+    metrics: list[OutputMetrics] = []
+    checks: list[Check] = []
+    for i, (a, r) in enumerate(zip(actual, reference, strict=True)):
+        name = f"out[{i}]"
+        a, r = np.asarray(a), np.asarray(r)
+        if a.shape != r.shape:
+            problems.append(f"{name} shape: board gave {list(a.shape)}, reference {list(r.shape)}")
+            continue
+        if a.dtype != r.dtype:
+            problems.append(f"{name} dtype: board gave {a.dtype}, reference {r.dtype}")
+            continue
+        if a.dtype == np.bool_:
+            mismatched = int(np.sum(a != r))
+            checks.append(Check(name, "mismatched_elements", mismatched, "0", mismatched == 0))
+            continue
+        if a.dtype.kind == "f":
+            bad = ~np.isfinite(a) & np.isfinite(r)
+            if bad.any():
+                problems.append(
+                    f"{name}: {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} Inf "
+                    f"values where the reference is finite"
+                )
+                continue
+        scale = scales[i] if scales is not None and i < len(scales) else None
+        m = output_metrics(i, a, r, scale=scale, rtol=tolerance.rtol or 0.0)
+        metrics.append(m)
+        checks.extend(_limit_checks(name, m, tolerance))
+    return Comparison(reference_name, tuple(metrics), tuple(checks), tuple(problems))
+
+
+def _fmt(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
+
+
+def format_table(comparisons: Sequence[Comparison], *, only_failed: bool = False) -> str:
+    """A compact text table: reference, output, metric, value, limit, status."""
+    rows = [("reference", "output", "metric", "value", "limit", "")]
+    for comparison in comparisons:
+        for problem in comparison.problems:
+            rows.append((comparison.reference, "-", "structure", problem, "-", "FAIL"))
+        for check in comparison.checks:
+            if only_failed and check.passed:
+                continue
+            rows.append(
+                (
+                    comparison.reference,
+                    check.output,
+                    check.metric,
+                    _fmt(check.value),
+                    check.limit,
+                    "ok" if check.passed else "FAIL",
+                )
+            )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)

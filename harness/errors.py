@@ -1,0 +1,112 @@
+"""Errors raised by the harness, one class per pipeline stage.
+
+::
+
+    HarnessError
+    ├── ConfigError          bad option, board file or marker (names the file/field)
+    ├── BuildError           export, quantization, lowering or serialization failed
+    ├── BoardUnavailable     the board cannot run on this machine (carries an install hint)
+    ├── RunError             the board was reached but the run did not produce a result
+    │   ├── RunTimeout       the run exceeded its time limit and was killed
+    │   └── RunCrashed       the runtime aborted, faulted or exited badly
+    └── InfrastructureError  the harness's own plumbing failed (worker launch, disk)
+
+A numeric mismatch is not an exception: it is a :class:`harness.compare.Verdict`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class FailureClass(enum.StrEnum):
+    """Why a test did not pass; written to every result record."""
+
+    BUILD_ERROR = "build_error"
+    BOARD_UNAVAILABLE = "board_unavailable"
+    TIMEOUT = "timeout"
+    CRASH = "crash"
+    NUMERIC_MISMATCH = "numeric_mismatch"
+    INFRASTRUCTURE = "infrastructure_error"
+    CONFIG_ERROR = "config_error"
+    TEST_ERROR = "test_error"
+
+
+class HarnessError(Exception):
+    """Root of all harness errors."""
+
+    failure_class: FailureClass = FailureClass.INFRASTRUCTURE
+
+
+class ConfigError(HarnessError):
+    """A board file, option or marker is invalid; the message names it."""
+
+    failure_class = FailureClass.CONFIG_ERROR
+
+
+class BuildError(HarnessError):
+    """Turning a model into a program failed; the message names the model and stage."""
+
+    failure_class = FailureClass.BUILD_ERROR
+
+
+class BoardUnavailable(HarnessError):
+    """The board cannot run on this machine.
+
+    Args:
+        board: board name.
+        reason: what is missing.
+        hint: what to do about it.
+    """
+
+    failure_class = FailureClass.BOARD_UNAVAILABLE
+
+    def __init__(self, board: str, reason: str, hint: str = "") -> None:
+        self.board = board
+        self.reason = reason
+        self.hint = hint
+        text = f"board '{board}' cannot run here: {reason}"
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+class RunError(HarnessError):
+    """A run on a board did not produce a result.
+
+    Args:
+        message: what happened.
+        log_tail: the last lines of the board's log.
+        log_path: where the whole log is, if kept.
+    """
+
+    failure_class = FailureClass.INFRASTRUCTURE
+
+    def __init__(self, message: str, *, log_tail: str = "", log_path: str | None = None) -> None:
+        self.message = message
+        self.log_tail = log_tail
+        self.log_path = log_path
+        text = message
+        if log_path:
+            text += f"\nfull log: {log_path}"
+        if log_tail:
+            text += "\n--- log tail ---\n" + log_tail.rstrip()
+        super().__init__(text)
+
+
+class RunTimeout(RunError):
+    """The run exceeded its time limit; the process was killed."""
+
+    failure_class = FailureClass.TIMEOUT
+
+
+class RunCrashed(RunError):
+    """The runtime aborted, faulted or exited with a bad status."""
+
+    failure_class = FailureClass.CRASH
+
+
+class InfrastructureError(RunError):
+    """The harness's own plumbing failed (worker could not start, disk full...)."""
+
+    failure_class = FailureClass.INFRASTRUCTURE

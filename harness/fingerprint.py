@@ -1,0 +1,119 @@
+"""Content fingerprints of models and inputs: the cache key of a build.
+
+The key must change whenever the built program could change, and must be
+computable without ``torch.export`` (a warm run exports nothing). It covers:
+
+* every module class in the model tree: qualified name and source code;
+* every module's structure (``extra_repr``) and its plain attributes
+  (numbers, strings, tuples: what ``forward`` may read besides weights);
+* every parameter and buffer: name, dtype, shape and bytes;
+* the example inputs' specs (shape, dtype), and their values when they
+  calibrate quantization;
+* the compile target, build options and tool versions.
+
+Code a module calls outside its class (module-level helpers) is not covered;
+``--no-cache`` rebuilds everything when in doubt.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+_PLAIN = (bool, int, float, str, type(None))
+# Attributes nn.Module keeps for its own bookkeeping.
+_MODULE_INTERNALS = frozenset(
+    {"training", "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"}
+)
+
+
+@functools.cache
+def _class_source(cls: type) -> str:
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        # Built-in or dynamically created class: fall back to its name only.
+        return f"<no source: {cls.__module__}.{cls.__qualname__}>"
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, tuple | list) and all(isinstance(v, _PLAIN) for v in value):
+        return list(value)
+    return None
+
+
+def _module_classes(cls: type) -> list[type]:
+    # The class and its user-defined bases; torch's own classes are pinned by version.
+    return [c for c in cls.__mro__ if not c.__module__.startswith(("torch.", "builtins"))]
+
+
+def tensor_digest(h: Any, name: str, tensor: torch.Tensor) -> None:
+    """Feed a tensor's name, dtype, shape and bytes into hash ``h``."""
+    import torch
+
+    t = tensor.detach().contiguous().cpu()
+    h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+    if t.numel():
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's code, structure, attributes and weights."""
+    h = hashlib.sha256()
+    for name, module in model.named_modules():
+        cls = type(module)
+        h.update(f"module:{name}:{cls.__module__}.{cls.__qualname__}\n".encode())
+        for klass in _module_classes(cls):
+            h.update(_class_source(klass).encode())
+        h.update(module.extra_repr().encode())
+        attrs = {
+            k: _plain_value(v)
+            for k, v in sorted(vars(module).items())
+            if k not in _MODULE_INTERNALS and _plain_value(v) is not None
+        }
+        h.update(json.dumps(attrs, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict(keep_vars=False).items():
+        tensor_digest(h, name, tensor)
+    return h.hexdigest()
+
+
+def input_specs(inputs: Sequence[torch.Tensor]) -> list[dict[str, Any]]:
+    """Shape and dtype of each example input, JSON-safe."""
+    return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in inputs]
+
+
+def values_fingerprint(tensors: Sequence[Sequence[torch.Tensor]]) -> str:
+    """SHA-256 of the values of a list of input tuples (calibration data)."""
+    h = hashlib.sha256()
+    for i, sample in enumerate(tensors):
+        for j, tensor in enumerate(sample):
+            tensor_digest(h, f"{i}.{j}", tensor)
+    return h.hexdigest()
+
+
+def build_key(
+    *,
+    model_hash: str,
+    inputs: Sequence[Mapping[str, Any]],
+    target: str,
+    options: Mapping[str, Any],
+    versions: Mapping[str, str | None],
+) -> str:
+    """The cache key: SHA-256 over everything that determines the program."""
+    document = {
+        "model": model_hash,
+        "inputs": list(inputs),
+        "target": target,
+        "options": dict(options),
+        "versions": dict(versions),
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

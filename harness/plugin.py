@@ -1,0 +1,483 @@
+"""The pytest plugin: options, the board matrix, fixtures and result records.
+
+Registered through the ``pytest11`` entry point, so it loads in every pytest run
+of an environment that has et-hil installed: importing it must stay cheap.
+torch and ExecuTorch are imported only when a fixture first needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from harness.boardspec import CAPABILITIES, load_boards, resolve_board_names
+from harness.cache import default_cache_dir
+from harness.errors import ConfigError, FailureClass, HarnessError
+from harness.results import ResultsWriter, read_records
+from harness.session import HarnessConfig, HarnessSession
+from harness.tolerance import Tolerance
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.artifact import Artifact
+    from harness.boards import Board
+    from harness.check import CheckResult
+    from harness.quantization import QuantConfig
+
+CONFIG_KEY = pytest.StashKey[HarnessConfig]()
+SESSION_KEY = pytest.StashKey[HarnessSession]()
+RUN_ID_KEY = pytest.StashKey[str]()
+RECORD_KEY = pytest.StashKey[dict[str, Any]]()
+REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+MARKERS = (
+    "et_needs(*capabilities): run only on boards with these capabilities "
+    f"({', '.join(CAPABILITIES)}); skipped with the reason elsewhere",
+    "et_tolerance(**limits, vs_float=None): override the board's default tolerance "
+    "(atol, rtol, max_lsb, min_snr_db, min_cosine, min_top1) for this test",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the et-hil options."""
+    group = parser.getgroup("et-hil", "ExecuTorch hardware-in-the-loop (et-hil)")
+    group.addoption(
+        "--board",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run board tests on NAME; repeat for a matrix (default: host). "
+        "'et-hil boards' lists them.",
+    )
+    group.addoption(
+        "--board-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="add the board defined in this TOML file (repeatable)",
+    )
+    group.addoption(
+        "--require-boards",
+        action="store_true",
+        help="fail, instead of skip, tests on boards that cannot run on this machine",
+    )
+    group.addoption(
+        "--build-only", action="store_true", help="build and record programs, run nothing"
+    )
+    group.addoption("--no-cache", action="store_true", help="rebuild every program")
+    group.addoption(
+        "--build-cache",
+        metavar="DIR",
+        help="artifact cache folder (default: $ET_HIL_CACHE_DIR or ~/.cache/et-hil)",
+    )
+    group.addoption(
+        "--results",
+        metavar="PATH",
+        help="JSON Lines file of per-test records (default: et-hil-results/results.jsonl)",
+    )
+    group.addoption(
+        "--run-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="time limit of one run on a board (default: the board file's run_timeout_s)",
+    )
+
+
+def _resolve_config(config: pytest.Config) -> HarnessConfig:
+    option = config.option
+    try:
+        boards = load_boards(option.board_file)
+        selected = resolve_board_names(option.board or ["host"], boards)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    results = Path(option.results) if option.results else Path("et-hil-results/results.jsonl")
+    if not results.is_absolute():
+        results = Path(config.invocation_params.dir) / results
+    cache_dir = Path(option.build_cache) if option.build_cache else default_cache_dir()
+    if option.run_timeout is not None and option.run_timeout <= 0:
+        raise pytest.UsageError(f"--run-timeout must be positive, got {option.run_timeout}")
+    return HarnessConfig(
+        boards=boards,
+        selected=tuple(selected),
+        require_boards=option.require_boards,
+        build_only=option.build_only,
+        cache_dir=cache_dir.expanduser().resolve(),
+        use_cache=not option.no_cache,
+        results_path=results.resolve(),
+        run_timeout_s=option.run_timeout,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve options once; start the results file (in the controlling process)."""
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    harness_config = _resolve_config(config)
+    config.stash[CONFIG_KEY] = harness_config
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        config.stash[RUN_ID_KEY] = uuid.uuid4().hex[:12]
+        ResultsWriter(harness_config.results_path).reset()
+    else:
+        config.stash[RUN_ID_KEY] = workerinput.get("et_hil_run_id", "unknown")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: give workers the run id of the controller."""
+    node.workerinput["et_hil_run_id"] = node.config.stash[RUN_ID_KEY]
+
+
+def _session(config: pytest.Config) -> HarnessSession:
+    if SESSION_KEY not in config.stash:
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
+        config.stash[SESSION_KEY] = HarnessSession(config.stash[CONFIG_KEY], worker)
+    return config.stash[SESSION_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close boards: nothing is left running."""
+    if SESSION_KEY in config.stash:
+        config.stash[SESSION_KEY].close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say where tests run, where programs are cached and where results go."""
+    hc = config.stash[CONFIG_KEY]
+    cache = str(hc.cache_dir) if hc.use_cache else "off (--no-cache)"
+    mode = " (build only)" if hc.build_only else ""
+    return [
+        f"et-hil: boards {', '.join(hc.selected)}{mode}; cache {cache}",
+        f"et-hil: results {hc.results_path}",
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses the ``board`` fixture once per selected board."""
+    if "board" in metafunc.fixturenames:
+        selected = list(metafunc.config.stash[CONFIG_KEY].selected)
+        metafunc.parametrize("board", selected, indirect=True, ids=selected)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Reject misused markers before anything runs."""
+    for item in items:
+        for marker in item.iter_markers("et_needs"):
+            unknown = [c for c in marker.args if c not in CAPABILITIES]
+            if unknown or marker.kwargs:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: et_needs takes capability names "
+                    f"({', '.join(CAPABILITIES)}); got {unknown or marker.kwargs}"
+                )
+        for marker in item.iter_markers("et_tolerance"):
+            try:
+                _marker_tolerances(marker.kwargs, where=item.nodeid)
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from exc
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Open the selected boards as soon as a test that needs one is collected, so
+    the host runtime's ~5 s import overlaps the rest of collection and the builds."""
+    config = item.config
+    hc = config.stash[CONFIG_KEY]
+    if hc.build_only or SESSION_KEY in config.stash:
+        return
+    if "board" in getattr(item, "fixturenames", ()):
+        session = _session(config)
+        for name in hc.selected:
+            session.board(name)
+
+
+def _marker_tolerances(kwargs: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    main = {k: v for k, v in kwargs.items() if k != "vs_float"}
+    vs_float = dict(kwargs.get("vs_float") or {})
+    Tolerance.from_mapping(main, f"{where}: et_tolerance")
+    Tolerance.from_mapping(vs_float, f"{where}: et_tolerance(vs_float=...)")
+    return main, vs_float
+
+
+def _record(item: pytest.Item) -> dict[str, Any]:
+    if RECORD_KEY not in item.stash:
+        item.stash[RECORD_KEY] = {}
+    return item.stash[RECORD_KEY]
+
+
+@pytest.fixture
+def board(request: pytest.FixtureRequest) -> Board:
+    """The board this test runs on (one test per ``--board``); skips where it cannot run."""
+    hc = request.config.stash[CONFIG_KEY]
+    name = getattr(request, "param", hc.selected[0])
+    spec = hc.boards[name]
+    record = _record(request.node)
+    record["board"] = name
+    needed = [c for m in request.node.iter_markers("et_needs") for c in m.args]
+    missing = sorted(set(needed) - spec.capabilities)
+    if missing:
+        pytest.skip(f"board '{name}' lacks {', '.join(missing)} (needed by this test)")
+    the_board = _session(request.config).board(name)
+    availability = the_board.availability()
+    if not availability.ok:
+        record["failure_class"] = str(FailureClass.BOARD_UNAVAILABLE)
+        message = f"board '{name}' cannot run here: {availability.reason}"
+        if availability.hint:
+            message += f" ({availability.hint})"
+        if hc.require_boards:
+            pytest.fail(message + " [--require-boards]", pytrace=False)
+        pytest.skip(message)
+    return the_board
+
+
+def _add_artifact(item: pytest.Item, artifact: Artifact) -> None:
+    _record(item)["artifact"] = artifact.summary()
+    item.user_properties.extend(
+        [
+            ("et_artifact", artifact.key[:16]),
+            ("et_cache_hit", artifact.cache_hit),
+            ("et_pte_bytes", artifact.metadata.get("pte_bytes")),
+        ]
+    )
+
+
+@pytest.fixture
+def et_build(request: pytest.FixtureRequest, board: Board) -> Callable[..., Artifact]:
+    """``et_build(model, example_inputs, *, quantize=None, calibration=None) -> Artifact``.
+
+    Builds (or finds in the cache) the program of ``model`` for this test's board.
+    """
+    session = _session(request.config)
+
+    def build(
+        model: torch.nn.Module,
+        example_inputs: Any,
+        *,
+        quantize: bool | str | QuantConfig | None = None,
+        calibration: Sequence[Sequence[torch.Tensor]] | None = None,
+    ) -> Artifact:
+        artifact = session.builder.build(
+            model,
+            example_inputs,
+            target=board.spec.target,
+            board=board.spec.name,
+            quantize=quantize,
+            calibration=calibration,
+        )
+        _add_artifact(request.node, artifact)
+        return artifact
+
+    return build
+
+
+def _merge(base: Tolerance, changes: Mapping[str, Any]) -> Tolerance:
+    return dataclasses.replace(base, **{k: float(v) for k, v in changes.items()})
+
+
+@pytest.fixture
+def et_check(
+    request: pytest.FixtureRequest, board: Board, tmp_path: Path
+) -> Callable[..., CheckResult | None]:
+    """``et_check(model, inputs, *, quantize=None, ...) -> CheckResult``.
+
+    Builds the program for this test's board, runs it, compares it with eager
+    PyTorch (and the fake-quant reference when quantized), records the metrics,
+    and fails the test with a metric table when outputs differ beyond tolerance.
+    Keyword arguments: ``quantize``, ``calibration``, ``reference`` (another
+    eager model to compare with), ``tolerance`` and ``vs_float`` (dicts of
+    limits or :class:`~harness.tolerance.Tolerance`), ``debug_buffer_size``.
+    """
+    hc = request.config.stash[CONFIG_KEY]
+    session = _session(request.config)
+    item = request.node
+    record = _record(item)
+
+    def check(
+        model: torch.nn.Module,
+        inputs: Any,
+        *,
+        quantize: bool | str | QuantConfig | None = None,
+        calibration: Sequence[Sequence[torch.Tensor]] | None = None,
+        reference: torch.nn.Module | None = None,
+        tolerance: Tolerance | Mapping[str, Any] | None = None,
+        vs_float: Tolerance | Mapping[str, Any] | None = None,
+        debug_buffer_size: int = 0,
+    ) -> CheckResult | None:
+        from harness.check import check_model
+        from harness.quantization import QuantConfig
+
+        quantized = QuantConfig.coerce(quantize) is not None
+        policy = board.spec.tolerance
+        main = policy.quantized if quantized else policy.float
+        secondary = policy.quantized_vs_float
+        for marker in reversed(list(item.iter_markers("et_tolerance"))):
+            marker_main, marker_vs_float = _marker_tolerances(marker.kwargs, item.nodeid)
+            main, secondary = _merge(main, marker_main), _merge(secondary, marker_vs_float)
+        for given, target_name in ((tolerance, "main"), (vs_float, "vs_float")):
+            if given is None:
+                continue
+            if isinstance(given, Tolerance):
+                value = given
+            else:
+                try:
+                    Tolerance.from_mapping(given, f"{item.nodeid}: {target_name} tolerance")
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from exc
+                value = _merge(main if target_name == "main" else secondary, given)
+            if target_name == "main":
+                main = value
+            else:
+                secondary = value
+
+        if hc.build_only:
+            artifact = session.builder.build(
+                model, inputs, target=board.spec.target, board=board.spec.name,
+                quantize=quantize, calibration=calibration,
+            )
+            _add_artifact(item, artifact)
+            record["ran"] = False
+            pytest.skip(f"--build-only: built {artifact.key[:12]}; nothing ran")
+
+        started = time.perf_counter()
+        result = check_model(
+            session.builder,
+            board,
+            model,
+            inputs,
+            run_dir=tmp_path / "run",
+            quantize=quantize,
+            calibration=calibration,
+            reference=reference,
+            tolerance=main,
+            vs_float=secondary,
+            debug_buffer_size=debug_buffer_size,
+        )
+        _add_artifact(item, result.artifact)
+        record["ran"] = True
+        record["timings"] = {
+            **{k: round(v, 6) for k, v in result.timings.items()},
+            **result.run.timings(),
+            "check_s": round(time.perf_counter() - started, 6),
+        }
+        record["etdump"] = str(result.run.etdump_path) if result.run.etdump_path else None
+        record["comparisons"] = [
+            {
+                "reference": c.reference,
+                "passed": c.passed,
+                "problems": list(c.problems),
+                "metrics": [m.as_dict() for m in c.metrics],
+                "checks": [dataclasses.asdict(ch) for ch in c.checks],
+            }
+            for c in result.comparisons
+        ]
+        item.user_properties.append(("et_execute_ms", round(result.run.execute_s * 1e3, 4)))
+        for c in result.comparisons:
+            for m in c.metrics:
+                prefix = f"et_{c.reference}_out{m.index}"
+                item.user_properties.append((f"{prefix}_snr_db", round(m.snr_db, 3)))
+                item.user_properties.append((f"{prefix}_max_abs", m.max_abs))
+                if m.max_lsb is not None:
+                    item.user_properties.append((f"{prefix}_max_lsb", round(m.max_lsb, 4)))
+        item.user_properties.append(("et_verdict", "pass" if result.passed else "fail"))
+        if not result.passed:
+            record["failure_class"] = str(FailureClass.NUMERIC_MISMATCH)
+            pytest.fail(
+                f"model '{result.artifact.model_name}' on board '{board.spec.name}': "
+                f"outputs differ from the reference\n{result.table()}",
+                pytrace=False,
+            )
+        return result
+
+    return check
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Any:
+    """Shorten harness errors to their message; write the record after teardown."""
+    report: pytest.TestReport = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, HarnessError):
+        exc = call.excinfo.value
+        report.longrepr = f"{type(exc).__name__} [{exc.failure_class}]: {exc}"
+        _record(item).setdefault("failure_class", str(exc.failure_class))
+    if "board" in getattr(item, "fixturenames", ()):
+        reports = item.stash.setdefault(REPORTS_KEY, {})
+        reports[report.when] = report
+        if report.when == "teardown":
+            _write_record(item, reports)
+    return report
+
+
+def _outcome(reports: Mapping[str, pytest.TestReport]) -> tuple[str, str]:
+    for when in ("setup", "call", "teardown"):
+        report = reports.get(when)
+        if report is None:
+            continue
+        if report.failed:
+            return ("failed" if when == "call" else "error"), str(report.longrepr)[:2000]
+        if report.skipped:
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            return "skipped", reason
+    return "passed", ""
+
+
+def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -> None:
+    from harness.versions import tool_versions
+
+    config = item.config
+    hc = config.stash[CONFIG_KEY]
+    record = _record(item)
+    outcome, message = _outcome(reports)
+    if outcome in ("failed", "error") and "failure_class" not in record:
+        record["failure_class"] = str(FailureClass.TEST_ERROR)
+    if outcome == "passed":
+        record.pop("failure_class", None)
+    record.update(
+        {
+            "run_id": config.stash[RUN_ID_KEY],
+            "test": item.nodeid,
+            "outcome": outcome,
+            "message": message,
+            "duration_s": round(sum(r.duration for r in reports.values()), 4),
+            "worker": getattr(config, "workerinput", {}).get("workerid", "main"),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": tool_versions(),
+        }
+    )
+    record.setdefault("failure_class", None)
+    ResultsWriter(hc.results_path).append(record)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Per-board summary of this run, read back from the results file."""
+    if hasattr(config, "workerinput"):
+        return
+    hc = config.stash[CONFIG_KEY]
+    run_id = config.stash[RUN_ID_KEY]
+    records = [r for r in read_records(hc.results_path) if r.get("run_id") == run_id]
+    if not records:
+        return
+    terminalreporter.section("et-hil summary")
+    by_board: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_board.setdefault(r.get("board", "?"), []).append(r)
+    for name, rows in by_board.items():
+        counts = {o: sum(1 for r in rows if r["outcome"] == o) for o in ("passed", "failed", "error", "skipped")}
+        artifacts = [r["artifact"] for r in rows if r.get("artifact")]
+        hits = sum(1 for a in artifacts if a.get("cache_hit"))
+        executes = [r["timings"]["execute_s"] for r in rows if r.get("timings", {}).get("execute_s") is not None]
+        median = f"{statistics.median(executes) * 1e3:.3f} ms" if executes else "-"
+        terminalreporter.write_line(
+            f"{name:<16} passed {counts['passed']}, failed {counts['failed']}, "
+            f"errors {counts['error']}, skipped {counts['skipped']}; "
+            f"programs from cache {hits}/{len(artifacts)}; median execute {median}"
+        )
+    terminalreporter.write_line(f"records: {hc.results_path} ({len(records)} tests)")

@@ -1,0 +1,74 @@
+"""One harness session per process: the configuration, the boards and the builder."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.boards import Board, make_board
+from harness.boardspec import BoardSpec
+from harness.build import Builder
+from harness.cache import ArtifactCache
+
+
+@dataclasses.dataclass(frozen=True)
+class HarnessConfig:
+    """Settings resolved once from options, environment and defaults.
+
+    Attributes:
+        boards: known boards by name.
+        selected: names to run on, in order.
+        require_boards: fail (instead of skip) tests on boards that cannot run here.
+        build_only: build and record, run nothing.
+        cache_dir: artifact cache folder.
+        use_cache: False with ``--no-cache``.
+        results_path: the JSON Lines results file.
+        run_timeout_s: overrides every board's run timeout when set.
+    """
+
+    boards: Mapping[str, BoardSpec]
+    selected: tuple[str, ...]
+    require_boards: bool
+    build_only: bool
+    cache_dir: Path
+    use_cache: bool
+    results_path: Path
+    run_timeout_s: float | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        """Where board logs go: beside the results file."""
+        return self.results_path.parent / "logs"
+
+
+class HarnessSession:
+    """Boards (opened on first use, one per name) and the builder of one process.
+
+    Args:
+        config: the resolved settings.
+        worker_id: ``gw0``... under xdist, ``main`` otherwise (names log files).
+    """
+
+    def __init__(self, config: HarnessConfig, worker_id: str = "main") -> None:
+        self.config = config
+        self.worker_id = worker_id
+        self.cache = ArtifactCache(config.cache_dir, enabled=config.use_cache)
+        self.builder = Builder(self.cache)
+        self._boards: dict[str, Board] = {}
+
+    def board(self, name: str) -> Board:
+        """The board called ``name``, created and opened on first use."""
+        if name not in self._boards:
+            board = make_board(self.config.boards[name], self.config.log_dir / self.worker_id)
+            if board.availability().ok:
+                board.open()
+            self._boards[name] = board
+        return self._boards[name]
+
+    def close(self) -> None:
+        """Close every board and drop ``--no-cache`` scratch files."""
+        for board in self._boards.values():
+            board.close()
+        self._boards.clear()
+        self.cache.close()
