@@ -80,7 +80,9 @@ class Artifact:
     def from_folder(cls, key: str, folder: Path, *, cache_hit: bool, obtain_s: float) -> Artifact:
         """Load an artifact's metadata from its folder."""
         metadata = json.loads((folder / METADATA_NAME).read_text())
-        return cls(key=key, folder=folder, metadata=metadata, cache_hit=cache_hit, obtain_s=obtain_s)
+        return cls(
+            key=key, folder=folder, metadata=metadata, cache_hit=cache_hit, obtain_s=obtain_s
+        )
 
     def summary(self) -> dict[str, Any]:
         """The fields a result record carries."""

@@ -78,7 +78,7 @@ class BoardSpec:
     capabilities: frozenset[str] = frozenset()
     run_timeout_s: float = 60.0
     memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    tolerance: TolerancePolicy = TolerancePolicy()
+    tolerance: TolerancePolicy = dataclasses.field(default_factory=TolerancePolicy)
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     path: Path | None = None
 
@@ -209,7 +209,8 @@ def load_boards(extra_files: Iterable[str | Path] = ()) -> dict[str, BoardSpec]:
         spec = load_board_file(extra)
         if spec.name in seen_user:
             raise ConfigError(
-                f"board file {extra}: board '{spec.name}' is already defined by {seen_user[spec.name]}"
+                f"board file {extra}: board '{spec.name}' is already defined by "
+                f"{seen_user[spec.name]}"
             )
         seen_user[spec.name] = Path(extra)
         boards[spec.name] = spec

@@ -60,14 +60,14 @@ def validate_inputs(model: torch.nn.Module, inputs: Any) -> tuple[torch.Tensor, 
 
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
-    inputs = tuple(inputs)
-    for i, value in enumerate(inputs):
+    result: tuple[torch.Tensor, ...] = tuple(inputs)
+    for i, value in enumerate(result):
         if not isinstance(value, torch.Tensor):
             raise BuildError(
                 f"model '{model_name(model)}': example input {i} is a {type(value).__name__}, "
                 "not a torch.Tensor; pass a tuple of tensors"
             )
-    return inputs
+    return result
 
 
 def run_eager(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -100,7 +100,8 @@ class ArtifactCache:
         return self.root / "entries" / key[:2] / key
 
     def lookup(self, key: str) -> Path | None:
-        """The verified entry for ``key``, or ``None``; removes a corrupt entry."""
+        """The verified entry for ``key``, or ``None`` (a corrupt entry is logged here
+        and replaced by the next :meth:`get_or_build`)."""
         if not self.enabled:
             return None
         folder = self.entry_dir(key)
@@ -153,6 +154,7 @@ class ArtifactCache:
             tmp_root = self.root / "tmp"
             tmp_root.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f"{key[:12]}-", dir=tmp_root))
+            staging.chmod(0o755)  # mkdtemp makes it 0700; a shared cache must be readable
             try:
                 build(staging)
                 write_manifest(staging)

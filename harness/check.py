@@ -54,7 +54,7 @@ def _load_reference(path: str) -> Any:
 
     # Defines the quantized_decomposed operators the saved program refers to
     # (cheap; torchao's pt2e package would define them too, at ~1 s import).
-    import torch.ao.quantization.fx._decomposed  # noqa: F401
+    import torch.ao.quantization.fx._decomposed
 
     return torch.export.load(path).module()
 
@@ -83,6 +83,7 @@ def check_model(
     tolerance: Tolerance | None = None,
     vs_float: Tolerance | None = None,
     debug_buffer_size: int = 0,
+    timeout_s: float | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -99,6 +100,7 @@ def check_model(
             float; quantized: against fake-quant); default from the board file.
         vs_float: limits of a quantized program against eager float.
         debug_buffer_size: bytes for intermediate outputs in the ETDump (0: off).
+        timeout_s: time limit of the run (default: the board file's).
 
     Raises:
         BuildError, RunError, ConfigError: no result could be produced.
@@ -118,7 +120,11 @@ def check_model(
 
     t0 = time.perf_counter()
     run = board.run(
-        artifact, _to_numpy(tensors), run_dir=run_dir, debug_buffer_size=debug_buffer_size
+        artifact,
+        _to_numpy(tensors),
+        run_dir=run_dir,
+        timeout_s=timeout_s,
+        debug_buffer_size=debug_buffer_size,
     )
     timings["run_s"] = time.perf_counter() - t0
 
@@ -148,7 +154,9 @@ def check_model(
         )
     else:
         comparisons.append(
-            compare_outputs(run.outputs, eager, tolerance or policy.float, reference_name="eager_float")
+            compare_outputs(
+                run.outputs, eager, tolerance or policy.float, reference_name="eager_float"
+            )
         )
     timings["compare_s"] = time.perf_counter() - t0
     return CheckResult(artifact, run, tuple(comparisons), timings)

@@ -5,8 +5,9 @@ computable without ``torch.export`` (a warm run exports nothing). It covers:
 
 * every module class in the model tree: qualified name and source code;
 * every module's structure (``extra_repr``) and its plain attributes
-  (numbers, strings, tuples: what ``forward`` may read besides weights);
-* every parameter and buffer: name, dtype, shape and bytes;
+  (numbers, strings, dtypes, tuples, dicts: what ``forward`` may read);
+* every parameter and buffer (persistent or not) and tensor attribute:
+  name, dtype, shape and bytes;
 * the example inputs' specs (shape, dtype), and their values when they
   calibrate quantization;
 * the compile target, build options and tool versions.
@@ -44,10 +45,21 @@ def _class_source(cls: type) -> str:
 
 
 def _plain_value(value: Any) -> Any:
+    """A JSON-able stand-in for an attribute forward() may read, or None to ignore it."""
+    import torch
+
     if isinstance(value, _PLAIN):
         return value
-    if isinstance(value, tuple | list) and all(isinstance(v, _PLAIN) for v in value):
-        return list(value)
+    if isinstance(value, torch.dtype | torch.device):
+        return str(value)
+    if isinstance(value, tuple | list):
+        items = [_plain_value(v) for v in value]
+        ok = all(i is not None or v is None for i, v in zip(items, value, strict=True))
+        return items if ok else None
+    if isinstance(value, dict):
+        mapping = {str(k): _plain_value(v) for k, v in value.items()}
+        ok = all(mapping[str(k)] is not None or v is None for k, v in value.items())
+        return mapping if ok else None
     return None
 
 
@@ -68,6 +80,8 @@ def tensor_digest(h: Any, name: str, tensor: torch.Tensor) -> None:
 
 def model_fingerprint(model: torch.nn.Module) -> str:
     """SHA-256 of the model's code, structure, attributes and weights."""
+    import torch
+
     h = hashlib.sha256()
     for name, module in model.named_modules():
         cls = type(module)
@@ -81,7 +95,12 @@ def model_fingerprint(model: torch.nn.Module) -> str:
             if k not in _MODULE_INTERNALS and _plain_value(v) is not None
         }
         h.update(json.dumps(attrs, sort_keys=True, default=str).encode())
-    for name, tensor in model.state_dict(keep_vars=False).items():
+        # Tensors kept as plain attributes are constants of the graph.
+        for key, value in sorted(vars(module).items()):
+            if isinstance(value, torch.Tensor):
+                tensor_digest(h, f"{name}.{key}", value)
+    # named_buffers includes non-persistent buffers, which state_dict leaves out.
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         tensor_digest(h, name, tensor)
     return h.hexdigest()
 

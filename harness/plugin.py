@@ -197,7 +197,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
             session.board(name)
 
 
-def _marker_tolerances(kwargs: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _marker_tolerances(
+    kwargs: Mapping[str, Any], where: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     main = {k: v for k, v in kwargs.items() if k != "vs_float"}
     vs_float = dict(kwargs.get("vs_float") or {})
     Tolerance.from_mapping(main, f"{where}: et_tolerance")
@@ -337,8 +339,12 @@ def et_check(
 
         if hc.build_only:
             artifact = session.builder.build(
-                model, inputs, target=board.spec.target, board=board.spec.name,
-                quantize=quantize, calibration=calibration,
+                model,
+                inputs,
+                target=board.spec.target,
+                board=board.spec.name,
+                quantize=quantize,
+                calibration=calibration,
             )
             _add_artifact(item, artifact)
             record["ran"] = False
@@ -357,6 +363,7 @@ def et_check(
             tolerance=main,
             vs_float=secondary,
             debug_buffer_size=debug_buffer_size,
+            timeout_s=hc.run_timeout_s,
         )
         _add_artifact(item, result.artifact)
         record["ran"] = True
@@ -398,9 +405,7 @@ def et_check(
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Any:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Shorten harness errors to their message; write the record after teardown."""
     report: pytest.TestReport = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, HarnessError):
@@ -470,10 +475,17 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for r in records:
         by_board.setdefault(r.get("board", "?"), []).append(r)
     for name, rows in by_board.items():
-        counts = {o: sum(1 for r in rows if r["outcome"] == o) for o in ("passed", "failed", "error", "skipped")}
+        counts = {
+            o: sum(1 for r in rows if r["outcome"] == o)
+            for o in ("passed", "failed", "error", "skipped")
+        }
         artifacts = [r["artifact"] for r in rows if r.get("artifact")]
         hits = sum(1 for a in artifacts if a.get("cache_hit"))
-        executes = [r["timings"]["execute_s"] for r in rows if r.get("timings", {}).get("execute_s") is not None]
+        executes = [
+            r["timings"]["execute_s"]
+            for r in rows
+            if r.get("timings", {}).get("execute_s") is not None
+        ]
         median = f"{statistics.median(executes) * 1e3:.3f} ms" if executes else "-"
         terminalreporter.write_line(
             f"{name:<16} passed {counts['passed']}, failed {counts['failed']}, "

@@ -27,7 +27,9 @@ _PLANNED = re.compile(
 class CompileTarget(Protocol):
     """What the build pipeline asks of a target."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The target's name, as board files spell it."""
 
     def quantizer(self, config: QuantConfig) -> Any:
         """A PT2E quantizer for ``config``."""

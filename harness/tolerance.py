@@ -61,7 +61,9 @@ class Tolerance:
                 )
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{where}: tolerance '{key}' must be a number, got {value!r}")
-            if key not in ("min_snr_db",) and (value < 0 or math.isnan(value)):
+            if not math.isfinite(value):
+                raise ValueError(f"{where}: tolerance '{key}' must be finite, got {value!r}")
+            if key != "min_snr_db" and value < 0:
                 raise ValueError(f"{where}: tolerance '{key}' must be >= 0, got {value!r}")
             values[key] = float(value)
         return cls(**values)
@@ -84,6 +86,7 @@ class TolerancePolicy:
         """
         default = cls()
         parts: dict[str, Tolerance] = {}
+        # A section changes only the limits it names; the others keep their defaults.
         for section, table in data.items():
             if section not in ("float", "quantized", "quantized_vs_float"):
                 raise ValueError(
@@ -92,5 +95,8 @@ class TolerancePolicy:
                 )
             if not isinstance(table, Mapping):
                 raise ValueError(f"{where}: [tolerance.{section}] must be a table")
-            parts[section] = Tolerance.from_mapping(table, f"{where} [tolerance.{section}]")
+            given = Tolerance.from_mapping(table, f"{where} [tolerance.{section}]")
+            parts[section] = dataclasses.replace(
+                getattr(default, section), **{k: getattr(given, k) for k in table}
+            )
         return dataclasses.replace(default, **parts)

@@ -92,17 +92,18 @@ class RuntimeWorker:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise InfrastructureError(f"host board: cannot start the runtime worker: {exc}") from exc
+            raise InfrastructureError(
+                f"host board: cannot start the runtime worker: {exc}"
+            ) from exc
         self._ready = False
         self.starts += 1
 
     def _wait_ready(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
+        assert self._proc is not None
+        assert self._proc.stdout is not None
         offset = 0
         try:
-            message = wire.receive(
-                self._proc.stdout.fileno(), time.monotonic() + STARTUP_TIMEOUT_S
-            )
+            message = wire.receive(self._proc.stdout.fileno(), time.monotonic() + STARTUP_TIMEOUT_S)
         except (wire.WireClosed, wire.WireTimeout) as exc:
             code = self._proc.poll()
             self.kill()
@@ -128,7 +129,9 @@ class RuntimeWorker:
         if not self._ready:
             self._wait_ready()
         proc = self._proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        assert proc is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         try:
             wire.send(proc.stdin, message)

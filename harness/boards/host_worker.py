@@ -43,7 +43,7 @@ def _load_runtime() -> Any:
     # kernels, registered with the runtime as it loads.
     libraries = sorted((root / "kernels" / "quantized").glob("**/*quantized_ops_aot_lib.*"))
     if libraries:
-        torch.ops.load_library(str(libraries[0]))
+        torch.ops.load_library(str(libraries[0]))  # type: ignore[no-untyped-call]
     from executorch.extension.pybindings import _C
 
     return _C

@@ -1,0 +1,165 @@
+"""The ``et-hil`` command: what boards exist and can run here, and whether this machine is ready."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.boards import make_board
+from harness.boardspec import load_boards
+from harness.cache import default_cache_dir
+from harness.errors import ConfigError
+from harness.versions import installed_version
+
+# The stack this version is built and tested against.
+PINNED = {
+    "torch": "2.13.0",
+    "executorch": "1.5.1",
+    "ethos-u-vela": "5.1.0",
+    "tosa-tools": "2026.5.0",
+}
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def cmd_boards(args: argparse.Namespace) -> int:
+    """List known boards and whether each can run on this machine."""
+    boards = load_boards(args.board_file)
+    work_dir = Path(tempfile.gettempdir()) / "et-hil-cli"
+    rows = [("board", "kind", "target", "runs here", "why not / how to fix")]
+    for name, spec in sorted(boards.items()):
+        availability = make_board(spec, work_dir).availability()
+        note = "" if availability.ok else availability.reason
+        if availability.hint:
+            note += f"; {availability.hint}"
+        rows.append((name, spec.kind, spec.target, "yes" if availability.ok else "no", note))
+    print(_table(rows))
+    return 0
+
+
+def _check(ok: bool | None, what: str, detail: str) -> tuple[str, str, str]:
+    status = {True: "ok", False: "FAIL", None: "warn"}[ok]
+    return status, what, detail
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check this machine: Python, the pinned stack, the cache, boards, Docker, FVPs."""
+    rows = [("status", "check", "detail")]
+    py_ok = sys.version_info[:2] == (3, 11)
+    rows.append(
+        _check(py_ok, "python", f"{sys.version.split()[0]}" + ("" if py_ok else " (need 3.11)"))
+    )
+    for dist, pinned in PINNED.items():
+        version = installed_version(dist)
+        if version is None:
+            rows.append(_check(False, dist, f"not installed; pip install '{dist}=={pinned}'"))
+        else:
+            same = version.split("+")[0] == pinned
+            rows.append(
+                _check(same or None, dist, version + ("" if same else f" (tested with {pinned})"))
+            )
+    cache = args.build_cache or default_cache_dir()
+    try:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache):
+            pass
+        rows.append(_check(True, "build cache", f"{cache} writable"))
+    except OSError as exc:
+        rows.append(_check(False, "build cache", f"{cache}: {exc.strerror}; set ET_HIL_CACHE_DIR"))
+    try:
+        boards = load_boards(args.board_file)
+        work_dir = Path(tempfile.gettempdir()) / "et-hil-cli"
+        for name, spec in sorted(boards.items()):
+            a = make_board(spec, work_dir).availability()
+            detail = "can run here" if a.ok else f"{a.reason}; {a.hint}".rstrip("; ")
+            # Only the host board is required; others are optional equipment.
+            rows.append(_check(a.ok if name == "host" else (a.ok or None), f"board {name}", detail))
+    except ConfigError as exc:
+        rows.append(_check(False, "board files", str(exc)))
+    docker = shutil.which("docker")
+    socket = Path("/var/run/docker.sock")
+    if docker is None:
+        rows.append(_check(None, "docker", "not installed (needed only for FVPs in Docker)"))
+    else:
+        running = bool(os.environ.get("DOCKER_HOST")) or socket.exists()
+        rows.append(
+            _check(
+                running or None,
+                "docker",
+                f"{docker}; engine " + ("reachable" if running else "not running (start dockerd)"),
+            )
+        )
+    for fvp in (
+        "FVP_Corstone_SSE-300_Ethos-U55",
+        "FVP_Corstone_SSE-300_Ethos-U65",
+        "FVP_Corstone_SSE-320",
+    ):
+        path = shutil.which(fvp)
+        rows.append(
+            _check(
+                True if path else None,
+                fvp,
+                path or "not on PATH (Arm FVP, EULA download; see README 'Corstone FVPs')",
+            )
+        )
+    print(_table(rows))
+    failed = any(r[0] == "FAIL" for r in rows[1:])
+    print("\n" + ("problems found: fix the FAIL lines above" if failed else "ready"))
+    return 1 if failed else 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Show or clear the artifact cache."""
+    root = Path(args.build_cache or default_cache_dir())
+    entries = list((root / "entries").glob("*/*")) if root.exists() else []
+    if args.action == "clear":
+        shutil.rmtree(root, ignore_errors=True)
+        print(f"removed {len(entries)} entries from {root}")
+        return 0
+    size = sum(p.stat().st_size for e in entries for p in e.rglob("*") if p.is_file())
+    print(f"{root}: {len(entries)} entries, {size / 1e6:.1f} MB")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``et-hil``."""
+    parser = argparse.ArgumentParser(
+        prog="et-hil", description="ExecuTorch hardware-in-the-loop test harness"
+    )
+    parser.add_argument(
+        "--board-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also load this board file (repeatable)",
+    )
+    parser.add_argument("--build-cache", metavar="DIR", help="artifact cache folder")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("boards", help="list boards and whether they can run here").set_defaults(
+        func=cmd_boards
+    )
+    sub.add_parser("doctor", help="check this machine").set_defaults(func=cmd_doctor)
+    cache = sub.add_parser("cache", help="show or clear the artifact cache")
+    cache.add_argument("action", choices=("info", "clear"), nargs="?", default="info")
+    cache.set_defaults(func=cmd_cache)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"et-hil: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

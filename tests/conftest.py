@@ -1,0 +1,73 @@
+"""Fixtures for the harness's own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# A model file the pytester tests share: small, exportable, quick to build.
+MODELS_PY = '''
+import torch
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.scale = scale
+
+    def forward(self, x):
+        return torch.tanh(self.fc(x)) * self.scale
+
+
+class Slow(nn.Module):
+    """Repeated large matmuls: seconds on the portable kernels."""
+
+    def forward(self, x):
+        for _ in range(300):
+            x = torch.tanh(x @ x)  # ~20 ms each on this machine
+        return x
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # Python control flow on values: torch.export rejects it
+            return x * 2
+        return x
+
+
+def tiny(seed=0, **kw):
+    torch.manual_seed(seed)
+    return Tiny(**kw).eval()
+
+
+def x(seed=0, shape=(2, 8)):
+    return (torch.randn(shape, generator=torch.Generator().manual_seed(seed)),)
+'''
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One artifact cache for every pytester run of this session (builds happen once)."""
+    return tmp_path_factory.mktemp("artifact-cache")
+
+
+@pytest.fixture
+def et_pytester(pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pytester:
+    """A pytester with the shared model file and cache option ready."""
+    pytester.makepyfile(tinymodels=MODELS_PY)
+    pytester.syspathinsert()
+    pytester.makeini(
+        f"""
+        [pytest]
+        addopts = -p no:cacheprovider --build-cache={shared_cache}
+        filterwarnings = ignore::DeprecationWarning
+            ignore::FutureWarning
+            ignore::UserWarning
+        """
+    )
+    return pytester

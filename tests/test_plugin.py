@@ -1,0 +1,311 @@
+"""The pytest plugin, driven through pytester: matrix, skips, records, verdicts, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.helpers import host_workers
+
+HOST2 = """
+name = "host2"
+kind = "host"
+target = "portable"
+"""
+
+
+# Tests that build programs run pytest in a subprocess: an in-process pytester
+# run unloads the modules it imported, and torch cannot be imported twice.
+
+
+def records(pytester: pytest.Pytester) -> list[dict]:
+    path = pytester.path / "et-hil-results" / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_matrix_runs_each_test_once_per_board(et_pytester):
+    et_pytester.makefile(".toml", host2=HOST2)
+    et_pytester.makepyfile(
+        """
+        def test_where(board):
+            assert board.spec.name in ("host", "host2")
+        """
+    )
+    result = et_pytester.runpytest("--board=host", "--board-file=host2.toml", "--board=host2", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_where?host? PASSED*", "*test_where?host2? PASSED*"])
+
+
+def test_default_board_is_host(et_pytester):
+    et_pytester.makepyfile("def test_where(board):\n    assert board.spec.name == 'host'\n")
+    result = et_pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_where?host? PASSED*"])
+
+
+def test_unknown_board_is_a_usage_error_listing_known_boards(et_pytester):
+    et_pytester.makepyfile("def test_x(board):\n    pass\n")
+    result = et_pytester.runpytest("--board=nosuch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown board 'nosuch'*Known boards: *corstone320*host*tosa*"])
+
+
+def test_malformed_board_file_names_file_and_field(et_pytester):
+    et_pytester.makefile(".toml", bad='name = "b"\nkind = "fpga"\ntarget = "portable"\n')
+    et_pytester.makepyfile("def test_x(board):\n    pass\n")
+    result = et_pytester.runpytest("--board-file=bad.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*board file bad.toml: field 'kind' = 'fpga'*"])
+
+
+def test_unavailable_board_skips_with_reason_or_fails_when_required(et_pytester):
+    et_pytester.makepyfile("def test_x(board):\n    pass\n")
+    result = et_pytester.runpytest("--board=corstone320", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*board 'corstone320' cannot run here*not implemented*"])
+    [record] = records(et_pytester)
+    assert record["outcome"] == "skipped"
+    assert record["failure_class"] == "board_unavailable"
+
+    result = et_pytester.runpytest("--board=corstone320", "--require-boards")
+    result.assert_outcomes(errors=1)  # it fails in the board fixture: a setup error
+    result.stdout.fnmatch_lines(["*cannot run here*--require-boards*"])
+    [record] = records(et_pytester)
+    assert (record["outcome"], record["failure_class"]) == ("error", "board_unavailable")
+
+
+def test_needs_marker_skips_boards_without_the_capability(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.et_needs("npu")
+        def test_npu(board):
+            pass
+
+        @pytest.mark.et_needs("etdump")
+        def test_etdump(board):
+            pass
+        """
+    )
+    result = et_pytester.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*board 'host' lacks npu*"])
+
+
+def test_misused_marker_is_a_usage_error(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.et_needs("wings")
+        def test_x(board):
+            pass
+        """
+    )
+    result = et_pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*et_needs takes capability names*wings*"])
+
+
+@pytest.mark.slow
+def test_check_records_metrics_and_junit_properties(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import tinymodels as m
+
+        def test_float(et_check):
+            result = et_check(m.tiny(), m.x())
+            assert result.passed
+
+        def test_int8(et_check):
+            et_check(m.tiny(), m.x(), quantize="int8")
+        """
+    )
+    result = et_pytester.runpytest_subprocess("--junitxml=junit.xml")
+    result.assert_outcomes(passed=2)
+    by_test = {r["test"].split("::")[1]: r for r in records(et_pytester)}
+    assert set(by_test) == {"test_float[host]", "test_int8[host]"}
+    float_record, int8_record = by_test["test_float[host]"], by_test["test_int8[host]"]
+    assert float_record["outcome"] == "passed"
+    assert float_record["failure_class"] is None
+    assert float_record["artifact"]["target"] == "portable"
+    assert float_record["artifact"]["pte_bytes"] > 0
+    assert float_record["timings"]["fidelity"] == "host-wall"
+    assert [c["reference"] for c in int8_record["comparisons"]] == ["fake_quant", "eager_float"]
+    assert int8_record["comparisons"][0]["metrics"][0]["max_lsb"] <= 1.0
+    assert float_record["versions"]["executorch"] == "1.5.1"
+
+    properties = {
+        p.get("name"): p.get("value")
+        for p in ET.parse(et_pytester.path / "junit.xml").iter("property")
+    }
+    assert properties["et_verdict"] == "pass"
+    assert "et_fake_quant_out0_max_lsb" in properties
+    assert "et_eager_float_out0_snr_db" in properties
+
+
+@pytest.mark.slow
+def test_second_run_comes_from_the_cache(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import tinymodels as m
+
+        def test_a(et_check):
+            et_check(m.tiny(seed=11), m.x())
+        """
+    )
+    et_pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    result = et_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    [record] = records(et_pytester)
+    assert record["artifact"]["cache_hit"] is True
+    result.stdout.fnmatch_lines(["*host*programs from cache 1/1*"])
+
+
+@pytest.mark.slow
+def test_program_differing_from_its_reference_fails_with_a_table(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import tinymodels as m
+
+        def test_mismatch(et_check):
+            # The program is built from scale=1.0; the reference multiplies by 1.5.
+            et_check(m.tiny(), m.x(), reference=m.tiny(scale=1.5))
+        """
+    )
+    result = et_pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*model 'Tiny' on board 'host': outputs differ from the reference",
+            "*reference*output*metric*value*limit*",
+            "*eager_float*out?0?*max_abs_err*FAIL*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    [record] = records(et_pytester)
+    assert record["failure_class"] == "numeric_mismatch"
+    assert record["comparisons"][0]["passed"] is False
+
+
+@pytest.mark.slow
+def test_tolerance_marker_overrides_the_board_default(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import pytest
+        import tinymodels as m
+
+        @pytest.mark.et_tolerance(atol=10.0)
+        def test_loose(et_check):
+            et_check(m.tiny(), m.x(), reference=m.tiny(scale=1.5))
+        """
+    )
+    et_pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_bad_models_and_inputs_end_in_clear_messages(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import torch
+        import tinymodels as m
+
+        def test_export_rejected(et_check):
+            et_check(m.DataDependent(), m.x())
+
+        def test_wrong_shape(et_check):
+            et_check(m.tiny(), m.x(shape=(2, 5)))
+        """
+    )
+    result = et_pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*BuildError [[]build_error[]]: torch.export rejected model 'DataDependent'*",
+            "*BuildError [[]build_error[]]: model 'Tiny' fails in eager PyTorch on its example "
+            "inputs ([[]2, 5[]] float32)*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert {r["failure_class"] for r in records(et_pytester)} == {"build_error"}
+
+
+@pytest.mark.slow
+def test_runtime_abort_fails_one_test_and_the_session_goes_on(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import tinymodels as m
+
+        def test_1_abort(et_check):
+            # 16 bytes cannot hold the intermediate outputs: the runtime aborts.
+            et_check(m.tiny(), m.x(), debug_buffer_size=16)
+
+        def test_2_after(et_check):
+            et_check(m.tiny(), m.x())
+        """
+    )
+    result = et_pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["*RunCrashed [[]crash[]]: host board: the ExecuTorch runtime killed by SIGABRT*"]
+    )
+    result.stdout.fnmatch_lines(["*Ran out of space to store intermediate outputs*"])
+    assert host_workers(et_pytester) == []
+
+
+@pytest.mark.slow
+def test_hung_run_times_out_and_the_worker_is_replaced(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import torch
+        import tinymodels as m
+
+        def test_1_slow(et_check):
+            et_check(m.Slow(), (torch.randn(1024, 1024) * 0.01,))
+
+        def test_2_after(et_check):
+            et_check(m.tiny(), m.x())
+        """
+    )
+    result = et_pytester.runpytest_subprocess("--run-timeout=0.5")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*RunTimeout [[]timeout[]]: host board: no result after 0.5 s*"])
+    failure = next(r for r in records(et_pytester) if r["outcome"] == "failed")
+    assert failure["failure_class"] == "timeout"
+    assert host_workers(et_pytester) == []
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_cache_and_write_every_record(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import pytest
+        import tinymodels as m
+
+        @pytest.mark.parametrize("seed", [0, 1, 2, 3])
+        @pytest.mark.parametrize("quantize", [None, "int8"])
+        def test_many(et_check, seed, quantize):
+            et_check(m.tiny(seed=seed % 2), m.x(seed), quantize=quantize)
+        """
+    )
+    result = et_pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=8)
+    rows = records(et_pytester)
+    assert len(rows) == 8
+    assert {r["worker"] for r in rows} == {"gw0", "gw1"}
+    assert len({r["run_id"] for r in rows}) == 1
+    assert host_workers(et_pytester) == []
+    # Same model and weights on different example values: float programs share a
+    # key (only input specs count); int8 ones differ by calibration data.
+    keys = {r["artifact"]["key"] for r in rows}
+    assert len(keys) == 2 + 4
+
+
+def test_plugin_import_does_not_import_torch():
+    code = "import sys, harness.plugin; print('torch' in sys.modules, 'executorch' in sys.modules)"
+    out = os.popen(f'python -c "{code}"').read().split()
+    assert out == ["False", "False"]
