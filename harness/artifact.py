@@ -12,6 +12,7 @@ PTE_NAME = "program.pte"
 ETRECORD_NAME = "etrecord.bin"
 REFERENCE_NAME = "fake_quant_reference.pt2"
 METADATA_NAME = "metadata.json"
+LOWERED_NAME = "lowered_program.pkl"  # tosa targets: the edge program with its delegates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,12 @@ class Artifact:
     def reference_path(self) -> Path | None:
         """The fake-quant reference program (``torch.export`` format), if quantized."""
         path = self.folder / REFERENCE_NAME
+        return path if path.exists() else None
+
+    @property
+    def lowered_program_path(self) -> Path | None:
+        """The lowered edge program (TOSA targets only), for the reference-model board."""
+        path = self.folder / LOWERED_NAME
         return path if path.exists() else None
 
     @property
@@ -93,6 +100,8 @@ class Artifact:
             "quantization": self.metadata.get("quantization"),
             "pte_bytes": self.metadata.get("pte_bytes"),
             "delegation": self.metadata.get("delegation"),
+            "planned_memory_bytes": self.metadata.get("planned_memory_bytes"),
+            "vela": (self.metadata.get("vela") or {}).get("total"),
             "cache_hit": self.cache_hit,
             "obtain_s": round(self.obtain_s, 4),
             "build_s": self.metadata.get("build_s"),

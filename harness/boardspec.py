@@ -46,6 +46,7 @@ _TOP_LEVEL = (
     "cpu",
     "capabilities",
     "run_timeout_s",
+    "require_full_delegation",
     "memory",
     "tolerance",
     *STAGE_SECTIONS,
@@ -64,6 +65,8 @@ class BoardSpec:
         cpu: the board's CPU (``cortex-m55`` ...), or ``None`` for the host.
         capabilities: features tests can require with ``@pytest.mark.et_needs``.
         run_timeout_s: default wall-clock limit of one run.
+        require_full_delegation: fail programs that leave ops (other than the
+            boundary quantize/dequantize) to the CPU.
         memory: capacities in bytes (``sram_bytes``, ``flash_bytes``, ``ddr_bytes``).
         tolerance: default tolerances of the board.
         sections: tables owned by later stages (``vela``, ``fvp``, ``serial``).
@@ -77,6 +80,7 @@ class BoardSpec:
     cpu: str | None = None
     capabilities: frozenset[str] = frozenset()
     run_timeout_s: float = 60.0
+    require_full_delegation: bool = False
     memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
     tolerance: TolerancePolicy = dataclasses.field(default_factory=TolerancePolicy)
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
@@ -122,6 +126,10 @@ def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise _fail(path, f"field 'run_timeout_s' must be a positive number, got {timeout!r}")
 
+    full = data.get("require_full_delegation", False)
+    if not isinstance(full, bool):
+        raise _fail(path, "field 'require_full_delegation' must be true or false")
+
     memory = data.get("memory", {})
     if not isinstance(memory, Mapping):
         raise _fail(path, "[memory] must be a table")
@@ -161,6 +169,7 @@ def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
         cpu=cpu,
         capabilities=frozenset(capabilities),
         run_timeout_s=float(timeout),
+        require_full_delegation=full,
         memory=dict(memory),
         tolerance=tolerance,
         sections=sections,

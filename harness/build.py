@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +126,8 @@ def quantize_model(
 
     step = "prepare"
     try:
-        prepared = prepare_pt2e(exported.module(), target.quantizer(config))
+        # No guard-check submodule: the Arm quantizer's passes cannot run call_module.
+        prepared = prepare_pt2e(exported.module(check_guards=False), target.quantizer(config))
         step = "calibrate"
         for sample in calibration:
             prepared(*sample)
@@ -169,53 +170,110 @@ def output_specs(exported: Any) -> list[dict[str, Any]]:
     return specs
 
 
-def delegation_summary(edge_program: Any) -> dict[str, Any]:
-    """Ops delegated and ops left to the CPU, by name and count."""
-    from executorch.devtools.backend_debug import get_delegation_info
+def _op_name(node: Any) -> str:
+    target = node.target
+    name = getattr(target, "__name__", None) or str(target)
+    return str(getattr(target, "_name", None) or name).replace("::", ".")
 
-    info = get_delegation_info(edge_program.exported_program().graph_module)
-    delegated: dict[str, int] = {}
+
+def partition_report(edge_program: Any) -> dict[str, Any]:
+    """Per partition, the ops delegated; and the ops left to the CPU, by name and count.
+
+    Quantize/dequantize ops at the program's edges stay on the CPU by design;
+    they are listed under ``cpu_ops`` but not under ``cpu_fallback``, which
+    holds only the ops that a backend could have taken and did not.
+    """
+    graph_module = edge_program.exported_program().graph_module
+    partitions: list[dict[str, Any]] = []
     cpu: dict[str, int] = {}
-    for op, row in info.delegation_by_operator.items():
-        if row.delegated:
-            delegated[op] = row.delegated
-        if row.non_delegated:
-            cpu[op] = row.non_delegated
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = _op_name(node)
+        if "executorch_call_delegate" in name:
+            lowered = getattr(graph_module, node.args[0].target)
+            ops: dict[str, int] = {}
+            for inner in lowered.original_module.graph_module.graph.nodes:
+                if inner.op == "call_function" and "getitem" not in _op_name(inner):
+                    ops[_op_name(inner)] = ops.get(_op_name(inner), 0) + 1
+            partitions.append({"backend": lowered.backend_id, "ops": dict(sorted(ops.items()))})
+        elif "getitem" not in name:
+            cpu[name] = cpu.get(name, 0) + 1
+    fallback = {k: v for k, v in cpu.items() if not k.startswith("quantized_decomposed.")}
+    delegated = sum(sum(p["ops"].values()) for p in partitions)
     return {
-        "delegated_subgraphs": info.num_delegated_subgraphs,
-        "delegated_nodes": info.num_delegated_nodes,
-        "cpu_nodes": info.num_non_delegated_nodes,
-        "delegated_ops": dict(sorted(delegated.items())),
+        "delegated_subgraphs": len(partitions),
+        "delegated_nodes": delegated,
+        "cpu_nodes": sum(cpu.values()),
+        "partitions": partitions,
         "cpu_ops": dict(sorted(cpu.items())),
+        "cpu_fallback": dict(sorted(fallback.items())),
     }
 
 
-def lower_and_serialize(exported: Any, target: CompileTarget, folder: Path, name: str) -> Any:
+def lower_and_serialize(
+    exported: Any, target: CompileTarget, folder: Path, name: str
+) -> dict[str, Any]:
     """Lower to edge (partitioning for the target), serialize ``.pte`` and ETRecord.
 
     Returns:
-        The edge program manager (for the delegation summary).
+        Metadata from lowering: partition report, compiler reports, planned memory.
 
     Raises:
         BuildError: naming the model and the stage.
     """
     from executorch.exir import to_edge_transform_and_lower
 
+    compiler_dir = folder / "compiler"
+    compiler_dir.mkdir()
     stage = "to_edge_transform_and_lower"
     try:
-        edge = to_edge_transform_and_lower(
-            exported, partitioner=target.partitioners() or None, generate_etrecord=True
-        )
+        with target.lowering(compiler_dir):
+            edge = to_edge_transform_and_lower(
+                exported,
+                partitioner=target.partitioners(compiler_dir) or None,
+                generate_etrecord=True,
+            )
+        report = partition_report(edge)
+        if target.name.startswith("tosa-"):
+            stage = "saving the lowered program"
+            save_lowered_program(edge.exported_program(), folder / artifact_files.LOWERED_NAME)
         stage = "to_executorch"
         program = edge.to_executorch()
         stage = "serialize"
         (folder / artifact_files.PTE_NAME).write_bytes(program.buffer)
         program.get_etrecord().save(str(folder / artifact_files.ETRECORD_NAME))
+        plan = program.executorch_program.execution_plan[0]
+        planned = int(sum(plan.non_const_buffer_sizes))
+    except BuildError:
+        raise
     except Exception as exc:
         raise BuildError(
             f"model '{name}', target '{target.name}': {stage} failed: {_first_lines(exc)}"
         ) from exc
-    return edge
+    return {
+        "delegation": report,
+        "planned_memory_bytes": planned,
+        **target.reports(compiler_dir),
+    }
+
+
+def save_lowered_program(program: Any, path: Path) -> None:
+    """Save the lowered edge program, delegates included (ExecuTorch's own serializer)."""
+    import pickle
+
+    from executorch.exir.serde.serialize import serialize
+
+    path.write_bytes(pickle.dumps(serialize(program)))
+
+
+def load_lowered_program(path: Path) -> Any:
+    """Load what :func:`save_lowered_program` saved (an ``ExportedProgram``)."""
+    import pickle
+
+    from executorch.exir.serde.serialize import deserialize
+
+    return deserialize(pickle.loads(path.read_bytes()))
 
 
 class Builder:
@@ -238,6 +296,7 @@ class Builder:
         board: str,
         quantize: bool | str | QuantConfig | None = None,
         calibration: Sequence[Sequence[torch.Tensor]] | None = None,
+        vela: Mapping[str, Any] | None = None,
     ) -> Artifact:
         """Return the artifact for ``model`` on ``target``, building it on a cache miss.
 
@@ -249,6 +308,7 @@ class Builder:
             quantize: ``None``/``False`` for float; ``True``, ``"int8"`` or a
                 :class:`QuantConfig` for PT2E quantization.
             calibration: input tuples to calibrate with; generated when absent.
+            vela: the board file's ``[vela]`` table (Ethos-U targets).
 
         Raises:
             BuildError: the model, inputs or target are at fault; the message names them.
@@ -257,8 +317,16 @@ class Builder:
         model = model.eval()
         inputs = validate_inputs(model, example_inputs)
         config = QuantConfig.coerce(quantize)
-        compile_target = get_target(target, board=board)
-        options: dict[str, Any] = {"quantization": config.as_dict() if config else None}
+        compile_target = get_target(target, board=board, vela=vela)
+        if compile_target.int_only and config is None:
+            raise BuildError(
+                f"board '{board}': target '{target}' runs quantized programs only; "
+                f"build model '{model_name(model)}' with quantize='int8'"
+            )
+        options: dict[str, Any] = {
+            "quantization": config.as_dict() if config else None,
+            "target": compile_target.options(),
+        }
         if config is not None:
             calib = (
                 [validate_inputs(model, s) for s in calibration]
@@ -290,7 +358,7 @@ class Builder:
                 torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
                 scales = output_scales(exported)
             graph_hash = hashlib.sha256(str(exported.graph).encode()).hexdigest()
-            edge = lower_and_serialize(exported, compile_target, folder, name)
+            lowered = lower_and_serialize(exported, compile_target, folder, name)
             artifact_files.write_metadata(
                 folder,
                 {
@@ -302,7 +370,7 @@ class Builder:
                     "input_specs": input_specs(inputs),
                     "output_specs": output_specs(exported),
                     "output_scales": scales,
-                    "delegation": delegation_summary(edge),
+                    **lowered,
                     "pte_bytes": (folder / artifact_files.PTE_NAME).stat().st_size,
                     "graph_sha256": graph_hash,
                     "build_s": round(time.perf_counter() - t0, 3),

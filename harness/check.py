@@ -105,7 +105,6 @@ def check_model(
     Raises:
         BuildError, RunError, ConfigError: no result could be produced.
     """
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     artifact = builder.build(
         model,
@@ -114,10 +113,43 @@ def check_model(
         board=board.spec.name,
         quantize=quantize,
         calibration=calibration,
+        vela=board.spec.sections.get("vela"),
     )
-    tensors = validate_inputs(model, inputs)
-    timings["artifact_s"] = time.perf_counter() - t0
+    artifact_s = time.perf_counter() - t0
+    result = run_and_compare(
+        board,
+        artifact,
+        reference or model,
+        inputs,
+        run_dir=run_dir,
+        tolerance=tolerance,
+        vs_float=vs_float,
+        debug_buffer_size=debug_buffer_size,
+        timeout_s=timeout_s,
+    )
+    return dataclasses.replace(result, timings={"artifact_s": artifact_s, **result.timings})
 
+
+def run_and_compare(
+    board: Board,
+    artifact: Artifact,
+    reference: torch.nn.Module,
+    inputs: Any,
+    *,
+    run_dir: Path,
+    tolerance: Tolerance | None = None,
+    vs_float: Tolerance | None = None,
+    debug_buffer_size: int = 0,
+    timeout_s: float | None = None,
+) -> CheckResult:
+    """Run a built artifact on ``board`` and compare it with the eager ``reference``
+    (and with the artifact's fake-quant reference when it is quantized).
+
+    Raises:
+        RunError, ConfigError: no result could be produced.
+    """
+    timings: dict[str, float] = {}
+    tensors = validate_inputs(reference, inputs)
     t0 = time.perf_counter()
     run = board.run(
         artifact,
@@ -130,7 +162,7 @@ def check_model(
 
     t0 = time.perf_counter()
     policy = board.spec.tolerance
-    eager = _to_numpy(run_eager((reference or model).eval(), tensors))
+    eager = _to_numpy(run_eager(reference.eval(), tensors))
     comparisons = []
     if artifact.quantized:
         fake_quant = _to_numpy(fake_quant_outputs(artifact, tensors))

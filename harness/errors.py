@@ -5,6 +5,8 @@
     HarnessError
     ├── ConfigError          bad option, board file or marker (names the file/field)
     ├── BuildError           export, quantization, lowering or serialization failed
+    │   ├── DelegationError  full delegation required, but ops were left to the CPU
+    │   └── FitError         the program does not fit the board's memories
     ├── BoardUnavailable     the board cannot run on this machine (carries an install hint)
     ├── RunError             the board was reached but the run did not produce a result
     │   ├── RunTimeout       the run exceeded its time limit and was killed
@@ -28,6 +30,8 @@ class FailureClass(enum.StrEnum):
     CRASH = "crash"
     NUMERIC_MISMATCH = "numeric_mismatch"
     INFRASTRUCTURE = "infrastructure_error"
+    CPU_FALLBACK = "cpu_fallback"
+    DOES_NOT_FIT = "does_not_fit"
     CONFIG_ERROR = "config_error"
     TEST_ERROR = "test_error"
 
@@ -48,6 +52,18 @@ class BuildError(HarnessError):
     """Turning a model into a program failed; the message names the model and stage."""
 
     failure_class = FailureClass.BUILD_ERROR
+
+
+class DelegationError(BuildError):
+    """Full delegation was required, and ops were left to the CPU (named in the message)."""
+
+    failure_class = FailureClass.CPU_FALLBACK
+
+
+class FitError(BuildError):
+    """The program needs more memory than the board has (numbers in the message)."""
+
+    failure_class = FailureClass.DOES_NOT_FIT
 
 
 class BoardUnavailable(HarnessError):

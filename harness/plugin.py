@@ -19,7 +19,13 @@ import pytest
 
 from harness.boardspec import CAPABILITIES, load_boards, resolve_board_names
 from harness.cache import default_cache_dir
-from harness.errors import ConfigError, FailureClass, HarnessError
+from harness.errors import (
+    ConfigError,
+    DelegationError,
+    FailureClass,
+    FitError,
+    HarnessError,
+)
 from harness.results import ResultsWriter, read_records
 from harness.session import HarnessConfig, HarnessSession
 from harness.tolerance import Tolerance
@@ -41,6 +47,8 @@ REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 MARKERS = (
     "et_needs(*capabilities): run only on boards with these capabilities "
     f"({', '.join(CAPABILITIES)}); skipped with the reason elsewhere",
+    "et_full_delegation: fail when ops other than the boundary quantize/dequantize are "
+    "left to the CPU (named in the failure)",
     "et_tolerance(**limits, vs_float=None): override the board's default tolerance "
     "(atol, rtol, max_lsb, min_snr_db, min_cosine, min_top1) for this test",
 )
@@ -227,7 +235,7 @@ def board(request: pytest.FixtureRequest) -> Board:
         pytest.skip(f"board '{name}' lacks {', '.join(missing)} (needed by this test)")
     the_board = _session(request.config).board(name)
     availability = the_board.availability()
-    if not availability.ok:
+    if not availability.ok and not hc.build_only:
         record["failure_class"] = str(FailureClass.BOARD_UNAVAILABLE)
         message = f"board '{name}' cannot run here: {availability.reason}"
         if availability.hint:
@@ -271,6 +279,7 @@ def et_build(request: pytest.FixtureRequest, board: Board) -> Callable[..., Arti
             board=board.spec.name,
             quantize=quantize,
             calibration=calibration,
+            vela=board.spec.sections.get("vela"),
         )
         _add_artifact(request.node, artifact)
         return artifact
@@ -282,18 +291,77 @@ def _merge(base: Tolerance, changes: Mapping[str, Any]) -> Tolerance:
     return dataclasses.replace(base, **{k: float(v) for k, v in changes.items()})
 
 
+def _resolve_tolerances(
+    item: pytest.Item,
+    board: Board,
+    quantized: bool,
+    tolerance: Tolerance | Mapping[str, Any] | None,
+    vs_float: Tolerance | Mapping[str, Any] | None,
+) -> tuple[Tolerance, Tolerance]:
+    """Board defaults, then ``et_tolerance`` markers (closest last), then arguments."""
+    policy = board.spec.tolerance
+    main = policy.quantized if quantized else policy.float
+    secondary = policy.quantized_vs_float
+    for marker in reversed(list(item.iter_markers("et_tolerance"))):
+        marker_main, marker_vs_float = _marker_tolerances(marker.kwargs, item.nodeid)
+        main, secondary = _merge(main, marker_main), _merge(secondary, marker_vs_float)
+    resolved = []
+    for given, base, label in ((tolerance, main, "tolerance"), (vs_float, secondary, "vs_float")):
+        if given is None or isinstance(given, Tolerance):
+            resolved.append(given or base)
+            continue
+        try:
+            Tolerance.from_mapping(given, f"{item.nodeid}: {label}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        resolved.append(_merge(base, given))
+    return resolved[0], resolved[1]
+
+
+def _check_delegation(artifact: Artifact, board: Board) -> None:
+    fallback = (artifact.metadata.get("delegation") or {}).get("cpu_fallback") or {}
+    if fallback:
+        ops = ", ".join(f"{op} x{n}" for op, n in fallback.items())
+        raise DelegationError(
+            f"board '{board.spec.name}' requires full delegation, but model "
+            f"'{artifact.model_name}' leaves these ops to the CPU: {ops}"
+        )
+
+
+def _add_lowering_properties(item: pytest.Item, artifact: Artifact) -> None:
+    delegation = artifact.metadata.get("delegation") or {}
+    properties: list[tuple[str, object]] = [
+        ("et_delegated_subgraphs", delegation.get("delegated_subgraphs")),
+        ("et_cpu_fallback", ",".join(delegation.get("cpu_fallback") or {}) or "none"),
+    ]
+    vela = (artifact.metadata.get("vela") or {}).get("total")
+    if vela:
+        properties += [
+            ("et_vela_cycles", vela["cycles_total"]),
+            ("et_vela_npu_cycles", vela["cycles_npu"]),
+            ("et_vela_macs", vela["nn_macs"]),
+            ("et_vela_inference_time_s", vela["inference_time_s"]),
+            ("et_vela_sram_bytes", vela["sram_bytes"]),
+            ("et_vela_off_chip_flash_bytes", vela["off_chip_flash_bytes"]),
+        ]
+    item.user_properties.extend(properties)
+
+
 @pytest.fixture
 def et_check(
     request: pytest.FixtureRequest, board: Board, tmp_path: Path
 ) -> Callable[..., CheckResult | None]:
     """``et_check(model, inputs, *, quantize=None, ...) -> CheckResult``.
 
-    Builds the program for this test's board, runs it, compares it with eager
-    PyTorch (and the fake-quant reference when quantized), records the metrics,
-    and fails the test with a metric table when outputs differ beyond tolerance.
-    Keyword arguments: ``quantize``, ``calibration``, ``reference`` (another
-    eager model to compare with), ``tolerance`` and ``vs_float`` (dicts of
-    limits or :class:`~harness.tolerance.Tolerance`), ``debug_buffer_size``.
+    Builds the program for this test's board, checks delegation and fit, runs
+    it, compares it with eager PyTorch (and the fake-quant reference when
+    quantized), records the metrics, and fails the test with a metric table when
+    outputs differ beyond tolerance. Keyword arguments: ``quantize``,
+    ``calibration``, ``reference`` (another eager model to compare with),
+    ``tolerance`` and ``vs_float`` (dicts of limits or
+    :class:`~harness.tolerance.Tolerance`), ``debug_buffer_size``,
+    ``require_full_delegation`` (default: the board file or the
+    ``et_full_delegation`` marker).
     """
     hc = request.config.stash[CONFIG_KEY]
     session = _session(request.config)
@@ -310,64 +378,70 @@ def et_check(
         tolerance: Tolerance | Mapping[str, Any] | None = None,
         vs_float: Tolerance | Mapping[str, Any] | None = None,
         debug_buffer_size: int = 0,
+        require_full_delegation: bool | None = None,
     ) -> CheckResult | None:
-        from harness.check import check_model
+        from harness.check import run_and_compare
+        from harness.fit import fit_problems
         from harness.quantization import QuantConfig
+        from harness.targets import get_target
 
+        spec = board.spec
+        vela = spec.sections.get("vela")
         quantized = QuantConfig.coerce(quantize) is not None
-        policy = board.spec.tolerance
-        main = policy.quantized if quantized else policy.float
-        secondary = policy.quantized_vs_float
-        for marker in reversed(list(item.iter_markers("et_tolerance"))):
-            marker_main, marker_vs_float = _marker_tolerances(marker.kwargs, item.nodeid)
-            main, secondary = _merge(main, marker_main), _merge(secondary, marker_vs_float)
-        for given, target_name in ((tolerance, "main"), (vs_float, "vs_float")):
-            if given is None:
-                continue
-            if isinstance(given, Tolerance):
-                value = given
-            else:
-                try:
-                    Tolerance.from_mapping(given, f"{item.nodeid}: {target_name} tolerance")
-                except ValueError as exc:
-                    raise ConfigError(str(exc)) from exc
-                value = _merge(main if target_name == "main" else secondary, given)
-            if target_name == "main":
-                main = value
-            else:
-                secondary = value
-
-        if hc.build_only:
-            artifact = session.builder.build(
-                model,
-                inputs,
-                target=board.spec.target,
-                board=board.spec.name,
-                quantize=quantize,
-                calibration=calibration,
+        if get_target(spec.target, board=spec.name, vela=vela).int_only and not quantized:
+            pytest.skip(
+                f"board '{spec.name}' (target {spec.target}) runs quantized programs only; "
+                "this test builds a float program"
             )
-            _add_artifact(item, artifact)
-            record["ran"] = False
-            pytest.skip(f"--build-only: built {artifact.key[:12]}; nothing ran")
+        main, secondary = _resolve_tolerances(item, board, quantized, tolerance, vs_float)
+        if require_full_delegation is None:
+            require_full_delegation = spec.require_full_delegation or any(
+                True for _ in item.iter_markers("et_full_delegation")
+            )
 
         started = time.perf_counter()
-        result = check_model(
-            session.builder,
-            board,
+        artifact = session.builder.build(
             model,
             inputs,
-            run_dir=tmp_path / "run",
+            target=spec.target,
+            board=spec.name,
             quantize=quantize,
             calibration=calibration,
-            reference=reference,
+            vela=vela,
+        )
+        artifact_s = time.perf_counter() - started
+        _add_artifact(item, artifact)
+        _add_lowering_properties(item, artifact)
+        record["delegation"] = artifact.metadata.get("delegation")
+        record["vela"] = artifact.metadata.get("vela")
+        if require_full_delegation:
+            _check_delegation(artifact, board)
+        if problems := fit_problems(artifact, spec.memory):
+            raise FitError(
+                f"model '{artifact.model_name}' does not fit board '{spec.name}' "
+                f"(checked before running): {'; '.join(problems)}"
+            )
+        if hc.build_only or not board.availability().ok:
+            record["ran"] = False
+            pytest.skip(
+                f"built {artifact.key[:12]} for {spec.name}; nothing ran "
+                f"({'--build-only' if hc.build_only else 'the board cannot run here'})"
+            )
+
+        result = run_and_compare(
+            board,
+            artifact,
+            reference or model,
+            inputs,
+            run_dir=tmp_path / "run",
             tolerance=main,
             vs_float=secondary,
             debug_buffer_size=debug_buffer_size,
             timeout_s=hc.run_timeout_s,
         )
-        _add_artifact(item, result.artifact)
         record["ran"] = True
         record["timings"] = {
+            "artifact_s": round(artifact_s, 6),
             **{k: round(v, 6) for k, v in result.timings.items()},
             **result.run.timings(),
             "check_s": round(time.perf_counter() - started, 6),
@@ -384,6 +458,7 @@ def et_check(
             for c in result.comparisons
         ]
         item.user_properties.append(("et_execute_ms", round(result.run.execute_s * 1e3, 4)))
+        item.user_properties.append(("et_timing_fidelity", str(result.run.fidelity)))
         for c in result.comparisons:
             for m in c.metrics:
                 prefix = f"et_{c.reference}_out{m.index}"
@@ -395,7 +470,7 @@ def et_check(
         if not result.passed:
             record["failure_class"] = str(FailureClass.NUMERIC_MISMATCH)
             pytest.fail(
-                f"model '{result.artifact.model_name}' on board '{board.spec.name}': "
+                f"model '{result.artifact.model_name}' on board '{spec.name}': "
                 f"outputs differ from the reference\n{result.table()}",
                 pytrace=False,
             )

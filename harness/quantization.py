@@ -11,7 +11,7 @@ from harness.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-SCHEMES = ("int8",)
+SCHEMES = ("int8", "a16w8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +19,8 @@ class QuantConfig:
     """PT2E quantization settings.
 
     Attributes:
-        scheme: ``int8`` (int8 activations and weights).
+        scheme: ``int8`` (int8 activations and weights) or ``a16w8`` (int16
+            activations, int8 weights; Arm targets).
         per_channel: per-channel weight scales (else per-tensor).
         calibration_samples: generated samples when the test gives no calibration data.
         seed: seed of the generated samples.

@@ -1,16 +1,23 @@
-"""Compile targets: which quantizer and partitioners a board's programs use.
+"""Compile targets: which quantizer, partitioners and reports a board's programs use.
 
-A target is looked up by the name in the board file (``target = "portable"``).
-This version implements ``portable``: no delegate, every operator runs on the
-ExecuTorch portable (and quantized) kernels. The Arm targets (TOSA, Ethos-U,
-Cortex-M) are named here so that board files can use them, and fail the build
-plainly until they are implemented.
+A target is named in the board file (``target = "ethos-u85-256"``); Ethos-U
+targets take Vela settings from the board file's ``[vela]`` table.
+
+* ``portable``: no delegate; every operator runs on the portable (and quantized) kernels.
+* ``tosa-int`` / ``tosa-fp``: the TOSA backend (``TOSA-1.0+INT`` / ``+FP``).
+* ``ethos-u55-N``, ``ethos-u65-N``, ``ethos-u85-N``: the Ethos-U backend through Vela.
+
+Cortex-M CPU-only targets (``cortex-m55``, ``cortex-m85``) are named so board
+files can use them, and fail the build plainly: they are not implemented yet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.errors import BuildError
@@ -18,10 +25,11 @@ from harness.errors import BuildError
 if TYPE_CHECKING:
     from harness.quantization import QuantConfig
 
-_PLANNED = re.compile(
-    r"^(tosa-(int|fp)|ethos-u55-(32|64|128|256)|ethos-u65-(256|512)"
-    r"|ethos-u85-(128|256|512|1024|2048)|cortex-m(55|85))$"
-)
+# Allowed MAC counts per Ethos-U (backends/arm/test/common.py asserts the same).
+ETHOS_U_MACS = {"u55": (32, 64, 128, 256), "u65": (256, 512), "u85": (128, 256, 512, 1024, 2048)}
+_ETHOS_U = re.compile(r"^ethos-(u55|u65|u85)-(\d+)$")
+_CORTEX_M = re.compile(r"^cortex-m(55|85)$")
+VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
 
 
 class CompileTarget(Protocol):
@@ -31,11 +39,24 @@ class CompileTarget(Protocol):
     def name(self) -> str:
         """The target's name, as board files spell it."""
 
+    @property
+    def int_only(self) -> bool:
+        """True when the target runs quantized programs only."""
+
+    def options(self) -> dict[str, Any]:
+        """Settings that change the built program (part of the cache key)."""
+
     def quantizer(self, config: QuantConfig) -> Any:
         """A PT2E quantizer for ``config``."""
 
-    def partitioners(self) -> list[Any]:
-        """Partitioners for ``to_edge_transform_and_lower`` (empty: no delegate)."""
+    def partitioners(self, folder: Path) -> list[Any]:
+        """Partitioners for ``to_edge_transform_and_lower``; ``folder`` takes compiler files."""
+
+    def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
+        """Context in which lowering runs (per-partition compiler output folders)."""
+
+    def reports(self, folder: Path) -> dict[str, Any]:
+        """Compiler estimates gathered after lowering (Vela cycles, memory)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +64,11 @@ class PortableTarget:
     """No delegate: portable kernels, with Q/DQ operators for quantized programs."""
 
     name: str = "portable"
+    int_only: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """No options."""
+        return {}
 
     def quantizer(self, config: QuantConfig) -> Any:
         """XNNPACK's symmetric int8 quantizer: its Q/DQ graph runs on the portable
@@ -63,25 +89,196 @@ class PortableTarget:
             get_symmetric_quantization_config(is_per_channel=config.per_channel)
         )
 
-    def partitioners(self) -> list[Any]:
+    def partitioners(self, folder: Path) -> list[Any]:
         """None: every operator stays on the CPU."""
         return []
 
+    def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
+        """Nothing to set up."""
+        return contextlib.nullcontext()
 
-def get_target(name: str, *, board: str) -> CompileTarget:
+    def reports(self, folder: Path) -> dict[str, Any]:
+        """No compiler estimates."""
+        return {}
+
+
+def _arm_quantization_config(config: QuantConfig) -> Any:
+    from executorch.backends.arm.quantizer import (
+        get_symmetric_a16w8_quantization_config,
+        get_symmetric_quantization_config,
+    )
+
+    if config.scheme == "int8":
+        return get_symmetric_quantization_config(is_per_channel=config.per_channel)
+    if config.scheme == "a16w8":
+        return get_symmetric_a16w8_quantization_config(is_per_channel=config.per_channel)
+    raise BuildError(f"quantization scheme '{config.scheme}' is not supported (int8, a16w8)")
+
+
+@dataclasses.dataclass(frozen=True)
+class TosaTarget:
+    """The TOSA backend: the program's delegated parts are TOSA flatbuffers.
+
+    Attributes:
+        profile: ``INT`` or ``FP``.
+    """
+
+    profile: str = "INT"
+
+    @property
+    def name(self) -> str:
+        """``tosa-int`` or ``tosa-fp``."""
+        return f"tosa-{self.profile.lower()}"
+
+    @property
+    def int_only(self) -> bool:
+        """The INT profile takes quantized programs only."""
+        return self.profile == "INT"
+
+    def options(self) -> dict[str, Any]:
+        """The TOSA specification string."""
+        return {"tosa_spec": self.spec_string}
+
+    @property
+    def spec_string(self) -> str:
+        """``TOSA-1.0+INT`` or ``TOSA-1.0+FP``."""
+        return f"TOSA-1.0+{self.profile}"
+
+    def _compile_spec(self, folder: Path | None = None) -> Any:
+        from executorch.backends.arm.tosa.compile_spec import TosaCompileSpec
+
+        spec = TosaCompileSpec(self.spec_string)
+        if folder is not None:
+            spec.dump_intermediate_artifacts_to(str(folder))
+        return spec
+
+    def quantizer(self, config: QuantConfig) -> Any:
+        """The TOSA quantizer with the symmetric int8 or a16w8 configuration."""
+        from executorch.backends.arm.quantizer import TOSAQuantizer
+
+        return TOSAQuantizer(self._compile_spec()).set_global(_arm_quantization_config(config))
+
+    def partitioners(self, folder: Path) -> list[Any]:
+        """The TOSA partitioner; the TOSA flatbuffers are kept in ``folder``."""
+        from executorch.backends.arm.tosa.partitioner import TOSAPartitioner
+
+        return [TOSAPartitioner(self._compile_spec(folder))]
+
+    def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
+        """Nothing to set up."""
+        return contextlib.nullcontext()
+
+    def reports(self, folder: Path) -> dict[str, Any]:
+        """No compiler estimates for TOSA."""
+        return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class EthosUTarget:
+    """The Ethos-U backend: TOSA lowered, then compiled by Vela per partition.
+
+    Attributes:
+        name: ``ethos-u55-128`` and so on.
+        system_config: Vela system configuration (upstream's default when None).
+        memory_mode: Vela memory mode (upstream's default when None).
+        extra_flags: more Vela flags.
+    """
+
+    name: str
+    system_config: str | None = None
+    memory_mode: str | None = None
+    extra_flags: tuple[str, ...] = ()
+    int_only: bool = True
+
+    def options(self) -> dict[str, Any]:
+        """Vela settings."""
+        return {
+            "system_config": self.system_config,
+            "memory_mode": self.memory_mode,
+            "extra_flags": list(self.extra_flags),
+        }
+
+    def _compile_spec(self, folder: Path | None = None) -> Any:
+        from executorch.backends.arm.ethosu import EthosUCompileSpec
+
+        flags = [*self.extra_flags]
+        if folder is not None and "--verbose-performance" not in flags:
+            flags.append("--verbose-performance")  # makes Vela write the per-layer CSV
+        spec = EthosUCompileSpec(
+            self.name,
+            system_config=self.system_config,
+            memory_mode=self.memory_mode,
+            extra_flags=flags,
+        )
+        if folder is not None:
+            spec.dump_intermediate_artifacts_to(str(folder))
+        return spec
+
+    def quantizer(self, config: QuantConfig) -> Any:
+        """The Ethos-U quantizer with the symmetric int8 or a16w8 configuration."""
+        from executorch.backends.arm.quantizer import EthosUQuantizer
+
+        return EthosUQuantizer(self._compile_spec()).set_global(_arm_quantization_config(config))
+
+    def partitioners(self, folder: Path) -> list[Any]:
+        """The Ethos-U partitioner; Vela writes into ``folder``."""
+        from executorch.backends.arm.ethosu import EthosUPartitioner
+
+        return [EthosUPartitioner(self._compile_spec(folder))]
+
+    def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
+        """Give each partition its own Vela output folder."""
+        from harness.vela import per_partition_vela_folders
+
+        return per_partition_vela_folders(folder)
+
+    def reports(self, folder: Path) -> dict[str, Any]:
+        """Vela's estimates, per partition and in total."""
+        from harness.vela import read_vela_reports
+
+        return {"vela": read_vela_reports(folder)}
+
+
+def _vela_options(board: str, vela: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(vela) - set(VELA_KEYS))
+    if unknown:
+        raise BuildError(
+            f"board '{board}': [vela] unknown field '{unknown[0]}' (known: {', '.join(VELA_KEYS)})"
+        )
+    flags = vela.get("extra_flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise BuildError(f"board '{board}': [vela] extra_flags must be a list of strings")
+    return {
+        "system_config": vela.get("system_config"),
+        "memory_mode": vela.get("memory_mode"),
+        "extra_flags": tuple(flags),
+    }
+
+
+def get_target(name: str, *, board: str, vela: Mapping[str, Any] | None = None) -> CompileTarget:
     """The target called ``name`` (from the board file of ``board``).
 
     Raises:
-        BuildError: the target is unknown, or named but not implemented yet.
+        BuildError: the target is unknown, badly configured, or not implemented yet.
     """
     if name == "portable":
         return PortableTarget()
-    if _PLANNED.match(name):
+    if name in ("tosa-int", "tosa-fp"):
+        return TosaTarget(profile=name.removeprefix("tosa-").upper())
+    if match := _ETHOS_U.match(name):
+        npu, macs = match.group(1), int(match.group(2))
+        if macs not in ETHOS_U_MACS[npu]:
+            raise BuildError(
+                f"board '{board}': target '{name}': Ethos-{npu.upper()} has "
+                f"{', '.join(map(str, ETHOS_U_MACS[npu]))} MACs, not {macs}"
+            )
+        return EthosUTarget(name=name, **_vela_options(board, vela or {}))
+    if _CORTEX_M.match(name):
         raise BuildError(
-            f"board '{board}': compile target '{name}' is not implemented in this version of "
-            "et-hil (Arm lowering is planned); run on --board=host meanwhile"
+            f"board '{board}': compile target '{name}' (Cortex-M, CMSIS-NN) is not implemented "
+            "in this version of et-hil; use an Ethos-U or portable target meanwhile"
         )
     raise BuildError(
-        f"board '{board}': unknown compile target '{name}' "
-        "(known: portable, tosa-int, tosa-fp, ethos-u55-N, ethos-u65-N, ethos-u85-N, cortex-mNN)"
+        f"board '{board}': unknown compile target '{name}' (known: portable, tosa-int, tosa-fp, "
+        "ethos-u55-{32,64,128,256}, ethos-u65-{256,512}, ethos-u85-{128,...,2048})"
     )

@@ -251,7 +251,7 @@ def test_runtime_abort_fails_one_test_and_the_session_goes_on(et_pytester):
     result = et_pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
-        ["*RunCrashed [[]crash[]]: host board: the ExecuTorch runtime killed by SIGABRT*"]
+        ["*RunCrashed [[]crash[]]: host board: the runtime killed by SIGABRT*"]
     )
     result.stdout.fnmatch_lines(["*Ran out of space to store intermediate outputs*"])
     assert host_workers(et_pytester) == []

@@ -16,6 +16,10 @@ def make_board(spec: BoardSpec, work_dir: Path) -> Board:
         from harness.boards.host import HostBoard
 
         return HostBoard(spec, work_dir)
+    if spec.kind == "tosa":
+        from harness.boards.tosa import TosaBoard
+
+        return TosaBoard(spec, work_dir)
     from harness.boards.unimplemented import UnimplementedBoard
 
     return UnimplementedBoard(spec)

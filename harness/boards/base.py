@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ class Fidelity(enum.StrEnum):
     """How much a timing can be trusted; timings of different fidelities never compare."""
 
     HOST_WALL = "host-wall"  # wall time of the host CPU running the portable runtime
+    REFERENCE_MODEL = "tosa-reference"  # wall time of the TOSA reference model: not a device
     FVP_FAST = "fvp-fast"  # FVP with --fast: functional only
     FVP_CYCLES = "fvp-cycles"  # FVP NPU model without --fast: cycle-approximate NPU
     SILICON = "silicon"  # a real board
@@ -47,6 +48,7 @@ class RunResult:
         etdump_path: the ETDump, when the board produced one.
         debug_buffer_path: the debug buffer (intermediate outputs), when produced.
         log: what the runtime printed during the run.
+        extra: board-specific facts (delegate time, PMU counters...).
     """
 
     board: str
@@ -58,6 +60,7 @@ class RunResult:
     etdump_path: Path | None = None
     debug_buffer_path: Path | None = None
     log: str = ""
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def timings(self) -> dict[str, Any]:
         """Timings for a result record."""
@@ -65,6 +68,7 @@ class RunResult:
             "execute_s": round(self.execute_s, 6),
             "load_s": round(self.load_s, 6),
             "fidelity": str(self.fidelity),
+            **{k: v for k, v in self.extra.items() if k.endswith("_s")},
         }
 
 

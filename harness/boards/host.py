@@ -54,14 +54,20 @@ def _describe_exit(code: int | None) -> str:
 
 
 class RuntimeWorker:
-    """A child process running :mod:`harness.boards.host_worker`.
+    """A long-lived child process serving run requests (see :mod:`harness.boards.wire`).
 
     Args:
         log_path: file receiving the child's stderr (the runtime's log).
+        module: the worker's module, run with ``python -m``.
+        label: the board name, for messages.
     """
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(
+        self, log_path: Path, module: str = "harness.boards.host_worker", label: str = "host"
+    ) -> None:
         self.log_path = log_path
+        self.module = module
+        self.label = label
         self._proc: subprocess.Popen[bytes] | None = None
         self._ready = False
         self._log: IO[bytes] | None = None
@@ -82,7 +88,7 @@ class RuntimeWorker:
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.boards.host_worker"],
+                [sys.executable, "-m", self.module],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
@@ -93,7 +99,7 @@ class RuntimeWorker:
             )
         except OSError as exc:
             raise InfrastructureError(
-                f"host board: cannot start the runtime worker: {exc}"
+                f"{self.label} board: cannot start its worker: {exc}"
             ) from exc
         self._ready = False
         self.starts += 1
@@ -108,13 +114,13 @@ class RuntimeWorker:
             code = self._proc.poll()
             self.kill()
             raise InfrastructureError(
-                f"host board: the runtime worker did not start ({_describe_exit(code)}); "
-                "check that executorch==1.5.1 imports in this Python",
+                f"{self.label} board: its worker did not start ({_describe_exit(code)}); "
+                "check that executorch==1.5.1 imports in this Python (et-hil doctor)",
                 log_tail=_tail(self.log_path, offset),
                 log_path=str(self.log_path),
             ) from exc
         if not message.get("ready"):
-            raise InfrastructureError(f"host board: unexpected first message {message!r}")
+            raise InfrastructureError(f"{self.label} board: unexpected first message {message!r}")
         self._ready = True
 
     def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -139,7 +145,7 @@ class RuntimeWorker:
         except wire.WireTimeout as exc:
             self.kill()
             raise RunTimeout(
-                f"host board: no result after {timeout_s:g} s; the runtime worker was killed",
+                f"{self.label} board: no result after {timeout_s:g} s; its worker was killed",
                 log_tail=_tail(self.log_path, offset),
                 log_path=str(self.log_path),
             ) from exc
@@ -150,7 +156,7 @@ class RuntimeWorker:
                 code = None
             self.kill()
             raise RunCrashed(
-                f"host board: the ExecuTorch runtime {_describe_exit(code)} while running "
+                f"{self.label} board: the runtime {_describe_exit(code)} while running "
                 "the program (it is restarted for the next test)",
                 log_tail=_tail(self.log_path, offset),
                 log_path=str(self.log_path),
@@ -194,7 +200,7 @@ class HostBoard:
 
     def __init__(self, spec: BoardSpec, work_dir: Path) -> None:
         self.spec = spec
-        self.worker = RuntimeWorker(work_dir / f"{spec.name}-runtime.log")
+        self.worker = RuntimeWorker(work_dir / f"{spec.name}-runtime.log", label=spec.name)
 
     def availability(self) -> Availability:
         """Available when the ExecuTorch runtime is importable in this Python."""
@@ -242,7 +248,8 @@ class HostBoard:
         )
         if not reply.get("ok"):
             raise RunCrashed(
-                f"host board: the ExecuTorch runtime failed on model '{artifact.model_name}': "
+                f"{self.spec.name} board: the ExecuTorch runtime failed on model "
+                f"'{artifact.model_name}': "
                 f"{reply.get('error')}",
                 log_tail=_tail(self.worker.log_path, 0, 15),
                 log_path=str(self.worker.log_path),

@@ -1,0 +1,105 @@
+"""The ``tosa`` board: what an Ethos-U NPU should compute, on any machine.
+
+Programs built for a TOSA target keep their lowered edge program beside the
+``.pte``. This board runs it in a worker process: each delegated segment on the
+TOSA reference model, the CPU ops between them (quantize at the inputs,
+dequantize at the outputs, any fallback op) on their PyTorch kernels, exactly
+as upstream's TOSA tests do. Timings are reference-model wall time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+
+from harness.artifact import Artifact
+from harness.boards.base import Availability, Fidelity, RunResult, check_inputs_match
+from harness.boards.host import RuntimeWorker, _tail
+from harness.boardspec import BoardSpec
+from harness.errors import ConfigError, RunCrashed
+
+
+class TosaBoard:
+    """Runs TOSA-lowered programs on the TOSA reference model.
+
+    Args:
+        spec: the board file's contents.
+        work_dir: where the worker's log goes.
+    """
+
+    def __init__(self, spec: BoardSpec, work_dir: Path) -> None:
+        self.spec = spec
+        self.worker = RuntimeWorker(
+            work_dir / f"{spec.name}-refmodel.log",
+            module="harness.boards.tosa_worker",
+            label=spec.name,
+        )
+
+    def availability(self) -> Availability:
+        """Available when tosa-tools' reference model and ExecuTorch are installed."""
+        if importlib.util.find_spec("tosa_reference_model") is None:
+            return Availability(
+                False,
+                "the TOSA reference model (tosa_reference_model) is not installed",
+                "pip install 'executorch[ethos-u]==1.5.1' (brings tosa-tools 2026.5.0)",
+            )
+        if importlib.util.find_spec("executorch") is None:
+            return Availability(False, "executorch is not installed", "pip install executorch")
+        return Availability(True)
+
+    def open(self) -> None:
+        """Start the worker (its imports run in the background)."""
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker."""
+        self.worker.stop()
+
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: Sequence[npt.NDArray[Any]],
+        *,
+        run_dir: Path,
+        timeout_s: float | None = None,
+        debug_buffer_size: int = 0,
+    ) -> RunResult:
+        """Run the artifact's lowered program once; see :meth:`harness.boards.base.Board.run`.
+
+        Raises:
+            ConfigError: the artifact was not built for a TOSA target.
+            RunCrashed: the reference model or a CPU op failed.
+            RunTimeout: no result within the time limit.
+        """
+        if artifact.lowered_program_path is None:
+            raise ConfigError(
+                f"board '{self.spec.name}': program of model '{artifact.model_name}' was built "
+                f"for target '{artifact.target}'; this board runs TOSA-lowered programs "
+                "(target tosa-int or tosa-fp)"
+            )
+        check_inputs_match(artifact, inputs, self.spec.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        reply = self.worker.request(
+            {"op": "run", "lowered": str(artifact.lowered_program_path), "inputs": list(inputs)},
+            timeout_s or self.spec.run_timeout_s,
+        )
+        if not reply.get("ok"):
+            raise RunCrashed(
+                f"{self.spec.name} board: the run of model '{artifact.model_name}' failed: "
+                f"{reply.get('error')}",
+                log_tail=_tail(self.worker.log_path, 0, 15),
+                log_path=str(self.worker.log_path),
+            )
+        return RunResult(
+            board=self.spec.name,
+            outputs=tuple(reply["outputs"]),
+            execute_s=float(reply["execute_s"]),
+            load_s=float(reply["load_s"]),
+            fidelity=Fidelity.REFERENCE_MODEL,
+            run_dir=run_dir,
+            extra={"delegate_s": reply["delegate_s"], "delegate_calls": reply["delegate_calls"]},
+        )

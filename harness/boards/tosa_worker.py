@@ -1,0 +1,164 @@
+"""The ``tosa`` board's process: lowered programs with their TOSA delegates on the reference model.
+
+Started by :class:`harness.boards.tosa.TosaBoard` (``python -m
+harness.boards.tosa_worker``) and served like the host worker. Each request
+names an artifact's lowered edge program; the program runs op by op, each
+``executorch_call_delegate`` on the TOSA reference model (``tosa_reference_model``
+from tosa-tools) and the CPU ops between delegates on their PyTorch kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.boards import wire
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _to_memory_order(tensor: Any) -> np.ndarray[Any, Any]:
+    """The tensor's elements in its dim order (NHWC for channels-last), as TOSA expects."""
+    order = tuple(tensor.dim_order())
+    if order != tuple(range(tensor.dim())):
+        tensor = tensor.permute(order)
+    return np.ascontiguousarray(tensor.detach().contiguous().cpu().numpy())
+
+
+def _from_memory_order(array: np.ndarray[Any, Any], like: Any) -> Any:
+    """A reference-model output back to the logical (NCHW) shape of ``like``."""
+    import torch
+
+    order = tuple(like.dim_order()) if hasattr(like, "dim_order") else tuple(range(array.ndim))
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if hasattr(like, "dtype") and tensor.dtype != like.dtype:
+        tensor = tensor.to(like.dtype)
+    if order != tuple(range(array.ndim)):
+        inverse = [order.index(i) for i in range(len(order))]
+        tensor = tensor.permute(inverse).contiguous()
+    return tensor
+
+
+def _make_dispatch() -> Any:
+    import torch
+    import tosa_reference_model
+    from torch.overrides import TorchFunctionMode
+
+    class ReferenceModelDispatch(TorchFunctionMode):
+        """Runs every delegate call on the TOSA reference model; everything else as usual."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.delegate_s = 0.0
+            self.delegate_calls = 0
+
+        def __torch_function__(
+            self,
+            func: Any,
+            types: Any,
+            args: Sequence[Any] = (),
+            kwargs: dict[str, Any] | None = None,
+        ) -> Any:
+            if func is not torch._higher_order_ops.executorch_call_delegate:
+                return func(*args, **(kwargs or {}))
+            lowered, *inputs = args
+            if lowered.backend_id != "TOSABackend":
+                raise RuntimeError(f"delegate of backend {lowered.backend_id} cannot run here")
+            outputs_meta = [
+                node.meta["val"]
+                for node in lowered.original_module.graph_module.graph.output_node().args[0]
+            ]
+            started = time.perf_counter()
+            arrays, status = tosa_reference_model.run(
+                lowered.processed_bytes,
+                [_to_memory_order(t) for t in inputs],
+                initialize_variable_tensor_from_numpy=True,
+            )
+            self.delegate_s += time.perf_counter() - started
+            self.delegate_calls += 1
+            if status != tosa_reference_model.GraphStatus.TOSA_VALID:
+                raise RuntimeError(f"the TOSA reference model rejected the graph: {status}")
+            return tuple(
+                _from_memory_order(a, meta) for a, meta in zip(arrays, outputs_meta, strict=True)
+            )
+
+    return ReferenceModelDispatch
+
+
+@functools.lru_cache(maxsize=16)
+def _program(path: str) -> Any:
+    from harness.build import load_lowered_program
+
+    return load_lowered_program(Path(path)).module()
+
+
+def _run(dispatch_class: Any, request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    started = time.perf_counter()
+    module = _program(request["lowered"])
+    load_s = time.perf_counter() - started
+    tensors = [torch.from_numpy(a) for a in request["inputs"]]
+    t0 = time.perf_counter()
+    with torch.no_grad(), dispatch_class() as dispatch:
+        outputs = module(*tensors)
+    execute_s = time.perf_counter() - t0
+    flat, _ = torch.utils._pytree.tree_flatten(outputs)
+    return {
+        "ok": True,
+        "outputs": [t.detach().contiguous().numpy() for t in flat if hasattr(t, "numpy")],
+        "load_s": load_s,
+        "execute_s": execute_s,
+        "delegate_s": dispatch.delegate_s,
+        "delegate_calls": dispatch.delegate_calls,
+    }
+
+
+def main() -> int:
+    """Serve requests until stdin closes."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # the reference model and torch print to fd 1; keep replies clean
+    requests = sys.stdin.buffer.fileno()
+    try:
+        import executorch.exir  # noqa: F401  (registers executorch_call_delegate)
+        import torch.ao.quantization.fx._decomposed  # noqa: F401  (Q/DQ ops between delegates)
+
+        dispatch_class = _make_dispatch()
+    except Exception as exc:
+        _log(f"cannot load the TOSA reference model or ExecuTorch: {exc!r}")
+        return 3
+    wire.send(replies, {"ready": True, "pid": os.getpid()})
+    number = 0
+    while True:
+        try:
+            request = wire.receive(requests)
+        except wire.WireClosed:
+            return 0
+        if request.get("op") == "exit":
+            return 0
+        number += 1
+        _log(f"=== et-hil run {number}: {request.get('lowered')}")
+        try:
+            reply = _run(dispatch_class, request)
+        except Exception as exc:
+            reply = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        wire.send(replies, reply)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
