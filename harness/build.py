@@ -245,6 +245,7 @@ def lower_and_serialize(
         program.get_etrecord().save(str(folder / artifact_files.ETRECORD_NAME))
         plan = program.executorch_program.execution_plan[0]
         planned = int(sum(plan.non_const_buffer_sizes))
+        io = program_io(plan)
     except BuildError:
         raise
     except Exception as exc:
@@ -254,7 +255,44 @@ def lower_and_serialize(
     return {
         "delegation": report,
         "planned_memory_bytes": planned,
+        "program_io": io,
         **target.reports(compiler_dir),
+    }
+
+
+# ExecuTorch ScalarType codes (schema/scalar_type.fbs) -> numpy dtype names.
+SCALAR_TYPES = {
+    0: "uint8",
+    1: "int8",
+    2: "int16",
+    3: "int32",
+    4: "int64",
+    5: "float16",
+    6: "float32",
+    7: "float64",
+    11: "bool",
+}
+
+
+def program_io(plan: Any) -> dict[str, list[dict[str, Any]]]:
+    """Dtype, sizes and dim order of the method's inputs and outputs, from the program
+    itself: what a board needs to write inputs and decode outputs without the model."""
+
+    def describe(index: int) -> dict[str, Any]:
+        value = plan.values[index].val
+        if not hasattr(value, "sizes"):
+            return {"kind": type(value).__name__}
+        code = int(getattr(value.scalar_type, "value", value.scalar_type))
+        return {
+            "kind": "tensor",
+            "dtype": SCALAR_TYPES.get(code, f"scalar_type_{code}"),
+            "sizes": [int(x) for x in value.sizes],
+            "dim_order": [int(x) for x in value.dim_order] or list(range(len(value.sizes))),
+        }
+
+    return {
+        "inputs": [describe(i) for i in plan.inputs],
+        "outputs": [describe(i) for i in plan.outputs],
     }
 
 

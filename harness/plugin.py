@@ -8,6 +8,9 @@ torch and ExecuTorch are imported only when a fixture first needs them.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import shutil
 import statistics
 import time
 import uuid
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.boards.base import BoardOptions
 from harness.boardspec import CAPABILITIES, load_boards, resolve_board_names
 from harness.cache import default_cache_dir
 from harness.errors import (
@@ -92,6 +96,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="JSON Lines file of per-test records (default: et-hil-results/results.jsonl)",
     )
     group.addoption(
+        "--runner-elf",
+        action="append",
+        default=[],
+        metavar="[BOARD=]PATH",
+        help="runner ELF for an FVP or serial board (over its board file's); "
+        "without BOARD= it applies to every selected board",
+    )
+    group.addoption(
+        "--compile-target",
+        metavar="TARGET",
+        help="build for TARGET instead of each board's own (e.g. 'portable' for CPU-only "
+        "programs on a Corstone with upstream's portable-ops runner)",
+    )
+    group.addoption(
+        "--fvp-cycles",
+        action="store_true",
+        help="run FVPs without --fast: cycle-approximate NPU timing and PMU counts (slower)",
+    )
+    group.addoption(
+        "--fvp-retries",
+        type=int,
+        metavar="N",
+        help="retries of FVP launch and licence failures per run (default: board file, or 1)",
+    )
+    group.addoption(
         "--run-timeout",
         type=float,
         metavar="SECONDS",
@@ -112,6 +141,31 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
     cache_dir = Path(option.build_cache) if option.build_cache else default_cache_dir()
     if option.run_timeout is not None and option.run_timeout <= 0:
         raise pytest.UsageError(f"--run-timeout must be positive, got {option.run_timeout}")
+    if option.fvp_retries is not None and option.fvp_retries < 0:
+        raise pytest.UsageError(f"--fvp-retries must be >= 0, got {option.fvp_retries}")
+    elves: dict[str, Path] = {}
+    for value in option.runner_elf:
+        name, sep, path = value.rpartition("=")
+        targets = [name] if sep else list(selected)
+        if sep and name not in boards:
+            raise pytest.UsageError(f"--runner-elf {value}: unknown board '{name}'")
+        for target in targets:
+            elves[target] = Path(path).expanduser().resolve()
+    if option.compile_target:
+        boards = {
+            name: dataclasses.replace(spec, target=option.compile_target)
+            for name, spec in boards.items()
+        }
+    fvp_dir = os.environ.get("ET_HIL_FVP_DIR")
+    board_options = {
+        name: BoardOptions(
+            runner_elf=elves.get(name),
+            fvp_cycles=option.fvp_cycles,
+            retries=option.fvp_retries,
+            fvp_dir=Path(fvp_dir) if fvp_dir else None,
+        )
+        for name in boards
+    }
     return HarnessConfig(
         boards=boards,
         selected=tuple(selected),
@@ -121,6 +175,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         use_cache=not option.no_cache,
         results_path=results.resolve(),
         run_timeout_s=option.run_timeout,
+        board_options=board_options,
     )
 
 
@@ -428,6 +483,7 @@ def et_check(
                 f"({'--build-only' if hc.build_only else 'the board cannot run here'})"
             )
 
+        record["run_dir"] = str(tmp_path / "run")
         result = run_and_compare(
             board,
             artifact,
@@ -447,6 +503,7 @@ def et_check(
             "check_s": round(time.perf_counter() - started, 6),
         }
         record["etdump"] = str(result.run.etdump_path) if result.run.etdump_path else None
+        record["board_facts"] = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
         record["comparisons"] = [
             {
                 "reference": c.reference,
@@ -533,7 +590,19 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
         }
     )
     record.setdefault("failure_class", None)
+    run_dir = Path(record.get("run_dir", ""))
+    if outcome in ("failed", "error") and record.get("run_dir") and run_dir.is_dir():
+        record["repro"] = str(_keep_repro(hc.results_path.parent, item.nodeid, run_dir))
     ResultsWriter(hc.results_path).append(record)
+
+
+def _keep_repro(results_dir: Path, nodeid: str, run_dir: Path) -> Path:
+    """Copy a failed test's run folder (program, inputs, command, log, ETDump) aside."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+    target = results_dir / "repro" / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(run_dir, target)
+    return target
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

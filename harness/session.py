@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.boards import Board, make_board
+from harness.boards import Board, BoardOptions, make_board
 from harness.boardspec import BoardSpec
 from harness.build import Builder
 from harness.cache import ArtifactCache
@@ -25,6 +25,7 @@ class HarnessConfig:
         use_cache: False with ``--no-cache``.
         results_path: the JSON Lines results file.
         run_timeout_s: overrides every board's run timeout when set.
+        board_options: command-line settings per board (runner ELF, FVP mode).
     """
 
     boards: Mapping[str, BoardSpec]
@@ -35,6 +36,7 @@ class HarnessConfig:
     use_cache: bool
     results_path: Path
     run_timeout_s: float | None = None
+    board_options: Mapping[str, BoardOptions] = dataclasses.field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -60,7 +62,11 @@ class HarnessSession:
     def board(self, name: str) -> Board:
         """The board called ``name``, created and opened on first use."""
         if name not in self._boards:
-            board = make_board(self.config.boards[name], self.config.log_dir / self.worker_id)
+            board = make_board(
+                self.config.boards[name],
+                self.config.log_dir / self.worker_id,
+                self.config.board_options.get(name),
+            )
             if board.availability().ok:
                 board.open()
             self._boards[name] = board

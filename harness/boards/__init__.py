@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.boards.base import Availability, Board, Fidelity, RunResult
+from harness.boards.base import Availability, Board, BoardOptions, Fidelity, RunResult
 from harness.boardspec import BoardSpec
 
-__all__ = ["Availability", "Board", "Fidelity", "RunResult", "make_board"]
+__all__ = ["Availability", "Board", "BoardOptions", "Fidelity", "RunResult", "make_board"]
 
 
-def make_board(spec: BoardSpec, work_dir: Path) -> Board:
+def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None) -> Board:
     """The board object for ``spec``; ``work_dir`` holds its logs."""
     if spec.kind == "host":
         from harness.boards.host import HostBoard
@@ -20,6 +20,10 @@ def make_board(spec: BoardSpec, work_dir: Path) -> Board:
         from harness.boards.tosa import TosaBoard
 
         return TosaBoard(spec, work_dir)
+    if spec.kind == "fvp":
+        from harness.boards.fvp import FvpBoard
+
+        return FvpBoard(spec, work_dir, options)
     from harness.boards.unimplemented import UnimplementedBoard
 
     return UnimplementedBoard(spec)

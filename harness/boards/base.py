@@ -26,6 +26,23 @@ class Fidelity(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
+class BoardOptions:
+    """Command-line settings boards may use.
+
+    Attributes:
+        runner_elf: the firmware to run (FVP and serial boards), over the board file's.
+        fvp_cycles: run FVPs without ``--fast`` (cycle-approximate NPU, slower).
+        retries: retries of infrastructure failures (launch, licence) per run.
+        fvp_dir: where to look for FVP binaries before ``PATH``.
+    """
+
+    runner_elf: Path | None = None
+    fvp_cycles: bool = False
+    retries: int | None = None
+    fvp_dir: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Availability:
     """Whether a board can run on this machine, and if not, why and what to do."""
 

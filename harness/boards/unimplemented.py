@@ -14,7 +14,6 @@ from harness.boardspec import BoardSpec
 from harness.errors import BoardUnavailable
 
 _PLANNED = {
-    "fvp": "Corstone FVP boards (local and Docker)",
     "serial": "real boards over serial",
 }
 

@@ -1,0 +1,413 @@
+"""Corstone FVP boards: the upstream ``arm_executor_runner`` (semihosting build) on an FVP.
+
+One run = a fresh folder with ``program.pte`` and ``i<k>.bin``, the FVP command
+rendered from ``fvp/<platform>.toml``, and the results read back: ``out-<i>.bin``
+decoded with dtypes and shapes from the program's own metadata, ``etdump.bin``
+and ``debug_buffer.bin`` when the firmware writes them, the log scanned for
+failures. The FVP's exit status alone never means success.
+
+Where the FVP process runs is an :class:`FvpExecutor`: on this machine
+(:class:`LocalFvpExecutor`) or in a container (:mod:`harness.boards.docker_fvp`);
+both receive the same argv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from harness import fvp
+from harness.artifact import Artifact
+from harness.boards.base import Availability, BoardOptions, Fidelity, RunResult, check_inputs_match
+from harness.boardspec import BoardSpec
+from harness.elf import check_runner_elf
+from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunError, RunTimeout
+
+# The harness's own deadline beyond the FVP's --timelimit: the FVP counts
+# simulated CPU time, and needs a moment to start and to stop.
+WALL_GRACE_S = 5.0
+LOG_NAME = "fvp.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessOutcome:
+    """How an FVP process ended."""
+
+    log: str
+    exit_code: int | None
+    timed_out: bool
+    wall_s: float
+    where: str  # "local", or "docker <image digest> on <engine>"
+
+
+class FvpExecutor(Protocol):
+    """Runs an FVP argv with ``run_dir`` as the semihosting folder."""
+
+    def availability(self, platform: fvp.FvpPlatform) -> Availability:
+        """Whether this executor can start the platform's FVP."""
+
+    def executable(self, platform: fvp.FvpPlatform) -> str:
+        """The FVP binary as argv[0] should name it."""
+
+    def elf_path(self, elf: Path) -> str:
+        """The runner ELF's path as the FVP process sees it."""
+
+    def run_dir_path(self, run_dir: Path) -> str:
+        """The run folder's path as the FVP process sees it."""
+
+    def run(self, argv: Sequence[str], run_dir: Path, timeout_s: float) -> ProcessOutcome:
+        """Run to the end or until ``timeout_s``; nothing may be left running."""
+
+
+class LocalFvpExecutor:
+    """Starts the FVP on this machine, in its own process group.
+
+    Args:
+        search_dir: where to look for FVP binaries before ``PATH``.
+    """
+
+    def __init__(self, search_dir: Path | None = None) -> None:
+        self.search_dir = search_dir
+
+    def _find(self, platform: fvp.FvpPlatform) -> str | None:
+        if self.search_dir is not None:
+            candidate = self.search_dir / platform.executable
+            if candidate.exists():
+                return str(candidate)
+        return shutil.which(platform.executable)
+
+    def availability(self, platform: fvp.FvpPlatform) -> Availability:
+        """Available when the FVP binary is on PATH (or in ``search_dir``)."""
+        if self._find(platform):
+            return Availability(True)
+        return Availability(
+            False,
+            f"{platform.executable} (FVP {platform.version}) is not on PATH",
+            "install the Arm Corstone FVP (EULA) and add its models/Linux64_GCC-9.3 folder to "
+            "PATH; README 'Corstone FVPs'",
+        )
+
+    def executable(self, platform: fvp.FvpPlatform) -> str:
+        """Absolute path of the FVP binary."""
+        found = self._find(platform)
+        if found is None:
+            raise InfrastructureError(f"{platform.executable} is not on PATH")
+        return found
+
+    def elf_path(self, elf: Path) -> str:
+        """The ELF's own path."""
+        return str(elf)
+
+    def run_dir_path(self, run_dir: Path) -> str:
+        """The folder's own path."""
+        return str(run_dir)
+
+    def run(self, argv: Sequence[str], run_dir: Path, timeout_s: float) -> ProcessOutcome:
+        """Run the FVP, merging stdout and stderr into ``run_dir/fvp.log``."""
+        log_path = run_dir / LOG_NAME
+        started = time.monotonic()
+        with log_path.open("wb") as log:
+            try:
+                proc = subprocess.Popen(
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=run_dir,
+                    start_new_session=True,  # killpg takes the FVP and anything it started
+                )
+            except OSError as exc:
+                raise InfrastructureError(f"cannot start {argv[0]}: {exc.strerror}") from exc
+            timed_out = False
+            try:
+                code: int | None = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                code = None
+            finally:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+        text = log_path.read_bytes().decode(errors="replace")
+        return ProcessOutcome(text, code, timed_out, time.monotonic() - started, "local")
+
+
+def _write_inputs(artifact: Artifact, inputs: Sequence[npt.NDArray[Any]], run_dir: Path) -> None:
+    """``i<k>.bin``: each input's raw bytes in the program's dim order, exact size."""
+    specs = artifact.metadata.get("program_io", {}).get("inputs", [])
+    for k, array in enumerate(inputs):
+        spec = specs[k] if k < len(specs) else {}
+        order = spec.get("dim_order") or list(range(array.ndim))
+        data = np.ascontiguousarray(np.transpose(array, order))
+        sizes: list[int] = list(spec.get("sizes") or array.shape)
+        expected = int(np.prod(sizes)) * array.dtype.itemsize
+        if data.nbytes != expected:
+            raise ConfigError(
+                f"input {k}: {data.nbytes} bytes, the program expects {expected} "
+                f"({spec.get('sizes')} {spec.get('dtype')})"
+            )
+        (run_dir / f"i{k}.bin").write_bytes(data.tobytes())
+
+
+def read_outputs(artifact: Artifact, run_dir: Path) -> list[npt.NDArray[Any]]:
+    """Decode ``out-<i>.bin`` with the program's output dtypes, sizes and dim orders.
+
+    Raises:
+        RunCrashed: a file is missing or has the wrong size (truncated output).
+    """
+    outputs = []
+    for i, spec in enumerate(artifact.metadata["program_io"]["outputs"]):
+        if spec.get("kind") != "tensor":
+            raise RunCrashed(f"output {i} is not a tensor ({spec.get('kind')}); cannot decode it")
+        path = run_dir / f"out-{i}.bin"
+        dtype = np.dtype(spec["dtype"])
+        order = spec["dim_order"]
+        memory_shape = [spec["sizes"][d] for d in order]
+        expected = int(np.prod(memory_shape)) * dtype.itemsize
+        if not path.exists():
+            raise RunCrashed(f"the runner wrote no {path.name} (expected {expected} bytes)")
+        size = path.stat().st_size
+        if size != expected:
+            raise RunCrashed(
+                f"{path.name} has {size} bytes, expected {expected} "
+                f"({spec['sizes']} {spec['dtype']}): truncated or wrong output"
+            )
+        array = np.fromfile(path, dtype=dtype).reshape(memory_shape)
+        inverse = [order.index(d) for d in range(len(order))]
+        outputs.append(np.ascontiguousarray(np.transpose(array, inverse)))
+    return outputs
+
+
+def check_etdump(path: Path) -> None:
+    """Refuse an ETDump that does not parse.
+
+    Raises:
+        RunCrashed: the file is not a valid ETDump flatbuffer.
+    """
+    from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
+
+    try:
+        etdump = deserialize_from_etdump_flatcc(path.read_bytes())
+        if not etdump.run_data:
+            raise ValueError("no run data")
+    except Exception as exc:
+        raise RunCrashed(
+            f"{path.name} is not a valid ETDump ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+class FvpBoard:
+    """A Corstone FVP running the upstream semihosting runner.
+
+    Args:
+        spec: the board file's contents (``[fvp]`` names the platform and runner ELF).
+        work_dir: where logs go.
+        options: command-line overrides (runner ELF, cycle mode, retries).
+        executor: where the FVP runs (default: this machine).
+    """
+
+    def __init__(
+        self,
+        spec: BoardSpec,
+        work_dir: Path,
+        options: BoardOptions | None = None,
+        executor: FvpExecutor | None = None,
+    ) -> None:
+        self.spec = spec
+        self.options = options or BoardOptions()
+        section = dict(spec.sections.get("fvp", {}))
+        known = ("platform", "runner_elf", "cycles", "retries", "num_macs")
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"board file {spec.path}: [fvp] unknown field '{unknown[0]}' "
+                f"(known: {', '.join(known)})"
+            )
+        self.section = section
+        if "platform" not in section:
+            raise ConfigError(f"board file {spec.path}: [fvp] needs 'platform'")
+        self.platform = fvp.load_platform(section["platform"])
+        elf = self.options.runner_elf or section.get("runner_elf")
+        if elf is not None and spec.path is not None and not Path(elf).is_absolute():
+            elf = spec.path.parent / elf
+        self.runner_elf = Path(elf) if elf else None
+        self.cycles = bool(self.options.fvp_cycles or section.get("cycles", False))
+        retries = (
+            self.options.retries if self.options.retries is not None else section.get("retries", 1)
+        )
+        self.retries = int(retries)
+        self.executor: FvpExecutor = executor or LocalFvpExecutor(self.options.fvp_dir)
+        self.elf_sha256: str | None = None
+
+    @property
+    def num_macs(self) -> int:
+        """MACs of the FVP's NPU: the board file's ``[fvp] num_macs``, else the compile
+        target's (``ethos-u85-256`` -> 256, which must match), else the platform default."""
+        if "num_macs" in self.section:
+            return int(self.section["num_macs"])
+        if self.spec.target.startswith("ethos-u"):
+            return int(self.spec.target.rsplit("-", 1)[1])
+        return self.platform.default_num_macs
+
+    def availability(self) -> Availability:
+        """Available when the FVP can start and the runner ELF exists and fits the CPU."""
+        executor = self.executor.availability(self.platform)
+        if not executor.ok:
+            return executor
+        if self.runner_elf is None:
+            return Availability(
+                False,
+                "no runner ELF configured",
+                f"build arm_executor_runner (README 'Runner ELFs') and set [fvp] runner_elf in "
+                f"the board file or --runner-elf {self.spec.name}=PATH",
+            )
+        if not self.runner_elf.exists():
+            return Availability(
+                False,
+                f"runner ELF {self.runner_elf} does not exist",
+                "build it (README 'Runner ELFs') or fix the path",
+            )
+        try:
+            info = check_runner_elf(
+                self.runner_elf, self.spec.cpu or self.platform.cpu, self.spec.name
+            )
+        except ConfigError as exc:
+            return Availability(False, str(exc), "use the runner ELF built for this board")
+        self.elf_sha256 = info.sha256
+        return Availability(True)
+
+    def open(self) -> None:
+        """Nothing to start: each run launches its own FVP."""
+
+    def close(self) -> None:
+        """Nothing is left running between runs."""
+
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: Sequence[npt.NDArray[Any]],
+        *,
+        run_dir: Path,
+        timeout_s: float | None = None,
+        debug_buffer_size: int = 0,
+    ) -> RunResult:
+        """Run the program once on the FVP; see :meth:`harness.boards.base.Board.run`."""
+        check_inputs_match(artifact, inputs, self.spec.name)
+        if self.runner_elf is None:
+            raise ConfigError(f"board '{self.spec.name}': no runner ELF configured")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(artifact.pte_path, run_dir / "program.pte")
+        _write_inputs(artifact, inputs, run_dir)
+        limit = int(timeout_s or self.spec.run_timeout_s)
+        argv = fvp.render_command(
+            self.platform,
+            executable=self.executor.executable(self.platform),
+            elf=self.executor.elf_path(self.runner_elf),
+            num_macs=self.num_macs,
+            timeout_s=max(1, limit),
+            semihosting_cwd=self.executor.run_dir_path(run_dir),
+            input_count=len(inputs),
+            fast=not self.cycles,
+        )
+        (run_dir / "command.txt").write_text(fvp.quote_argv(argv) + "\n")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._run_once(artifact, argv, run_dir, limit + WALL_GRACE_S, attempt)
+            except InfrastructureError:
+                # Launch and licence failures only: crashes and mismatches are never retried.
+                if attempt > self.retries:
+                    raise
+                for stale in run_dir.glob("out-*.bin"):
+                    stale.unlink()
+
+    def _run_once(
+        self, artifact: Artifact, argv: Sequence[str], run_dir: Path, wall_s: float, attempt: int
+    ) -> RunResult:
+        outcome = self.executor.run(argv, run_dir, wall_s)
+        log_path = str(run_dir / LOG_NAME)
+        tail = fvp.log_tail(outcome.log)
+        if outcome.timed_out:
+            raise RunTimeout(
+                f"board '{self.spec.name}': no result after {wall_s:g} s (FVP --timelimit "
+                f"{int(wall_s - WALL_GRACE_S)} s + {WALL_GRACE_S:g} s); the FVP was killed",
+                log_tail=tail,
+                log_path=log_path,
+            )
+        findings = fvp.find_failures(outcome.log)
+        if findings:
+            first = findings[0]
+            lines = "; ".join(f.line for f in findings[:3])
+            error: type[RunError] = {
+                "timeout": RunTimeout,
+                "infrastructure_error": InfrastructureError,
+            }.get(first.failure_class, RunCrashed)
+            raise error(
+                f"board '{self.spec.name}': {first.what} (attempt {attempt}): {lines}",
+                log_tail=tail,
+                log_path=log_path,
+            )
+        try:
+            outputs = read_outputs(artifact, run_dir)
+        except RunCrashed as exc:
+            raise RunCrashed(
+                f"board '{self.spec.name}': {exc.message} (FVP exit code {outcome.exit_code})",
+                log_tail=tail,
+                log_path=log_path,
+            ) from exc
+        if outcome.exit_code not in (0, None):
+            raise RunCrashed(
+                f"board '{self.spec.name}': the FVP exited with status {outcome.exit_code}",
+                log_tail=tail,
+                log_path=log_path,
+            )
+        etdump = run_dir / "etdump.bin"
+        debug = run_dir / "debug_buffer.bin"
+        try:
+            block = fvp.parse_etdump_block(outcome.log)
+        except fvp.EtdumpBlockError as exc:
+            raise RunCrashed(
+                f"board '{self.spec.name}': {exc}", log_tail=tail, log_path=log_path
+            ) from exc
+        for name, payload in block.items():
+            (run_dir / name).write_bytes(payload)
+        if etdump.exists():
+            try:
+                check_etdump(etdump)
+            except RunCrashed as exc:
+                raise RunCrashed(
+                    f"board '{self.spec.name}': {exc.message}", log_tail=tail, log_path=log_path
+                ) from exc
+        pmu = fvp.parse_pmu(outcome.log)
+        return RunResult(
+            board=self.spec.name,
+            outputs=tuple(outputs),
+            execute_s=outcome.wall_s,
+            load_s=0.0,
+            fidelity=Fidelity.FVP_CYCLES if self.cycles else Fidelity.FVP_FAST,
+            run_dir=run_dir,
+            etdump_path=etdump if etdump.exists() else None,
+            debug_buffer_path=debug if debug.exists() else None,
+            log=outcome.log,
+            extra={
+                "fvp_wall_s": outcome.wall_s,
+                "fvp": f"{self.platform.executable} {self.platform.version}",
+                "where": outcome.where,
+                "runner_elf_sha256": self.elf_sha256,
+                "attempts": attempt,
+                **({"pmu": pmu} if pmu else {}),
+            },
+        )
