@@ -91,6 +91,8 @@ def read_elf(path: Path) -> ElfInfo:
         raise ConfigError(f"runner ELF {path}: cannot read it ({exc.strerror})") from exc
     if data[:4] != b"\x7fELF":
         raise ConfigError(f"runner ELF {path}: not an ELF file")
+    if len(data) < 52:  # the ELF32 header
+        raise ConfigError(f"runner ELF {path}: truncated ({len(data)} bytes); rebuild or recopy it")
     if data[4] != 1 or data[5] != 1:
         raise ConfigError(f"runner ELF {path}: not a 32-bit little-endian ELF (not for Cortex-M)")
     (machine,) = struct.unpack_from("<H", data, 18)
@@ -103,7 +105,7 @@ def read_elf(path: Path) -> ElfInfo:
         if base + 40 > len(data):
             break
         _, sh_type, _, _, offset, size = struct.unpack_from("<IIIIII", data, base)
-        if sh_type == SHT_ARM_ATTRIBUTES:
+        if sh_type == SHT_ARM_ATTRIBUTES and offset + size <= len(data):
             tags = parse_arm_attributes(data[offset : offset + size])
             name, arch = tags.get(TAG_CPU_NAME), tags.get(TAG_CPU_ARCH)
             cpu_name = str(name) if name is not None else None

@@ -32,9 +32,10 @@ _SUMMARY_FIELDS = {
     "dram_memory_used": float,
     "on_chip_flash_memory_used": float,
     "off_chip_flash_memory_used": float,
-    "arena_cache_size": float,  # bytes
+    "arena_cache_size": float,  # KiB in the CSV (stats_writer divides by 1024)
 }
 _KIB_FIELDS = (
+    "arena_cache_size",
     "sram_memory_used",
     "dram_memory_used",
     "on_chip_flash_memory_used",
@@ -84,7 +85,8 @@ def read_summary(path: Path) -> dict[str, Any]:
     summary = {k: _number(row[k], t) for k, t in _SUMMARY_FIELDS.items() if k in row}
     for key in _KIB_FIELDS:
         if summary.get(key) is not None:
-            summary[key.replace("_used", "_bytes")] = round(summary.pop(key) * KIB)
+            name = key.replace("_used", "") + "_bytes" if key.endswith("_used") else key + "_bytes"
+            summary[name] = round(summary.pop(key) * KIB)
     return summary
 
 

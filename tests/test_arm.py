@@ -163,7 +163,7 @@ def test_npu_sram_overflow_fails_the_fit_check_in_build_only(et_pytester):
     et_pytester.makefile(
         ".toml",
         tiny_npu='name = "tiny-npu"\nkind = "fvp"\ntarget = "ethos-u55-128"\n'
-        "[memory]\nsram_bytes = 1024\n",
+        '[memory]\nsram_bytes = 1024\n[fvp]\nplatform = "corstone300-u55"\n',
     )
     et_pytester.makepyfile(BIG_MODEL_TEST)
     result = et_pytester.runpytest_subprocess(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,9 @@ def test_stopped_worker_leaves_no_process(pytester, monkeypatch, tmp_path):
     monkeypatch.chdir(pytester.path)  # host_workers() recognises workers by cwd
     worker = RuntimeWorker(tmp_path / "worker.log")
     worker.start()
+    deadline = time.monotonic() + 10  # until the child has exec'd (its cmdline is set)
+    while not host_workers(pytester) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert host_workers(pytester) != []  # the check sees a live worker...
     worker.stop()
     assert host_workers(pytester) == []  # ...and none after stop()

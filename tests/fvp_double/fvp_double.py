@@ -106,7 +106,8 @@ def run_program(cwd: Path, model: str, inputs: list[str], out: str, mode: str) -
     import torch
 
     spec = importlib.util.find_spec("executorch")
-    assert spec is not None and spec.submodule_search_locations
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the FVP double needs executorch installed")
     root = Path(next(iter(spec.submodule_search_locations)))
     libraries = sorted((root / "kernels" / "quantized").glob("**/*quantized_ops_aot_lib.*"))
     if libraries:

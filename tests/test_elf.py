@@ -1,0 +1,216 @@
+"""Tests of harness.elf: the test-ELF writer, the reader, and the runner-ELF check."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.elf import (
+    EM_ARM,
+    SHT_ARM_ATTRIBUTES,
+    TAG_CPU_ARCH,
+    TAG_CPU_NAME,
+    check_runner_elf,
+    parse_arm_attributes,
+    read_elf,
+    write_test_elf,
+)
+from harness.errors import ConfigError
+
+
+def _elf(tmp_path: Path, cpu: str, machine: int = EM_ARM, name: str | None = None) -> Path:
+    path = tmp_path / (name or f"{cpu}.elf")
+    write_test_elf(path, cpu, machine=machine)
+    return path
+
+
+def _attributes_section(data: bytes) -> bytes:
+    """The bytes of the ``.ARM.attributes`` section, found through the section headers."""
+    shoff = int.from_bytes(data[32:36], "little")
+    shentsize = int.from_bytes(data[46:48], "little")
+    shnum = int.from_bytes(data[48:50], "little")
+    for i in range(shnum):
+        header = data[shoff + i * shentsize : shoff + (i + 1) * shentsize]
+        sh_type = int.from_bytes(header[4:8], "little")
+        if sh_type == SHT_ARM_ATTRIBUTES:
+            offset = int.from_bytes(header[16:20], "little")
+            size = int.from_bytes(header[20:24], "little")
+            return data[offset : offset + size]
+    raise AssertionError("no .ARM.attributes section")
+
+
+# ---------------------------------------------------------------- writer and reader
+
+
+@pytest.mark.parametrize(
+    ("cpu", "arch"), [("cortex-m55", 21), ("cortex-m85", 21), ("cortex-m4", 13), ("cortex-m33", 16)]
+)
+def test_write_and_read_round_trip(tmp_path: Path, cpu: str, arch: int) -> None:
+    path = _elf(tmp_path, cpu)
+    info = read_elf(path)
+    assert info.machine == EM_ARM == 40
+    assert info.cpu_name == cpu
+    assert info.cpu_arch == arch
+    assert len(info.sha256) == 64
+
+
+def test_sha256_follows_content(tmp_path: Path) -> None:
+    a = read_elf(_elf(tmp_path, "cortex-m55", name="a.elf"))
+    b = read_elf(_elf(tmp_path, "cortex-m55", name="b.elf"))
+    c = read_elf(_elf(tmp_path, "cortex-m4"))
+    assert a.sha256 == b.sha256
+    assert a.sha256 != c.sha256
+
+
+def test_parse_arm_attributes_on_written_bytes(tmp_path: Path) -> None:
+    section = _attributes_section(_elf(tmp_path, "cortex-m55").read_bytes())
+    assert section[:1] == b"A"
+    assert b"aeabi\0" in section
+    tags = parse_arm_attributes(section)
+    assert tags == {TAG_CPU_NAME: "cortex-m55", TAG_CPU_ARCH: 21}
+
+
+def test_parse_arm_attributes_ignores_other_data() -> None:
+    assert parse_arm_attributes(b"") == {}
+    assert parse_arm_attributes(b"B\x00\x00\x00\x00") == {}
+
+
+def test_parse_arm_attributes_skips_other_vendors() -> None:
+    body = bytes([TAG_CPU_NAME]) + b"cortex-m7\0" + bytes([TAG_CPU_ARCH, 13])
+    file_sub = b"\x01" + (5 + len(body)).to_bytes(4, "little") + body
+    vendor = b"gnu\0"
+    other = (4 + len(vendor) + len(file_sub)).to_bytes(4, "little") + vendor + file_sub
+    aeabi_vendor = b"aeabi\0"
+    aeabi = (4 + len(aeabi_vendor) + len(file_sub)).to_bytes(4, "little") + aeabi_vendor + file_sub
+    assert parse_arm_attributes(b"A" + other) == {}
+    assert parse_arm_attributes(b"A" + other + aeabi) == {
+        TAG_CPU_NAME: "cortex-m7",
+        TAG_CPU_ARCH: 13,
+    }
+
+
+def test_elf_without_attributes_has_no_cpu(tmp_path: Path) -> None:
+    path = _elf(tmp_path, "cortex-m55")
+    data = bytearray(path.read_bytes())
+    # Turn the .ARM.attributes section into a PROGBITS one: the CPU is then unknown.
+    shoff = int.from_bytes(data[32:36], "little")
+    type_at = shoff + 40 + 4  # section header 1, field sh_type
+    assert int.from_bytes(data[type_at : type_at + 4], "little") == SHT_ARM_ATTRIBUTES
+    data[type_at : type_at + 4] = (1).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    info = read_elf(path)
+    assert (info.machine, info.cpu_name, info.cpu_arch) == (EM_ARM, None, None)
+    # Nothing to contradict the board, so the check accepts it.
+    assert check_runner_elf(path, "cortex-m55", "corstone300") == info
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="binutils readelf not on PATH")
+def test_writer_agrees_with_binutils_readelf(tmp_path: Path) -> None:
+    path = _elf(tmp_path, "cortex-m55")
+    attributes = subprocess.run(
+        ["readelf", "-A", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    assert 'Tag_CPU_name: "cortex-m55"' in attributes
+    assert "Tag_CPU_arch: v8.1-M.mainline" in attributes
+    header = subprocess.run(
+        ["readelf", "-h", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "ELF32" in header
+    assert "little endian" in header
+    assert any(
+        line.split(":")[-1].strip() == "ARM" for line in header.splitlines() if "Machine" in line
+    )
+
+
+# ---------------------------------------------------------------- check_runner_elf
+
+
+def test_check_accepts_matching_cpu(tmp_path: Path) -> None:
+    path = _elf(tmp_path, "cortex-m55")
+    info = check_runner_elf(path, "cortex-m55", "corstone300")
+    assert info.cpu_name == "cortex-m55"
+
+
+def test_check_accepts_m55_build_on_m85_board(tmp_path: Path) -> None:
+    # Upstream's toolchain file builds Corstone-320 (Cortex-M85) runners with -mcpu=cortex-m55.
+    path = _elf(tmp_path, "cortex-m55")
+    assert check_runner_elf(path, "cortex-m85", "corstone320").cpu_name == "cortex-m55"
+    assert check_runner_elf(path, "Cortex-M85", "corstone320").cpu_name == "cortex-m55"
+
+
+def test_check_accepts_other_spellings_of_the_cpu(tmp_path: Path) -> None:
+    path = _elf(tmp_path, "Cortex_M55")
+    assert check_runner_elf(path, "cortex-m55", "corstone300").cpu_name == "Cortex_M55"
+
+
+def test_check_rejects_m85_build_on_m55_board(tmp_path: Path) -> None:
+    # The exception is one way only: an M85 build may use instructions an M55 lacks.
+    path = _elf(tmp_path, "cortex-m85")
+    with pytest.raises(ConfigError, match="cortex-m85"):
+        check_runner_elf(path, "cortex-m55", "corstone300")
+
+
+def test_check_rejects_wrong_cpu(tmp_path: Path) -> None:
+    path = _elf(tmp_path, "cortex-m4")
+    with pytest.raises(ConfigError) as excinfo:
+        check_runner_elf(path, "cortex-m55", "corstone300-u55")
+    message = str(excinfo.value)
+    assert str(path) in message
+    assert "corstone300-u55" in message
+    assert "cortex-m4" in message
+    assert "cortex-m55" in message
+
+
+def test_check_rejects_non_arm_machine(tmp_path: Path) -> None:
+    path = _elf(tmp_path, "cortex-m55", machine=62)  # EM_X86_64
+    assert read_elf(path).machine == 62
+    with pytest.raises(ConfigError) as excinfo:
+        check_runner_elf(path, "cortex-m55", "corstone300")
+    message = str(excinfo.value)
+    assert str(path) in message
+    assert "corstone300" in message
+    assert "62" in message
+
+
+def test_check_rejects_non_elf_file(tmp_path: Path) -> None:
+    path = tmp_path / "runner.elf"
+    path.write_text("#!/bin/sh\necho not an elf\n")
+    with pytest.raises(ConfigError, match="not an ELF") as excinfo:
+        check_runner_elf(path, "cortex-m55", "corstone300")
+    assert str(path) in str(excinfo.value)
+
+
+def test_check_rejects_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.elf"
+    path.write_bytes(b"")
+    with pytest.raises(ConfigError, match="not an ELF") as excinfo:
+        read_elf(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_check_rejects_64bit_or_big_endian_elf(tmp_path: Path) -> None:
+    path = _elf(tmp_path, "cortex-m55")
+    data = bytearray(path.read_bytes())
+    data[4] = 2  # ELFCLASS64
+    path.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="32-bit little-endian") as excinfo:
+        read_elf(path)
+    assert str(path) in str(excinfo.value)
+
+
+def test_check_rejects_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "arm_executor_runner"
+    with pytest.raises(ConfigError, match="cannot read") as excinfo:
+        check_runner_elf(path, "cortex-m55", "corstone300")
+    assert str(path) in str(excinfo.value)
+
+
+@pytest.mark.parametrize("content", [b"\x7fELF", b"\x7fELF\x01\x01\x01" + b"\0" * 9])
+def test_check_rejects_truncated_elf(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "truncated.elf"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="truncated"):
+        read_elf(path)

@@ -1,0 +1,141 @@
+"""FVP boards end to end against the FVP double (tests/fvp_double): real programs,
+real ExecuTorch runtime, the upstream runner's protocol; every failure class."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.elf import write_test_elf
+from tests.helpers import processes_with_env
+
+pytestmark = pytest.mark.slow
+
+DOUBLE_DIR = Path(__file__).parent / "fvp_double"
+
+TESTS = """
+import pytest
+import torch
+import tinymodels as m
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_tiny(et_check, quantize):
+    result = et_check(m.tiny(), m.x(), quantize=quantize)
+    assert result.run.fidelity == "fvp-fast"
+"""
+
+
+@pytest.fixture
+def fvp_env(et_pytester, monkeypatch, tmp_path):
+    """The double on PATH, a runner ELF for Cortex-M55, and a tag on every process."""
+    monkeypatch.setenv("PATH", f"{DOUBLE_DIR}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("ET_HIL_DOUBLE_PYTHON", sys.executable)
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv("ET_HIL_TEST_TAG", tag)
+    elf = tmp_path / "arm_executor_runner"
+    write_test_elf(elf, "cortex-m55")
+    et_pytester.makepyfile(TESTS)
+    return {"elf": elf, "tag": tag}
+
+
+def run(pytester, elf, *args):
+    return pytester.runpytest_subprocess(
+        "--board=corstone320", "--compile-target=portable", f"--runner-elf={elf}", *args
+    )
+
+
+def records(pytester) -> list[dict]:
+    path = pytester.path / "et-hil-results" / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_portable_programs_run_end_to_end_on_two_workers(et_pytester, fvp_env):
+    result = run(et_pytester, fvp_env["elf"], "-n", "2")
+    result.assert_outcomes(passed=2)
+    rows = records(et_pytester)
+    assert {r["outcome"] for r in rows} == {"passed"}
+    facts = rows[0]["board_facts"]
+    assert facts["where"] == "local"
+    assert facts["fvp"] == "FVP_Corstone_SSE-320 11.27_25"
+    assert facts["attempts"] == 1
+    assert len(facts["runner_elf_sha256"]) == 64
+    assert rows[0]["timings"]["fidelity"] == "fvp-fast"
+    assert rows[0]["etdump"].endswith("etdump.bin")
+    assert processes_with_env(fvp_env["tag"]) == []
+    assert not (et_pytester.path / "et-hil-results" / "repro").exists()
+
+
+@pytest.mark.parametrize(
+    ("mode", "failure_class", "message"),
+    [
+        ("hang", "timeout", "no result after 7 s (FVP --timelimit 2 s + 5 s); the FVP was killed"),
+        ("timelimit", "timeout", "the FVP's --timelimit was reached"),
+        ("crash", "crash", "runner error or fatal log line (attempt 1)"),
+        ("hardfault", "crash", "CPU hard fault (attempt 1)"),
+        ("truncate", "crash", "out-0.bin has 16 bytes, expected 32"),
+        ("corrupt_etdump", "crash", "etdump.bin is not a valid ETDump"),
+        ("launch_error", "infrastructure_error", "FVP licence problem (attempt 2)"),
+    ],
+)
+def test_each_fault_ends_in_its_failure_class(
+    et_pytester, fvp_env, monkeypatch, mode, failure_class, message
+):
+    run(et_pytester, fvp_env["elf"], "-k", "None").assert_outcomes(passed=1)  # warm cache
+    monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", mode)
+    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--run-timeout=2")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*{message}*"])
+    [record] = records(et_pytester)
+    assert record["failure_class"] == failure_class
+    # Within the run's timeout (2 s) plus 5 s, whatever went wrong.
+    assert record["duration_s"] < 2 + 5 + 2
+    assert processes_with_env(fvp_env["tag"]) == []
+    repro = Path(record["repro"])
+    assert {"program.pte", "i0.bin", "command.txt", "fvp.log"} <= {p.name for p in repro.iterdir()}
+    argv = shlex.split((repro / "command.txt").read_text())  # pasteable into a shell
+    assert (
+        "mps4_board.subsystem.cpu0.semihosting-cmd_line='executor_runner -m program.pte -o out "
+        "-i i0.bin'" in argv
+    )
+
+
+def test_launch_failures_are_retried_and_crashes_are_not(et_pytester, fvp_env, monkeypatch):
+    monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "flaky_launch")
+    run(et_pytester, fvp_env["elf"], "-k", "None").assert_outcomes(passed=1)
+    assert records(et_pytester)[0]["board_facts"]["attempts"] == 2
+
+    monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "crash")
+    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--fvp-retries=3")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*(attempt 1)*"])
+
+    monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "launch_error")
+    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--fvp-retries=0")
+    result.stdout.fnmatch_lines(["*FVP licence problem (attempt 1)*"])
+
+
+def test_without_an_fvp_the_board_skips_with_a_hint_or_fails_when_required(
+    et_pytester, fvp_env, monkeypatch
+):
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin")
+    result = run(et_pytester, fvp_env["elf"], "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(
+        ["*FVP_Corstone_SSE-320 (FVP 11.27_25) is not on PATH*install the Arm Corstone FVP*"]
+    )
+    result = run(et_pytester, fvp_env["elf"], "--require-boards")
+    result.assert_outcomes(errors=2)
+
+
+def test_runner_elf_for_another_cpu_is_refused(et_pytester, fvp_env, tmp_path):
+    wrong = tmp_path / "m4.elf"
+    write_test_elf(wrong, "cortex-m4")
+    result = run(et_pytester, wrong, "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*was built for cortex-m4, the board's CPU is cortex-m85*"])
