@@ -142,35 +142,3 @@ def check_runner_elf(path: Path, cpu: str, board: str) -> ElfInfo:
             f"{cpu} needs {CPU_ARCH_NAMES[wanted_arch]}"
         )
     return info
-
-
-def write_test_elf(path: Path, cpu_name: str, machine: int = EM_ARM) -> None:
-    """Write a minimal ELF32 with an ``.ARM.attributes`` section naming ``cpu_name``.
-
-    Used by the harness's tests and the FVP double; real runners come from
-    upstream's build (see README).
-    """
-    cpu = cpu_name.encode() + b"\0"
-    arch = CPU_ARCH_OF.get(cpu_name.lower(), 21)
-    attrs_body = bytes([TAG_CPU_NAME]) + cpu + bytes([TAG_CPU_ARCH, arch])
-    file_sub = bytes([1]) + struct.pack("<I", 5 + len(attrs_body)) + attrs_body
-    vendor = b"aeabi\0"
-    section = struct.pack("<I", 4 + len(vendor) + len(file_sub)) + vendor + file_sub
-    attributes = b"A" + section
-    shstrtab = b"\0.ARM.attributes\0.shstrtab\0"
-    header_size = 52
-    attr_off = header_size
-    str_off = attr_off + len(attributes)
-    sh_off = (str_off + len(shstrtab) + 3) & ~3
-    sections = [
-        struct.pack("<10I", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-        struct.pack("<10I", 1, SHT_ARM_ATTRIBUTES, 0, 0, attr_off, len(attributes), 0, 0, 1, 0),
-        struct.pack("<10I", 17, 3, 0, 0, str_off, len(shstrtab), 0, 0, 1, 0),
-    ]
-    ident = b"\x7fELF" + bytes([1, 1, 1, 0]) + b"\0" * 8
-    header = ident + struct.pack(
-        "<HHIIIIIHHHHHH", 2, machine, 1, 0, 0, sh_off, 0x05000400, header_size, 0, 0, 40, 3, 2
-    )
-    body = header + attributes + shstrtab
-    body += b"\0" * (sh_off - len(body))
-    path.write_bytes(body + b"".join(sections))

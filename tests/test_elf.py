@@ -16,9 +16,9 @@ from harness.elf import (
     check_runner_elf,
     parse_arm_attributes,
     read_elf,
-    write_test_elf,
 )
 from harness.errors import ConfigError
+from tests.fvp_double.make_elf import write_elf as write_test_elf
 
 
 def _elf(tmp_path: Path, cpu: str, machine: int = EM_ARM, name: str | None = None) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.elf import write_test_elf
+from tests.fvp_double.make_elf import write_elf as write_test_elf
 from tests.helpers import processes_with_env
 
 pytestmark = pytest.mark.slow
