@@ -115,6 +115,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run FVPs without --fast: cycle-approximate NPU timing and PMU counts (slower)",
     )
     group.addoption(
+        "--fvp-backend",
+        action="append",
+        default=[],
+        choices=("local", "docker"),
+        help="where FVPs run, in order of preference (repeatable; default: local, then docker)",
+    )
+    group.addoption(
+        "--fvp-image",
+        metavar="IMAGE",
+        help="Docker image with the FVPs (default: $ET_HIL_FVP_IMAGE or the versioned "
+        "et-hil-fvp tag that 'et-hil docker build' makes)",
+    )
+    group.addoption(
         "--fvp-retries",
         type=int,
         metavar="N",
@@ -163,6 +176,11 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
             fvp_cycles=option.fvp_cycles,
             retries=option.fvp_retries,
             fvp_dir=Path(fvp_dir) if fvp_dir else None,
+            fvp_backends=tuple(option.fvp_backend),
+            fvp_image=option.fvp_image or os.environ.get("ET_HIL_FVP_IMAGE"),
+            docker_env=tuple(
+                name for name in os.environ.get("ET_HIL_DOCKER_ENV", "").split(",") if name
+            ),
         )
         for name in boards
     }

@@ -34,12 +34,18 @@ class BoardOptions:
         fvp_cycles: run FVPs without ``--fast`` (cycle-approximate NPU, slower).
         retries: retries of infrastructure failures (launch, licence) per run.
         fvp_dir: where to look for FVP binaries before ``PATH``.
+        fvp_backends: where FVPs may run, in order (``local``, ``docker``).
+        fvp_image: the Docker image with the FVPs.
+        docker_env: host environment variables passed into FVP containers.
     """
 
     runner_elf: Path | None = None
     fvp_cycles: bool = False
     retries: int | None = None
     fvp_dir: Path | None = None
+    fvp_backends: tuple[str, ...] = ()
+    fvp_image: str | None = None
+    docker_env: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,8 +66,14 @@ class FvpExecutor(Protocol):
     def run_dir_path(self, run_dir: Path) -> str:
         """The run folder's path as the FVP process sees it."""
 
-    def run(self, argv: Sequence[str], run_dir: Path, timeout_s: float) -> ProcessOutcome:
-        """Run to the end or until ``timeout_s``; nothing may be left running."""
+    def describe(self) -> str:
+        """Where runs happen, for result records."""
+
+    def run(
+        self, argv: Sequence[str], run_dir: Path, timeout_s: float, host_elf: Path | None = None
+    ) -> ProcessOutcome:
+        """Run to the end or until ``timeout_s``; nothing may be left running.
+        ``host_elf`` is the runner ELF on this machine, when the argv names it."""
 
 
 class LocalFvpExecutor:
@@ -113,7 +119,13 @@ class LocalFvpExecutor:
         """The folder's own path."""
         return str(run_dir)
 
-    def run(self, argv: Sequence[str], run_dir: Path, timeout_s: float) -> ProcessOutcome:
+    def describe(self) -> str:
+        """This machine."""
+        return "local"
+
+    def run(
+        self, argv: Sequence[str], run_dir: Path, timeout_s: float, host_elf: Path | None = None
+    ) -> ProcessOutcome:
         """Run the FVP, merging stdout and stderr into ``run_dir/fvp.log``."""
         log_path = run_dir / LOG_NAME
         started = time.monotonic()
@@ -228,7 +240,7 @@ class FvpBoard:
         self.spec = spec
         self.options = options or BoardOptions()
         section = dict(spec.sections.get("fvp", {}))
-        known = ("platform", "runner_elf", "cycles", "retries", "num_macs")
+        known = ("platform", "runner_elf", "cycles", "retries", "num_macs", "backends", "image")
         unknown = sorted(set(section) - set(known))
         if unknown:
             raise ConfigError(
@@ -248,8 +260,29 @@ class FvpBoard:
             self.options.retries if self.options.retries is not None else section.get("retries", 1)
         )
         self.retries = int(retries)
-        self.executor: FvpExecutor = executor or LocalFvpExecutor(self.options.fvp_dir)
+        self.executors: list[FvpExecutor] = (
+            [executor] if executor is not None else self._executors(section)
+        )
+        self.executor: FvpExecutor = self.executors[0]
         self.elf_sha256: str | None = None
+
+    def _executors(self, section: dict[str, Any]) -> list[FvpExecutor]:
+        """Where the FVP may run, in order of preference (``[fvp] backends``, ``--fvp-backend``)."""
+        order = self.options.fvp_backends or tuple(section.get("backends", ("local", "docker")))
+        executors: list[FvpExecutor] = []
+        for name in order:
+            if name == "local":
+                executors.append(LocalFvpExecutor(self.options.fvp_dir))
+            elif name == "docker":
+                from harness.boards.docker_fvp import DockerFvpExecutor, default_image
+
+                image = self.options.fvp_image or section.get("image") or default_image()
+                executors.append(DockerFvpExecutor(image, env_names=self.options.docker_env))
+            else:
+                raise ConfigError(
+                    f"board '{self.spec.name}': unknown FVP backend '{name}' (local, docker)"
+                )
+        return executors
 
     @property
     def num_macs(self) -> int:
@@ -262,10 +295,24 @@ class FvpBoard:
         return self.platform.default_num_macs
 
     def availability(self) -> Availability:
-        """Available when the FVP can start and the runner ELF exists and fits the CPU."""
-        executor = self.executor.availability(self.platform)
-        if not executor.ok:
-            return executor
+        """Available when an executor can start the FVP (on this machine, else in Docker,
+        by default) and the runner ELF exists and fits the CPU."""
+        reasons = []
+        for executor in self.executors:
+            found = executor.availability(self.platform)
+            if found.ok:
+                self.executor = executor
+                break
+            reasons.append(found)
+        else:
+            return Availability(
+                False,
+                "; ".join(r.reason for r in reasons),
+                "; or ".join(r.hint for r in reasons if r.hint),
+            )
+        image_runner = getattr(self.executor, "image_runner", lambda _p: None)(self.platform)
+        if self.runner_elf is None and image_runner:
+            return Availability(True)  # the image's own runner, built for this platform
         if self.runner_elf is None:
             return Availability(
                 False,
@@ -305,7 +352,12 @@ class FvpBoard:
     ) -> RunResult:
         """Run the program once on the FVP; see :meth:`harness.boards.base.Board.run`."""
         check_inputs_match(artifact, inputs, self.spec.name)
-        if self.runner_elf is None:
+        image_runner = getattr(self.executor, "image_runner", lambda _p: None)(self.platform)
+        if self.runner_elf is not None:
+            elf = self.executor.elf_path(self.runner_elf)
+        elif image_runner:
+            elf = image_runner
+        else:
             raise ConfigError(f"board '{self.spec.name}': no runner ELF configured")
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(artifact.pte_path, run_dir / "program.pte")
@@ -314,7 +366,7 @@ class FvpBoard:
         argv = fvp.render_command(
             self.platform,
             executable=self.executor.executable(self.platform),
-            elf=self.executor.elf_path(self.runner_elf),
+            elf=elf,
             num_macs=self.num_macs,
             timeout_s=max(1, limit),
             semihosting_cwd=self.executor.run_dir_path(run_dir),
@@ -337,7 +389,7 @@ class FvpBoard:
     def _run_once(
         self, artifact: Artifact, argv: Sequence[str], run_dir: Path, wall_s: float, attempt: int
     ) -> RunResult:
-        outcome = self.executor.run(argv, run_dir, wall_s)
+        outcome = self.executor.run(argv, run_dir, wall_s, host_elf=self.runner_elf)
         log_path = str(run_dir / LOG_NAME)
         tail = fvp.log_tail(outcome.log)
         if outcome.timed_out:
