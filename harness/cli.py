@@ -132,6 +132,58 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _docker_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "docker"
+
+
+def cmd_docker(args: argparse.Namespace) -> int:
+    """Build the FVP image, or remove containers left by killed sessions."""
+    import docker
+    import docker.errors
+
+    from harness.boards.docker_fvp import DockerFvpExecutor, default_image
+
+    tag = args.tag or default_image()
+    if args.action == "reap":
+        removed = DockerFvpExecutor(tag).reap_leftovers()
+        print(f"removed {len(removed)} leftover containers" + (f": {removed}" if removed else ""))
+        return 0
+    if not args.accept_eula:
+        print(
+            "The image holds the Arm Corstone FVPs and the Arm GNU toolchain, licensed under "
+            "Arm's EULA (https://developer.arm.com/downloads/-/arm-ecosystem-fvps).\n"
+            "Read it, then run again with --accept-eula to accept it and build.",
+            file=sys.stderr,
+        )
+        return 2
+    context = _docker_dir()
+    if not (context / "Dockerfile").exists():
+        print(
+            f"et-hil: error: {context}/Dockerfile not found (run from a checkout)", file=sys.stderr
+        )
+        return 2
+    client = docker.from_env()  # type: ignore[attr-defined]
+    print(f"building {tag} from {context} (FVP downloads and runner builds take a while)")
+    try:
+        for chunk in client.api.build(
+            path=str(context),
+            tag=tag,
+            buildargs={"ACCEPT_ARM_EULA": "yes"},
+            rm=True,
+            decode=True,
+        ):
+            if "stream" in chunk:
+                sys.stdout.write(chunk["stream"])
+            if "error" in chunk:
+                print(f"et-hil: error: image build failed: {chunk['error']}", file=sys.stderr)
+                return 1
+    except docker.errors.DockerException as exc:
+        print(f"et-hil: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"built {tag}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``et-hil``."""
     parser = argparse.ArgumentParser(
@@ -153,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = sub.add_parser("cache", help="show or clear the artifact cache")
     cache.add_argument("action", choices=("info", "clear"), nargs="?", default="info")
     cache.set_defaults(func=cmd_cache)
+    docker_cmd = sub.add_parser("docker", help="build the FVP image; reap leftover containers")
+    docker_cmd.add_argument("action", choices=("build", "reap"))
+    docker_cmd.add_argument("--accept-eula", action="store_true", help="accept Arm's EULA")
+    docker_cmd.add_argument("--tag", help="image tag (default: the versioned et-hil-fvp tag)")
+    docker_cmd.set_defaults(func=cmd_docker)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

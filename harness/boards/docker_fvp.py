@@ -202,9 +202,8 @@ class DockerFvpExecutor:
         self, argv: Sequence[str], run_dir: Path, timeout_s: float, host_elf: Path | None = None
     ) -> ProcessOutcome:
         """Run ``argv`` in a fresh container; kill it at ``timeout_s``; always remove it."""
-        import requests
-
         import docker
+        import requests
 
         client = self._connect()
         started = time.monotonic()

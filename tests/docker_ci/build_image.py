@@ -29,9 +29,8 @@ def _run(*argv: str, **kwargs: object) -> None:
 
 def ensure_base(client: object) -> str:
     """Import the debootstrap'd Debian base if the engine lacks it; returns its tag."""
-    import docker.errors
-
     import docker
+    import docker.errors
 
     assert isinstance(client, docker.DockerClient)
     try:
@@ -98,9 +97,8 @@ def content_tag(base_id: str, wheel: Path) -> str:
 
 def build() -> str:
     """Build (or find) the CI image; returns its tag."""
-    import docker.errors
-
     import docker
+    import docker.errors
 
     client = docker.from_env()
     base = ensure_base(client)
