@@ -222,7 +222,7 @@ class DockerFvpExecutor:
                 network_mode="none",
                 mem_limit=self.memory,
                 nano_cpus=int(self.cpus * 1e9),
-                labels={MANAGED: "true", OWNER: _owner(), f"{LABEL}.run": run_dir.name},
+                labels=self._labels(run_dir),
                 volumes=volumes,
                 environment=environment,
             )
@@ -252,6 +252,14 @@ class DockerFvpExecutor:
                 container.remove(force=True)
         (run_dir / LOG_NAME).write_text(log)
         return ProcessOutcome(log, code, timed_out, time.monotonic() - started, self.describe())
+
+    @staticmethod
+    def _labels(run_dir: Path) -> dict[str, str]:
+        labels = {MANAGED: "true", OWNER: _owner(), f"{LABEL}.run": run_dir.name}
+        # A CI job id (or any tag) to find a job's containers by: ET_HIL_CONTAINER_TAG.
+        if tag := os.environ.get("ET_HIL_CONTAINER_TAG"):
+            labels[f"{LABEL}.tag"] = tag
+        return labels
 
     # -- remote engines: no shared filesystem ---------------------------------------------
 
