@@ -25,6 +25,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint docker/Dockerfile tests/docker_ci/Dockerfile
 
 typecheck: install
 	$(BIN)/mypy
