@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -309,5 +310,5 @@ def test_two_workers_share_one_cache_and_write_every_record(et_pytester):
 
 def test_plugin_import_does_not_import_torch():
     code = "import sys, harness.plugin; print('torch' in sys.modules, 'executorch' in sys.modules)"
-    out = os.popen(f'python -c "{code}"').read().split()
-    assert out == ["False", "False"]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
