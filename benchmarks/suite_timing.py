@@ -23,8 +23,17 @@ from pathlib import Path
 def run(args: list[str], cache: Path, results: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--build-cache={cache}",
-         f"--results={results}", *args],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--build-cache={cache}",
+            f"--results={results}",
+            *args,
+        ],
         check=False,
         stdout=subprocess.DEVNULL,
     )
@@ -34,8 +43,10 @@ def run(args: list[str], cache: Path, results: Path) -> float:
 def summary(label: str, wall: float, results: Path) -> None:
     records = [json.loads(line) for line in results.read_text().splitlines()]
     ran = [r for r in records if r.get("timings")]
+
     def med(values: list[float]) -> float:
         return statistics.median(values) if values else float("nan")
+
     tests = [r["duration_s"] for r in ran]
     artifact = [r["timings"]["artifact_s"] for r in ran]
     execute = [r["timings"]["execute_s"] for r in ran]

@@ -153,6 +153,7 @@ def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
             if not isinstance(data[section], Mapping):
                 raise _fail(path, f"[{section}] must be a table")
             sections[section] = dict(data[section])
+    _check_fvp_section(path, sections.get("fvp"), kind)
 
     cpu = data.get("cpu")
     if cpu is not None and not isinstance(cpu, str):
@@ -177,13 +178,43 @@ def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
     )
 
 
+_FVP_FIELDS: dict[str, tuple[type, ...]] = {
+    "platform": (str,),
+    "runner_elf": (str,),
+    "cycles": (bool,),
+    "retries": (int,),
+    "num_macs": (int,),
+    "backends": (list,),
+    "image": (str,),
+}
+
+
+def _check_fvp_section(path: Path, fvp: Mapping[str, Any] | None, kind: str) -> None:
+    if kind == "fvp" and not fvp:
+        raise _fail(path, "kind 'fvp' needs an [fvp] table with 'platform'")
+    if fvp is None:
+        return
+    for key, value in fvp.items():
+        if key not in _FVP_FIELDS:
+            raise _fail(path, f"[fvp] unknown field '{key}' (known: {', '.join(_FVP_FIELDS)})")
+        if isinstance(value, bool) and bool not in _FVP_FIELDS[key]:
+            raise _fail(path, f"[fvp] field '{key}' has the wrong type ({value!r})")
+        if not isinstance(value, _FVP_FIELDS[key]):
+            wanted = " or ".join(t.__name__ for t in _FVP_FIELDS[key])
+            raise _fail(path, f"[fvp] field '{key}' must be a {wanted}, got {value!r}")
+    if kind == "fvp" and "platform" not in fvp:
+        raise _fail(path, "[fvp] needs 'platform' (a file in fvp/, e.g. corstone320)")
+    if any(b not in ("local", "docker") for b in fvp.get("backends", [])):
+        raise _fail(path, f"[fvp] backends must be 'local' and/or 'docker', got {fvp['backends']}")
+
+
 def load_board_file(path: str | Path) -> BoardSpec:
     """Read and validate one board file.
 
     Raises:
         ConfigError: the file is missing, is not valid TOML, or has a bad field.
     """
-    path = Path(path)
+    path = Path(path).expanduser().resolve()  # relative paths inside resolve against it
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -252,11 +252,18 @@ def lower_and_serialize(
         raise BuildError(
             f"model '{name}', target '{target.name}': {stage} failed: {_first_lines(exc)}"
         ) from exc
+    try:
+        reports = target.reports(compiler_dir)
+    except Exception as exc:  # a compiler report we cannot read: say so, naming the model
+        raise BuildError(
+            f"model '{name}', target '{target.name}': reading the compiler's reports in "
+            f"{compiler_dir} failed: {_first_lines(exc)}"
+        ) from exc
     return {
         "delegation": report,
         "planned_memory_bytes": planned,
         "program_io": io,
-        **target.reports(compiler_dir),
+        **reports,
     }
 
 

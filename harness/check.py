@@ -70,6 +70,30 @@ def _to_numpy(tensors: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
     return [as_numpy(t) for t in tensors]
 
 
+def preflight(artifact: Artifact, board: Board, *, require_full_delegation: bool) -> None:
+    """Checks made before any run: full delegation (when required) and memory fit.
+
+    Raises:
+        DelegationError: ops other than the boundary quantize/dequantize stayed on the CPU.
+        FitError: the program needs more memory than the board file gives.
+    """
+    from harness.errors import DelegationError, FitError
+    from harness.fit import fit_problems
+
+    fallback = (artifact.metadata.get("delegation") or {}).get("cpu_fallback") or {}
+    if require_full_delegation and fallback:
+        ops = ", ".join(f"{op} x{n}" for op, n in fallback.items())
+        raise DelegationError(
+            f"board '{board.spec.name}' requires full delegation, but model "
+            f"'{artifact.model_name}' leaves these ops to the CPU: {ops}"
+        )
+    if problems := fit_problems(artifact, board.spec.memory):
+        raise FitError(
+            f"model '{artifact.model_name}' does not fit board '{board.spec.name}' "
+            f"(checked before running): {'; '.join(problems)}"
+        )
+
+
 def check_model(
     builder: Builder,
     board: Board,
@@ -116,6 +140,7 @@ def check_model(
         vela=board.spec.sections.get("vela"),
     )
     artifact_s = time.perf_counter() - t0
+    preflight(artifact, board, require_full_delegation=board.spec.require_full_delegation)
     result = run_and_compare(
         board,
         artifact,
@@ -173,6 +198,7 @@ def run_and_compare(
                 tolerance or policy.quantized,
                 reference_name="fake_quant",
                 scales=artifact.output_scales,
+                fallback=policy.float,
             )
         )
         comparisons.append(

@@ -119,12 +119,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _docker_check() -> tuple[str, str, str]:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)  # type: ignore[attr-defined]
+        version = client.version().get("Version", "?")
+        return _check(True, "docker", f"engine {version} at {client.api.base_url}")
+    except ImportError:
+        return _check(None, "docker", "the docker Python package is missing (pip install docker)")
+    except Exception as exc:  # any engine problem: say it, it is optional equipment
+        from harness.boards.docker_fvp import engine_problem
+
+        problem = engine_problem(exc)
+        return _check(None, "docker", f"{problem.reason}; {problem.hint}".rstrip("; "))
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     """Show or clear the artifact cache."""
     root = Path(args.build_cache or default_cache_dir())
     entries = list((root / "entries").glob("*/*")) if root.exists() else []
     if args.action == "clear":
-        shutil.rmtree(root, ignore_errors=True)
+        # Only what the cache made: the root may be a folder the user also uses,
+        # and lock files may be held by running builds.
+        for part in ("entries", "tmp"):
+            shutil.rmtree(root / part, ignore_errors=True)
         print(f"removed {len(entries)} entries from {root}")
         return 0
     size = sum(p.stat().st_size for e in entries for p in e.rglob("*") if p.is_file())
@@ -145,7 +164,14 @@ def cmd_docker(args: argparse.Namespace) -> int:
 
     tag = args.tag or default_image()
     if args.action == "reap":
-        removed = DockerFvpExecutor(tag).reap_leftovers()
+        try:
+            removed = DockerFvpExecutor(tag).reap_leftovers()
+        except docker.errors.DockerException as exc:
+            from harness.boards.docker_fvp import engine_problem
+
+            problem = engine_problem(exc)
+            print(f"et-hil: error: {problem.reason}; {problem.hint}", file=sys.stderr)
+            return 1
         print(f"removed {len(removed)} leftover containers" + (f": {removed}" if removed else ""))
         return 0
     if not args.accept_eula:
@@ -162,9 +188,9 @@ def cmd_docker(args: argparse.Namespace) -> int:
             f"et-hil: error: {context}/Dockerfile not found (run from a checkout)", file=sys.stderr
         )
         return 2
-    client = docker.from_env()  # type: ignore[attr-defined]
     print(f"building {tag} from {context} (FVP downloads and runner builds take a while)")
     try:
+        client = docker.from_env()  # type: ignore[attr-defined]
         for chunk in client.api.build(
             path=str(context),
             tag=tag,

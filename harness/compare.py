@@ -162,7 +162,13 @@ def output_metrics(
     )
 
 
-def _limit_checks(name: str, m: OutputMetrics, tol: Tolerance) -> list[Check]:
+def _limit_checks(
+    name: str, m: OutputMetrics, tol: Tolerance, fallback: Tolerance | None = None
+) -> list[Check]:
+    if tol.max_lsb is not None and m.max_lsb is None and fallback is not None:
+        # An LSB limit needs the output's scale. Outputs the quantizer left in
+        # float (no dequantize feeds them) are held to the float limits instead.
+        tol = dataclasses.replace(tol, max_lsb=None, atol=fallback.atol, rtol=fallback.rtol)
     checks: list[Check] = []
     if tol.atol is not None:
         rtol = tol.rtol or 0.0
@@ -195,6 +201,7 @@ def compare_outputs(
     *,
     reference_name: str,
     scales: Sequence[float | None] | None = None,
+    fallback: Tolerance | None = None,
 ) -> Comparison:
     """Compare every output with its reference under ``tolerance``.
 
@@ -204,6 +211,7 @@ def compare_outputs(
         tolerance: the limits to apply.
         reference_name: what the reference is, for reports.
         scales: per-output quantization scale (``None`` for float outputs).
+        fallback: limits for outputs without a scale when ``tolerance`` is in LSB.
 
     Returns:
         A :class:`Comparison`; structural problems (count, shape, dtype, NaN/Inf)
@@ -245,9 +253,14 @@ def compare_outputs(
             if same_nonfinite.any():
                 a, r = a[~same_nonfinite], r[~same_nonfinite]
         scale = scales[i] if scales is not None and i < len(scales) else None
-        m = output_metrics(i, a, r, scale=scale, rtol=tolerance.rtol or 0.0)
+        rtol = tolerance.rtol if scale is not None or fallback is None else fallback.rtol
+        m = output_metrics(i, a, r, scale=scale, rtol=rtol or 0.0)
         metrics.append(m)
-        checks.extend(_limit_checks(name, m, tolerance))
+        output_checks = _limit_checks(name, m, tolerance, fallback)
+        if not output_checks:
+            # A comparison that checks nothing must not pass.
+            output_checks = [Check(name, "unchecked", "-", "a limit for this output", False)]
+        checks.extend(output_checks)
     return Comparison(reference_name, tuple(metrics), tuple(checks), tuple(problems))
 
 

@@ -64,6 +64,8 @@ def parse_arm_attributes(data: bytes) -> dict[int, int | str]:
         while vendor == "aeabi" and sub < section_end:
             kind = data[sub]
             (size,) = struct.unpack_from("<I", data, sub + 1)
+            if size < 5:  # malformed: a sub-section holds at least its tag and size
+                break
             cursor, sub_end = sub + 5, sub + size
             while kind == 1 and cursor < sub_end:  # 1: attributes of the whole file
                 tag, cursor = _uleb128(data, cursor)
@@ -75,7 +77,7 @@ def parse_arm_attributes(data: bytes) -> dict[int, int | str]:
                 else:
                     tags[tag], cursor = _uleb128(data, cursor)
             sub = sub_end
-        pos = section_end if length else len(data)
+        pos = section_end if length > 4 else len(data)
     return tags
 
 
@@ -106,7 +108,10 @@ def read_elf(path: Path) -> ElfInfo:
             break
         _, sh_type, _, _, offset, size = struct.unpack_from("<IIIIII", data, base)
         if sh_type == SHT_ARM_ATTRIBUTES and offset + size <= len(data):
-            tags = parse_arm_attributes(data[offset : offset + size])
+            try:
+                tags = parse_arm_attributes(data[offset : offset + size])
+            except (ValueError, IndexError, struct.error) as exc:
+                raise ConfigError(f"runner ELF {path}: malformed .ARM.attributes ({exc})") from exc
             name, arch = tags.get(TAG_CPU_NAME), tags.get(TAG_CPU_ARCH)
             cpu_name = str(name) if name is not None else None
             cpu_arch = int(arch) if isinstance(arch, int) else None

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,28 @@ def _plain_value(value: Any) -> Any:
         mapping = {str(k): _plain_value(v) for k, v in value.items()}
         ok = all(mapping[str(k)] is not None or v is None for k, v in value.items())
         return mapping if ok else None
-    return None
+    if isinstance(value, torch.Tensor | torch.nn.Module):
+        return None  # hashed as tensors / as submodules
+    if callable(value):
+        # A function kept as an attribute (torch.relu, a lambda, a partial) decides
+        # what forward computes: its identity and source are part of the key.
+        return f"callable:{_callable_identity(value)}"
+    # Anything else: its type and repr, without memory addresses (which change per run).
+    return f"object:{type(value).__qualname__}:{_ADDRESS.sub('0x', repr(value))}"
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def _callable_identity(value: Any) -> str:
+    func = getattr(value, "func", value)  # functools.partial
+    name = f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}"
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        source = ""
+    extra = repr((getattr(value, "args", ()), getattr(value, "keywords", {})))
+    return name + "|" + hashlib.sha256((source + extra).encode()).hexdigest()[:16]
 
 
 def _module_classes(cls: type) -> list[type]:
@@ -92,7 +114,7 @@ def model_fingerprint(model: torch.nn.Module) -> str:
         attrs = {
             k: _plain_value(v)
             for k, v in sorted(vars(module).items())
-            if k not in _MODULE_INTERNALS and _plain_value(v) is not None
+            if k not in _MODULE_INTERNALS and not k.startswith("_") and _plain_value(v) is not None
         }
         h.update(json.dumps(attrs, sort_keys=True, default=str).encode())
         # Tensors kept as plain attributes are constants of the graph.

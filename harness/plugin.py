@@ -8,6 +8,7 @@ torch and ExecuTorch are imported only when a fixture first needs them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -20,16 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.boards.base import BoardOptions
-from harness.boardspec import CAPABILITIES, load_boards, resolve_board_names
+from harness.boards.base import Availability, BoardOptions
+from harness.boardspec import CAPABILITIES, BoardSpec, load_boards, resolve_board_names
 from harness.cache import default_cache_dir
-from harness.errors import (
-    ConfigError,
-    DelegationError,
-    FailureClass,
-    FitError,
-    HarnessError,
-)
+from harness.errors import ConfigError, FailureClass, HarnessError
 from harness.results import ResultsWriter, read_records
 from harness.session import HarnessConfig, HarnessSession
 from harness.tolerance import Tolerance
@@ -38,7 +33,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.artifact import Artifact
-    from harness.boards import Board
+    from harness.boards import Board, RunResult
     from harness.check import CheckResult
     from harness.quantization import QuantConfig
 
@@ -165,6 +160,12 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         for target in targets:
             elves[target] = Path(path).expanduser().resolve()
     if option.compile_target:
+        from harness.targets import get_target
+
+        try:
+            get_target(option.compile_target, board="--compile-target")
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from exc
         boards = {
             name: dataclasses.replace(spec, target=option.compile_target)
             for name, spec in boards.items()
@@ -205,8 +206,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CONFIG_KEY] = harness_config
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
+        # The results file is started afresh by this run's first record (see
+        # ResultsWriter), so pytest runs without board tests leave it alone.
         config.stash[RUN_ID_KEY] = uuid.uuid4().hex[:12]
-        ResultsWriter(harness_config.results_path).reset()
     else:
         config.stash[RUN_ID_KEY] = workerinput.get("et_hil_run_id", "unknown")
 
@@ -244,6 +246,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every test that uses the ``board`` fixture once per selected board."""
     if "board" in metafunc.fixturenames:
+        for marker in metafunc.definition.iter_markers("parametrize"):
+            names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+            if "board" in (
+                [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+            ):
+                return  # the test chooses its boards itself
         selected = list(metafunc.config.stash[CONFIG_KEY].selected)
         metafunc.parametrize("board", selected, indirect=True, ids=selected)
 
@@ -275,7 +283,10 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if "board" in getattr(item, "fixturenames", ()):
         session = _session(config)
         for name in hc.selected:
-            session.board(name)
+            try:
+                session.board(name)
+            except HarnessError as exc:
+                raise pytest.UsageError(str(exc)) from exc
 
 
 def _marker_tolerances(
@@ -306,9 +317,11 @@ def board(request: pytest.FixtureRequest) -> Board:
     missing = sorted(set(needed) - spec.capabilities)
     if missing:
         pytest.skip(f"board '{name}' lacks {', '.join(missing)} (needed by this test)")
+    if hc.build_only:
+        return BuildOnlyBoard(spec)
     the_board = _session(request.config).board(name)
     availability = the_board.availability()
-    if not availability.ok and not hc.build_only:
+    if not availability.ok:
         record["failure_class"] = str(FailureClass.BOARD_UNAVAILABLE)
         message = f"board '{name}' cannot run here: {availability.reason}"
         if availability.hint:
@@ -317,6 +330,27 @@ def board(request: pytest.FixtureRequest) -> Board:
             pytest.fail(message + " [--require-boards]", pytrace=False)
         pytest.skip(message)
     return the_board
+
+
+class BuildOnlyBoard:
+    """What the ``board`` fixture gives under ``--build-only``: builds work, runs skip."""
+
+    def __init__(self, spec: BoardSpec) -> None:
+        self.spec = spec
+
+    def availability(self) -> Availability:
+        """Nothing runs, so nothing is needed."""
+        return Availability(True)
+
+    def open(self) -> None:
+        """Nothing to open."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def run(self, *args: Any, **kwargs: Any) -> RunResult:
+        """Skip the test: ``--build-only`` runs nothing."""
+        pytest.skip(f"--build-only: nothing ran on {self.spec.name}")
 
 
 def _add_artifact(item: pytest.Item, artifact: Artifact) -> None:
@@ -391,16 +425,6 @@ def _resolve_tolerances(
     return resolved[0], resolved[1]
 
 
-def _check_delegation(artifact: Artifact, board: Board) -> None:
-    fallback = (artifact.metadata.get("delegation") or {}).get("cpu_fallback") or {}
-    if fallback:
-        ops = ", ".join(f"{op} x{n}" for op, n in fallback.items())
-        raise DelegationError(
-            f"board '{board.spec.name}' requires full delegation, but model "
-            f"'{artifact.model_name}' leaves these ops to the CPU: {ops}"
-        )
-
-
 def _add_lowering_properties(item: pytest.Item, artifact: Artifact) -> None:
     delegation = artifact.metadata.get("delegation") or {}
     properties: list[tuple[str, object]] = [
@@ -453,8 +477,7 @@ def et_check(
         debug_buffer_size: int = 0,
         require_full_delegation: bool | None = None,
     ) -> CheckResult | None:
-        from harness.check import run_and_compare
-        from harness.fit import fit_problems
+        from harness.check import preflight, run_and_compare
         from harness.quantization import QuantConfig
         from harness.targets import get_target
 
@@ -487,27 +510,21 @@ def et_check(
         _add_lowering_properties(item, artifact)
         record["delegation"] = artifact.metadata.get("delegation")
         record["vela"] = artifact.metadata.get("vela")
-        if require_full_delegation:
-            _check_delegation(artifact, board)
-        if problems := fit_problems(artifact, spec.memory):
-            raise FitError(
-                f"model '{artifact.model_name}' does not fit board '{spec.name}' "
-                f"(checked before running): {'; '.join(problems)}"
-            )
-        if hc.build_only or not board.availability().ok:
+        preflight(artifact, board, require_full_delegation=require_full_delegation)
+        if hc.build_only:
             record["ran"] = False
-            pytest.skip(
-                f"built {artifact.key[:12]} for {spec.name}; nothing ran "
-                f"({'--build-only' if hc.build_only else 'the board cannot run here'})"
-            )
+            pytest.skip(f"built {artifact.key[:12]} for {spec.name}; nothing ran (--build-only)")
 
-        record["run_dir"] = str(tmp_path / "run")
+        calls = record.get("calls", 0) + 1
+        record["calls"] = calls
+        run_dir = tmp_path / ("run" if calls == 1 else f"run{calls}")  # one per et_check call
+        record["run_dir"] = str(run_dir)
         result = run_and_compare(
             board,
             artifact,
             reference or model,
             inputs,
-            run_dir=tmp_path / "run",
+            run_dir=run_dir,
             tolerance=main,
             vs_float=secondary,
             debug_buffer_size=debug_buffer_size,
@@ -522,7 +539,8 @@ def et_check(
         }
         record["etdump"] = str(result.run.etdump_path) if result.run.etdump_path else None
         record["board_facts"] = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
-        record["comparisons"] = [
+        record.setdefault("comparisons", [])
+        record["comparisons"] += [
             {
                 "reference": c.reference,
                 "passed": c.passed,
@@ -609,15 +627,26 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
     )
     record.setdefault("failure_class", None)
     run_dir = Path(record.get("run_dir", ""))
+    repro_root = hc.results_path.parent / "repro"
+    writer = ResultsWriter(
+        hc.results_path,
+        run_id=config.stash[RUN_ID_KEY],
+        on_new_run=lambda: shutil.rmtree(repro_root, ignore_errors=True),
+    )
+    writer.claim()  # a new run clears the last run's repro folders before we add ours
     if outcome in ("failed", "error") and record.get("run_dir") and run_dir.is_dir():
-        record["repro"] = str(_keep_repro(hc.results_path.parent, item.nodeid, run_dir))
-    ResultsWriter(hc.results_path).append(record)
+        try:
+            record["repro"] = str(_keep_repro(repro_root, item.nodeid, run_dir))
+        except OSError as exc:  # the record matters more than its repro copy
+            record["repro_error"] = f"could not keep the run folder: {exc}"
+    writer.append(record)
 
 
-def _keep_repro(results_dir: Path, nodeid: str, run_dir: Path) -> Path:
+def _keep_repro(repro_root: Path, nodeid: str, run_dir: Path) -> Path:
     """Copy a failed test's run folder (program, inputs, command, log, ETDump) aside."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
-    target = results_dir / "repro" / name
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:8]  # long ids may share a prefix
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:120] + "-" + digest
+    target = repro_root / name
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(run_dir, target)
     return target

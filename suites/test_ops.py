@@ -17,4 +17,10 @@ LOOSER: dict[str, dict[str, float]] = {}
 def test_op_int8(et_check, name):
     module, inputs = make_case(name)
     result = et_check(module, inputs, quantize="int8", tolerance=LOOSER.get(name))
-    assert result.comparisons[0].reference == "fake_quant"
+    fake_quant = result.comparisons[0]
+    assert fake_quant.reference == "fake_quant"
+    # Every output was held to a limit: LSB where the output is quantized, the
+    # float limits where the quantizer left it in float (see the record's checks).
+    assert {c.output for c in fake_quant.checks} == {
+        f"out[{i}]" for i in range(len(result.run.outputs))
+    }

@@ -15,7 +15,9 @@ def _model(name: str) -> torch.nn.Module:
 @pytest.mark.parametrize("name", list(SMOKE_MODELS))
 def test_float(et_check, name):
     result = et_check(_model(name), example_input(name))
-    # Float programs run the same math as eager PyTorch: nearly bit-exact.
+    # Float programs run the same math as eager PyTorch; rounding differences of a
+    # few float32 ULPs give SNRs above 100 dB on host (seen: 118-141 dB), so 80 dB
+    # leaves room while still catching any real difference.
     assert result.comparisons[0].metrics[0].snr_db > 80
 
 

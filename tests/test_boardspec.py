@@ -293,7 +293,7 @@ def test_load_boards_user_file_overrides_builtin(tmp_path: Path) -> None:
 
 def test_load_boards_two_user_files_same_name(tmp_path: Path) -> None:
     first = _write(tmp_path, VALID, "first.toml")
-    second = _write(tmp_path, VALID.replace("serial", "fvp"), "second.toml")
+    second = _write(tmp_path, VALID.replace("serial", "host"), "second.toml")
     with pytest.raises(
         ConfigError,
         match=re.escape(f"board file {second}: board 'myboard' is already defined by {first}"),

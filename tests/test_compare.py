@@ -294,20 +294,43 @@ def test_compare_max_lsb_epsilon(diff, passed) -> None:
     assert comparison.passed is passed
 
 
-def test_compare_max_lsb_skipped_for_outputs_without_scale() -> None:
-    # scales [0.5, None]: only out[0] gets an LSB check (out[1] is 100 LSB off, unchecked)
+def test_output_without_scale_is_unchecked_and_fails_without_a_fallback() -> None:
+    # scales [0.5, None]: out[0] gets an LSB check; out[1] has no scale and no
+    # fallback, so nothing can be checked: that must fail, not pass silently.
     comparison = _compare(
         [[0.0], [50.0]], [[0.0], [0.0]], Tolerance(max_lsb=1.0), scales=[0.5, None]
     )
-    assert [(c.output, c.metric) for c in comparison.checks] == [("out[0]", "max_err_lsb")]
+    assert [(c.output, c.metric) for c in comparison.checks] == [
+        ("out[0]", "max_err_lsb"),
+        ("out[1]", "unchecked"),
+    ]
     assert comparison.metrics[1].max_lsb is None
-    assert comparison.passed
+    assert not comparison.passed
+
+
+def test_output_without_scale_falls_back_to_float_limits() -> None:
+    # out[1] is float in the program (the quantizer left it): held to atol 0.01.
+    comparison = compare_outputs(
+        [np.array([0.0], np.float32), np.array([50.0], np.float32)],
+        [np.array([0.0], np.float32), np.array([0.0], np.float32)],
+        Tolerance(max_lsb=1.0),
+        reference_name="fake_quant",
+        scales=[0.5, None],
+        fallback=Tolerance(atol=0.01, rtol=0.0),
+    )
+    assert [(c.output, c.metric, c.passed) for c in comparison.checks] == [
+        ("out[0]", "max_err_lsb", True),
+        ("out[1]", "max_abs_err", False),  # |50 - 0| = 50 > 0.01
+    ]
 
 
 def test_compare_scales_shorter_than_outputs() -> None:
     # a missing scale means "not quantized", not an IndexError
     comparison = _compare([[0.0], [3.0]], [[0.0], [0.0]], Tolerance(max_lsb=1.0), scales=[1.0])
-    assert [c.output for c in comparison.checks] == ["out[0]"]
+    assert [(c.output, c.metric) for c in comparison.checks] == [
+        ("out[0]", "max_err_lsb"),
+        ("out[1]", "unchecked"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -346,11 +369,11 @@ def test_compare_min_cosine_and_top1() -> None:
     assert not comparison.passed
 
 
-def test_compare_empty_tolerance_reports_metrics_without_checks() -> None:
+def test_compare_empty_tolerance_reports_metrics_and_fails_unchecked() -> None:
     comparison = _compare([ACT], [REF], Tolerance())
-    assert comparison.checks == ()
+    assert [c.metric for c in comparison.checks] == ["unchecked"]
     assert comparison.metrics[0].snr_db == pytest.approx(SNR_EXAMPLE)
-    assert comparison.passed
+    assert not comparison.passed
 
 
 # ---------------------------------------------------------------- compare_outputs: structure

@@ -80,16 +80,21 @@ def test_semihosting_command_matches_upstream(upstream_board, our_board, tmp_pat
     assert ours == upstream
 
 
-def test_num_macs_follows_the_compile_target():
-    spec = load_boards()["corstone320"]
-    platform = fvp.load_platform(spec.sections["fvp"]["platform"])
-    argv = fvp.render_command(
-        platform,
-        executable="FVP_Corstone_SSE-320",
-        elf="r.elf",
-        num_macs=int(spec.target.rsplit("-", 1)[1]),
-        timeout_s=60,
-        semihosting_cwd="/w",
-        input_count=1,
-    )
-    assert "mps4_board.subsystem.ethosu.num_macs=256" in argv
+@pytest.mark.parametrize(
+    ("board_name", "target", "macs"),
+    [
+        ("corstone320", None, 256),  # ethos-u85-256: the FVP must match the compile target
+        ("corstone300-u65", None, 256),
+        ("corstone320", "portable", 128),  # no Ethos-U target: the platform default
+        ("corstone300-u65", "portable", 256),  # U65 FVPs take 256 or 512 only
+    ],
+)
+def test_board_num_macs(board_name, target, macs, tmp_path):
+    import dataclasses
+
+    from harness.boards.fvp import FvpBoard
+
+    spec = load_boards()[board_name]
+    if target:
+        spec = dataclasses.replace(spec, target=target)
+    assert FvpBoard(spec, tmp_path).num_macs == macs

@@ -59,7 +59,7 @@ def test_malformed_board_file_names_file_and_field(et_pytester):
     et_pytester.makepyfile("def test_x(board):\n    pass\n")
     result = et_pytester.runpytest("--board-file=bad.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*board file bad.toml: field 'kind' = 'fpga'*"])
+    result.stderr.fnmatch_lines(["*board file */bad.toml: field 'kind' = 'fpga'*"])
 
 
 def test_unavailable_board_skips_with_reason_or_fails_when_required(et_pytester):

@@ -14,25 +14,30 @@ WORKERS = 4
 RECORDS_PER_WORKER = 50
 
 
-def test_reset_creates_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "results.jsonl"
-    ResultsWriter(path).reset()
-    assert path.read_text() == ""
-    assert list(read_records(path)) == []
+def test_a_new_run_starts_the_file_afresh_and_calls_back(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    ResultsWriter(path, run_id="run1").append({"test": "old"})
+    ResultsWriter(path, run_id="run1").append({"test": "old2"})  # same run: appended
+    assert [r["test"] for r in read_records(path)] == ["old", "old2"]
+    started = []
+    ResultsWriter(path, run_id="run2", on_new_run=lambda: started.append(1)).append({"test": "new"})
+    assert list(read_records(path)) == [{"test": "new"}]
+    assert started == [1]
 
 
-def test_reset_truncates_previous_run(tmp_path: Path) -> None:
+def test_a_torn_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     writer = ResultsWriter(path)
-    writer.append({"test": "old"})
-    writer.reset()
-    assert list(read_records(path)) == []
+    writer.append({"n": 1})
+    with path.open("a", encoding="utf-8") as f:
+        f.write('{"n": 2, "outc')  # a worker killed mid-write
+    writer.append({"n": 3})
+    assert list(read_records(path)) == [{"n": 1}, {"n": 3}]
 
 
 def test_append_read_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     writer = ResultsWriter(path)
-    writer.reset()
     records = [
         {"test": "a", "outcome": "passed", "board": "host", "timings": {"run_s": 0.25}},
         {"test": "b", "outcome": "failed", "failure_class": "numeric_mismatch", "checks": []},
@@ -109,7 +114,6 @@ def _append_worker(path: str, worker: int) -> None:
 
 def test_concurrent_appends_from_processes(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
-    ResultsWriter(path).reset()
     ctx = multiprocessing.get_context("spawn")
     processes = [ctx.Process(target=_append_worker, args=(str(path), w)) for w in range(WORKERS)]
     for p in processes:

@@ -128,14 +128,18 @@ class Board(Protocol):
         """
 
 
-def check_inputs_match(artifact: Artifact, inputs: Sequence[npt.NDArray[Any]], board: str) -> None:
-    """Refuse inputs whose count, shape or dtype differ from the program's.
+def check_inputs_match(
+    artifact: Artifact, inputs: Sequence[Any], board: str
+) -> list[npt.NDArray[Any]]:
+    """The inputs as numpy arrays (tensors accepted), refused when their count,
+    shape or dtype differ from the program's.
 
     Raises:
         ConfigError: naming the model, the input and both specs.
     """
     from harness.errors import ConfigError
 
+    inputs = [as_numpy(x) for x in inputs]
     specs = artifact.input_specs
     given = [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in inputs]
     problem = None
@@ -155,6 +159,7 @@ def check_inputs_match(artifact: Artifact, inputs: Sequence[npt.NDArray[Any]], b
             f"inputs: {problem}. Build with example inputs of the shapes you run "
             f"(given: {given})"
         )
+    return inputs
 
 
 def as_numpy(value: Any) -> npt.NDArray[Any]:

@@ -39,8 +39,18 @@ def default_image() -> str:
     return f"et-hil-fvp:et{installed_version('executorch')}-c300-11.27_42-c320-11.27_25"
 
 
+def _namespace() -> str:
+    """This machine's boot and PID namespace: PIDs mean something only within it."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{boot}/{pidns}"
+
+
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_namespace()}:{os.getpid()}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -167,7 +177,7 @@ class DockerFvpExecutor:
     def reap_leftovers(self) -> list[str]:
         """Remove containers of this machine's harness processes that no longer run."""
         removed = []
-        host = socket.gethostname()
+        host = _namespace()
         for container in self._connect().containers.list(
             all=True, filters={"label": f"{MANAGED}=true"}
         ):
@@ -238,17 +248,25 @@ class DockerFvpExecutor:
             container.start()
             try:
                 code = int(container.wait(timeout=timeout_s)["StatusCode"])
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            except requests.exceptions.RequestException as exc:
+                # A read timeout at our deadline is the run's timeout; anything
+                # earlier is the engine's connection failing.
+                if time.monotonic() - started < timeout_s * 0.9:
+                    raise InfrastructureError(
+                        f"lost the Docker engine while waiting: {exc}"
+                    ) from exc
                 timed_out = True
                 with contextlib.suppress(docker.errors.DockerException):
                     container.kill()
             log = container.logs(stdout=True, stderr=True).decode(errors="replace")
             if self.remote:
                 self._copy_out(container, run_dir)
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise InfrastructureError(f"container of {self.image_name} failed: {exc}") from exc
         finally:
-            with contextlib.suppress(docker.errors.DockerException):
+            with contextlib.suppress(
+                docker.errors.DockerException, requests.exceptions.RequestException
+            ):
                 container.remove(force=True)
         (run_dir / LOG_NAME).write_text(log)
         return ProcessOutcome(log, code, timed_out, time.monotonic() - started, self.describe())

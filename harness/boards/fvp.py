@@ -254,7 +254,7 @@ class FvpBoard:
         elf = self.options.runner_elf or section.get("runner_elf")
         if elf is not None and spec.path is not None and not Path(elf).is_absolute():
             elf = spec.path.parent / elf
-        self.runner_elf = Path(elf) if elf else None
+        self.runner_elf = Path(elf).resolve() if elf else None
         self.cycles = bool(self.options.fvp_cycles or section.get("cycles", False))
         retries = (
             self.options.retries if self.options.retries is not None else section.get("retries", 1)
@@ -351,7 +351,7 @@ class FvpBoard:
         debug_buffer_size: int = 0,
     ) -> RunResult:
         """Run the program once on the FVP; see :meth:`harness.boards.base.Board.run`."""
-        check_inputs_match(artifact, inputs, self.spec.name)
+        inputs = check_inputs_match(artifact, inputs, self.spec.name)
         image_runner = getattr(self.executor, "image_runner", lambda _p: None)(self.platform)
         if self.runner_elf is not None:
             elf = self.executor.elf_path(self.runner_elf)
@@ -360,6 +360,12 @@ class FvpBoard:
         else:
             raise ConfigError(f"board '{self.spec.name}': no runner ELF configured")
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [
+            *run_dir.glob("out-*.bin"),
+            run_dir / "etdump.bin",
+            run_dir / "debug_buffer.bin",
+        ]:
+            stale.unlink(missing_ok=True)  # never read an earlier run's results
         shutil.copyfile(artifact.pte_path, run_dir / "program.pte")
         _write_inputs(artifact, inputs, run_dir)
         limit = int(timeout_s or self.spec.run_timeout_s)

@@ -88,7 +88,9 @@ class RuntimeWorker:
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
+                # -P: the current folder is not put on sys.path, so a user's own
+                # harness/ package cannot shadow ours in the worker.
+                [sys.executable, "-P", "-m", self.module],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
@@ -234,7 +236,7 @@ class HostBoard:
         debug_buffer_size: int = 0,
     ) -> RunResult:
         """Run the program once; see :meth:`harness.boards.base.Board.run`."""
-        check_inputs_match(artifact, inputs, self.spec.name)
+        inputs = check_inputs_match(artifact, inputs, self.spec.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         reply = self.worker.request(
             {

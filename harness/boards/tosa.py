@@ -81,7 +81,7 @@ class TosaBoard:
                 f"for target '{artifact.target}'; this board runs TOSA-lowered programs "
                 "(target tosa-int or tosa-fp)"
             )
-        check_inputs_match(artifact, inputs, self.spec.name)
+        inputs = check_inputs_match(artifact, inputs, self.spec.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         reply = self.worker.request(
             {"op": "run", "lowered": str(artifact.lowered_program_path), "inputs": list(inputs)},
