@@ -87,7 +87,7 @@ def test_builtin_host_details() -> None:
 
 def test_builtin_fvp_details() -> None:
     spec = load_boards()["corstone320"]
-    assert spec.capabilities == frozenset({"npu", "etdump", "cycle_counts", "bundled_io"})
+    assert spec.capabilities == frozenset({"npu", "etdump", "cycle_counts"})
     assert spec.run_timeout_s == 600.0
     assert spec.memory == {
         "sram_bytes": 4194304,

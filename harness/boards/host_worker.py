@@ -10,19 +10,12 @@ kills only this process; the harness sees end of file and restarts it.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from harness.boards import wire
-
-
-def _log(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 def _load_runtime() -> Any:
@@ -79,34 +72,7 @@ def _run(runtime: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     """Serve requests until stdin closes."""
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    requests = sys.stdin.buffer.fileno()
-    try:
-        runtime = _load_runtime()  # the expensive imports, once per worker
-    except Exception as exc:
-        _log(f"cannot load the ExecuTorch runtime: {exc!r}")
-        return 3
-    wire.send(replies, {"ready": True, "pid": os.getpid()})
-    number = 0
-    while True:
-        try:
-            request = wire.receive(requests)
-        except wire.WireClosed:
-            return 0
-        if request.get("op") == "exit":
-            return 0
-        number += 1
-        _log(f"=== et-hil run {number}: {request.get('pte')}")
-        try:
-            reply = _run(runtime, request)
-        except Exception as exc:  # report the runtime's error instead of dying
-            reply = {
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            }
-        wire.send(replies, reply)
+    return wire.serve(_load_runtime, _run, "the ExecuTorch runtime")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,8 @@ from tosa-tools) and the CPU ops between delegates on their PyTorch kernels.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,6 @@ from typing import Any
 import numpy as np
 
 from harness.boards import wire
-
-
-def _log(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 def _to_memory_order(tensor: Any) -> np.ndarray[Any, Any]:
@@ -125,39 +118,16 @@ def _run(dispatch_class: Any, request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _load() -> Any:
+    import executorch.exir  # noqa: F401  (registers executorch_call_delegate)
+    import torch.ao.quantization.fx._decomposed  # noqa: F401  (Q/DQ ops between delegates)
+
+    return _make_dispatch()
+
+
 def main() -> int:
     """Serve requests until stdin closes."""
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # the reference model and torch print to fd 1; keep replies clean
-    requests = sys.stdin.buffer.fileno()
-    try:
-        import executorch.exir  # noqa: F401  (registers executorch_call_delegate)
-        import torch.ao.quantization.fx._decomposed  # noqa: F401  (Q/DQ ops between delegates)
-
-        dispatch_class = _make_dispatch()
-    except Exception as exc:
-        _log(f"cannot load the TOSA reference model or ExecuTorch: {exc!r}")
-        return 3
-    wire.send(replies, {"ready": True, "pid": os.getpid()})
-    number = 0
-    while True:
-        try:
-            request = wire.receive(requests)
-        except wire.WireClosed:
-            return 0
-        if request.get("op") == "exit":
-            return 0
-        number += 1
-        _log(f"=== et-hil run {number}: {request.get('lowered')}")
-        try:
-            reply = _run(dispatch_class, request)
-        except Exception as exc:
-            reply = {
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            }
-        wire.send(replies, reply)
+    return wire.serve(_load, _run, "the TOSA reference model or ExecuTorch")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ import os
 import pickle
 import select
 import struct
+import sys
 import time
+import traceback
+from collections.abc import Callable
 from typing import IO, Any
 
 _HEADER = struct.Struct(">Q")
@@ -63,3 +66,52 @@ def receive(fd: int, deadline: float | None = None) -> Any:
     """
     (length,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
     return pickle.loads(_read_exact(fd, length, deadline))
+
+
+def serve(
+    load: Callable[[], Any], handle: Callable[[Any, dict[str, Any]], dict[str, Any]], what: str
+) -> int:
+    """A worker process's main loop: load once, then answer requests until stdin closes.
+
+    The original stdout carries replies; file descriptor 1 is pointed at stderr
+    so that text native code prints can never corrupt the protocol. An exception
+    while handling a request becomes an error reply; a native crash ends the
+    process, which the harness sees as end of file.
+
+    Args:
+        load: the expensive imports; its result is passed to every ``handle`` call.
+        handle: answers one request.
+        what: what ``load`` loads, for the log when it fails.
+
+    Returns:
+        The process exit status.
+    """
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer.fileno()
+    try:
+        state = load()
+    except Exception as exc:
+        sys.stderr.write(f"cannot load {what}: {exc!r}\n")
+        return 3
+    send(replies, {"ready": True, "pid": os.getpid()})
+    number = 0
+    while True:
+        try:
+            request = receive(requests)
+        except WireClosed:
+            return 0
+        if request.get("op") == "exit":
+            return 0
+        number += 1
+        sys.stderr.write(f"=== et-hil run {number}\n")
+        sys.stderr.flush()
+        try:
+            reply = handle(state, request)
+        except Exception as exc:  # report the error instead of dying
+            reply = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        send(replies, reply)
