@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -87,19 +86,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             rows.append(_check(a.ok if name == "host" else (a.ok or None), f"board {name}", detail))
     except ConfigError as exc:
         rows.append(_check(False, "board files", str(exc)))
-    docker = shutil.which("docker")
-    socket = Path("/var/run/docker.sock")
-    if docker is None:
-        rows.append(_check(None, "docker", "not installed (needed only for FVPs in Docker)"))
-    else:
-        running = bool(os.environ.get("DOCKER_HOST")) or socket.exists()
-        rows.append(
-            _check(
-                running or None,
-                "docker",
-                f"{docker}; engine " + ("reachable" if running else "not running (start dockerd)"),
-            )
-        )
+    rows.append(_docker_check())
     for fvp in (
         "FVP_Corstone_SSE-300_Ethos-U55",
         "FVP_Corstone_SSE-300_Ethos-U65",
