@@ -8,6 +8,7 @@ partitioner (the Arm ones) plug in without changing the flow::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -21,7 +22,7 @@ from harness.cache import ArtifactCache
 from harness.errors import BuildError
 from harness.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
 from harness.quantization import QuantConfig, generated_calibration
-from harness.targets import CompileTarget, get_target
+from harness.targets import CompileTarget, TosaTarget, get_target
 from harness.versions import tool_versions
 
 if TYPE_CHECKING:
@@ -368,6 +369,12 @@ class Builder:
                 f"board '{board}': target '{target}' runs quantized programs only; "
                 f"build model '{model_name(model)}' with quantize='int8'"
             )
+        if (
+            config is not None
+            and config.scheme == "a16w8"
+            and isinstance(compile_target, TosaTarget)
+        ):
+            compile_target = dataclasses.replace(compile_target, int16=True)  # int16 activations
         options: dict[str, Any] = {
             "quantization": config.as_dict() if config else None,
             "target": compile_target.options(),

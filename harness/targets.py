@@ -121,9 +121,11 @@ class TosaTarget:
 
     Attributes:
         profile: ``INT`` or ``FP``.
+        int16: add the int16 extension (needed by a16w8 programs).
     """
 
     profile: str = "INT"
+    int16: bool = False
 
     @property
     def name(self) -> str:
@@ -141,8 +143,9 @@ class TosaTarget:
 
     @property
     def spec_string(self) -> str:
-        """``TOSA-1.0+INT`` or ``TOSA-1.0+FP``."""
-        return f"TOSA-1.0+{self.profile}"
+        """``TOSA-1.0+INT``, ``TOSA-1.0+INT+int16`` (a16w8 programs) or ``TOSA-1.0+FP``."""
+        extension = "+int16" if self.int16 and self.profile == "INT" else ""
+        return f"TOSA-1.0+{self.profile}{extension}"
 
     def _compile_spec(self, folder: Path | None = None) -> Any:
         from executorch.backends.arm.tosa.compile_spec import TosaCompileSpec
