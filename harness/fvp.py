@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import importlib.resources
 import re
 import tomllib
@@ -91,6 +92,7 @@ def load_platform(name: str) -> FvpPlatform:
         raise ConfigError(f"FVP platform file {path}: missing field {exc}") from exc
 
 
+@functools.cache
 def load_failure_patterns() -> tuple[list[FailurePattern], list[re.Pattern[str]]]:
     """The failure patterns and the lines to ignore first (``fvp/failures.toml``)."""
     data = tomllib.loads((platform_dir() / "failures.toml").read_text())

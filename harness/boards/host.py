@@ -125,12 +125,19 @@ class RuntimeWorker:
             raise InfrastructureError(f"{self.label} board: unexpected first message {message!r}")
         self._ready = True
 
-    def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send one request and wait for its reply.
+    def request(
+        self, message: dict[str, Any], timeout_s: float, subject: str = "the program"
+    ) -> dict[str, Any]:
+        """Send one request and wait for its successful reply.
+
+        Args:
+            message: the request.
+            timeout_s: time limit for the reply.
+            subject: what ran, for messages (e.g. "model 'Net'").
 
         Raises:
             RunTimeout: no reply within ``timeout_s``; the child was killed.
-            RunCrashed: the child died while handling it.
+            RunCrashed: the child died while handling it, or replied with an error.
         """
         if not self.alive:
             self.start()
@@ -143,7 +150,7 @@ class RuntimeWorker:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         try:
             wire.send(proc.stdin, message)
-            return dict(wire.receive(proc.stdout.fileno(), time.monotonic() + timeout_s))
+            reply = dict(wire.receive(proc.stdout.fileno(), time.monotonic() + timeout_s))
         except wire.WireTimeout as exc:
             self.kill()
             raise RunTimeout(
@@ -159,10 +166,17 @@ class RuntimeWorker:
             self.kill()
             raise RunCrashed(
                 f"{self.label} board: the runtime {_describe_exit(code)} while running "
-                "the program (it is restarted for the next test)",
+                f"{subject} (it is restarted for the next test)",
                 log_tail=_tail(self.log_path, offset),
                 log_path=str(self.log_path),
             ) from exc
+        if not reply.get("ok"):
+            raise RunCrashed(
+                f"{self.label} board: the run of {subject} failed: {reply.get('error')}",
+                log_tail=_tail(self.log_path, offset, 15),
+                log_path=str(self.log_path),
+            )
+        return reply
 
     def kill(self) -> None:
         """Kill the child's process group and reap it."""
@@ -247,15 +261,8 @@ class HostBoard:
                 "debug_buffer_size": debug_buffer_size,
             },
             timeout_s or self.spec.run_timeout_s,
+            subject=f"model '{artifact.model_name}'",
         )
-        if not reply.get("ok"):
-            raise RunCrashed(
-                f"{self.spec.name} board: the ExecuTorch runtime failed on model "
-                f"'{artifact.model_name}': "
-                f"{reply.get('error')}",
-                log_tail=_tail(self.worker.log_path, 0, 15),
-                log_path=str(self.worker.log_path),
-            )
         return RunResult(
             board=self.spec.name,
             outputs=tuple(reply["outputs"]),
