@@ -154,6 +154,12 @@ def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
                 raise _fail(path, f"[{section}] must be a table")
             sections[section] = dict(data[section])
     _check_fvp_section(path, sections.get("fvp"), kind)
+    if kind == "serial":
+        from harness.serial_config import parse_serial
+
+        parse_serial(sections.get("serial"), path)  # fails at load, naming the field
+    elif "serial" in sections:
+        raise _fail(path, f"[serial] is for kind 'serial', this board is kind '{kind}'")
 
     cpu = data.get("cpu")
     if cpu is not None and not isinstance(cpu, str):
@@ -212,7 +218,29 @@ def load_board_file(path: str | Path) -> BoardSpec:
     """Read and validate one board file.
 
     Raises:
-        ConfigError: the file is missing, is not valid TOML, or has a bad field.
+        ConfigError: the file is missing, is not valid TOML, has a bad field,
+            or is a lab file (use :func:`load_board_files`).
+    """
+    specs = load_board_files(path)
+    if len(specs) != 1:
+        raise ConfigError(f"board file {path}: it is a lab file of {len(specs)} boards")
+    return specs[0]
+
+
+def load_board_files(path: str | Path) -> list[BoardSpec]:
+    """The boards of one file: a board file (one board), or a lab file whose
+    ``[[board]]`` tables each describe a board, e.g. every board of a rack::
+
+        [[board]]
+        name = "mps3-u55"
+        kind = "serial"
+        ...
+        [board.serial]
+        port = "/dev/serial/by-id/..."
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML, or has a bad field
+            (the message names the file, the board and the field).
     """
     path = Path(path).expanduser().resolve()  # relative paths inside resolve against it
     try:
@@ -223,7 +251,22 @@ def load_board_file(path: str | Path) -> BoardSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"board file {path}: not valid TOML: {exc}") from exc
-    return parse_board(data, path)
+    if "board" not in data:
+        return [parse_board(data, path)]
+    others = sorted(set(data) - {"board"})
+    if others or not isinstance(data["board"], list) or not data["board"]:
+        raise ConfigError(
+            f"lab file {path}: holds only [[board]] tables (found {others or data['board']!r})"
+        )
+    specs: list[BoardSpec] = []
+    for k, table in enumerate(data["board"]):
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"lab file {path}: [[board]] #{k + 1} must be a table")
+        spec = parse_board(table, path)
+        if spec.name in {s.name for s in specs}:
+            raise ConfigError(f"lab file {path}: board '{spec.name}' is listed twice")
+        specs.append(spec)
+    return specs
 
 
 def builtin_board_dir() -> Path:
@@ -242,18 +285,18 @@ def load_boards(extra_files: Iterable[str | Path] = ()) -> dict[str, BoardSpec]:
     """
     boards: dict[str, BoardSpec] = {}
     for path in sorted(builtin_board_dir().glob("*.toml")):
-        spec = load_board_file(path)
-        boards[spec.name] = spec
+        for spec in load_board_files(path):
+            boards[spec.name] = spec
     seen_user: dict[str, Path] = {}
     for extra in extra_files:
-        spec = load_board_file(extra)
-        if spec.name in seen_user:
-            raise ConfigError(
-                f"board file {extra}: board '{spec.name}' is already defined by "
-                f"{seen_user[spec.name]}"
-            )
-        seen_user[spec.name] = Path(extra)
-        boards[spec.name] = spec
+        for spec in load_board_files(extra):
+            if spec.name in seen_user:
+                raise ConfigError(
+                    f"board file {extra}: board '{spec.name}' is already defined by "
+                    f"{seen_user[spec.name]}"
+                )
+            seen_user[spec.name] = Path(extra)
+            boards[spec.name] = spec
     return boards
 
 

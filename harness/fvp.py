@@ -1,22 +1,17 @@
-"""Corstone FVPs as data: platform files in ``fvp/`` rendered into command lines,
-and the runner's output read back (failures, PMU counters, ETDump blocks).
+"""Corstone FVPs as data: platform files in ``fvp/`` rendered into command lines.
 
 Nothing here starts a process: :mod:`harness.boards.fvp` runs the command,
-locally or in Docker, and both use the same rendering and parsing.
+locally or in Docker, and both use the same rendering. The runner's output is
+read by :mod:`harness.runner_log`, which serial boards share.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import functools
 import importlib.resources
-import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from harness.errors import ConfigError
 
@@ -41,15 +36,6 @@ class FvpPlatform:
     uart_mode_extra: tuple[str, ...]
     semihosting: tuple[str, ...]
     path: Path
-
-
-@dataclasses.dataclass(frozen=True)
-class FailurePattern:
-    """A log line that means the run failed, and which failure class it is."""
-
-    failure_class: str
-    regex: re.Pattern[str]
-    what: str
 
 
 def platform_dir() -> Path:
@@ -90,18 +76,6 @@ def load_platform(name: str) -> FvpPlatform:
         )
     except KeyError as exc:
         raise ConfigError(f"FVP platform file {path}: missing field {exc}") from exc
-
-
-@functools.cache
-def load_failure_patterns() -> tuple[list[FailurePattern], list[re.Pattern[str]]]:
-    """The failure patterns and the lines to ignore first (``fvp/failures.toml``)."""
-    data = tomllib.loads((platform_dir() / "failures.toml").read_text())
-    patterns = [
-        FailurePattern(p["class"], re.compile(p["regex"], re.MULTILINE), p["what"])
-        for p in data["pattern"]
-    ]
-    ignore = [re.compile(r) for r in data.get("ignore", {}).get("regex", [])]
-    return patterns, ignore
 
 
 def semihosting_command_line(input_count: int) -> str:
@@ -160,94 +134,6 @@ def render_command(
     for param in params:
         argv += ["-C", param]
     return [*argv, "-a", elf, "--timelimit", str(timeout_s)]
-
-
-@dataclasses.dataclass(frozen=True)
-class LogFinding:
-    """A failure found in a log: its class, what it means, and the line."""
-
-    failure_class: str
-    what: str
-    line: str
-
-
-def find_failures(log: str) -> list[LogFinding]:
-    """Every line of ``log`` that means the run failed, in order (CRLF tolerated)."""
-    patterns, ignore = load_failure_patterns()
-    findings = []
-    for line in log.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if any(r.match(line) for r in ignore):
-            continue
-        for pattern in patterns:
-            if pattern.regex.match(line):
-                findings.append(LogFinding(pattern.failure_class, pattern.what, line.strip()))
-                break
-    return findings
-
-
-_PMU_CYCLES = re.compile(r"ethosu_pmu_cycle_cntr\s*:\s*(\d+)")
-_PMU_COUNTER = re.compile(r"ethosu_pmu_cntr(\d+)\s*:\s*(\d+)")
-_PMU_EVENTS = re.compile(r"Ethos-U PMU Events:\[([^\]]*)\]")
-_CPU_CYCLES = re.compile(r"Inference runtime: (\d+) CPU cycles total")
-_NPU_CPU_CYCLES = re.compile(r"ethos-u\s*:\s*cycle_cnt\s*:\s*(\d+) cycles")
-
-
-def parse_pmu(log: str) -> dict[str, Any]:
-    """The Ethos-U PMU report of an Ethos-U build (empty when there is none)."""
-    pmu: dict[str, Any] = {}
-    if match := _PMU_CYCLES.search(log):
-        pmu["npu_active_cycles"] = int(match.group(1))
-    counters = {int(i): int(v) for i, v in _PMU_COUNTER.findall(log)}
-    if counters:
-        events = []
-        if match := _PMU_EVENTS.search(log):
-            events = [e.strip() for e in match.group(1).split(",") if e.strip()]
-        pmu["counters"] = {
-            (events[i] if i < len(events) else f"cntr{i}"): v for i, v in sorted(counters.items())
-        }
-    if match := _CPU_CYCLES.search(log):
-        pmu["cpu_cycles"] = int(match.group(1))
-    if match := _NPU_CPU_CYCLES.search(log):
-        pmu["cpu_cycles_in_npu_delegate"] = int(match.group(1))
-    return pmu
-
-
-class EtdumpBlockError(ValueError):
-    """The ``#[RUN THIS]`` ... ``#[END]`` block is incomplete or not valid base64."""
-
-
-def parse_etdump_block(log: str) -> dict[str, bytes]:
-    """Files carried in the UART log's base64 block: ``etdump.bin``, ``debug_buffer.bin``.
-
-    Returns an empty dict when the log has no block.
-
-    Raises:
-        EtdumpBlockError: a block that starts but does not end, or bad base64.
-    """
-    text = log.replace("\r\n", "\n")
-    start = text.find("#[RUN THIS]")
-    if start < 0:
-        return {}
-    end = text.find("#[END]", start)
-    if end < 0:
-        raise EtdumpBlockError("ETDump block starts (#[RUN THIS]) but never ends (#[END])")
-    files: dict[str, bytes] = {}
-    for line in text[start:end].split("\n"):
-        match = re.match(r'^echo "([^"]*)" \| base64 -d >\s*(\S+)\s*$', line.strip())
-        if match:
-            try:
-                files[match.group(2)] = base64.b64decode(match.group(1), validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise EtdumpBlockError(f"{match.group(2)}: invalid base64 ({exc})") from exc
-    if "etdump.bin" not in files:
-        raise EtdumpBlockError("ETDump block has no etdump.bin line")
-    return files
-
-
-def log_tail(log: str, lines: int = 25) -> str:
-    """The last ``lines`` non-empty lines of a log."""
-    kept = [line for line in log.replace("\r", "").split("\n") if line.strip()]
-    return "\n".join(kept[-lines:])
 
 
 def quote_argv(argv: Sequence[str]) -> str:

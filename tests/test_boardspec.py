@@ -28,7 +28,7 @@ BUILTIN = {
 
 VALID = """\
 name = "myboard"
-kind = "serial"
+kind = "tosa"
 target = "ethos-u55-128"
 """
 
@@ -108,7 +108,7 @@ def test_builtin_fvp_details() -> None:
 def test_load_minimal_board_file_defaults(tmp_path: Path) -> None:
     path = _write(tmp_path, VALID)
     spec = load_board_file(path)
-    assert spec == BoardSpec(name="myboard", kind="serial", target="ethos-u55-128", path=path)
+    assert spec == BoardSpec(name="myboard", kind="tosa", target="ethos-u55-128", path=path)
     assert spec.run_timeout_s == 60.0
     assert spec.capabilities == frozenset()
     assert spec.tolerance == TolerancePolicy()
@@ -273,7 +273,7 @@ def test_load_boards_with_extra_user_board(tmp_path: Path) -> None:
     boards = load_boards([extra])
     assert set(boards) == {*BUILTIN, "myboard"}
     assert boards["myboard"].path == extra
-    assert boards["myboard"].kind == "serial"
+    assert boards["myboard"].kind == "tosa"
 
 
 def test_load_boards_user_file_overrides_builtin(tmp_path: Path) -> None:
@@ -293,7 +293,7 @@ def test_load_boards_user_file_overrides_builtin(tmp_path: Path) -> None:
 
 def test_load_boards_two_user_files_same_name(tmp_path: Path) -> None:
     first = _write(tmp_path, VALID, "first.toml")
-    second = _write(tmp_path, VALID.replace("serial", "host"), "second.toml")
+    second = _write(tmp_path, VALID.replace("tosa", "host"), "second.toml")
     with pytest.raises(
         ConfigError,
         match=re.escape(f"board file {second}: board 'myboard' is already defined by {first}"),

@@ -15,13 +15,15 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.fvp import (
-    EtdumpBlockError,
-    find_failures,
     load_platform,
-    parse_etdump_block,
-    parse_pmu,
     render_command,
     semihosting_command_line,
+)
+from harness.runner_log import (
+    EtdumpBlockError,
+    find_failures,
+    parse_etdump_block,
+    parse_pmu,
 )
 
 # ---------------------------------------------------------------- find_failures

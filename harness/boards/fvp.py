@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from harness import fvp
+from harness import fvp, runner_log
 from harness.artifact import Artifact
 from harness.boards.base import Availability, BoardOptions, Fidelity, RunResult, check_inputs_match
 from harness.boardspec import BoardSpec
@@ -397,7 +397,7 @@ class FvpBoard:
     ) -> RunResult:
         outcome = self.executor.run(argv, run_dir, wall_s, host_elf=self.runner_elf)
         log_path = str(run_dir / LOG_NAME)
-        tail = fvp.log_tail(outcome.log)
+        tail = runner_log.log_tail(outcome.log)
         if outcome.timed_out:
             raise RunTimeout(
                 f"board '{self.spec.name}': no result after {wall_s:g} s (FVP --timelimit "
@@ -405,7 +405,7 @@ class FvpBoard:
                 log_tail=tail,
                 log_path=log_path,
             )
-        findings = fvp.find_failures(outcome.log)
+        findings = runner_log.find_failures(outcome.log)
         if findings:
             first = findings[0]
             lines = "; ".join(f.line for f in findings[:3])
@@ -435,8 +435,8 @@ class FvpBoard:
         etdump = run_dir / "etdump.bin"
         debug = run_dir / "debug_buffer.bin"
         try:
-            block = fvp.parse_etdump_block(outcome.log)
-        except fvp.EtdumpBlockError as exc:
+            block = runner_log.parse_etdump_block(outcome.log)
+        except runner_log.EtdumpBlockError as exc:
             raise RunCrashed(
                 f"board '{self.spec.name}': {exc}", log_tail=tail, log_path=log_path
             ) from exc
@@ -449,7 +449,7 @@ class FvpBoard:
                 raise RunCrashed(
                     f"board '{self.spec.name}': {exc.message}", log_tail=tail, log_path=log_path
                 ) from exc
-        pmu = fvp.parse_pmu(outcome.log)
+        pmu = runner_log.parse_pmu(outcome.log)
         return RunResult(
             board=self.spec.name,
             outputs=tuple(outputs),

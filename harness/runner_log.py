@@ -1,0 +1,338 @@
+"""Reading what the upstream ``arm_executor_runner`` prints: failure lines, PMU
+counters, the base64 ETDump block, and (on UART builds) the run's own lines,
+outputs and BundleIO verdict.
+
+FVP boards and serial boards print the same format
+(../shared/reference/arm-runner-and-fvp.md section 4), so both read it here.
+Nothing in this module does I/O beyond reading ``fvp/failures.toml``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import functools
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.fvp import platform_dir
+
+EOT = "\x04"  # the runner's last character; ends an FVP with uart0.shutdown_on_eot=1
+
+
+@dataclasses.dataclass(frozen=True)
+class FailurePattern:
+    """A log line that means the run failed, and which failure class it is."""
+
+    failure_class: str
+    regex: re.Pattern[str]
+    what: str
+
+
+@functools.cache
+def load_failure_patterns() -> tuple[list[FailurePattern], list[re.Pattern[str]]]:
+    """The failure patterns and the lines to ignore first (``fvp/failures.toml``)."""
+    data = tomllib.loads((platform_dir() / "failures.toml").read_text())
+    patterns = [
+        FailurePattern(p["class"], re.compile(p["regex"], re.MULTILINE), p["what"])
+        for p in data["pattern"]
+    ]
+    ignore = [re.compile(r) for r in data.get("ignore", {}).get("regex", [])]
+    return patterns, ignore
+
+
+@dataclasses.dataclass(frozen=True)
+class LogFinding:
+    """A failure found in a log: its class, what it means, and the line."""
+
+    failure_class: str
+    what: str
+    line: str
+
+
+def find_failures(log: str) -> list[LogFinding]:
+    """Every line of ``log`` that means the run failed, in order (CRLF tolerated)."""
+    patterns, ignore = load_failure_patterns()
+    findings = []
+    for line in log.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if any(r.match(line) for r in ignore):
+            continue
+        for pattern in patterns:
+            if pattern.regex.match(line):
+                findings.append(LogFinding(pattern.failure_class, pattern.what, line.strip()))
+                break
+    return findings
+
+
+_PMU_CYCLES = re.compile(r"ethosu_pmu_cycle_cntr\s*:\s*(\d+)")
+_PMU_COUNTER = re.compile(r"ethosu_pmu_cntr(\d+)\s*:\s*(\d+)")
+_PMU_EVENTS = re.compile(r"Ethos-U PMU Events:\[([^\]]*)\]")
+_CPU_CYCLES = re.compile(r"Inference runtime: (\d+) CPU cycles total")
+_NPU_CPU_CYCLES = re.compile(r"ethos-u\s*:\s*cycle_cnt\s*:\s*(\d+) cycles")
+
+
+def parse_pmu(log: str) -> dict[str, Any]:
+    """The Ethos-U PMU report of an Ethos-U build (empty when there is none)."""
+    pmu: dict[str, Any] = {}
+    if match := _PMU_CYCLES.search(log):
+        pmu["npu_active_cycles"] = int(match.group(1))
+    counters = {int(i): int(v) for i, v in _PMU_COUNTER.findall(log)}
+    if counters:
+        events = []
+        if match := _PMU_EVENTS.search(log):
+            events = [e.strip() for e in match.group(1).split(",") if e.strip()]
+        pmu["counters"] = {
+            (events[i] if i < len(events) else f"cntr{i}"): v for i, v in sorted(counters.items())
+        }
+    if match := _CPU_CYCLES.search(log):
+        pmu["cpu_cycles"] = int(match.group(1))
+    if match := _NPU_CPU_CYCLES.search(log):
+        pmu["cpu_cycles_in_npu_delegate"] = int(match.group(1))
+    return pmu
+
+
+class EtdumpBlockError(ValueError):
+    """The ``#[RUN THIS]`` ... ``#[END]`` block is incomplete or not valid base64."""
+
+
+def parse_etdump_block(log: str) -> dict[str, bytes]:
+    """Files carried in the UART log's base64 block: ``etdump.bin``, ``debug_buffer.bin``.
+
+    Returns an empty dict when the log has no block.
+
+    Raises:
+        EtdumpBlockError: a block that starts but does not end, or bad base64.
+    """
+    text = log.replace("\r\n", "\n")
+    start = text.find("#[RUN THIS]")
+    if start < 0:
+        return {}
+    end = text.find("#[END]", start)
+    if end < 0:
+        raise EtdumpBlockError("ETDump block starts (#[RUN THIS]) but never ends (#[END])")
+    files: dict[str, bytes] = {}
+    for line in text[start:end].split("\n"):
+        match = re.match(r'^echo "([^"]*)" \| base64 -d >\s*(\S+)\s*$', line.strip())
+        if match:
+            try:
+                files[match.group(2)] = base64.b64decode(match.group(1), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise EtdumpBlockError(f"{match.group(2)}: invalid base64 ({exc})") from exc
+    if "etdump.bin" not in files:
+        raise EtdumpBlockError("ETDump block has no etdump.bin line")
+    return files
+
+
+def log_tail(log: str, lines: int = 25) -> str:
+    """The last ``lines`` non-empty lines of a log."""
+    kept = [line for line in log.replace("\r", "").split("\n") if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+# ----------------------------------------------------------------- UART builds
+# A UART build (real boards, FVPs without semihosting) cannot write files: its
+# whole result is the text it prints, from "PTE @ 0x... [----ET12]" to EOT.
+
+_START = re.compile(r"PTE @ (?:0x)?([0-9a-fA-F]+) \[----(.{4})\]")
+_NO_MODEL = re.compile(r"^F \[executorch:[^\]]*\] Model data is not initialized", re.MULTILINE)
+_COMPLETE = "Program complete, exiting."
+_EXIT_CODE = re.compile(r"Application exit code: (-?\d+)\.")
+_HARD_FAULT = re.compile(r"Hard fault\.")
+_OUTPUT_COUNT = re.compile(r"\] (\d+) outputs: ?$", re.MULTILINE)
+_OUTPUT_LINE = re.compile(
+    r"^Output\[(\d+)\]\[(\d+)\]: \((float|int|char|bool)\) (\S+)", re.MULTILINE
+)
+_BUNDLE_RESULT = re.compile(r"TEST: BundleIO index\[(\d+)\] Test_result: (PASS|FAIL)")
+_BUNDLE_STAT = re.compile(
+    r"^ (mean_absolute_error|max_absolute_error|mean_relative_error"
+    r"|max_relative_error):\s+(\S+)",
+    re.MULTILINE,
+)
+# Lines the runner prints when its own BundleIO check fails. They are a verdict
+# the harness records, not a crash: the harness compares the outputs itself.
+BUNDLE_MISMATCH_LINES = (
+    "Model output don't match expected BundleIO bpte ref data",
+    "Test_result: FAIL",
+    "Bundle verification failed with status",
+    "Problem running model",
+)
+PTE_MAGIC = "ET12"
+BUNDLE_MAGIC = "BP08"
+# The dtypes the runner's print_outputs prints, by the type word on the line.
+UART_DTYPES = {"float": "float32", "int": "int32", "char": "int8", "bool": "bool"}
+
+
+@dataclasses.dataclass(frozen=True)
+class UartRun:
+    """One run's part of a UART capture.
+
+    Attributes:
+        text: from this run's start line to the end of the capture.
+        address: where the runner found the program (``PTE @ 0x...``).
+        magic: bytes 4-7 of the program it found (``ET12`` program, ``BP08`` bundle).
+        end: how it ended: ``eot``, ``exit`` (``Application exit code``),
+            ``complete`` (``Program complete`` without EOT yet), ``fault``, or ``None``.
+        exit_code: the code of ``Application exit code: N.``, when printed.
+    """
+
+    text: str
+    address: int | None
+    magic: str | None
+    end: str | None
+    exit_code: int | None = None
+
+
+def normalize_uart(raw: bytes) -> str:
+    """UART bytes as text: CRLF to LF; bytes that are not UTF-8 become U+FFFD."""
+    return raw.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def find_run(text: str) -> UartRun | None:
+    """The last run in ``text`` (a board may print boot noise, or reboot), or
+    ``None`` when no run has started. A fault before any start line is a run too."""
+    starts = list(_START.finditer(text))
+    if not starts:
+        fault = _HARD_FAULT.search(text) or _NO_MODEL.search(text)
+        if fault is None:
+            return None
+        return _with_end(UartRun(text[fault.start() :], None, None, None))
+    last = starts[-1]
+    return _with_end(UartRun(text[last.start() :], int(last.group(1), 16), last.group(2), None))
+
+
+def _with_end(run: UartRun) -> UartRun:
+    text = run.text
+    exit_code = None
+    if match := _EXIT_CODE.search(text):
+        exit_code = int(match.group(1))
+    if EOT in text:
+        end = "eot"
+    elif exit_code is not None:
+        end = "exit"
+    elif _HARD_FAULT.search(text) or _NO_MODEL.search(text):
+        end = "fault"
+    elif _COMPLETE in text:
+        end = "complete"
+    else:
+        end = None
+    return dataclasses.replace(run, end=end, exit_code=exit_code)
+
+
+def uart_failures(text: str) -> list[LogFinding]:
+    """Failure lines of a UART run, without the runner's own BundleIO mismatch
+    verdict (recorded by :func:`parse_bundle_result`, judged by the harness)."""
+    bundle_failed = any(r["result"] == "FAIL" for r in parse_bundle_result(text))
+    findings = find_failures(text)
+    if bundle_failed:
+        findings = [f for f in findings if not any(s in f.line for s in BUNDLE_MISMATCH_LINES)]
+    return findings
+
+
+def parse_bundle_result(text: str) -> list[dict[str, Any]]:
+    """The runner's BundleIO verdicts: ``[{"testset": 0, "result": "PASS", stats...}]``."""
+    stats: dict[str, float] = {}
+    for name, value in _BUNDLE_STAT.findall(text):
+        try:
+            stats[name] = float(value)
+        except ValueError:
+            continue
+    return [
+        {"testset": int(i), "result": verdict, **stats}
+        for i, verdict in _BUNDLE_RESULT.findall(text)
+    ]
+
+
+class UartOutputError(ValueError):
+    """The output lines do not give every element of every output.
+
+    Attributes:
+        lost: True when lines are missing or garbled (bytes lost on the link);
+            False when the runner cannot print this dtype at all.
+    """
+
+    def __init__(self, message: str, *, lost: bool) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
+def parse_uart_outputs(
+    text: str, output_specs: Sequence[Mapping[str, Any]]
+) -> list[npt.NDArray[Any]]:
+    """The program's outputs from ``Output[i][j]: (type) v`` lines.
+
+    Elements come in memory order (the tensor's dim order), so they are laid
+    out in that order and transposed back to the logical shape. float32 values
+    carry six decimals only: they are as exact as ``%f`` allows.
+
+    Raises:
+        UartOutputError: an output the runner cannot print (uint8, int16,
+            int64, fp16...), or lines lost or garbled on the link.
+    """
+    values: dict[int, dict[int, str]] = {}
+    types: dict[int, str] = {}
+    for i, j, kind, value in _OUTPUT_LINE.findall(text):
+        values.setdefault(int(i), {})[int(j)] = value
+        types[int(i)] = kind
+    if match := _OUTPUT_COUNT.search(text):
+        printed = int(match.group(1))
+        if printed != len(output_specs):
+            raise UartOutputError(
+                f"the runner reports {printed} outputs, the program has {len(output_specs)}: "
+                "is the board running the program the harness wrote?",
+                lost=True,
+            )
+    outputs = []
+    for i, spec in enumerate(output_specs):
+        dtype = str(spec.get("dtype"))
+        if spec.get("kind") != "tensor":
+            raise UartOutputError(f"output {i} is not a tensor ({spec.get('kind')})", lost=False)
+        if dtype not in UART_DTYPES.values():
+            raise UartOutputError(
+                f"output {i} is {dtype}; the runner prints float32, int32, int8 and bool "
+                "outputs only. Build the firmware with ETDump outputs "
+                "(-DET_DUMP_OUTPUTS=ON) so the harness reads them from the debug buffer",
+                lost=False,
+            )
+        sizes = [int(s) for s in spec["sizes"]]
+        order = [int(d) for d in spec.get("dim_order") or range(len(sizes))]
+        count = int(np.prod(sizes)) if sizes else 1
+        got = values.get(i, {})
+        if types.get(i) not in (None, _uart_type(dtype)):
+            raise UartOutputError(
+                f"output {i} printed as ({types[i]}), the program's output is {dtype}", lost=True
+            )
+        missing = [j for j in range(count) if j not in got]
+        if missing:
+            raise UartOutputError(
+                f"output {i}: {len(missing)} of {count} values missing from the UART log "
+                f"(first missing index {missing[0]})",
+                lost=True,
+            )
+        flat = np.array([_uart_value(got[j], dtype, i, j) for j in range(count)], dtype=dtype)
+        memory = flat.reshape([sizes[d] for d in order])
+        inverse = [order.index(d) for d in range(len(order))]
+        outputs.append(np.ascontiguousarray(np.transpose(memory, inverse)))
+    return outputs
+
+
+def _uart_type(dtype: str) -> str:
+    return next(word for word, name in UART_DTYPES.items() if name == dtype)
+
+
+def _uart_value(text: str, dtype: str, i: int, j: int) -> Any:
+    try:
+        if dtype == "bool":
+            return text == "true"
+        if dtype == "float32":
+            return float(text)  # accepts C's nan, -nan, inf
+        return int(text)
+    except ValueError as exc:
+        raise UartOutputError(
+            f"Output[{i}][{j}]: cannot read {text!r} as {dtype}", lost=True
+        ) from exc
