@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.boards.base import Availability, BoardOptions
+from harness.boards.base import Availability, BoardOptions, RunsGivenInputs
 from harness.boardspec import CAPABILITIES, BoardSpec, load_boards, resolve_board_names
 from harness.cache import default_cache_dir
 from harness.errors import ConfigError, FailureClass, HarnessError
@@ -182,6 +182,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
             docker_env=tuple(
                 name for name in os.environ.get("ET_HIL_DOCKER_ENV", "").split(",") if name
             ),
+            cache_dir=cache_dir.expanduser().resolve(),
         )
         for name in boards
     }
@@ -332,7 +333,7 @@ def board(request: pytest.FixtureRequest) -> Board:
     return the_board
 
 
-class BuildOnlyBoard:
+class BuildOnlyBoard(RunsGivenInputs):
     """What the ``board`` fixture gives under ``--build-only``: builds work, runs skip."""
 
     def __init__(self, spec: BoardSpec) -> None:

@@ -24,6 +24,10 @@ def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = N
         from harness.boards.fvp import FvpBoard
 
         return FvpBoard(spec, work_dir, options)
+    if spec.kind == "serial":
+        from harness.boards.serial import SerialBoard
+
+        return SerialBoard(spec, work_dir, options)
     from harness.boards.unimplemented import UnimplementedBoard
 
     return UnimplementedBoard(spec)

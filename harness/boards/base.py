@@ -37,6 +37,7 @@ class BoardOptions:
         fvp_backends: where FVPs may run, in order (``local``, ``docker``).
         fvp_image: the Docker image with the FVPs.
         docker_env: host environment variables passed into FVP containers.
+        cache_dir: the artifact cache folder (serial boards keep firmware builds there).
     """
 
     runner_elf: Path | None = None
@@ -46,6 +47,7 @@ class BoardOptions:
     fvp_backends: tuple[str, ...] = ()
     fvp_image: str | None = None
     docker_env: tuple[str, ...] = ()
+    cache_dir: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +108,12 @@ class Board(Protocol):
     def availability(self) -> Availability:
         """Whether this board can run here (cheap; no program is run)."""
 
+    def inputs_it_runs(
+        self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]
+    ) -> list[npt.NDArray[Any]] | None:
+        """The inputs the board will really run on, when it cannot take the given
+        ones (UART firmware without BundleIO feeds all-ones), else ``None``."""
+
     def open(self) -> None:
         """Acquire what the board needs (processes, devices). Idempotent."""
 
@@ -120,8 +128,12 @@ class Board(Protocol):
         run_dir: Path,
         timeout_s: float | None = None,
         debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
     ) -> RunResult:
         """Run the artifact's program once on ``inputs``.
+
+        ``expected`` are the reference outputs, for firmware that checks its
+        outputs itself (BundleIO); other boards ignore them.
 
         Raises:
             RunTimeout, RunCrashed, InfrastructureError: the run gave no result.
@@ -167,3 +179,14 @@ def as_numpy(value: Any) -> npt.NDArray[Any]:
     if hasattr(value, "detach"):
         value = value.detach().cpu().contiguous().numpy()
     return np.ascontiguousarray(value)
+
+
+class RunsGivenInputs:
+    """For boards that run whatever inputs they are given (all but UART firmware
+    without BundleIO)."""
+
+    def inputs_it_runs(
+        self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]
+    ) -> list[npt.NDArray[Any]] | None:
+        """``None``: the given inputs are run."""
+        return None

@@ -29,7 +29,14 @@ import numpy.typing as npt
 
 from harness import fvp, runner_log
 from harness.artifact import Artifact
-from harness.boards.base import Availability, BoardOptions, Fidelity, RunResult, check_inputs_match
+from harness.boards.base import (
+    Availability,
+    BoardOptions,
+    Fidelity,
+    RunResult,
+    RunsGivenInputs,
+    check_inputs_match,
+)
 from harness.boardspec import BoardSpec
 from harness.elf import check_runner_elf
 from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunError, RunTimeout
@@ -220,7 +227,7 @@ def check_etdump(path: Path) -> None:
         ) from exc
 
 
-class FvpBoard:
+class FvpBoard(RunsGivenInputs):
     """A Corstone FVP running the upstream semihosting runner.
 
     Args:
@@ -349,6 +356,7 @@ class FvpBoard:
         run_dir: Path,
         timeout_s: float | None = None,
         debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
     ) -> RunResult:
         """Run the program once on the FVP; see :meth:`harness.boards.base.Board.run`."""
         inputs = check_inputs_match(artifact, inputs, self.spec.name)

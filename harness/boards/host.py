@@ -23,7 +23,13 @@ import numpy.typing as npt
 
 from harness.artifact import Artifact
 from harness.boards import wire
-from harness.boards.base import Availability, Fidelity, RunResult, check_inputs_match
+from harness.boards.base import (
+    Availability,
+    Fidelity,
+    RunResult,
+    RunsGivenInputs,
+    check_inputs_match,
+)
 from harness.boardspec import BoardSpec
 from harness.errors import InfrastructureError, RunCrashed, RunTimeout
 
@@ -206,7 +212,7 @@ class RuntimeWorker:
         self.kill()
 
 
-class HostBoard:
+class HostBoard(RunsGivenInputs):
     """Runs programs on the ExecuTorch runtime of the installed wheel.
 
     Args:
@@ -248,6 +254,7 @@ class HostBoard:
         run_dir: Path,
         timeout_s: float | None = None,
         debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
     ) -> RunResult:
         """Run the program once; see :meth:`harness.boards.base.Board.run`."""
         inputs = check_inputs_match(artifact, inputs, self.spec.name)

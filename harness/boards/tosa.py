@@ -17,13 +17,19 @@ from typing import Any
 import numpy.typing as npt
 
 from harness.artifact import Artifact
-from harness.boards.base import Availability, Fidelity, RunResult, check_inputs_match
+from harness.boards.base import (
+    Availability,
+    Fidelity,
+    RunResult,
+    RunsGivenInputs,
+    check_inputs_match,
+)
 from harness.boards.host import RuntimeWorker
 from harness.boardspec import BoardSpec
 from harness.errors import ConfigError
 
 
-class TosaBoard:
+class TosaBoard(RunsGivenInputs):
     """Runs TOSA-lowered programs on the TOSA reference model.
 
     Args:
@@ -67,6 +73,7 @@ class TosaBoard:
         run_dir: Path,
         timeout_s: float | None = None,
         debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
     ) -> RunResult:
         """Run the artifact's lowered program once; see :meth:`harness.boards.base.Board.run`.
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy.typing as npt
 
 from harness.artifact import Artifact
-from harness.boards.base import Availability, RunResult
+from harness.boards.base import Availability, RunResult, RunsGivenInputs
 from harness.boardspec import BoardSpec
 from harness.errors import BoardUnavailable
 
@@ -18,7 +18,7 @@ _PLANNED = {
 }
 
 
-class UnimplementedBoard:
+class UnimplementedBoard(RunsGivenInputs):
     """Stands for a board of a kind not implemented yet; every run is refused."""
 
     def __init__(self, spec: BoardSpec) -> None:
@@ -47,6 +47,7 @@ class UnimplementedBoard:
         run_dir: Path,
         timeout_s: float | None = None,
         debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
     ) -> RunResult:
         """Refuse: nothing can run here.
 

@@ -1,0 +1,138 @@
+"""Exclusive use of physical boards across processes (xdist workers, separate
+pytest runs, other users of the lab machine).
+
+Each unit has a lock file named after its port; ``flock`` locks (through
+:mod:`filelock`) belong to the open file, so the kernel releases them when the
+holder dies, even by SIGKILL: a crashed run never leaves a board locked. A pool
+(identical units under one board name) hands out whichever unit is free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from harness.errors import InfrastructureError
+from harness.serial_config import Unit
+
+POLL_S = 0.1
+
+
+def lock_dir() -> Path:
+    """Where unit locks live: ``$ET_HIL_LOCK_DIR``, else one folder in the system
+    temp dir that every user of the machine shares (sticky, world-writable)."""
+    configured = os.environ.get("ET_HIL_LOCK_DIR")
+    folder = Path(configured) if configured else Path(tempfile.gettempdir()) / "et-hil-locks"
+    if not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        if not configured:
+            with contextlib.suppress(OSError):
+                folder.chmod(0o1777)
+    return folder
+
+
+def port_identity(port: str) -> str:
+    """One name per physical port: device paths resolve symlinks, so
+    ``/dev/serial/by-id/...`` and ``/dev/ttyACM0`` lock the same board; URLs
+    (``socket://``, ``rfc2217://``) stay as written."""
+    if "://" in port:
+        return port
+    return os.path.realpath(port)
+
+
+def lock_path(port: str, folder: Path | None = None) -> Path:
+    """The lock file of a unit's port."""
+    identity = port_identity(port)
+    readable = "".join(c if c.isalnum() else "_" for c in identity).strip("_")[-40:]
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return (folder or lock_dir()) / f"{readable}-{digest}.lock"
+
+
+@dataclasses.dataclass
+class Lease:
+    """A unit held by this process until :meth:`release`.
+
+    Attributes:
+        unit: the unit held.
+        waited_s: how long it took to get it.
+        acquired_at: ``time.time()`` when it was got (records show turns).
+    """
+
+    unit: Unit
+    waited_s: float
+    acquired_at: float
+    _lock: filelock.BaseFileLock
+    _state_path: Path
+
+    def state(self) -> dict[str, Any]:
+        """What the harness last recorded about this unit (e.g. the firmware it flashed)."""
+        try:
+            data = json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def set_state(self, **facts: Any) -> None:
+        """Record facts about the unit, for the next holder (written atomically)."""
+        data = {**self.state(), **facts}
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, self._state_path)
+
+    def release(self) -> None:
+        """Let the next process have the unit. Idempotent."""
+        self._lock.release(force=True)
+
+
+def acquire(
+    board: str, units: Sequence[Unit], timeout_s: float, folder: Path | None = None
+) -> Lease:
+    """The first free unit of the pool, waiting up to ``timeout_s`` for one.
+
+    Raises:
+        InfrastructureError: no unit came free in time (names the holders' ports).
+    """
+    folder = folder or lock_dir()
+    locks = [
+        (unit, filelock.FileLock(lock_path(unit.port, folder), mode=0o666, thread_local=False))
+        for unit in units
+    ]
+    started = time.monotonic()
+    while True:
+        for unit, lock in locks:
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                continue
+            waited = time.monotonic() - started
+            state = Path(str(lock.lock_file)).with_suffix(".json")
+            return Lease(unit, waited, time.time(), lock, state)
+        if time.monotonic() - started >= timeout_s:
+            raise InfrastructureError(
+                f"board '{board}': every unit is in use after {timeout_s:g} s "
+                f"({', '.join(u.port for u in units)}); another pytest run or worker holds "
+                f"them (locks in {folder}). Raise [serial] lock_timeout_s or add units"
+            )
+        time.sleep(POLL_S)
+
+
+@contextlib.contextmanager
+def held(
+    board: str, units: Sequence[Unit], timeout_s: float, folder: Path | None = None
+) -> Iterator[Lease]:
+    """:func:`acquire` as a context manager that always releases."""
+    lease = acquire(board, units, timeout_s, folder)
+    try:
+        yield lease
+    finally:
+        lease.release()
