@@ -140,10 +140,11 @@ def log_tail(log: str, lines: int = 25) -> str:
 # whole result is the text it prints, from "PTE @ 0x... [----ET12]" to EOT.
 
 _START = re.compile(r"PTE @ (?:0x)?([0-9a-fA-F]+) \[----(.{4})\]")
-_NO_MODEL = re.compile(r"^F \[executorch:[^\]]*\] Model data is not initialized", re.MULTILINE)
 _COMPLETE = "Program complete, exiting."
 _EXIT_CODE = re.compile(r"Application exit code: (-?\d+)\.")
 _HARD_FAULT = re.compile(r"Hard fault\.")
+# An F line is followed by abort() (a trap): nothing useful comes after it.
+_FATAL = re.compile(r"^F \[executorch:", re.MULTILINE)
 _OUTPUT_COUNT = re.compile(r"\] (\d+) outputs: ?$", re.MULTILINE)
 _OUTPUT_LINE = re.compile(
     r"^Output\[(\d+)\]\[(\d+)\]: \((float|int|char|bool)\) (\S+)", re.MULTILINE
@@ -198,7 +199,7 @@ def find_run(text: str) -> UartRun | None:
     ``None`` when no run has started. A fault before any start line is a run too."""
     starts = list(_START.finditer(text))
     if not starts:
-        fault = _HARD_FAULT.search(text) or _NO_MODEL.search(text)
+        fault = _HARD_FAULT.search(text) or _FATAL.search(text)
         if fault is None:
             return None
         return _with_end(UartRun(text[fault.start() :], None, None, None))
@@ -215,7 +216,7 @@ def _with_end(run: UartRun) -> UartRun:
         end = "eot"
     elif exit_code is not None:
         end = "exit"
-    elif _HARD_FAULT.search(text) or _NO_MODEL.search(text):
+    elif _HARD_FAULT.search(text) or _FATAL.search(text):
         end = "fault"
     elif _COMPLETE in text:
         end = "complete"

@@ -1,0 +1,144 @@
+"""The virtual serial board, started and described for tests.
+
+:class:`VirtualBoard` runs ``virtual_board.py`` as a process and writes a board
+file that reaches it the way a user's file reaches a real board: the pty's
+symlink as the port, ``flasher.py`` as the command-template flasher and reset.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FLASHER = HERE / "flasher.py"
+BOARD = HERE / "virtual_board.py"
+READY_TIMEOUT_S = 60.0  # the first import of torch + executorch
+
+
+class VirtualBoard:
+    """One virtual board process.
+
+    Args:
+        folder: its state folder (flash contents, mode, flasher log).
+        name: board name in the board file.
+        bundle_io: firmware built with BundleIO.
+        embedded: firmware rebuilt with each program (else address mode).
+        pmu: print the Ethos-U PMU report.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        name: str = "vboard",
+        *,
+        bundle_io: bool = True,
+        embedded: bool = False,
+        pmu: bool = True,
+        tag: str = "",
+    ) -> None:
+        self.folder = folder
+        self.name = name
+        self.bundle_io = bundle_io
+        self.embedded = embedded
+        self.pmu = pmu
+        self.tag = tag
+        self.link = folder / "ttyVB0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> VirtualBoard:
+        """Start the process and wait until its pty is there."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, str(BOARD), "--state", str(self.folder), "--link", str(self.link)]
+        if self.bundle_io:
+            argv.append("--bundle-io")
+        if self.embedded:
+            argv += ["--firmware-address", "0x0"]
+        if self.pmu:
+            argv.append("--pmu")
+        env = {**os.environ, "ET_HIL_TEST_TAG": self.tag} if self.tag else None
+        log = (self.folder / "board.log").open("wb")
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not (self.folder / "board.pid").exists() or not self.link.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"virtual board did not start: {(self.folder / 'board.log').read_text()}"
+                )
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        """Stop the process (and its pty)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def set_mode(self, mode: str, count: int = 1, seconds: float = 0.0) -> None:
+        """Misbehave on the next ``count`` resets."""
+        (self.folder / "mode").write_text(f"{mode} {count} {seconds}")
+
+    def flasher_calls(self) -> list[dict[str, object]]:
+        """What the test flasher was given, in order."""
+        import json
+
+        path = self.folder / "flasher.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def board_toml(self, *, retries: int = 1, reconnect_s: float = 5.0, extra: str = "") -> str:
+        """A board file for this board (also usable as one ``[[board]]`` of a lab file)."""
+        if self.embedded:
+            firmware = (
+                'mode = "embedded"\nimage_address = 0x0\n'
+                f'build = ["{sys.executable}", "{FLASHER}", "build", "--state", "{self.folder}", '
+                '"--program", "{program}", "--output", "{output}"]'
+            )
+        else:
+            firmware = 'mode = "address"\npte_address = 0x70000000'
+        return f"""\
+name = "{self.name}"
+kind = "serial"
+target = "portable"
+cpu = "cortex-m55"
+description = "virtual serial board (test double)"
+capabilities = ["etdump", "cycle_counts"{', "bundled_io"' if self.bundle_io else ""}]
+run_timeout_s = 20
+{extra}
+[serial]
+port = "{self.link}"
+baud = 115200
+bundle_io = {str(self.bundle_io).lower()}
+retries = {retries}
+reconnect_s = {reconnect_s}
+quiet_s = 0.15
+lock_timeout_s = 300
+
+[serial.firmware]
+{firmware}
+
+[serial.flash]
+method = "command"
+command = ["{sys.executable}", "{FLASHER}", "flash", "--state", "{self.folder}", "--image", "{{image}}", "--address", "{{address}}", "--unit", "{{unit}}", "--port", "{{port}}"]
+
+[serial.reset]
+method = "command"
+command = ["{sys.executable}", "{FLASHER}", "reset", "--state", "{self.folder}", "--unit", "{{unit}}"]
+"""
+
+    def write_board_file(self, path: Path | None = None, **kw: object) -> Path:
+        """Write :meth:`board_toml` to a file and return its path."""
+        path = path or self.folder / f"{self.name}.toml"
+        path.write_text(self.board_toml(**kw))  # type: ignore[arg-type]
+        return path
