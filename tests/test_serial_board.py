@@ -1,0 +1,289 @@
+"""Serial boards end to end against the virtual board (tests/serial_double): real
+programs on the real ExecuTorch runtime, the runner's UART format on a pty,
+flashing through the command-template method; every misbehaviour ends in its
+failure class."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.boards.serial import SerialBoard
+from harness.boardspec import load_board_file
+from harness.build import Builder
+from harness.cache import ArtifactCache
+from harness.check import CheckResult, check_model
+from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunTimeout
+from tests.serial_double import VirtualBoard
+
+pytestmark = pytest.mark.slow
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self, bias: float = 0.0) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(8, 4)
+        self.bias = bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(x)) + self.bias
+
+
+def x(seed: int = 0) -> tuple[torch.Tensor]:
+    return (torch.randn(2, 8, generator=torch.Generator().manual_seed(seed)),)
+
+
+@pytest.fixture(scope="module")
+def builder(tmp_path_factory: pytest.TempPathFactory) -> Builder:
+    return Builder(ArtifactCache(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def vboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualBoard]:
+    board = VirtualBoard(tmp_path_factory.mktemp("vboard")).start()
+    yield board
+    board.stop()
+
+
+@pytest.fixture
+def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ET_HIL_LOCK_DIR", str(tmp_path / "locks"))
+    return tmp_path / "locks"
+
+
+def make_board(vb: VirtualBoard, tmp_path: Path, **kw: object) -> SerialBoard:
+    spec = load_board_file(vb.write_board_file(tmp_path / f"{vb.name}.toml", **kw))
+    return SerialBoard(spec, tmp_path / "logs")
+
+
+def check(
+    board: SerialBoard,
+    builder: Builder,
+    run_dir: Path,
+    model: torch.nn.Module | None = None,
+    inputs: tuple[torch.Tensor] | None = None,
+    quantize: str | None = "int8",
+    timeout_s: float | None = None,
+) -> CheckResult:
+    return check_model(
+        builder,
+        board,
+        model or Tiny(),
+        inputs or x(),
+        run_dir=run_dir,
+        quantize=quantize,
+        timeout_s=timeout_s,
+    )
+
+
+def test_bundleio_runs_the_tests_inputs(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    board = make_board(vboard, tmp_path)
+    assert board.availability().ok
+    result = check(board, builder, tmp_path / "run")
+    assert result.passed, result.table()
+    facts = result.run.extra
+    assert facts["bundleio"][0]["result"] == "PASS"
+    assert facts["attempts"] == 1 and facts["unit"] == "0"
+    assert facts["pmu"]["npu_active_cycles"] == 0  # portable program: no NPU work
+    assert facts["pmu"]["cpu_cycles"] > 0
+    assert result.run.etdump_path is not None and result.run.etdump_path.stat().st_size > 0
+    flash = [c for c in vboard.flasher_calls() if c["action"] == "flash"][-1]
+    bpte = tmp_path / "run" / str(facts["program"])
+    assert flash["address"] == "0x70000000" and flash["magic"] == "BP08"
+    assert flash["bytes"] == bpte.stat().st_size
+    assert "--unit" in flash["argv"] and flash["port"] == str(vboard.link)
+    log = (tmp_path / "run" / "uart.log").read_bytes()
+    assert b"virtual-board boot ROM" in log and b"#[RUN THIS]" in log
+
+
+def test_outputs_are_the_boards_own(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    """Different inputs give different outputs: nothing is cached or made up."""
+    board = make_board(vboard, tmp_path)
+    first = check(board, builder, tmp_path / "a", inputs=x(1), quantize=None)
+    second = check(board, builder, tmp_path / "b", inputs=x(2), quantize=None)
+    assert first.passed and second.passed
+    expected = Tiny()(*x(2)).detach().numpy()
+    # float32 outputs come over the UART with six decimals: within 5e-7 of eager
+    np.testing.assert_allclose(second.run.outputs[0], expected, atol=6e-7, rtol=0)
+    assert not np.allclose(first.run.outputs[0], second.run.outputs[0])
+
+
+def test_firmware_without_bundleio_is_compared_on_all_ones(
+    tmp_path_factory: pytest.TempPathFactory, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    vb = VirtualBoard(
+        tmp_path_factory.mktemp("plain"), "plainboard", bundle_io=False, pmu=False
+    ).start()
+    try:
+        board = make_board(vb, tmp_path)
+        with pytest.warns(UserWarning, match="ran all-ones inputs"):
+            result = check(board, builder, tmp_path / "run")
+        assert result.passed, result.table()
+        assert "all-ones" in result.run.extra["inputs"]
+        ones = torch.ones(2, 8)
+        vs_eager_on_ones = result.comparisons[1]
+        assert vs_eager_on_ones.reference == "eager_float" and vs_eager_on_ones.passed
+        np.testing.assert_allclose(result.run.outputs[0], Tiny()(ones).detach().numpy(), atol=0.05)
+        flashes = [c for c in vb.flasher_calls() if c["action"] == "flash"]
+        assert flashes[-1]["magic"] == "ET12"
+    finally:
+        vb.stop()
+
+
+def test_embedded_firmware_is_built_once_per_program(
+    tmp_path_factory: pytest.TempPathFactory, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    vb = VirtualBoard(tmp_path_factory.mktemp("emb"), "embboard", embedded=True).start()
+    try:
+        board = make_board(vb, tmp_path)
+        for k in range(2):
+            assert check(board, builder, tmp_path / f"run{k}").passed
+        builds = [c for c in vb.flasher_calls() if c["action"] == "build"]
+        flashes = [c for c in vb.flasher_calls() if c["action"] == "flash"]
+        assert len(builds) == 1  # same program and inputs: the firmware is reused
+        assert [f["address"] for f in flashes] == ["0x00000000", "0x00000000"]
+    finally:
+        vb.stop()
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "message"),
+    [
+        ("hang", RunTimeout, "did not finish within"),
+        ("hardfault", RunCrashed, "CPU hard fault"),
+        ("crash", RunCrashed, "runner error or fatal log line"),
+    ],
+)
+def test_failures_end_in_their_class_with_the_log(
+    vboard: VirtualBoard,
+    builder: Builder,
+    tmp_path: Path,
+    locks: Path,
+    mode: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    board = make_board(vboard, tmp_path)
+    vboard.set_mode(mode)
+    started = time.monotonic()
+    with pytest.raises(error, match=message) as info:
+        check(board, builder, tmp_path / "run", timeout_s=3)
+    assert time.monotonic() - started < 3 + 5
+    assert "uart.log" in str(info.value) and "Starting running" in str(info.value)
+    # the next run on the same board is fine again
+    assert check(board, builder, tmp_path / "after").passed
+
+
+def test_noise_on_the_line_is_ignored(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    board = make_board(vboard, tmp_path)
+    vboard.set_mode("noise")
+    result = check(board, builder, tmp_path / "run")
+    assert result.passed and result.run.extra["attempts"] == 1
+    assert b"\xff\x00\xfe" in (tmp_path / "run" / "uart.log").read_bytes()
+
+
+def test_output_of_an_earlier_run_is_never_taken(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    board = make_board(vboard, tmp_path)
+    before = check(board, builder, tmp_path / "a", model=Tiny(bias=5.0))
+    vboard.set_mode("stale")  # the old run is replayed while the new program is flashed
+    after = check(board, builder, tmp_path / "b", model=Tiny(bias=0.0))
+    assert after.passed, after.table()
+    assert float(np.max(after.run.outputs[0])) <= 1.0 < float(np.min(before.run.outputs[0]))
+    log = (tmp_path / "b" / "uart.log").read_bytes()
+    assert log.count(b"PTE @ 0x70000000") == 1  # the replay was drained before the reset
+
+
+def test_dropped_bytes_are_retried_then_an_infrastructure_failure(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    board = make_board(vboard, tmp_path, retries=1)
+    vboard.set_mode("drop", count=1)
+    once = check(board, builder, tmp_path / "once")
+    assert once.passed and once.run.extra["attempts"] == 2
+    vboard.set_mode("drop", count=2)
+    with pytest.raises(InfrastructureError, match="link corrupted: ETDump block") as info:
+        check(board, builder, tmp_path / "twice")
+    assert "failed on every attempt (2)" in str(info.value)
+
+
+def test_a_port_that_vanishes_and_returns_is_retried(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    board = make_board(vboard, tmp_path, reconnect_s=5)
+    vboard.set_mode("disconnect", seconds=1.0)
+    result = check(board, builder, tmp_path / "run")
+    assert result.passed and result.run.extra["attempts"] == 2
+    assert b"=== et-hil: attempt 2: port lost" in (tmp_path / "run" / "uart.log").read_bytes()
+
+
+def test_a_port_gone_for_good_is_an_infrastructure_failure(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    board = make_board(vboard, tmp_path, reconnect_s=1)
+    vboard.set_mode("vanish", seconds=4.0)
+    started = time.monotonic()
+    with pytest.raises(InfrastructureError, match="did not come back within 1 s"):
+        check(board, builder, tmp_path / "run")
+    assert time.monotonic() - started < 10
+    time.sleep(4)  # let the board come back for the next tests
+    assert check(board, builder, tmp_path / "after").passed
+
+
+def test_a_failing_flasher_names_the_board_and_command(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    board = make_board(vboard, tmp_path)
+    (vboard.folder / "flasher_fails").write_text("1")
+    try:
+        with pytest.raises(
+            InfrastructureError, match=r"board 'vboard': the flash command exited with status 3"
+        ) as info:
+            check(board, builder, tmp_path / "run")
+        assert "no probe found" in str(info.value)
+    finally:
+        (vboard.folder / "flasher_fails").unlink()
+
+
+def test_unplugged_board_is_unavailable_with_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text(
+        'name = "gone"\nkind = "serial"\ntarget = "portable"\n'
+        '[serial]\nport = "/dev/serial/by-id/usb-nothing-here"\n'
+        "[serial.firmware]\npte_address = 0x70000000\n"
+        '[serial.flash]\nmethod = "command"\ncommand = ["true", "{image}"]\n'
+    )
+    availability = SerialBoard(load_board_file(path), tmp_path).availability()
+    assert not availability.ok
+    assert "/dev/serial/by-id/usb-nothing-here is not present" in availability.reason
+    assert "by-id" in availability.hint
+
+
+def test_wrong_pte_address_in_the_board_file_is_named(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    text = vboard.board_toml().replace("pte_address = 0x70000000", "pte_address = 0x60000000")
+    path = tmp_path / "wrong.toml"
+    path.write_text(text)
+    board = SerialBoard(load_board_file(path), tmp_path / "logs")
+    # the double's firmware reads the flash at 0x70000000: nothing is there for it
+    (vboard.folder / "flash" / "0x70000000.bin").unlink(missing_ok=True)
+    with pytest.raises(
+        (ConfigError, RunCrashed), match="Model data is not initialized|pte_address"
+    ):
+        check(board, builder, tmp_path / "run")
+    flashes = [c for c in vboard.flasher_calls() if c["action"] == "flash"]
+    assert flashes[-1]["address"] == "0x60000000"

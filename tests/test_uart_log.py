@@ -1,0 +1,145 @@
+"""Reading a UART runner log: which run is this run, how it ended, its outputs,
+its BundleIO verdict. Logs are hand-written in the runner's format
+(../shared/reference/arm-runner-and-fvp.md section 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.runner_log import (
+    UartOutputError,
+    find_run,
+    normalize_uart,
+    parse_bundle_result,
+    parse_uart_outputs,
+    uart_failures,
+)
+
+
+def _log(message: str, level: str = "I", function: str = "main") -> str:
+    return f"{level} [executorch:arm_executor_runner.cpp:1 {function}()] {message}\r\n"
+
+
+START = _log("PTE @ 0x70000000 [----ET12]")
+END = _log("Program complete, exiting.") + "I [executorch:arm_executor_runner.cpp:1554 main()] \x04"
+
+
+def test_the_last_start_line_begins_the_run() -> None:
+    earlier = START + _log("1 outputs: ") + "Output[0][0]: (float) 9.000000\r\n" + END
+    boot = "boot ROM v1\r\n\xff\xfe garbage\r\n"
+    ours = (
+        START.replace("ET12", "BP08")
+        + _log("1 outputs: ")
+        + "Output[0][0]: (float) 1.500000\r\n"
+        + END
+    )
+    run = find_run(normalize_uart((earlier + boot + ours).encode("latin-1")))
+    assert run is not None
+    assert (run.address, run.magic, run.end) == (0x70000000, "BP08", "eot")
+    assert "9.000000" not in run.text
+
+
+@pytest.mark.parametrize(
+    ("tail", "end", "code"),
+    [
+        (END, "eot", None),
+        (_log("Program complete, exiting."), "complete", None),
+        ("Hard fault. irq=-13, pc=0x10001a2c\r\n", "fault", None),
+        ("Hard fault. irq=-13\r\nApplication exit code: 1.\r\n", "exit", 1),
+        (_log("In function run_model(), assert failed", "F", "run_model"), "fault", None),
+        (_log("Starting running 1 inferences..."), None, None),
+    ],
+)
+def test_how_a_run_ended(tail: str, end: str | None, code: int | None) -> None:
+    run = find_run(normalize_uart((START + tail).encode()))
+    assert run is not None
+    assert (run.end, run.exit_code) == (end, code)
+
+
+def test_no_run_without_a_start_line_or_a_fault() -> None:
+    assert find_run("boot ROM v1\nnoise\n") is None
+    fault = find_run("Hard fault. irq=-13\n")
+    assert fault is not None and fault.end == "fault" and fault.magic is None
+
+
+def test_outputs_in_dim_order_are_transposed_back() -> None:
+    # A 1x2x2x2 output in channels-last memory order (0, 2, 3, 1): memory holds
+    # [h][w][c], so element j=1 is (c=1, h=0, w=0) = logical index [0,1,0,0].
+    spec = {"kind": "tensor", "dtype": "float32", "sizes": [1, 2, 2, 2], "dim_order": [0, 2, 3, 1]}
+    values = [0.0, 4.0, 1.0, 5.0, 2.0, 6.0, 3.0, 7.0]
+    text = "".join(f"Output[0][{j}]: (float) {v:f}\n" for j, v in enumerate(values))
+    (out,) = parse_uart_outputs(normalize_uart((_log("1 outputs: ") + text).encode()), [spec])
+    np.testing.assert_array_equal(out.reshape(-1), np.arange(8, dtype=np.float32))
+
+
+def test_int8_int32_and_bool_outputs() -> None:
+    specs = [
+        {"kind": "tensor", "dtype": "int8", "sizes": [2], "dim_order": [0]},
+        {"kind": "tensor", "dtype": "int32", "sizes": [1], "dim_order": [0]},
+        {"kind": "tensor", "dtype": "bool", "sizes": [2], "dim_order": [0]},
+    ]
+    text = (
+        "Output[0][0]: (char) -128\nOutput[0][1]: (char) 127\n"
+        "Output[1][0]: (int) 70000\n"
+        "Output[2][0]: (bool) true  (0x1)\nOutput[2][1]: (bool) false (0x0)\n"
+    )
+    a, b, c = parse_uart_outputs(text, specs)
+    assert a.dtype == np.int8 and a.tolist() == [-128, 127]
+    assert b.tolist() == [70000]
+    assert c.tolist() == [True, False]
+
+
+def test_missing_values_mean_bytes_were_lost() -> None:
+    spec = {"kind": "tensor", "dtype": "float32", "sizes": [3], "dim_order": [0]}
+    with pytest.raises(UartOutputError, match="1 of 3 values missing") as info:
+        parse_uart_outputs("Output[0][0]: (float) 1.0\nOutput[0][2]: (float) 1.0\n", [spec])
+    assert info.value.lost
+
+
+def test_dtypes_the_runner_cannot_print_are_a_config_problem() -> None:
+    spec = {"kind": "tensor", "dtype": "int16", "sizes": [3], "dim_order": [0]}
+    with pytest.raises(UartOutputError, match="ET_DUMP_OUTPUTS") as info:
+        parse_uart_outputs("", [spec])
+    assert not info.value.lost
+
+
+def test_output_count_must_match_the_program() -> None:
+    spec = {"kind": "tensor", "dtype": "float32", "sizes": [1], "dim_order": [0]}
+    with pytest.raises(UartOutputError, match="reports 2 outputs, the program has 1"):
+        text = _log("2 outputs: ") + "Output[0][0]: (float) 1.0\r\n"
+        parse_uart_outputs(normalize_uart(text.encode()), [spec])
+
+
+BUNDLE_FAIL = (
+    "=== Error stats for testset 0 ===\n"
+    " mean_absolute_error: 0.031250\n"
+    " max_absolute_error:  0.062500\n"
+    " mean_relative_error: 0.010000\n"
+    " max_relative_error:  0.020000\n"
+    + _log(
+        "Model output don't match expected BundleIO bpte ref data. rtol=0.010000 atol=0.010000", "E"
+    )
+    + _log("TEST: BundleIO index[0] Test_result: FAIL", "E")
+    + _log("Bundle verification failed with status 0x12", "E")
+    + _log("In function main(), assert failed (model_ok == true): Problem running model", "F")
+)
+
+
+def test_bundle_verdict_is_recorded_not_a_crash() -> None:
+    (verdict,) = parse_bundle_result(BUNDLE_FAIL)
+    assert verdict == {
+        "testset": 0,
+        "result": "FAIL",
+        "mean_absolute_error": 0.03125,
+        "max_absolute_error": 0.0625,
+        "mean_relative_error": 0.01,
+        "max_relative_error": 0.02,
+    }
+    assert uart_failures(START + BUNDLE_FAIL) == []
+
+
+def test_other_errors_next_to_a_bundle_verdict_still_fail() -> None:
+    missing = _log("Missing operator: [3] aten::foo.out", "E", "init")
+    findings = uart_failures(START + missing + BUNDLE_FAIL)
+    assert [f.line for f in findings] == [missing.strip()]
