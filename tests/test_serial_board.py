@@ -91,17 +91,22 @@ def test_bundleio_runs_the_tests_inputs(
     assert result.passed, result.table()
     facts = result.run.extra
     assert facts["bundleio"][0]["result"] == "PASS"
-    assert facts["attempts"] == 1 and facts["unit"] == "0"
+    assert facts["attempts"] == 1
+    assert facts["unit"] == "0"
     assert facts["pmu"]["npu_active_cycles"] == 0  # portable program: no NPU work
     assert facts["pmu"]["cpu_cycles"] > 0
-    assert result.run.etdump_path is not None and result.run.etdump_path.stat().st_size > 0
+    assert result.run.etdump_path is not None
+    assert result.run.etdump_path.stat().st_size > 0
     flash = [c for c in vboard.flasher_calls() if c["action"] == "flash"][-1]
     bpte = tmp_path / "run" / str(facts["program"])
-    assert flash["address"] == "0x70000000" and flash["magic"] == "BP08"
+    assert flash["address"] == "0x70000000"
+    assert flash["magic"] == "BP08"
     assert flash["bytes"] == bpte.stat().st_size
-    assert "--unit" in flash["argv"] and flash["port"] == str(vboard.link)
+    assert "--unit" in flash["argv"]
+    assert flash["port"] == str(vboard.link)
     log = (tmp_path / "run" / "uart.log").read_bytes()
-    assert b"virtual-board boot ROM" in log and b"#[RUN THIS]" in log
+    assert b"virtual-board boot ROM" in log
+    assert b"#[RUN THIS]" in log
 
 
 def test_outputs_are_the_boards_own(
@@ -111,7 +116,8 @@ def test_outputs_are_the_boards_own(
     board = make_board(vboard, tmp_path)
     first = check(board, builder, tmp_path / "a", inputs=x(1), quantize=None)
     second = check(board, builder, tmp_path / "b", inputs=x(2), quantize=None)
-    assert first.passed and second.passed
+    assert first.passed
+    assert second.passed
     expected = Tiny()(*x(2)).detach().numpy()
     # float32 outputs come over the UART with six decimals: within 5e-7 of eager
     np.testing.assert_allclose(second.run.outputs[0], expected, atol=6e-7, rtol=0)
@@ -132,7 +138,8 @@ def test_firmware_without_bundleio_is_compared_on_all_ones(
         assert "all-ones" in result.run.extra["inputs"]
         ones = torch.ones(2, 8)
         vs_eager_on_ones = result.comparisons[1]
-        assert vs_eager_on_ones.reference == "eager_float" and vs_eager_on_ones.passed
+        assert vs_eager_on_ones.reference == "eager_float"
+        assert vs_eager_on_ones.passed
         np.testing.assert_allclose(result.run.outputs[0], Tiny()(ones).detach().numpy(), atol=0.05)
         flashes = [c for c in vb.flasher_calls() if c["action"] == "flash"]
         assert flashes[-1]["magic"] == "ET12"
@@ -179,7 +186,8 @@ def test_failures_end_in_their_class_with_the_log(
     with pytest.raises(error, match=message) as info:
         check(board, builder, tmp_path / "run", timeout_s=3)
     assert time.monotonic() - started < 3 + 5
-    assert "uart.log" in str(info.value) and "Starting running" in str(info.value)
+    assert "uart.log" in str(info.value)
+    assert "Starting running" in str(info.value)
     # the next run on the same board is fine again
     assert check(board, builder, tmp_path / "after").passed
 
@@ -190,7 +198,8 @@ def test_noise_on_the_line_is_ignored(
     board = make_board(vboard, tmp_path)
     vboard.set_mode("noise")
     result = check(board, builder, tmp_path / "run")
-    assert result.passed and result.run.extra["attempts"] == 1
+    assert result.passed
+    assert result.run.extra["attempts"] == 1
     assert b"\xff\x00\xfe" in (tmp_path / "run" / "uart.log").read_bytes()
 
 
@@ -213,7 +222,8 @@ def test_dropped_bytes_are_retried_then_an_infrastructure_failure(
     board = make_board(vboard, tmp_path, retries=1)
     vboard.set_mode("drop", count=1)
     once = check(board, builder, tmp_path / "once")
-    assert once.passed and once.run.extra["attempts"] == 2
+    assert once.passed
+    assert once.run.extra["attempts"] == 2
     vboard.set_mode("drop", count=2)
     with pytest.raises(InfrastructureError, match="link corrupted: ETDump block") as info:
         check(board, builder, tmp_path / "twice")
@@ -226,7 +236,8 @@ def test_a_port_that_vanishes_and_returns_is_retried(
     board = make_board(vboard, tmp_path, reconnect_s=5)
     vboard.set_mode("disconnect", seconds=1.0)
     result = check(board, builder, tmp_path / "run")
-    assert result.passed and result.run.extra["attempts"] == 2
+    assert result.passed
+    assert result.run.extra["attempts"] == 2
     assert b"=== et-hil: attempt 2: port lost" in (tmp_path / "run" / "uart.log").read_bytes()
 
 
@@ -282,7 +293,7 @@ def test_wrong_pte_address_in_the_board_file_is_named(
     # the double's firmware reads the flash at 0x70000000: nothing is there for it
     (vboard.folder / "flash" / "0x70000000.bin").unlink(missing_ok=True)
     with pytest.raises(
-        (ConfigError, RunCrashed), match="Model data is not initialized|pte_address"
+        (ConfigError, RunCrashed), match=r"Model data is not initialized|pte_address"
     ):
         check(board, builder, tmp_path / "run")
     flashes = [c for c in vboard.flasher_calls() if c["action"] == "flash"]

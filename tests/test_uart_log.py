@@ -60,7 +60,9 @@ def test_how_a_run_ended(tail: str, end: str | None, code: int | None) -> None:
 def test_no_run_without_a_start_line_or_a_fault() -> None:
     assert find_run("boot ROM v1\nnoise\n") is None
     fault = find_run("Hard fault. irq=-13\n")
-    assert fault is not None and fault.end == "fault" and fault.magic is None
+    assert fault is not None
+    assert fault.end == "fault"
+    assert fault.magic is None
 
 
 def test_outputs_in_dim_order_are_transposed_back() -> None:
@@ -85,7 +87,8 @@ def test_int8_int32_and_bool_outputs() -> None:
         "Output[2][0]: (bool) true  (0x1)\nOutput[2][1]: (bool) false (0x0)\n"
     )
     a, b, c = parse_uart_outputs(text, specs)
-    assert a.dtype == np.int8 and a.tolist() == [-128, 127]
+    assert a.dtype == np.int8
+    assert a.tolist() == [-128, 127]
     assert b.tolist() == [70000]
     assert c.tolist() == [True, False]
 
@@ -106,8 +109,8 @@ def test_dtypes_the_runner_cannot_print_are_a_config_problem() -> None:
 
 def test_output_count_must_match_the_program() -> None:
     spec = {"kind": "tensor", "dtype": "float32", "sizes": [1], "dim_order": [0]}
+    text = _log("2 outputs: ") + "Output[0][0]: (float) 1.0\r\n"
     with pytest.raises(UartOutputError, match="reports 2 outputs, the program has 1"):
-        text = _log("2 outputs: ") + "Output[0][0]: (float) 1.0\r\n"
         parse_uart_outputs(normalize_uart(text.encode()), [spec])
 
 
