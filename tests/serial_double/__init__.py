@@ -29,6 +29,8 @@ class VirtualBoard:
         bundle_io: firmware built with BundleIO.
         embedded: firmware rebuilt with each program (else address mode).
         pmu: print the Ethos-U PMU report.
+        tag: ``ET_HIL_TEST_TAG`` of its process (leftover checks).
+        run_delay_s: extra seconds per inference (a slower board).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class VirtualBoard:
         embedded: bool = False,
         pmu: bool = True,
         tag: str = "",
+        run_delay_s: float = 0.0,
     ) -> None:
         self.folder = folder
         self.name = name
@@ -47,6 +50,7 @@ class VirtualBoard:
         self.embedded = embedded
         self.pmu = pmu
         self.tag = tag
+        self.run_delay_s = run_delay_s
         self.link = folder / "ttyVB0"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -60,6 +64,8 @@ class VirtualBoard:
             argv += ["--firmware-address", "0x0"]
         if self.pmu:
             argv.append("--pmu")
+        if self.run_delay_s:
+            argv += ["--run-delay", str(self.run_delay_s)]
         env = {**os.environ, "ET_HIL_TEST_TAG": self.tag} if self.tag else None
         log = (self.folder / "board.log").open("wb")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -130,15 +136,27 @@ lock_timeout_s = 300
 
 [serial.flash]
 method = "command"
-command = ["{sys.executable}", "{FLASHER}", "flash", "--state", "{self.folder}", "--image", "{{image}}", "--address", "{{address}}", "--unit", "{{unit}}", "--port", "{{port}}"]
+command = ["{sys.executable}", "{FLASHER}", "flash", "--image", "{{image}}", "--address", "{{address}}", "--unit", "{{unit}}", "--port", "{{port}}"]
 
 [serial.reset]
 method = "command"
-command = ["{sys.executable}", "{FLASHER}", "reset", "--state", "{self.folder}", "--unit", "{{unit}}"]
+command = ["{sys.executable}", "{FLASHER}", "reset", "--port", "{{port}}", "--unit", "{{unit}}"]
 """
+
+    def unit_toml(self, name: str) -> str:
+        """This board as one ``[[serial.unit]]`` of a pool (flasher state per unit)."""
+        return f'[[serial.unit]]\nname = "{name}"\nport = "{self.link}"\n'
 
     def write_board_file(self, path: Path | None = None, **kw: object) -> Path:
         """Write :meth:`board_toml` to a file and return its path."""
         path = path or self.folder / f"{self.name}.toml"
         path.write_text(self.board_toml(**kw))  # type: ignore[arg-type]
         return path
+
+
+def pool_toml(boards: list[VirtualBoard], name: str) -> str:
+    """One board name over several virtual boards: a pool, one unit per board."""
+    first = boards[0]
+    text = first.board_toml().replace(f'port = "{first.link}"\n', "", 1)
+    text = text.replace(f'name = "{first.name}"', f'name = "{name}"', 1)
+    return text + "\n" + "".join(b.unit_toml(f"u{i}") for i, b in enumerate(boards))

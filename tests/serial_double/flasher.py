@@ -3,8 +3,8 @@ flashing method runs it like a vendor tool. It records every call (argv, image
 hash and size, address) in ``<state>/flasher.jsonl`` so tests can check what
 the harness gave it.
 
-    flasher.py flash --state D --image F --address 0x70000000 [--unit U --port P]
-    flasher.py reset --state D
+    flasher.py flash --port D/ttyVB0 --image F --address 0x70000000 [--unit U]
+    flasher.py reset --port D/ttyVB0
     flasher.py build --state D --program P --output O     (embedded-mode firmware)
 """
 
@@ -40,7 +40,7 @@ def signal_board(state: Path, signum: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("action", choices=["flash", "reset", "build"])
-    parser.add_argument("--state", required=True)
+    parser.add_argument("--state", help="the board's folder (default: the --port's folder)")
     parser.add_argument("--image")
     parser.add_argument("--address")
     parser.add_argument("--program")
@@ -48,7 +48,9 @@ def main() -> int:
     parser.add_argument("--unit")
     parser.add_argument("--port")
     args = parser.parse_args()
-    state = Path(args.state)
+    if args.state is None and args.port is None:
+        parser.error("give --state or --port")
+    state = Path(args.state) if args.state else Path(args.port).parent
     if (state / "flasher_fails").exists():
         print("flasher: no probe found (test double told to fail)", file=sys.stderr)
         return 3

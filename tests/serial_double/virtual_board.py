@@ -272,6 +272,7 @@ class Firmware:
             self.raw(b"\x04")
             return
         started = time.perf_counter()
+        time.sleep(self.args.run_delay)  # a slower board, so tests can see turns
         outputs = module.run_method("forward", tuple(inputs))
         cycles = int((time.perf_counter() - started) * self.args.cpu_hz)
         if self.args.pmu:
@@ -443,6 +444,7 @@ def main() -> int:
     parser.add_argument("--bundle-io", action="store_true")
     parser.add_argument("--pmu", action="store_true", help="Ethos-U build: print the PMU report")
     parser.add_argument("--cpu-hz", type=float, default=400e6)
+    parser.add_argument("--run-delay", type=float, default=0.0, help="seconds per inference")
     args = parser.parse_args()
 
     state = Path(args.state)

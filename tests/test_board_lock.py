@@ -1,0 +1,99 @@
+"""Exclusive use of boards: pools hand out free units, waits end with a clear
+message, and a holder that dies (even by SIGKILL) frees its unit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import board_lock
+from harness.errors import InfrastructureError
+from harness.serial_config import Unit
+
+A = Unit("a", "socket://lab-host:4001")
+B = Unit("b", "socket://lab-host:4002")
+
+
+def test_a_pool_hands_out_each_free_unit_once(tmp_path: Path) -> None:
+    first = board_lock.acquire("mps3", [A, B], timeout_s=0, folder=tmp_path)
+    second = board_lock.acquire("mps3", [A, B], timeout_s=0, folder=tmp_path)
+    assert {first.unit.name, second.unit.name} == {"a", "b"}
+    with pytest.raises(
+        InfrastructureError, match=r"board 'mps3': every unit is in use after 0\.2 s"
+    ):
+        board_lock.acquire("mps3", [A, B], timeout_s=0.2, folder=tmp_path)
+    first.release()
+    third = board_lock.acquire("mps3", [A, B], timeout_s=0, folder=tmp_path)
+    assert third.unit == first.unit
+    second.release()
+    third.release()
+
+
+def test_a_waiter_gets_the_unit_when_it_is_released(tmp_path: Path) -> None:
+    holder = board_lock.acquire("x", [A], timeout_s=0, folder=tmp_path)
+    code = (
+        "import sys, time; from pathlib import Path\n"
+        "from harness import board_lock\nfrom harness.serial_config import Unit\n"
+        f"lease = board_lock.acquire('x', [Unit('a', '{A.port}')], 30, Path(sys.argv[1]))\n"
+        "print(round(lease.waited_s, 1))\n"
+    )
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(1.0)
+    holder.release()
+    out, _ = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0
+    assert float(out) >= 0.9  # it waited for the release, then got the unit
+
+
+def test_a_killed_holder_frees_its_unit(tmp_path: Path) -> None:
+    code = (
+        "import sys, time; from pathlib import Path\n"
+        "from harness import board_lock\nfrom harness.serial_config import Unit\n"
+        f"lease = board_lock.acquire('x', [Unit('a', '{A.port}')], 5, Path(sys.argv[1]))\n"
+        "print('held', flush=True); time.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InfrastructureError):
+            board_lock.acquire("x", [A], timeout_s=0.2, folder=tmp_path)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        lease = board_lock.acquire("x", [A], timeout_s=2, folder=tmp_path)
+        lease.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_two_names_of_one_port_share_a_lock(tmp_path: Path) -> None:
+    device = tmp_path / "ttyACM0"
+    device.write_text("")
+    by_id = tmp_path / "usb-ARM_V2M-MPS3-if01"
+    by_id.symlink_to(device)
+    assert board_lock.lock_path(str(by_id), tmp_path) == board_lock.lock_path(str(device), tmp_path)
+    lease = board_lock.acquire("x", [Unit("0", str(by_id))], 0, tmp_path)
+    with pytest.raises(InfrastructureError):
+        board_lock.acquire("y", [Unit("0", str(device))], 0.2, tmp_path)
+    lease.release()
+
+
+def test_unit_state_survives_between_holders(tmp_path: Path) -> None:
+    lease = board_lock.acquire("x", [A], 0, tmp_path)
+    lease.set_state(firmware_sha256="abc")
+    lease.release()
+    again = board_lock.acquire("x", [A], 0, tmp_path)
+    assert again.state() == {"firmware_sha256": "abc"}
+    again.release()

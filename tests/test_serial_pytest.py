@@ -1,0 +1,111 @@
+"""Serial boards through pytest, as a user runs them: ``--board-file`` and
+``-n 2``. Two workers on one board take turns; on a pool of two they run at
+the same time. Turns are read from the records (each run's lock interval)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import processes_with_env
+from tests.serial_double import VirtualBoard, pool_toml
+
+pytestmark = pytest.mark.slow
+
+TESTS = """
+import pytest
+import tinymodels as m
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tiny(et_check, seed):
+    result = et_check(m.tiny(seed), m.x(seed), quantize="int8")
+    assert result.run.fidelity == "silicon"
+"""
+
+
+@pytest.fixture
+def two_boards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[VirtualBoard]]:
+    tag = uuid.uuid4().hex
+    boards = [
+        VirtualBoard(tmp_path_factory.mktemp(f"vb{i}"), f"vb{i}", run_delay_s=0.4, tag=tag)
+        for i in range(2)
+    ]
+    for board in boards:
+        board.start()
+    yield boards
+    for board in boards:
+        board.stop()
+    assert processes_with_env(tag) == []  # nothing of the boards is left running
+
+
+def _lock_intervals(pytester: pytest.Pytester) -> list[tuple[str, str, float, float]]:
+    path = pytester.path / "et-hil-results" / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["outcome"] for r in rows} == {"passed"}
+    return sorted(
+        (r["worker"], r["board_facts"]["unit"], *r["board_facts"]["lock_held"]) for r in rows
+    )
+
+
+def _overlaps(intervals: list[tuple[str, str, float, float]]) -> int:
+    return sum(
+        1
+        for i, a in enumerate(intervals)
+        for b in intervals[i + 1 :]
+        if a[2] < b[3] and b[2] < a[3]
+    )
+
+
+def test_two_workers_on_one_board_take_turns(
+    et_pytester: pytest.Pytester, two_boards: list[VirtualBoard], tmp_path: Path
+) -> None:
+    board_file = two_boards[0].write_board_file(tmp_path / "vb0.toml")
+    et_pytester.makepyfile(TESTS)
+    result = et_pytester.runpytest_subprocess(
+        f"--board-file={board_file}", "--board=vb0", "-n", "2"
+    )
+    result.assert_outcomes(passed=6)
+    intervals = _lock_intervals(et_pytester)
+    assert {w for w, *_ in intervals} == {"gw0", "gw1"}  # both workers ran tests
+    assert _overlaps(intervals) == 0  # ... never on the board at the same time
+
+
+def test_two_workers_on_a_pool_of_two_run_in_parallel(
+    et_pytester: pytest.Pytester, two_boards: list[VirtualBoard], tmp_path: Path
+) -> None:
+    lab = tmp_path / "pool.toml"
+    lab.write_text(pool_toml(two_boards, "vpool"))
+    et_pytester.makepyfile(TESTS)
+    result = et_pytester.runpytest_subprocess(f"--board-file={lab}", "--board=vpool", "-n", "2")
+    result.assert_outcomes(passed=6)
+    intervals = _lock_intervals(et_pytester)
+    assert {u for _, u, *_ in intervals} == {"u0", "u1"}
+    assert _overlaps(intervals) >= 1
+    # each unit still served one run at a time
+    for unit in ("u0", "u1"):
+        assert _overlaps([i for i in intervals if i[1] == unit]) == 0
+
+
+def test_a_lab_file_lists_several_boards(
+    et_pytester: pytest.Pytester, two_boards: list[VirtualBoard], tmp_path: Path
+) -> None:
+    lab = tmp_path / "lab.toml"
+    lab.write_text(
+        "".join("[[board]]\n" + _as_lab_entry(b.board_toml()) + "\n" for b in two_boards)
+    )
+    et_pytester.makepyfile(TESTS.replace("range(6)", "range(2)"))
+    result = et_pytester.runpytest_subprocess(
+        f"--board-file={lab}", "--board=vb0", "--board=vb1", "-n", "2"
+    )
+    result.assert_outcomes(passed=4)
+    rows = _lock_intervals(et_pytester)
+    assert len(rows) == 4
+
+
+def _as_lab_entry(board_toml: str) -> str:
+    """A board file's tables nested under the lab file's current ``[[board]]``."""
+    return board_toml.replace("[serial", "[board.serial")
