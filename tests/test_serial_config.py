@@ -1,0 +1,133 @@
+"""The [serial] table: what a user writes for a physical board, and the
+messages a mistake gets (naming the file and the field)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.boardspec import load_board_file, load_board_files, load_boards
+from harness.errors import ConfigError
+from harness.serial_config import parse_serial
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "boards" / "examples"
+
+BASE = {
+    "port": "/dev/ttyACM0",
+    "firmware": {"mode": "address", "pte_address": 0x70000000},
+    "flash": {"method": "command", "command": ["my-flash", "{image}", "{address}"]},
+}
+
+
+def _with(**changes: object) -> dict[str, object]:
+    section = {**BASE, **changes}
+    return {k: v for k, v in section.items() if v is not None}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.stem)
+def test_the_readme_examples_are_valid_board_files(example: Path) -> None:
+    spec = load_board_file(example)
+    settings = parse_serial(spec.sections["serial"], spec.path)
+    assert spec.kind == "serial"
+    assert settings.flash.argv
+
+
+def test_defaults_for_a_single_board() -> None:
+    settings = parse_serial(BASE, Path("b.toml"))
+    assert [(u.name, u.port) for u in settings.units] == [("0", "/dev/ttyACM0")]
+    assert (settings.baud, settings.bundle_io, settings.retries) == (115200, False, 1)
+    assert settings.reset is None  # a command flasher resets the board itself by default
+    assert settings.flash.render({"image": "p.pte", "address": "0x70000000"}) == [
+        "my-flash",
+        "p.pte",
+        "0x70000000",
+    ]
+
+
+def test_pyocd_renders_load_without_reset_then_reset() -> None:
+    section = _with(flash={"method": "pyocd", "target": "cortex_m"}, probe_id="0240000032")
+    settings = parse_serial(section, Path("b.toml"))
+    values = {
+        "target": "cortex_m",
+        "probe_id": "0240000032",
+        "address": "0x70000000",
+        "image": "p.bpte",
+    }
+    assert settings.flash.render(values) == [
+        "pyocd",
+        "load",
+        "--target",
+        "cortex_m",
+        "--uid",
+        "0240000032",
+        "--base-address",
+        "0x70000000",
+        "--format",
+        "bin",
+        "--no-reset",
+        "p.bpte",
+    ]
+    assert settings.reset is not None
+    assert settings.reset.render(values) == [
+        "pyocd",
+        "reset",
+        "--target",
+        "cortex_m",
+        "--uid",
+        "0240000032",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (_with(port=None), "[serial] needs 'port'"),
+        (_with(baud="fast"), "[serial] field 'baud' must be a positive integer"),
+        (_with(firmware={"mode": "address"}), "mode 'address' needs 'pte_address'"),
+        (_with(firmware={"mode": "embedded"}), "mode 'embedded' needs 'build'"),
+        (_with(firmware={"mode": "flashy"}), "'mode' = 'flashy': must be 'address' or 'embedded'"),
+        (_with(flash={"method": "jtag"}), "'method' must be 'pyocd' or 'command', got 'jtag'"),
+        (
+            _with(flash={"method": "command", "command": ["x", "{imag}"]}),
+            "unknown placeholder '{imag}'",
+        ),
+        (_with(flash={"method": "pyocd"}), "method 'pyocd' needs 'target'"),
+        (
+            _with(flash={"method": "pyocd", "target": "cortex_m"}),
+            "pyOCD needs 'probe_id' for every unit",
+        ),
+        (_with(speed=3), "[serial] unknown field 'speed'"),
+        (
+            _with(
+                port=None, unit=[{"name": "a", "port": "/dev/x"}, {"name": "a", "port": "/dev/y"}]
+            ),
+            "names must differ",
+        ),
+        (_with(unit=[{"port": "/dev/y"}]), "give 'port' or [[serial.unit]] tables, not both"),
+    ],
+)
+def test_mistakes_name_the_file_and_the_field(section: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        parse_serial(section, Path("/lab/board.toml"))
+    assert "board file /lab/board.toml" in str(info.value)
+
+
+def test_a_bad_serial_table_fails_when_the_board_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text('name = "b"\nkind = "serial"\ntarget = "portable"\n[serial]\nport = 3\n')
+    with pytest.raises(ConfigError, match=r"b.toml: \[serial\] 'port' must be a device path"):
+        load_board_file(path)
+
+
+def test_a_lab_file_lists_boards_and_load_board_file_refuses_it(tmp_path: Path) -> None:
+    lab = tmp_path / "lab.toml"
+    lab.write_text(
+        '[[board]]\nname = "a"\nkind = "host"\ntarget = "portable"\n'
+        '[[board]]\nname = "b"\nkind = "tosa"\ntarget = "tosa-int"\n'
+    )
+    assert [s.name for s in load_board_files(lab)] == ["a", "b"]
+    assert {"a", "b"} <= set(load_boards([lab]))
+    with pytest.raises(ConfigError, match="it is a lab file of 2 boards"):
+        load_board_file(lab)
