@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.boards.base import Availability, BoardOptions, RunsGivenInputs
-from harness.boardspec import CAPABILITIES, BoardSpec, load_boards, resolve_board_names
+from harness.boardspec import (
+    CAPABILITIES,
+    BoardSpec,
+    load_board_files,
+    load_boards,
+    resolve_board_names,
+)
 from harness.cache import default_cache_dir
 from harness.errors import ConfigError, FailureClass, HarnessError
 from harness.results import ResultsWriter, read_records
@@ -60,9 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--board",
         action="append",
         default=[],
-        metavar="NAME",
-        help="run board tests on NAME; repeat for a matrix (default: host). "
-        "'et-hil boards' lists them.",
+        metavar="NAME|FILE.toml",
+        help="run board tests on NAME, or on the boards of a board file; repeat for a "
+        "matrix (default: host). 'et-hil boards' lists them.",
     )
     group.addoption(
         "--board-file",
@@ -139,8 +145,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _resolve_config(config: pytest.Config) -> HarnessConfig:
     option = config.option
     try:
-        boards = load_boards(option.board_file)
-        selected = resolve_board_names(option.board or ["host"], boards)
+        # --board also takes a board (or lab) file: its boards are added and selected
+        files = [b for b in option.board if b.endswith(".toml")]
+        boards = load_boards([*option.board_file, *files])
+        names = []
+        for value in option.board or ["host"]:
+            if value in files:
+                names += [spec.name for spec in load_board_files(value)]
+            else:
+                names.append(value)
+        selected = resolve_board_names(names, boards)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
     results = Path(option.results) if option.results else Path("et-hil-results/results.jsonl")

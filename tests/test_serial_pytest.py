@@ -5,6 +5,8 @@ the same time. Turns are read from the records (each run's lock interval)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +111,41 @@ def test_a_lab_file_lists_several_boards(
 def _as_lab_entry(board_toml: str) -> str:
     """A board file's tables nested under the lab file's current ``[[board]]``."""
     return board_toml.replace("[serial", "[board.serial")
+
+
+def test_the_suites_pass_on_the_virtual_board(
+    two_boards: list[VirtualBoard], tmp_path: Path, shared_cache: Path
+) -> None:
+    """The acceptance as a user runs it: ``pytest suites --board=<its board file>``."""
+    board_file = two_boards[0].write_board_file(tmp_path / "vb0.toml")
+    results = tmp_path / "results.jsonl"
+    suites = Path(__file__).resolve().parent.parent / "suites"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(suites),
+            f"--board={board_file}",
+            "-n",
+            "2",
+            f"--build-cache={shared_cache}",
+            f"--results={results}",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    ran = [r for r in rows if r["outcome"] == "passed"]
+    skipped = [r for r in rows if r["outcome"] == "skipped"]
+    assert len(ran) >= 40
+    # the only skips: a16w8 cases, which need an Arm target (the double runs portable programs)
+    assert all("a16w8" in r["test"] for r in skipped)
+    assert all(r["board_facts"]["bundleio"][0]["result"] in ("PASS", "FAIL") for r in ran)
