@@ -28,6 +28,6 @@ def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = N
         from harness.boards.serial import SerialBoard
 
         return SerialBoard(spec, work_dir, options)
-    from harness.boards.unimplemented import UnimplementedBoard
+    from harness.errors import ConfigError
 
-    return UnimplementedBoard(spec)
+    raise ConfigError(f"board file {spec.path}: no implementation of kind '{spec.kind}'")

@@ -170,10 +170,7 @@ class Firmware:
         program = self.load_program()
         if program is not None:
             self.run(program, seconds)
-        if self.mode != "stale":
-            self.previous = bytes(self.transcript)
-        else:
-            self.previous = bytes(self.transcript)
+        self.previous = bytes(self.transcript)
 
     def load_program(self) -> bytes | None:
         flash = self.state / "flash"
