@@ -92,6 +92,7 @@ def test_bundleio_runs_the_tests_inputs(
     facts = result.run.extra
     assert facts["bundleio"][0]["result"] == "PASS"
     assert facts["attempts"] == 1
+    assert facts["outputs_from"] == "uart"
     assert facts["unit"] == "0"
     assert facts["pmu"]["npu_active_cycles"] == 0  # portable program: no NPU work
     assert facts["pmu"]["cpu_cycles"] > 0
@@ -298,3 +299,21 @@ def test_wrong_pte_address_in_the_board_file_is_named(
         check(board, builder, tmp_path / "run")
     flashes = [c for c in vboard.flasher_calls() if c["action"] == "flash"]
     assert flashes[-1]["address"] == "0x60000000"
+
+
+def test_outputs_come_exact_from_the_etdump_when_the_firmware_dumps_them(
+    tmp_path_factory: pytest.TempPathFactory, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    vb = VirtualBoard(tmp_path_factory.mktemp("dump"), "dumpboard", dump_outputs=True).start()
+    try:
+        board = make_board(vb, tmp_path)
+        result = check(board, builder, tmp_path / "run", quantize=None)
+        assert result.passed, result.table()
+        assert result.run.extra["outputs_from"] == "etdump"
+        assert result.run.debug_buffer_path is not None
+        out = result.run.outputs[0]
+        # bit-exact float32, not the UART's six decimals: some values carry more digits
+        assert np.any(np.abs(out * 1e6 - np.round(out * 1e6)) > 1e-3)
+        np.testing.assert_allclose(out, Tiny()(*x()).detach().numpy(), atol=1e-6, rtol=0)
+    finally:
+        vb.stop()

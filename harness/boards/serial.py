@@ -380,13 +380,6 @@ class SerialBoard:
                 f"board '{name}': the firmware reads its program at 0x{run.address or 0:08x}, "
                 f"the board file writes it at [serial.firmware] pte_address = 0x{wanted:08x}"
             )
-        specs = artifact.metadata["program_io"]["outputs"]
-        try:
-            outputs = runner_log.parse_uart_outputs(run.text, specs)
-        except runner_log.UartOutputError as exc:
-            if exc.lost:
-                raise LinkCorrupted(str(exc)) from exc
-            raise ConfigError(f"board '{name}': {exc}") from exc
         try:
             files = runner_log.parse_etdump_block(run.text)
         except runner_log.EtdumpBlockError as exc:
@@ -404,6 +397,8 @@ class SerialBoard:
             except RunCrashed as exc:
                 raise LinkCorrupted(exc.message) from exc
         debug = run_dir / "debug_buffer.bin"
+        specs = artifact.metadata["program_io"]["outputs"]
+        outputs, source = self._outputs(run.text, specs, etdump, debug)
         pmu = runner_log.parse_pmu(run.text)
         bundle = runner_log.parse_bundle_result(run.text)
         return RunResult(
@@ -419,10 +414,37 @@ class SerialBoard:
             extra={
                 "uart_wall_s": wall_s,
                 "attempts": attempt,
+                "outputs_from": source,
                 **({"pmu": pmu} if pmu else {}),
                 **({"bundleio": bundle} if bundle else {}),
             },
         )
+
+    def _outputs(
+        self, text: str, specs: Sequence[dict[str, Any]], etdump: Path, debug: Path
+    ) -> tuple[list[npt.NDArray[Any]], str]:
+        """The outputs, and where they came from: the ETDump's output events when
+        the firmware logged them (exact), else the UART ``Output`` lines.
+
+        Raises:
+            LinkCorrupted: lines lost or garbled.
+            ConfigError: outputs neither source can give.
+        """
+        from harness.etdump_outputs import EtdumpOutputError, program_outputs
+
+        if etdump.exists() and debug.exists():
+            try:
+                exact = program_outputs(etdump.read_bytes(), debug.read_bytes())
+            except EtdumpOutputError as exc:
+                raise LinkCorrupted(f"ETDump outputs: {exc}") from exc
+            if len(exact) == len(specs):
+                return exact, "etdump"
+        try:
+            return runner_log.parse_uart_outputs(text, specs), "uart"
+        except runner_log.UartOutputError as exc:
+            if exc.lost:
+                raise LinkCorrupted(str(exc)) from exc
+            raise ConfigError(f"board '{self.spec.name}': {exc}") from exc
 
 
 def _writer(log: IO[bytes]) -> Any:

@@ -31,6 +31,7 @@ class VirtualBoard:
         pmu: print the Ethos-U PMU report.
         tag: ``ET_HIL_TEST_TAG`` of its process (leftover checks).
         run_delay_s: extra seconds per inference (a slower board).
+        dump_outputs: log outputs into the ETDump (``-DET_DUMP_OUTPUTS=ON``).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class VirtualBoard:
         pmu: bool = True,
         tag: str = "",
         run_delay_s: float = 0.0,
+        dump_outputs: bool = False,
     ) -> None:
         self.folder = folder
         self.name = name
@@ -51,6 +53,7 @@ class VirtualBoard:
         self.pmu = pmu
         self.tag = tag
         self.run_delay_s = run_delay_s
+        self.dump_outputs = dump_outputs
         self.link = folder / "ttyVB0"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -64,6 +67,8 @@ class VirtualBoard:
             argv += ["--firmware-address", "0x0"]
         if self.pmu:
             argv.append("--pmu")
+        if self.dump_outputs:
+            argv.append("--dump-outputs")
         if self.run_delay_s:
             argv += ["--run-delay", str(self.run_delay_s)]
         env = {**os.environ, "ET_HIL_TEST_TAG": self.tag} if self.tag else None

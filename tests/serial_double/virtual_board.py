@@ -281,7 +281,7 @@ class Firmware:
         self.log("I", "run_model", "Model run: 1", 1355)
         self.log("I", "main", "Model run: 1", 1543)
         self.log("I", "log_mem_status", f"model_pte_program_size:     {len(data)} bytes.", 960)
-        self.etdump_block(module)
+        self.etdump_block(module, outputs)
         self.log("I", "main", "Program complete, exiting.", 1550)
         self.raw(b"I [executorch:arm_executor_runner.cpp:1554 main()] \x04")
 
@@ -353,16 +353,23 @@ class Firmware:
             self.log("E", "verify_result", "TEST: BundleIO index[0] Test_result: FAIL", 1311)
             self.log("E", "verify_result", "Bundle verification failed with status 0x12", 1320)
 
-    def etdump_block(self, module: Any) -> None:
+    def etdump_block(self, module: Any, outputs: list[Any]) -> None:
         path = self.state / "etdump.tmp"
         module.write_etdump_result_to_file(str(path), "")
-        text = base64.b64encode(path.read_bytes()).decode()
+        etdump = path.read_bytes()
+        debug = b""
+        if self.args.dump_outputs:
+            etdump, debug = with_output_events(etdump, outputs)
+        text = base64.b64encode(etdump).decode()
         if self.mode == "drop":
             # a UART overrun: a run of bytes in the middle of the block is lost
             middle = len(text) // 2
             text = text[:middle] + text[middle + 7 :]
         self.log("I", "dump_etdump", f"[base64] buffer size: {len(text)}", 1180)
         self.printf("#[RUN THIS]")
+        if debug:
+            self.printf("# Writing debug_buffer.bin [base64]")
+            self.printf(f'echo "{base64.b64encode(debug).decode()}" | base64 -d >debug_buffer.bin')
         self.printf("# Writing etdump.bin [base64]")
         self.printf(f'echo "{text}" | base64 -d >etdump.bin')
         self.printf("# Generate cpu cycle table with:")
@@ -374,6 +381,61 @@ class Firmware:
 
 
 _TORCH_DTYPES: dict[int, Any] = {}
+
+
+def with_output_events(etdump: bytes, outputs: list[Any]) -> tuple[bytes, bytes]:
+    """The ETDump as ``-DET_DUMP_OUTPUTS=ON`` firmware writes it: one debug event
+    per program output (``output`` set), its bytes 64-byte aligned in the debug
+    buffer. The profiling events are the real run's."""
+    import struct
+
+    from executorch.devtools.etdump import schema_flatcc as schema
+    from executorch.devtools.etdump.serialize import (
+        deserialize_from_etdump_flatcc,
+        serialize_to_etdump_flatcc,
+    )
+    from executorch.exir.scalar_type import ScalarType
+
+    dump = deserialize_from_etdump_flatcc(etdump)
+    buffer = bytearray()
+    events = dump.run_data[-1].events or []  # the execution run, after Method::init
+    for tensor in outputs:
+        buffer += b"\0" * (-len(buffer) % 64)
+        offset = len(buffer)
+        buffer += tensor.contiguous().numpy().tobytes()
+        code = next(k for k, v in _TORCH_DTYPES.items() if v == tensor.dtype)
+        entry = schema.Value(
+            val=schema.ValueType.TENSOR.value,
+            tensor=schema.Tensor(
+                scalar_type=ScalarType(code),
+                sizes=list(tensor.shape),
+                strides=list(tensor.stride()),
+                offset=offset,
+            ),
+            tensor_list=None,
+            int_value=None,
+            float_value=None,
+            double_value=None,
+            bool_value=None,
+            output=schema.Bool(True),
+        )
+        events.append(
+            schema.Event(
+                profile_event=None,
+                allocation_event=None,
+                debug_event=schema.DebugEvent(
+                    name="",
+                    chain_index=0,
+                    instruction_id=-1,
+                    delegate_debug_id_int=-1,
+                    delegate_debug_id_str="",
+                    debug_entry=entry,
+                ),
+            )
+        )
+    dump.run_data[-1].events = events
+    data = serialize_to_etdump_flatcc(dump)
+    return struct.pack("<I", len(data)) + data, bytes(buffer)  # flatcc: size-prefixed
 
 
 def _bundle_contents(data: bytes) -> tuple[bytes, list[Any], list[Any]]:
@@ -442,6 +504,9 @@ def main() -> int:
     parser.add_argument("--pmu", action="store_true", help="Ethos-U build: print the PMU report")
     parser.add_argument("--cpu-hz", type=float, default=400e6)
     parser.add_argument("--run-delay", type=float, default=0.0, help="seconds per inference")
+    parser.add_argument(
+        "--dump-outputs", action="store_true", help="firmware built with -DET_DUMP_OUTPUTS=ON"
+    )
     args = parser.parse_args()
 
     state = Path(args.state)

@@ -1,0 +1,82 @@
+"""Exact program outputs from an ETDump and its debug buffer.
+
+Firmware built with ``-DET_DUMP_OUTPUTS=ON`` logs each program output into the
+ETDump as a debug event (``debug_entry.output`` set) whose tensor bytes sit in
+the debug buffer at ``offset``. Over a UART these arrive as the base64
+``debug_buffer.bin`` and ``etdump.bin``: bit-exact, unlike the runner's
+``Output[i][j]`` lines (six decimals, and only four dtypes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# executorch ScalarType codes (exir/scalar_type.py) -> numpy
+_DTYPES = {
+    0: np.uint8,
+    1: np.int8,
+    2: np.int16,
+    3: np.int32,
+    4: np.int64,
+    5: np.float16,
+    6: np.float32,
+    7: np.float64,
+    11: np.bool_,
+}
+
+
+class EtdumpOutputError(ValueError):
+    """The ETDump's output events cannot be decoded (dtype, or a short buffer)."""
+
+
+def program_outputs(etdump: bytes, debug_buffer: bytes) -> list[npt.NDArray[Any]]:
+    """The outputs logged in the ETDump's last run, in order (empty when the
+    firmware logged none).
+
+    Raises:
+        EtdumpOutputError: an output that is not a tensor, of a dtype numpy
+            lacks (bfloat16), or that lies outside the debug buffer.
+    """
+    from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
+
+    dump = deserialize_from_etdump_flatcc(etdump)
+    if not dump.run_data:
+        return []
+    outputs: list[npt.NDArray[Any]] = []
+    for event in dump.run_data[-1].events or []:
+        debug = event.debug_event
+        if debug is None:
+            continue
+        entry = debug.debug_entry
+        if entry.output is None or not entry.output.bool_val:
+            continue
+        if entry.tensor is None:
+            raise EtdumpOutputError(f"output {len(outputs)} is a {entry.val}, not a tensor")
+        outputs.append(_tensor(entry.tensor, debug_buffer, len(outputs)))
+    return outputs
+
+
+def _tensor(tensor: Any, buffer: bytes, index: int) -> npt.NDArray[Any]:
+    code = int(getattr(tensor.scalar_type, "value", tensor.scalar_type))
+    if code not in _DTYPES:
+        raise EtdumpOutputError(f"output {index}: scalar type {code} has no numpy dtype")
+    dtype = np.dtype(_DTYPES[code])
+    sizes = [int(s) for s in tensor.sizes]
+    strides = [int(s) for s in tensor.strides] or [1] * len(sizes)
+    extent = 0 if 0 in sizes else 1 + sum((n - 1) * s for n, s in zip(sizes, strides, strict=True))
+    offset = tensor.offset
+    end = (offset or 0) + extent * dtype.itemsize
+    if offset is None or end > len(buffer):
+        raise EtdumpOutputError(
+            f"output {index}: bytes {offset}..{end} lie outside the {len(buffer)}-byte debug buffer"
+        )
+    view: npt.NDArray[Any] = np.ndarray(
+        sizes,
+        dtype=dtype,
+        buffer=bytes(buffer[offset:end]),
+        strides=[s * dtype.itemsize for s in strides],
+    )
+    return np.ascontiguousarray(view)

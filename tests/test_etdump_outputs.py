@@ -1,0 +1,56 @@
+"""Exact outputs from an ETDump's output events and its debug buffer."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from harness.etdump_outputs import EtdumpOutputError, program_outputs
+
+
+def _etdump(tensors: list[tuple[int, list[int], list[int], int]]) -> bytes:
+    """A size-prefixed ETDump with one run whose debug events are program outputs."""
+    from executorch.devtools.etdump import schema_flatcc as schema
+    from executorch.devtools.etdump.serialize import serialize_to_etdump_flatcc
+    from executorch.exir.scalar_type import ScalarType
+
+    events = []
+    for code, sizes, strides, offset in tensors:
+        value = schema.Value(
+            val="Tensor",
+            tensor=schema.Tensor(ScalarType(code), sizes, strides, offset),
+            tensor_list=None,
+            int_value=None,
+            float_value=None,
+            double_value=None,
+            bool_value=None,
+            output=schema.Bool(True),
+        )
+        debug = schema.DebugEvent("", 0, -1, -1, "", value)
+        events.append(schema.Event(None, None, debug))
+    dump = schema.ETDumpFlatCC(0, [schema.RunData("forward", -1, [], events)])
+    data = serialize_to_etdump_flatcc(dump)
+    return struct.pack("<I", len(data)) + data
+
+
+def test_a_channels_last_output_is_read_through_its_strides() -> None:
+    logical = np.arange(12, dtype=np.float32).reshape(1, 3, 2, 2) + 0.123456789
+    memory = np.ascontiguousarray(logical.transpose(0, 2, 3, 1))  # NHWC bytes
+    # strides of NCHW sizes over NHWC memory, in elements: N=12, C=1, H=6, W=3
+    etdump = _etdump([(6, [1, 3, 2, 2], [12, 1, 6, 3], 64)])
+    (out,) = program_outputs(etdump, b"\0" * 64 + memory.tobytes())
+    np.testing.assert_array_equal(out, logical)  # bit-exact, more than six decimals
+
+
+def test_int16_outputs_the_uart_cannot_print() -> None:
+    values = np.array([-300, 7, 32000], dtype=np.int16)
+    (out,) = program_outputs(_etdump([(2, [3], [1], 0)]), values.tobytes())
+    assert out.dtype == np.int16
+    assert out.tolist() == [-300, 7, 32000]
+
+
+def test_an_output_outside_the_debug_buffer_is_refused() -> None:
+    with pytest.raises(EtdumpOutputError, match=r"bytes 0\.\.32 lie outside the 16-byte"):
+        program_outputs(_etdump([(6, [8], [1], 0)]), b"\0" * 16)
