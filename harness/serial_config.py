@@ -121,7 +121,8 @@ class SerialSettings:
         firmware_image: address-mode firmware flashed when a unit lacks it.
         image_address: where ``firmware_image`` (or an embedded build) goes, for raw images.
         build: embedded mode's firmware build command.
-        flash: how images are written.
+        flash: how images are written (raw images at ``{address}``).
+        flash_method: ``pyocd`` or ``command``.
         flash_target: pyOCD target name.
         reset: how the board is reset; ``None`` when the flasher resets it.
         quiet_s: silence awaited before reset, so an earlier run's bytes are drained.
@@ -139,6 +140,7 @@ class SerialSettings:
     image_address: int | None
     build: Command | None
     flash: Command
+    flash_method: str
     flash_target: str | None
     reset: Command | None
     quiet_s: float
@@ -399,6 +401,7 @@ def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> Serial
         image_address=image_address,
         build=build,
         flash=flash,
+        flash_method=method,
         flash_target=target,
         reset=reset,
         quiet_s=_number(path, section, "quiet_s", "serial", 0.3),
@@ -408,9 +411,13 @@ def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> Serial
     )
 
 
-def pyocd_load_command(extra_args: Sequence[str], timeout_s: float) -> Command:
-    """pyOCD's ``load`` as a command template: a raw image at ``{address}``.
-    ``--no-reset``: the harness resets after it has drained the UART."""
+def pyocd_load_command(
+    extra_args: Sequence[str], timeout_s: float, image_format: str = "bin"
+) -> Command:
+    """pyOCD's ``load`` as a command template. A raw image (``bin``) goes at
+    ``{address}``; ELF and hex files carry their own addresses. ``--no-reset``:
+    the harness resets after it has drained the UART."""
+    where = ("--base-address", "{address}") if image_format == "bin" else ()
     return Command(
         (
             "pyocd",
@@ -419,13 +426,22 @@ def pyocd_load_command(extra_args: Sequence[str], timeout_s: float) -> Command:
             "{target}",
             "--uid",
             "{probe_id}",
-            "--base-address",
-            "{address}",
+            *where,
             "--format",
-            "bin",
+            image_format,
             "--no-reset",
             *extra_args,
             "{image}",
         ),
         timeout_s,
     )
+
+
+def flash_command(settings: SerialSettings, image: Path) -> Command:
+    """The flash command for ``image``: with pyOCD, ELF (``.elf``, ``.axf``) and
+    ``.hex`` files are loaded in their own format; everything else is raw."""
+    if settings.flash_method != "pyocd":
+        return settings.flash
+    image_format = {".elf": "elf", ".axf": "elf", ".hex": "hex"}.get(image.suffix.lower(), "bin")
+    extra = settings.flash.argv[settings.flash.argv.index("--no-reset") + 1 : -1]
+    return pyocd_load_command(extra, settings.flash.timeout_s, image_format)

@@ -317,3 +317,26 @@ def test_outputs_come_exact_from_the_etdump_when_the_firmware_dumps_them(
         np.testing.assert_allclose(out, Tiny()(*x()).detach().numpy(), atol=1e-6, rtol=0)
     finally:
         vb.stop()
+
+
+def test_address_mode_firmware_is_flashed_once_per_unit(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    firmware = tmp_path / "runner.bin"
+    firmware.write_bytes(b"address-mode runner image v1")
+    text = vboard.board_toml().replace(
+        "pte_address = 0x70000000",
+        f'pte_address = 0x70000000\nimage = "{firmware}"\nimage_address = 0x10000000',
+    )
+    path = tmp_path / "fw.toml"
+    path.write_text(text)
+    board = SerialBoard(load_board_file(path), tmp_path / "logs")
+    before = len(vboard.flasher_calls())
+    assert check(board, builder, tmp_path / "a").passed
+    assert check(board, builder, tmp_path / "b").passed
+    flashes = [c for c in vboard.flasher_calls()[before:] if c["action"] == "flash"]
+    assert [f["address"] for f in flashes] == ["0x10000000", "0x70000000", "0x70000000"]
+    firmware.write_bytes(b"address-mode runner image v2")  # a new build is flashed again
+    assert check(board, builder, tmp_path / "c").passed
+    flashes = [c for c in vboard.flasher_calls()[before:] if c["action"] == "flash"]
+    assert [f["address"] for f in flashes][3:] == ["0x10000000", "0x70000000"]

@@ -131,3 +131,21 @@ def test_a_lab_file_lists_boards_and_load_board_file_refuses_it(tmp_path: Path) 
     assert {"a", "b"} <= set(load_boards([lab]))
     with pytest.raises(ConfigError, match="it is a lab file of 2 boards"):
         load_board_file(lab)
+
+
+def test_pyocd_loads_elf_and_hex_images_in_their_own_format() -> None:
+    from harness.serial_config import flash_command
+
+    section = _with(
+        flash={"method": "pyocd", "target": "cortex_m", "extra_args": ["-f", "4M"]},
+        probe_id="0240000032",
+    )
+    settings = parse_serial(section, Path("b.toml"))
+    values = {"target": "cortex_m", "probe_id": "0240000032", "address": "0x0", "image": "fw.elf"}
+    elf = flash_command(settings, Path("fw.elf")).render(values)
+    assert elf == [
+        "pyocd", "load", "--target", "cortex_m", "--uid", "0240000032",
+        "--format", "elf", "--no-reset", "-f", "4M", "fw.elf",
+    ]  # fmt: skip
+    raw = flash_command(settings, Path("model.bpte")).render(values)
+    assert raw[6:10] == ["--base-address", "0x0", "--format", "bin"]

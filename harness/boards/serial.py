@@ -48,7 +48,7 @@ from harness.errors import (
     RunError,
     RunTimeout,
 )
-from harness.serial_config import SerialSettings, Unit, parse_serial
+from harness.serial_config import SerialSettings, Unit, flash_command, parse_serial
 from harness.serial_link import PortLost, SerialLink, is_url, wait_for_port
 
 UART_LOG = "uart.log"
@@ -241,7 +241,7 @@ class SerialBoard:
         if lease.state().get("firmware_sha256") == sha:
             return
         argv, text, wall = run_board_command(
-            self.settings.flash,
+            flash_command(self.settings, image),
             self._values(lease.unit, image, self.settings.image_address),
             board=self.spec.name,
             what="firmware flash",
@@ -289,7 +289,10 @@ class SerialBoard:
                             link.drain(settings.quiet_s, DRAIN_MAX_S)
                         if not flashed or settings.reset is None:
                             argv, text, wall = run_board_command(
-                                settings.flash, values, board=self.spec.name, what="flash"
+                                flash_command(settings, image),
+                                values,
+                                board=self.spec.name,
+                                what="flash",
                             )
                             _log_command(commands, "flash", argv, text, wall)
                             flashed = True
