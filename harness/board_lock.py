@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -75,19 +77,19 @@ class Lease:
     _state_path: Path
 
     def state(self) -> dict[str, Any]:
-        """What the harness last recorded about this unit (e.g. the firmware it flashed)."""
-        try:
-            data = json.loads(self._state_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        """What the harness last recorded about this unit (the firmware it
+        flashed, who holds it)."""
+        return _read_json(self._state_path)
 
     def set_state(self, **facts: Any) -> None:
-        """Record facts about the unit, for the next holder (written atomically)."""
+        """Record facts about the unit for the next holder (atomically; advisory:
+        a file another user owns is left as it is)."""
         data = {**self.state(), **facts}
-        tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        os.replace(tmp, self._state_path)
+        tmp = self._state_path.with_suffix(f".tmp{os.getpid()}")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(data, sort_keys=True))
+            tmp.chmod(0o666)  # the lab's other users update it too
+            os.replace(tmp, self._state_path)
 
     def release(self) -> None:
         """Let the next process have the unit. Idempotent."""
@@ -115,15 +117,56 @@ def acquire(
             except filelock.Timeout:
                 continue
             waited = time.monotonic() - started
-            state = Path(str(lock.lock_file)).with_suffix(".json")
-            return Lease(unit, waited, time.time(), lock, state)
+            lease = Lease(unit, waited, time.time(), lock, _state_path(lock))
+            lease.set_state(holder=_holder(board))
+            return lease
         if time.monotonic() - started >= timeout_s:
+            holders = "; ".join(
+                f"{unit.port}: {_describe(_read_json(_state_path(lock)).get('holder'))}"
+                for unit, lock in locks
+            )
             raise InfrastructureError(
-                f"board '{board}': every unit is in use after {timeout_s:g} s "
-                f"({', '.join(u.port for u in units)}); another pytest run or worker holds "
-                f"them (locks in {folder}). Raise [serial] lock_timeout_s or add units"
+                f"board '{board}': every unit is in use after {timeout_s:g} s ({holders}). "
+                f"Locks are in {folder}; raise [serial] lock_timeout_s or add units"
             )
         time.sleep(POLL_S)
+
+
+def _state_path(lock: filelock.BaseFileLock) -> Path:
+    return Path(str(lock.lock_file)).with_suffix(".json")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _holder(board: str) -> dict[str, Any]:
+    """Who takes a unit, so a waiting run can say who it waits for."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {
+        "board": board,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "user": user,
+        "since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()),
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+    }
+
+
+def _describe(holder: Any) -> str:
+    if not isinstance(holder, dict):
+        return "held (holder unknown)"
+    return (
+        f"held by {holder.get('user')} on {holder.get('host')}, pid {holder.get('pid')} "
+        f"({holder.get('worker')}), since {holder.get('since')}"
+    )
 
 
 @contextlib.contextmanager

@@ -95,5 +95,6 @@ def test_unit_state_survives_between_holders(tmp_path: Path) -> None:
     lease.set_state(firmware_sha256="abc")
     lease.release()
     again = board_lock.acquire("x", [A], 0, tmp_path)
-    assert again.state() == {"firmware_sha256": "abc"}
+    assert again.state()["firmware_sha256"] == "abc"
+    assert again.state()["holder"]["pid"] == os.getpid()
     again.release()
