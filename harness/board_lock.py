@@ -179,3 +179,16 @@ def held(
         yield lease
     finally:
         lease.release()
+
+
+def unit_status(unit: Unit, folder: Path | None = None) -> tuple[bool, str]:
+    """Whether a unit is held now, and by whom (tries the lock without waiting)."""
+    path = lock_path(unit.port, folder)
+    lock = filelock.FileLock(path, mode=0o666, thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        state = _read_json(path.with_suffix(".json"))
+        return True, _describe(state.get("holder"))
+    lock.release()
+    return False, "free"

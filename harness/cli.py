@@ -47,6 +47,27 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_units(args: argparse.Namespace) -> int:
+    """The units of each serial board: port present, free or held, and by whom."""
+    from harness import board_lock
+    from harness.serial_config import parse_serial
+
+    rows = [("board", "unit", "port", "present", "lock")]
+    for name, spec in sorted(load_boards(args.board_file).items()):
+        if spec.kind != "serial":
+            continue
+        for unit in parse_serial(spec.sections.get("serial"), spec.path).units:
+            present = "://" in unit.port or Path(unit.port).exists()
+            _, who = board_lock.unit_status(unit)
+            rows.append((name, unit.name, unit.port, "yes" if present else "no", who))
+    if len(rows) == 1:
+        print("no serial boards (add a board file with --board-file)")
+        return 0
+    print(_table(rows))
+    print(f"locks: {board_lock.lock_dir()}")
+    return 0
+
+
 def _check(ok: bool | None, what: str, detail: str) -> tuple[str, str, str]:
     status = {True: "ok", False: "FAIL", None: "warn"}[ok]
     return status, what, detail
@@ -215,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         func=cmd_boards
     )
     sub.add_parser("doctor", help="check this machine").set_defaults(func=cmd_doctor)
+    sub.add_parser(
+        "units", help="serial boards' units: present, free or held, and by whom"
+    ).set_defaults(func=cmd_units)
     cache = sub.add_parser("cache", help="show or clear the artifact cache")
     cache.add_argument("action", choices=("info", "clear"), nargs="?", default="info")
     cache.set_defaults(func=cmd_cache)

@@ -98,3 +98,13 @@ def test_unit_state_survives_between_holders(tmp_path: Path) -> None:
     assert again.state()["firmware_sha256"] == "abc"
     assert again.state()["holder"]["pid"] == os.getpid()
     again.release()
+
+
+def test_unit_status_says_who_holds_a_unit(tmp_path: Path) -> None:
+    assert board_lock.unit_status(A, tmp_path) == (False, "free")
+    lease = board_lock.acquire("x", [A], 0, tmp_path)
+    held, who = board_lock.unit_status(A, tmp_path)
+    assert held
+    assert f"pid {os.getpid()}" in who
+    lease.release()
+    assert board_lock.unit_status(A, tmp_path) == (False, "free")
