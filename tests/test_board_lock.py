@@ -40,12 +40,15 @@ def test_a_waiter_gets_the_unit_when_it_is_released(tmp_path: Path) -> None:
     code = (
         "import sys, time; from pathlib import Path\n"
         "from harness import board_lock\nfrom harness.serial_config import Unit\n"
+        "print('waiting', flush=True)\n"
         f"lease = board_lock.acquire('x', [Unit('a', '{A.port}')], 30, Path(sys.argv[1]))\n"
         "print(round(lease.waited_s, 1))\n"
     )
     waiter = subprocess.Popen(
         [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
+    assert waiter.stdout is not None
+    assert waiter.stdout.readline().strip() == "waiting"  # imports done: timing starts now
     time.sleep(1.0)
     holder.release()
     out, _ = waiter.communicate(timeout=30)
