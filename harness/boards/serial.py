@@ -306,7 +306,7 @@ class SerialBoard:
                         raw, timed_out = link.capture(timeout_s, sink=_writer(log))
                         wall_s = time.monotonic() - started
                     return self._read_run(
-                        raw, timed_out, wall_s, artifact, magic, run_dir, log_path, attempt
+                        raw, timed_out, wall_s, artifact, magic, run_dir, log_path, attempt, unit
                     )
                 except PortLost as exc:
                     problems.append(f"port lost: {exc.args[0]}")
@@ -339,21 +339,24 @@ class SerialBoard:
         run_dir: Path,
         log_path: Path,
         attempt: int,
+        unit: Unit,
     ) -> RunResult:
-        """Turn one capture into a result, or the error it means.
+        """Turn one capture into a result, or the error it means (naming the
+        unit, so a flaky board of a pool shows up).
 
         Raises:
             LinkCorrupted: bytes lost or garbled (the caller may rerun).
             RunTimeout, RunCrashed, ConfigError: the run failed.
         """
         name = self.spec.name
+        who = f"board '{name}' (unit {unit.name}, {unit.port})"
         text = runner_log.normalize_uart(raw)
         tail = runner_log.log_tail(text)
         where = {"log_tail": tail, "log_path": str(log_path)}
         run = runner_log.find_run(text)
         if run is None:
             raise RunTimeout(
-                f"board '{name}': no runner output within {wall_s:.1f} s of the reset "
+                f"{who}: no runner output within {wall_s:.1f} s of the reset "
                 "(is the firmware running, and the baud rate right?)",
                 **where,
             )
@@ -361,17 +364,15 @@ class SerialBoard:
             first = findings[0]
             lines = "; ".join(f.line for f in findings[:3])
             error: type[RunError] = RunTimeout if first.failure_class == "timeout" else RunCrashed
-            raise error(f"board '{name}': {first.what}: {lines}", **where)
+            raise error(f"{who}: {first.what}: {lines}", **where)
         if timed_out:
             raise RunTimeout(
-                f"board '{name}': the run did not finish within {wall_s:.1f} s (hang); "
+                f"{who}: the run did not finish within {wall_s:.1f} s (hang); "
                 "the board is reset by the next run",
                 **where,
             )
         if run.exit_code not in (None, 0):
-            raise RunCrashed(
-                f"board '{name}': the firmware exited with code {run.exit_code}", **where
-            )
+            raise RunCrashed(f"{who}: the firmware exited with code {run.exit_code}", **where)
         if run.magic != magic:
             raise LinkCorrupted(
                 f"the runner found a program with magic {run.magic!r}, the harness wrote "

@@ -478,6 +478,8 @@ def load_runtime() -> None:
     libraries = sorted((root / "kernels" / "quantized").glob("**/*quantized_ops_aot_lib.*"))
     if libraries:
         torch.ops.load_library(str(libraries[0]))
+    from executorch.devtools.bundled_program import serialize  # noqa: F401  (first bpte fast)
+    from executorch.devtools.etdump import serialize as etdump_serialize  # noqa: F401
     from executorch.extension.pybindings import _C  # noqa: F401
 
     _TORCH_DTYPES.update(
