@@ -149,3 +149,60 @@ def test_the_suites_pass_on_the_virtual_board(
     # the only skips: a16w8 cases, which need an Arm target (the double runs portable programs)
     assert all("a16w8" in r["test"] for r in skipped)
     assert all(r["board_facts"]["bundleio"][0]["result"] in ("PASS", "FAIL") for r in ran)
+
+
+def test_ctrl_c_mid_run_leaves_nothing_held_or_running(
+    two_boards: list[VirtualBoard], tmp_path: Path, shared_cache: Path
+) -> None:
+    """SIGINT while a run hangs on the board: pytest stops, the unit is free
+    again, no flasher is left, and the finished test's record is on disk."""
+    import os
+    import signal
+    import time
+
+    from harness import board_lock
+    from harness.boardspec import load_board_file
+    from harness.serial_config import parse_serial
+
+    board = two_boards[0]
+    board_file = board.write_board_file(tmp_path / "vb0.toml")
+    (tmp_path / "test_hang.py").write_text(
+        "import torch\n\n"
+        "def test_ok(et_check):\n"
+        "    et_check(torch.nn.Linear(4, 2), (torch.ones(1, 4),))\n\n"
+        "def test_hangs(et_check):\n"
+        "    et_check(torch.nn.Linear(4, 3), (torch.ones(1, 4),))\n"
+    )
+    (board.folder / "mode").write_text("normal 1\nhang 1\n")  # the second run hangs
+    results = tmp_path / "results.jsonl"
+    env = {**os.environ, "ET_HIL_TEST_TAG": board.tag}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "test_hang.py",
+            f"--board={board_file}",
+            f"--build-cache={shared_cache}",
+            f"--results={results}",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while (board.folder / "mode").exists():  # both resets happened: the board hangs now
+        assert proc.poll() is None, "pytest ended before the hang"
+        assert time.monotonic() < deadline, "the runs never started"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2, out.decode()[-2000:]  # pytest's "interrupted"
+    unit = parse_serial(load_board_file(board_file).sections["serial"], board_file).units[0]
+    assert board_lock.unit_status(unit) == (False, "free")
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["test"].split("::")[-1] for r in rows if r["outcome"] == "passed"] == ["test_ok[vb0]"]

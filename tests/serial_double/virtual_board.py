@@ -16,7 +16,8 @@ On reset (SIGUSR1) it boots: address-mode firmware reads the program at
 (``<mode> [count] [seconds]``, consumed one reset at a time):
 ``noise``, ``drop``, ``disconnect``, ``vanish``, ``hang``, ``hardfault``,
 ``crash``, and ``stale`` (the previous run is replayed when flashing starts, as
-if the old firmware were still printing).
+if the old firmware were still printing). Lines queue: ``normal 1`` then
+``hang 1`` hangs the second run.
 """
 
 from __future__ import annotations
@@ -130,21 +131,25 @@ class Firmware:
     # ---------------------------------------------------------------- mode
 
     def take_mode(self) -> tuple[str, float]:
-        """The misbehaviour for this reset (decrementing its count)."""
+        """The misbehaviour for this reset. ``<state>/mode`` is a queue of lines
+        ``<mode> [count] [seconds]`` (``normal`` for none); the first line's count
+        is decremented, and the line is dropped when it is used up."""
         path = self.state / "mode"
         try:
-            words = path.read_text().split()
+            lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
         except OSError:
             return "", 0.0
-        if not words:
+        if not lines:
             return "", 0.0
+        words = lines[0]
         count = int(words[1]) if len(words) > 1 else 1
         seconds = float(words[2]) if len(words) > 2 else 0.0
-        if count <= 1:
-            path.unlink(missing_ok=True)
+        rest = lines[1:] if count <= 1 else [[words[0], str(count - 1), str(seconds)], *lines[1:]]
+        if rest:
+            path.write_text("".join(" ".join(line) + "\n" for line in rest))
         else:
-            path.write_text(f"{words[0]} {count - 1} {seconds}")
-        return words[0], seconds
+            path.unlink(missing_ok=True)
+        return ("" if words[0] == "normal" else words[0]), seconds
 
     def peek_mode(self) -> str:
         with contextlib.suppress(OSError):
