@@ -163,6 +163,7 @@ BUNDLE_MISMATCH_LINES = (
     "Bundle verification failed with status",
     "Problem running model",
 )
+_PROBLEM_RUNNING = "Problem running model"
 PTE_MAGIC = "ET12"
 BUNDLE_MAGIC = "BP08"
 # The dtypes the runner's print_outputs prints, by the type word on the line.
@@ -225,14 +226,24 @@ def _with_end(run: UartRun) -> UartRun:
     return dataclasses.replace(run, end=end, exit_code=exit_code)
 
 
+def bundle_abort(text: str) -> bool:
+    """Whether the run ended only because the runner's own BundleIO check failed:
+    ``main()`` then asserts ``model_ok`` ("Problem running model"), which traps
+    (hard fault, ``Application exit code: 1.``, EOT)."""
+    failed = any(r["result"] == "FAIL" for r in parse_bundle_result(text))
+    return failed and _PROBLEM_RUNNING in text
+
+
 def uart_failures(text: str) -> list[LogFinding]:
     """Failure lines of a UART run, without the runner's own BundleIO mismatch
-    verdict (recorded by :func:`parse_bundle_result`, judged by the harness)."""
-    bundle_failed = any(r["result"] == "FAIL" for r in parse_bundle_result(text))
-    findings = find_failures(text)
-    if bundle_failed:
-        findings = [f for f in findings if not any(s in f.line for s in BUNDLE_MISMATCH_LINES)]
-    return findings
+    verdict and the abort that follows it (the verdict is recorded by
+    :func:`parse_bundle_result`; the harness judges the outputs itself)."""
+    if not any(r["result"] == "FAIL" for r in parse_bundle_result(text)):
+        return find_failures(text)
+    if bundle_abort(text):
+        # from the "Problem running model" line on, it is the abort path
+        text = text[: text.rfind("\n", 0, text.index(_PROBLEM_RUNNING)) + 1]
+    return [f for f in find_failures(text) if not any(s in f.line for s in BUNDLE_MISMATCH_LINES)]
 
 
 def parse_bundle_result(text: str) -> list[dict[str, Any]]:

@@ -341,3 +341,18 @@ def test_address_mode_firmware_is_flashed_once_per_unit(
     assert check(board, builder, tmp_path / "c").passed
     flashes = [c for c in vboard.flasher_calls()[before:] if c["action"] == "flash"]
     assert [f["address"] for f in flashes][3:] == ["0x10000000", "0x70000000"]
+
+
+def test_the_runners_own_bundleio_failure_is_recorded_not_a_crash(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    """Upstream main() traps after a BundleIO mismatch (hard fault, exit code 1);
+    the harness records the verdict and judges the outputs with its own tolerances."""
+    board = make_board(vboard, tmp_path)
+    vboard.set_mode("bundle_fail")
+    result = check(board, builder, tmp_path / "run")
+    assert result.passed, result.table()
+    assert result.run.extra["bundleio"][0]["result"] == "FAIL"
+    log = (tmp_path / "run" / "uart.log").read_bytes()
+    assert b"Problem running model" in log
+    assert b"Application exit code: 1." in log

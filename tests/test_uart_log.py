@@ -129,6 +129,20 @@ BUNDLE_FAIL = (
 )
 
 
+def test_the_abort_after_a_bundle_mismatch_is_not_a_crash() -> None:
+    abort = "Hard fault. irq=-13, pc=0x10001a2c\r\nApplication exit code: 1.\r\n\x04"
+    text = normalize_uart((START + BUNDLE_FAIL + abort).encode())
+    assert uart_failures(text) == []
+    run = find_run(text)
+    assert run is not None
+    assert run.exit_code == 1  # the board judges it with bundle_abort(), see serial.py
+
+
+def test_a_hard_fault_without_a_bundle_mismatch_is_a_crash() -> None:
+    text = START + "Hard fault. irq=-13\r\nApplication exit code: 1.\r\n"
+    assert [f.what for f in uart_failures(text)] == ["CPU hard fault"]
+
+
 def test_bundle_verdict_is_recorded_not_a_crash() -> None:
     (verdict,) = parse_bundle_result(BUNDLE_FAIL)
     assert verdict == {

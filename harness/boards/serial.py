@@ -371,7 +371,7 @@ class SerialBoard:
                 "the board is reset by the next run",
                 **where,
             )
-        if run.exit_code not in (None, 0):
+        if run.exit_code not in (None, 0) and not runner_log.bundle_abort(run.text):
             raise RunCrashed(f"{who}: the firmware exited with code {run.exit_code}", **where)
         if run.magic != magic:
             raise LinkCorrupted(

@@ -15,7 +15,8 @@ On reset (SIGUSR1) it boots: address-mode firmware reads the program at
 ``flasher.py build`` made. It misbehaves on request, through ``<state>/mode``
 (``<mode> [count] [seconds]``, consumed one reset at a time):
 ``noise``, ``drop``, ``disconnect``, ``vanish``, ``hang``, ``hardfault``,
-``crash``, and ``stale`` (the previous run is replayed when flashing starts, as
+``crash``, ``bundle_fail`` (the runner's own BundleIO check fails and main()
+aborts), and ``stale`` (the previous run is replayed when flashing starts, as
 if the old firmware were still printing). Lines queue: ``normal 1`` then
 ``hang 1`` hangs the second run.
 """
@@ -281,14 +282,34 @@ class Firmware:
             self.pmu_report(cycles)
         self.log("I", "run_model", "1 inferences finished", 1351)
         self.print_outputs(outputs)
+        bundle_ok = True
         if bundled:
-            self.bundle_verdict(outputs, expected)
+            bundle_ok = self.bundle_verdict(outputs, expected)
         self.log("I", "run_model", "Model run: 1", 1355)
         self.log("I", "main", "Model run: 1", 1543)
         self.log("I", "log_mem_status", f"model_pte_program_size:     {len(data)} bytes.", 960)
         self.etdump_block(module, outputs)
+        if not bundle_ok:
+            # ET_CHECK_MSG(model_ok == true, ...) traps: the abort path
+            self.log(
+                "F",
+                "main",
+                "In function main(), assert failed (model_ok == true): Problem running model",
+                1548,
+            )
+            self.hard_fault()
+            return
         self.log("I", "main", "Program complete, exiting.", 1550)
         self.raw(b"I [executorch:arm_executor_runner.cpp:1554 main()] \x04")
+
+    def hard_fault(self) -> None:
+        """core_platform's HardFault handler, then exit(1) and EOT."""
+        self.printf(
+            "Hard fault. irq=-13, pc=0x10001a2c, lr=0x10003f01, xpsr=0x61000000, sp=0x3007ffa0"
+        )
+        self.printf("            cfsr=0x00008200 bfar=0xdeadbeef mmfar=0x00000000")
+        self.printf("Application exit code: 1.")
+        self.raw(b"\x04")
 
     def pmu_report(self, cycles: int) -> None:
         def perf(message: str) -> None:
@@ -332,7 +353,7 @@ class Firmware:
                     text = str(int(value))
                 self.printf(f"Output[{i}][{j}]: ({kind}) {text}")
 
-    def bundle_verdict(self, outputs: list[Any], expected: list[Any]) -> None:
+    def bundle_verdict(self, outputs: list[Any], expected: list[Any]) -> bool:
         got = [o.float().numpy().reshape(-1) for o in outputs]
         want = [e.astype(np.float32).reshape(-1) for e in expected]
         diff = np.concatenate([np.abs(g - w) for g, w in zip(got, want, strict=True)])
@@ -343,6 +364,8 @@ class Firmware:
         self.printf(f" mean_relative_error: {rel.mean():f}")
         self.printf(f" max_relative_error:  {rel.max():f}")
         ok = all(np.allclose(g, w, rtol=RTOL, atol=ATOL) for g, w in zip(got, want, strict=True))
+        if self.mode == "bundle_fail":
+            ok = False  # a firmware built with a tighter ET_ATOL than the harness's tolerance
         if ok:
             self.log(
                 "I", "verify_result", "Model output match expected BundleIO bpte ref data.", 1300
@@ -357,6 +380,7 @@ class Firmware:
             )
             self.log("E", "verify_result", "TEST: BundleIO index[0] Test_result: FAIL", 1311)
             self.log("E", "verify_result", "Bundle verification failed with status 0x12", 1320)
+        return ok
 
     def etdump_block(self, module: Any, outputs: list[Any]) -> None:
         path = self.state / "etdump.tmp"
