@@ -43,13 +43,25 @@ def lock_dir() -> Path:
     return folder
 
 
-def port_identity(port: str) -> str:
-    """One name per physical port: device paths resolve symlinks, so
-    ``/dev/serial/by-id/...`` and ``/dev/ttyACM0`` lock the same board; URLs
-    (``socket://``, ``rfc2217://``) stay as written."""
+def port_identity(port: str, by_id_dir: Path = Path("/dev/serial/by-id")) -> str:
+    """One stable name per physical port, for its lock and state.
+
+    ``/dev/ttyACM0`` numbers change when USB re-enumerates, so a device node is
+    named by the ``/dev/serial/by-id`` link that points at it, when there is one
+    (a board written as ``/dev/ttyACM0`` and as its by-id name is one board).
+    Other symlinks resolve to their target; URLs (``socket://``,
+    ``rfc2217://``) stay as written.
+    """
     if "://" in port:
         return port
-    return os.path.realpath(port)
+    if port.startswith(str(by_id_dir) + os.sep):
+        return port
+    real = os.path.realpath(port)
+    with contextlib.suppress(OSError):
+        for link in sorted(by_id_dir.iterdir()):
+            if os.path.realpath(link) == real:
+                return str(link)
+    return real
 
 
 def lock_path(port: str, folder: Path | None = None) -> Path:
@@ -82,14 +94,16 @@ class Lease:
         return _read_json(self._state_path)
 
     def set_state(self, **facts: Any) -> None:
-        """Record facts about the unit for the next holder (atomically; advisory:
-        a file another user owns is left as it is)."""
-        data = {**self.state(), **facts}
-        tmp = self._state_path.with_suffix(f".tmp{os.getpid()}")
+        """Record facts about the unit for the next holder. Written in place
+        (this process holds the unit): the file may belong to another user of
+        the lab, and is created readable and writable by all."""
+        data = json.dumps({**self.state(), **facts}, sort_keys=True)
         with contextlib.suppress(OSError):
-            tmp.write_text(json.dumps(data, sort_keys=True))
-            tmp.chmod(0o666)  # the lab's other users update it too
-            os.replace(tmp, self._state_path)
+            fd = os.open(self._state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            with os.fdopen(fd, "w") as state:
+                state.write(data)
+            with contextlib.suppress(OSError):
+                self._state_path.chmod(0o666)  # despite the umask; fails if not ours
 
     def release(self) -> None:
         """Let the next process have the unit. Idempotent."""

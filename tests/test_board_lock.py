@@ -93,6 +93,25 @@ def test_two_names_of_one_port_share_a_lock(tmp_path: Path) -> None:
     lease.release()
 
 
+def test_a_device_node_is_named_by_its_by_id_link(tmp_path: Path) -> None:
+    """After USB re-enumeration ttyACM0 may become ttyACM1: the lock follows the
+    by-id name, not the number."""
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    first, second = tmp_path / "ttyACM0", tmp_path / "ttyACM1"
+    first.write_text("")
+    second.write_text("")
+    link = by_id / "usb-ARM_V2M-MPS3_0001-if01-port0"
+    link.symlink_to(first)
+    assert board_lock.port_identity(str(first), by_id) == str(link)
+    assert board_lock.port_identity(str(link), by_id) == str(link)
+    link.unlink()
+    link.symlink_to(second)  # re-enumerated
+    assert board_lock.port_identity(str(link), by_id) == str(link)
+    assert board_lock.port_identity(str(second), by_id) == str(link)
+    assert board_lock.port_identity("rfc2217://lab:4000", by_id) == "rfc2217://lab:4000"
+
+
 def test_unit_state_survives_between_holders(tmp_path: Path) -> None:
     lease = board_lock.acquire("x", [A], 0, tmp_path)
     lease.set_state(firmware_sha256="abc")

@@ -240,6 +240,7 @@ class SerialBoard:
         sha = hashlib.sha256(image.read_bytes()).hexdigest()
         if lease.state().get("firmware_sha256") == sha:
             return
+        lease.set_state(firmware_sha256=None)  # a failed or partial flash forces a reflash
         argv, text, wall = run_board_command(
             flash_command(self.settings, image),
             self._values(lease.unit, image, self.settings.image_address),
