@@ -292,14 +292,33 @@ def test_wrong_pte_address_in_the_board_file_is_named(
     path = tmp_path / "wrong.toml"
     path.write_text(text)
     board = SerialBoard(load_board_file(path), tmp_path / "logs")
-    # the double's firmware reads the flash at 0x70000000: nothing is there for it
+    # the double's firmware reads 0x70000000, where the flash is now erased
     (vboard.folder / "flash" / "0x70000000.bin").unlink(missing_ok=True)
     with pytest.raises(
-        (ConfigError, RunCrashed), match=r"Model data is not initialized|pte_address"
+        ConfigError,
+        match=r"reads its program at 0x70000000, the board file writes it at "
+        r"\[serial.firmware\] pte_address = 0x60000000",
     ):
         check(board, builder, tmp_path / "run")
     flashes = [c for c in vboard.flasher_calls() if c["action"] == "flash"]
     assert flashes[-1]["address"] == "0x60000000"
+
+
+def test_bundle_programs_on_firmware_without_bundleio_are_a_config_error(
+    tmp_path_factory: pytest.TempPathFactory, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    vb = VirtualBoard(tmp_path_factory.mktemp("nobundle"), "nobundle", bundle_io=False).start()
+    try:
+        text = vb.board_toml().replace("bundle_io = false", "bundle_io = true")
+        path = tmp_path / "liar.toml"
+        path.write_text(text)
+        board = SerialBoard(load_board_file(path), tmp_path / "logs")
+        with pytest.raises(
+            ConfigError, match=r"cannot load a BundleIO program .* -DET_BUNDLE_IO=ON"
+        ):
+            check(board, builder, tmp_path / "run")
+    finally:
+        vb.stop()
 
 
 def test_outputs_come_exact_from_the_etdump_when_the_firmware_dumps_them(

@@ -54,6 +54,7 @@ from harness.serial_link import PortLost, SerialLink, is_url, wait_for_port
 UART_LOG = "uart.log"
 COMMAND_LOG = "commands.log"
 DRAIN_MAX_S = 5.0  # a board that never stops printing is reset anyway after this
+_LOAD_FAILED = "Program loading failed"  # runner_init's assert when the program does not load
 
 
 class LinkCorrupted(Exception):
@@ -361,10 +362,31 @@ class SerialBoard:
                 "(is the firmware running, and the baud rate right?)",
                 **where,
             )
-        if findings := runner_log.uart_failures(run.text):
+        # Board-file mistakes first: they also make the runner fail, and the
+        # fix is in the board file, not the model.
+        wanted = self.settings.pte_address if self.settings.firmware_mode == "address" else None
+        if wanted is not None and run.address is not None and run.address != wanted:
+            raise ConfigError(
+                f"{who}: the firmware reads its program at 0x{run.address:08x}, the board "
+                f"file writes it at [serial.firmware] pte_address = 0x{wanted:08x}"
+            )
+        findings = runner_log.uart_failures(run.text)
+        if (
+            magic == runner_log.BUNDLE_MAGIC
+            and run.magic == magic
+            and any(_LOAD_FAILED in f.line for f in findings)
+        ):
+            raise ConfigError(
+                f"{who}: the firmware cannot load a BundleIO program ({findings[0].line}); "
+                "build it with -DET_BUNDLE_IO=ON, or set [serial] bundle_io = false"
+            )
+        if findings:
             first = findings[0]
             lines = "; ".join(f.line for f in findings[:3])
-            error: type[RunError] = RunTimeout if first.failure_class == "timeout" else RunCrashed
+            error: type[RunError] = {
+                "timeout": RunTimeout,
+                "infrastructure_error": InfrastructureError,
+            }.get(first.failure_class, RunCrashed)
             raise error(f"{who}: {first.what}: {lines}", **where)
         if timed_out:
             raise RunTimeout(
@@ -378,12 +400,6 @@ class SerialBoard:
             raise LinkCorrupted(
                 f"the runner found a program with magic {run.magic!r}, the harness wrote "
                 f"{magic!r} (stale output, or the write to flash failed)"
-            )
-        wanted = self.settings.pte_address if self.settings.firmware_mode == "address" else None
-        if wanted is not None and run.address != wanted:
-            raise ConfigError(
-                f"board '{name}': the firmware reads its program at 0x{run.address or 0:08x}, "
-                f"the board file writes it at [serial.firmware] pte_address = 0x{wanted:08x}"
             )
         try:
             files = runner_log.parse_etdump_block(run.text)

@@ -187,10 +187,7 @@ class Firmware:
                 return None
             return image[len(EMBEDDED_MAGIC) :]
         data = _read(flash / f"0x{self.args.pte_address:08x}.bin")
-        if data is None:
-            self.log("F", "main", "Model data is not initialized", 1437)
-            return None
-        return data
+        return data if data is not None else b"\xff" * 64  # erased flash reads 0xFF
 
     # ---------------------------------------------------------------- the run
 
@@ -202,12 +199,12 @@ class Firmware:
         magic = data[4:8].decode(errors="replace")
         self.log("I", "main", f"PTE @ 0x{address:x} [----{magic}]", 1523)
         bundled = magic == "BP08"
-        if bundled and not self.args.bundle_io:
+        if (bundled and not self.args.bundle_io) or magic not in ("ET12", "BP08"):
             self.log("I", "runner_init", "Loading of program failed with error 0x23", 690)
             self.log(
                 "F",
                 "runner_init",
-                "In function runner_init(), assert failed (status == Error::Ok): Program loading failed @ 0x0x70000000: 0x23",
+                f"In function runner_init(), assert failed (status == Error::Ok): Program loading failed @ 0x{address:x}: 0x23",
                 691,
             )
             return
