@@ -60,7 +60,11 @@ def run_board_command(
         output, _ = proc.communicate(timeout=command.timeout_s)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        output, _ = proc.communicate()
+        try:
+            output, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a grandchild that left the group holds the pipe
+            proc.kill()
+            output = b""
         raise InfrastructureError(
             f"board '{board}': the {what} command timed out after {command.timeout_s:g} s "
             f"and was killed: {' '.join(argv)}",

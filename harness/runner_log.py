@@ -299,6 +299,13 @@ def parse_uart_outputs(
                 "is the board running the program the harness wrote?",
                 lost=True,
             )
+    if output_specs and not values and _OUTPUT_COUNT.search(text):
+        raise UartOutputError(
+            "the runner printed no Output lines: build the firmware with "
+            "-DET_LOG_DUMP_OUTPUT=ON (upstream's default), or with -DET_DUMP_OUTPUTS=ON so the "
+            "harness reads exact outputs from the ETDump",
+            lost=False,
+        )
     outputs = []
     for i, spec in enumerate(output_specs):
         dtype = str(spec.get("dtype"))

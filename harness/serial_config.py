@@ -65,15 +65,7 @@ _SERIAL_FIELDS = {
     "reset",
     "unit",
 }
-_FIRMWARE_FIELDS = {
-    "mode",
-    "pte_address",
-    "image",
-    "image_address",
-    "build",
-    "address",
-    "build_timeout_s",
-}
+_FIRMWARE_FIELDS = {"mode", "pte_address", "image", "image_address", "build", "build_timeout_s"}
 _FLASH_FIELDS = {"method", "target", "probe_id", "command", "timeout_s", "extra_args"}
 _RESET_FIELDS = {"method", "command", "timeout_s"}
 _UNIT_FIELDS = {"name", "port", "probe_id"}
@@ -123,6 +115,7 @@ class SerialSettings:
         build: embedded mode's firmware build command.
         flash: how images are written (raw images at ``{address}``).
         flash_method: ``pyocd`` or ``command``.
+        flash_extra: extra pyOCD ``load`` arguments.
         flash_target: pyOCD target name.
         reset: how the board is reset; ``None`` when the flasher resets it.
         quiet_s: silence awaited before reset, so an earlier run's bytes are drained.
@@ -141,6 +134,7 @@ class SerialSettings:
     build: Command | None
     flash: Command
     flash_method: str
+    flash_extra: tuple[str, ...]
     flash_target: str | None
     reset: Command | None
     quiet_s: float
@@ -341,16 +335,20 @@ def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> Serial
     target = _opt_str(path, flash_table, "target", "serial.flash")
     if "probe_id" in flash_table:
         raise _fail(path, "[serial.flash] put 'probe_id' in [serial] or in each [[serial.unit]]")
+    extra = flash_table.get("extra_args", [])
+    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+        raise _fail(path, "[serial.flash] 'extra_args' must be a list of strings")
     if method == "pyocd":
         if target is None:
             raise _fail(
                 path, "[serial.flash] method 'pyocd' needs 'target' (see `pyocd list --targets`)"
             )
-        extra = flash_table.get("extra_args", [])
-        if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
-            raise _fail(path, "[serial.flash] 'extra_args' must be a list of strings")
         flash = pyocd_load_command(extra, flash_timeout)
     else:
+        if extra:
+            raise _fail(
+                path, "[serial.flash] 'extra_args' is for method 'pyocd'; put them in 'command'"
+            )
         if "command" not in flash_table:
             raise _fail(
                 path,
@@ -382,6 +380,17 @@ def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> Serial
         reset = _command(
             path, reset_table["command"], "serial.reset", FLASH_PLACEHOLDERS, reset_timeout
         )
+    if method == "pyocd" and reset is None:
+        flash = pyocd_load_command(extra, flash_timeout, reset_after=True)  # pyOCD resets
+    raw_images = (mode == "embedded") or (
+        image_path is not None and image_path.suffix.lower() not in (".elf", ".axf", ".hex")
+    )
+    if raw_images and image_address is None:
+        what = "the embedded firmware build" if mode == "embedded" else f"'image' {image}"
+        raise _fail(
+            path,
+            f"[serial.firmware] needs 'image_address': where {what} (a raw image) is written",
+        )
     if method == "pyocd" or reset_method == "pyocd":
         missing = [u.name for u in units if u.probe_id is None]
         if missing:
@@ -402,6 +411,7 @@ def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> Serial
         build=build,
         flash=flash,
         flash_method=method,
+        flash_extra=tuple(extra),
         flash_target=target,
         reset=reset,
         quiet_s=_number(path, section, "quiet_s", "serial", 0.3),
@@ -412,12 +422,18 @@ def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> Serial
 
 
 def pyocd_load_command(
-    extra_args: Sequence[str], timeout_s: float, image_format: str = "bin"
+    extra_args: Sequence[str],
+    timeout_s: float,
+    image_format: str = "bin",
+    *,
+    reset_after: bool = False,
 ) -> Command:
     """pyOCD's ``load`` as a command template. A raw image (``bin``) goes at
-    ``{address}``; ELF and hex files carry their own addresses. ``--no-reset``:
-    the harness resets after it has drained the UART."""
+    ``{address}``; ELF and hex files carry their own addresses. Unless pyOCD is
+    the board's only reset (``reset_after``), ``--no-reset``: the harness resets
+    after it has drained the UART."""
     where = ("--base-address", "{address}") if image_format == "bin" else ()
+    no_reset = () if reset_after else ("--no-reset",)
     return Command(
         (
             "pyocd",
@@ -429,7 +445,7 @@ def pyocd_load_command(
             *where,
             "--format",
             image_format,
-            "--no-reset",
+            *no_reset,
             *extra_args,
             "{image}",
         ),
@@ -443,5 +459,9 @@ def flash_command(settings: SerialSettings, image: Path) -> Command:
     if settings.flash_method != "pyocd":
         return settings.flash
     image_format = {".elf": "elf", ".axf": "elf", ".hex": "hex"}.get(image.suffix.lower(), "bin")
-    extra = settings.flash.argv[settings.flash.argv.index("--no-reset") + 1 : -1]
-    return pyocd_load_command(extra, settings.flash.timeout_s, image_format)
+    return pyocd_load_command(
+        settings.flash_extra,
+        settings.flash.timeout_s,
+        image_format,
+        reset_after=settings.reset is None,
+    )

@@ -20,6 +20,10 @@ from harness.runner_log import find_run, normalize_uart
 
 READ_TIMEOUT_S = 0.05
 END_GRACE_S = 0.5  # after "Program complete" or a fault, bytes still due (EOT, exit code)
+# A fault before any start line may be the old program dying while it is
+# overwritten (a flasher that resets the board itself): give this run's start
+# line time to come before taking the fault as the run.
+NO_START_GRACE_S = 3.0
 
 
 class PortLost(Exception):
@@ -122,6 +126,7 @@ class SerialLink:
         deadline = time.monotonic() + timeout_s
         quiet_since = time.monotonic()
         ending = False
+        grace = END_GRACE_S
         while True:
             now = time.monotonic()
             if now >= deadline:
@@ -138,10 +143,12 @@ class SerialLink:
                 if b"\n" in chunk or b"\x04" in chunk:
                     run = find_run(normalize_uart(bytes(raw)))
                     end = run.end if run is not None else None
-                    if end == "eot":
+                    started = run is not None and run.magic is not None
+                    if end == "eot" and started:
                         return bytes(raw), False
                     ending = end is not None
-            elif ending and now - quiet_since >= END_GRACE_S:
+                    grace = END_GRACE_S if started else NO_START_GRACE_S
+            elif ending and now - quiet_since >= grace:
                 return bytes(raw), False
 
 

@@ -106,6 +106,19 @@ def test_pyocd_renders_load_without_reset_then_reset() -> None:
             "names must differ",
         ),
         (_with(unit=[{"port": "/dev/y"}]), "give 'port' or [[serial.unit]] tables, not both"),
+        (
+            _with(firmware={"mode": "embedded", "build": ["b", "{program}", "{output}"]}),
+            "needs 'image_address': where the embedded firmware build (a raw image) is written",
+        ),
+        (
+            _with(firmware={"mode": "address", "pte_address": 0x70000000, "image": "fw.bin"}),
+            "needs 'image_address': where 'image' fw.bin (a raw image) is written",
+        ),
+        (
+            _with(flash={"method": "command", "command": ["x"], "extra_args": ["-v"]}),
+            "'extra_args' is for method 'pyocd'",
+        ),
+        (_with(firmware={"mode": "address", "address": 0}), "unknown field 'address'"),
     ],
 )
 def test_mistakes_name_the_file_and_the_field(section: dict[str, object], message: str) -> None:
@@ -149,3 +162,14 @@ def test_pyocd_loads_elf_and_hex_images_in_their_own_format() -> None:
     ]  # fmt: skip
     raw = flash_command(settings, Path("model.bpte")).render(values)
     assert raw[6:10] == ["--base-address", "0x0", "--format", "bin"]
+
+
+def test_pyocd_resets_the_board_itself_when_there_is_no_reset_method() -> None:
+    from harness.serial_config import flash_command
+
+    section = _with(
+        flash={"method": "pyocd", "target": "cortex_m"}, reset={"method": "none"}, probe_id="1"
+    )
+    settings = parse_serial(section, Path("b.toml"))
+    assert settings.reset is None
+    assert "--no-reset" not in flash_command(settings, Path("p.pte")).argv

@@ -160,3 +160,11 @@ def test_other_errors_next_to_a_bundle_verdict_still_fail() -> None:
     missing = _log("Missing operator: [3] aten::foo.out", "E", "init")
     findings = uart_failures(START + missing + BUNDLE_FAIL)
     assert [f.line for f in findings] == [missing.strip()]
+
+
+def test_firmware_that_prints_no_output_lines_is_a_config_problem() -> None:
+    spec = {"kind": "tensor", "dtype": "float32", "sizes": [2], "dim_order": [0]}
+    text = normalize_uart(_log("1 outputs: ").encode())
+    with pytest.raises(UartOutputError, match="-DET_LOG_DUMP_OUTPUT=ON") as info:
+        parse_uart_outputs(text, [spec])
+    assert not info.value.lost

@@ -158,20 +158,18 @@ class SerialBoard:
         run_dir.mkdir(parents=True, exist_ok=True)
         program, magic = self._program(artifact, arrays, expected, run_dir)
         timeout = timeout_s or self.spec.run_timeout_s
-        with board_lock.held(
-            self.spec.name, self.settings.units, self.settings.lock_timeout_s
-        ) as lease:
-            held_from = time.time()
-            commands = (run_dir / COMMAND_LOG).open("a")
-            try:
+        with (run_dir / COMMAND_LOG).open("a") as commands:
+            # a firmware build can take minutes: not while holding a board
+            image, address = self._image(program, commands)
+            with board_lock.held(
+                self.spec.name, self.settings.units, self.settings.lock_timeout_s
+            ) as lease:
+                held_from = time.time()
                 self._ensure_firmware(lease, commands)
-                image, address = self._image(program, commands)
                 outcome = self._run_with_retries(
                     lease.unit, image, address, timeout, run_dir, artifact, magic, commands
                 )
-            finally:
-                commands.close()
-            held_s = time.time() - held_from
+                held_s = time.time() - held_from
         return dataclasses.replace(
             outcome,
             extra={
@@ -211,6 +209,9 @@ class SerialBoard:
         assert settings.build is not None  # checked by parse_serial
         digest = hashlib.sha256(program.read_bytes())
         digest.update("\0".join(settings.build.argv).encode())
+        tool = Path(settings.build.argv[0])
+        if tool.is_file():  # a changed build script makes a new firmware
+            digest.update(tool.read_bytes())
         folder = self.firmware_dir / digest.hexdigest()[:24]
         output = folder / "firmware.bin"
         folder.mkdir(parents=True, exist_ok=True)
@@ -321,6 +322,7 @@ class SerialBoard:
                         break
                 except LinkCorrupted as exc:
                     problems.append(f"link corrupted: {exc}")
+                    flashed = False  # the program may not be what was written: write it again
                     if attempt == attempts:
                         break
         text = runner_log.normalize_uart(log_path.read_bytes())
@@ -457,7 +459,7 @@ class SerialBoard:
             try:
                 exact = program_outputs(etdump.read_bytes(), debug.read_bytes())
             except EtdumpOutputError as exc:
-                raise LinkCorrupted(f"ETDump outputs: {exc}") from exc
+                raise ConfigError(f"board '{self.spec.name}': ETDump outputs: {exc}") from exc
             if len(exact) == len(specs):
                 return exact, "etdump"
         try:
