@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from harness.artifact import Artifact
 from harness.boards import Availability, Board, Fidelity, RunResult, make_board
-from harness.boardspec import BoardSpec, load_board_file, load_boards
+from harness.boardspec import BoardSpec, load_board_file, load_board_files, load_boards
 from harness.build import Builder
 from harness.cache import ArtifactCache
 from harness.compare import Comparison, compare_outputs, format_table
@@ -53,6 +53,7 @@ __all__ = [
     "compare_outputs",
     "format_table",
     "load_board_file",
+    "load_board_files",
     "load_boards",
     "make_board",
 ]
