@@ -105,6 +105,7 @@ def test_bundleio_runs_the_tests_inputs(
     assert flash["bytes"] == bpte.stat().st_size
     assert "--unit" in flash["argv"]
     assert flash["port"] == str(vboard.link)
+    assert facts["uart_log"] == str(tmp_path / "run" / "uart.log")
     log = (tmp_path / "run" / "uart.log").read_bytes()
     assert b"virtual-board boot ROM" in log
     assert b"#[RUN THIS]" in log

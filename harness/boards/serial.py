@@ -436,6 +436,7 @@ class SerialBoard:
             log=run.text,
             extra={
                 "uart_wall_s": wall_s,
+                "uart_log": str(log_path),
                 "attempts": attempt,
                 "outputs_from": source,
                 **({"pmu": pmu} if pmu else {}),
