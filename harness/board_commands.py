@@ -38,7 +38,7 @@ def run_board_command(
             out; the message names the board, the step and the command.
     """
     argv = command.render(values)
-    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+    if not tool_exists(argv[0]):
         hint = " (pip install pyocd)" if argv[0] == "pyocd" else ""
         raise InfrastructureError(
             f"board '{board}': the {what} command '{argv[0]}' is not installed or not on PATH{hint}"
@@ -83,6 +83,11 @@ def run_board_command(
             log_tail=text,
         )
     return argv, text, wall
+
+
+def tool_exists(program: str) -> bool:
+    """Whether a command's program is on PATH or is a path that exists."""
+    return shutil.which(program) is not None or os.path.exists(program)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -36,7 +36,13 @@ def lock_dir() -> Path:
     configured = os.environ.get("ET_HIL_LOCK_DIR")
     folder = Path(configured) if configured else Path(tempfile.gettempdir()) / "et-hil-locks"
     if not folder.exists():
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InfrastructureError(
+                f"cannot create the board lock folder {folder} ({exc.strerror}); "
+                "set ET_HIL_LOCK_DIR to a folder every user of the boards can write"
+            ) from exc
         if not configured:
             with contextlib.suppress(OSError):
                 folder.chmod(0o1777)
@@ -130,6 +136,11 @@ def acquire(
                 lock.acquire(timeout=0)
             except filelock.Timeout:
                 continue
+            except OSError as exc:  # a lock file another user made unwritable
+                raise InfrastructureError(
+                    f"board '{board}': cannot lock {lock.lock_file} ({exc.strerror}); "
+                    "set ET_HIL_LOCK_DIR to a folder every user of the boards can write"
+                ) from exc
             waited = time.monotonic() - started
             lease = Lease(unit, waited, time.time(), lock, _state_path(lock))
             lease.set_state(holder=_holder(board))

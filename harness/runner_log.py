@@ -230,17 +230,20 @@ def bundle_abort(text: str) -> bool:
     """Whether the run ended only because the runner's own BundleIO check failed:
     ``main()`` then asserts ``model_ok`` ("Problem running model"), which traps
     (hard fault, ``Application exit code: 1.``, EOT)."""
-    failed = any(r["result"] == "FAIL" for r in parse_bundle_result(text))
-    return failed and _PROBLEM_RUNNING in text
+    return _PROBLEM_RUNNING in text and _bundle_failed(text)
+
+
+def _bundle_failed(text: str) -> bool:
+    return any(verdict == "FAIL" for _, verdict in _BUNDLE_RESULT.findall(text))
 
 
 def uart_failures(text: str) -> list[LogFinding]:
     """Failure lines of a UART run, without the runner's own BundleIO mismatch
     verdict and the abort that follows it (the verdict is recorded by
     :func:`parse_bundle_result`; the harness judges the outputs itself)."""
-    if not any(r["result"] == "FAIL" for r in parse_bundle_result(text)):
+    if not _bundle_failed(text):
         return find_failures(text)
-    if bundle_abort(text):
+    if _PROBLEM_RUNNING in text:
         # from the "Problem running model" line on, it is the abort path
         text = text[: text.rfind("\n", 0, text.index(_PROBLEM_RUNNING)) + 1]
     return [f for f in find_failures(text) if not any(s in f.line for s in BUNDLE_MISMATCH_LINES)]

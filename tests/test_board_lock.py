@@ -130,3 +130,11 @@ def test_unit_status_says_who_holds_a_unit(tmp_path: Path) -> None:
     assert f"pid {os.getpid()}" in who
     lease.release()
     assert board_lock.unit_status(A, tmp_path) == (False, "free")
+
+
+def test_a_lock_file_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
+    # a directory where the lock file should be: open() fails even for root,
+    # as an unwritable file of another user fails for everyone else
+    board_lock.lock_path(A.port, tmp_path).mkdir()
+    with pytest.raises(InfrastructureError, match=r"board 'x': cannot lock .* set ET_HIL_LOCK_DIR"):
+        board_lock.acquire("x", [A], 0, tmp_path)

@@ -40,6 +40,7 @@ from harness.boards.base import (
 from harness.boardspec import BoardSpec
 from harness.elf import check_runner_elf
 from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunError, RunTimeout
+from harness.etdump import load_etdump
 
 # The harness's own deadline beyond the FVP's --timelimit: the FVP counts
 # simulated CPU time, and needs a moment to start and to stop.
@@ -207,24 +208,6 @@ def read_outputs(artifact: Artifact, run_dir: Path) -> list[npt.NDArray[Any]]:
         inverse = [order.index(d) for d in range(len(order))]
         outputs.append(np.ascontiguousarray(np.transpose(array, inverse)))
     return outputs
-
-
-def check_etdump(path: Path) -> None:
-    """Refuse an ETDump that does not parse.
-
-    Raises:
-        RunCrashed: the file is not a valid ETDump flatbuffer.
-    """
-    from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
-
-    try:
-        etdump = deserialize_from_etdump_flatcc(path.read_bytes())
-        if not etdump.run_data:
-            raise ValueError("no run data")
-    except Exception as exc:
-        raise RunCrashed(
-            f"{path.name} is not a valid ETDump ({type(exc).__name__}: {exc})"
-        ) from exc
 
 
 class FvpBoard(RunsGivenInputs):
@@ -452,7 +435,7 @@ class FvpBoard(RunsGivenInputs):
             (run_dir / name).write_bytes(payload)
         if etdump.exists():
             try:
-                check_etdump(etdump)
+                load_etdump(etdump)
             except RunCrashed as exc:
                 raise RunCrashed(
                     f"board '{self.spec.name}': {exc.message}", log_tail=tail, log_path=log_path

@@ -18,7 +18,7 @@ from typing import Any
 from harness.boards import wire
 
 
-def _load_runtime() -> Any:
+def load_runtime() -> Any:
     """Import torch and the runtime's C++ extension; register the quantized kernels.
 
     ``executorch.runtime`` and ``portable_lib`` would import ``executorch.exir``
@@ -72,7 +72,7 @@ def _run(runtime: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     """Serve requests until stdin closes."""
-    return wire.serve(_load_runtime, _run, "the ExecuTorch runtime")
+    return wire.serve(load_runtime, _run, "the ExecuTorch runtime")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy.typing as npt
 
 from harness import board_lock, runner_log
 from harness.artifact import Artifact
-from harness.board_commands import run_board_command
+from harness.board_commands import run_board_command, tool_exists
 from harness.boards.base import Availability, BoardOptions, Fidelity, RunResult, check_inputs_match
 from harness.boardspec import BoardSpec
 from harness.bundle import all_ones, write_bundle
@@ -48,6 +47,7 @@ from harness.errors import (
     RunError,
     RunTimeout,
 )
+from harness.etdump import EtdumpOutputError, load_etdump, program_outputs
 from harness.serial_config import SerialSettings, Unit, flash_command, parse_serial
 from harness.serial_link import PortLost, SerialLink, is_url, wait_for_port
 
@@ -105,7 +105,7 @@ class SerialBoard:
             if command is None:
                 continue
             tool = command.argv[0]
-            if shutil.which(tool) is None and not os.path.exists(tool):
+            if not tool_exists(tool):
                 hint = (
                     "pip install pyocd" if tool == "pyocd" else "install it or fix the board file"
                 )
@@ -412,16 +412,15 @@ class SerialBoard:
         for file_name, payload in files.items():
             (run_dir / Path(file_name).name).write_bytes(payload)
         etdump = run_dir / "etdump.bin"
+        dump = None
         if etdump.exists():
-            from harness.boards.fvp import check_etdump
-
             try:
-                check_etdump(etdump)
+                dump = load_etdump(etdump)  # parsed once: checked here, outputs below
             except RunCrashed as exc:
                 raise LinkCorrupted(exc.message) from exc
         debug = run_dir / "debug_buffer.bin"
         specs = artifact.metadata["program_io"]["outputs"]
-        outputs, source = self._outputs(run.text, specs, etdump, debug)
+        outputs, source = self._outputs(run.text, specs, dump, debug)
         pmu = runner_log.parse_pmu(run.text)
         bundle = runner_log.parse_bundle_result(run.text)
         return RunResult(
@@ -445,7 +444,7 @@ class SerialBoard:
         )
 
     def _outputs(
-        self, text: str, specs: Sequence[dict[str, Any]], etdump: Path, debug: Path
+        self, text: str, specs: Sequence[dict[str, Any]], dump: Any, debug: Path
     ) -> tuple[list[npt.NDArray[Any]], str]:
         """The outputs, and where they came from: the ETDump's output events when
         the firmware logged them (exact), else the UART ``Output`` lines.
@@ -454,11 +453,9 @@ class SerialBoard:
             LinkCorrupted: lines lost or garbled.
             ConfigError: outputs neither source can give.
         """
-        from harness.etdump_outputs import EtdumpOutputError, program_outputs
-
-        if etdump.exists() and debug.exists():
+        if dump is not None and debug.exists():
             try:
-                exact = program_outputs(etdump.read_bytes(), debug.read_bytes())
+                exact = program_outputs(dump, debug.read_bytes())
             except EtdumpOutputError as exc:
                 raise ConfigError(f"board '{self.spec.name}': ETDump outputs: {exc}") from exc
             if len(exact) == len(specs):

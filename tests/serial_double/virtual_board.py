@@ -199,17 +199,18 @@ class Firmware:
         magic = data[4:8].decode(errors="replace")
         self.log("I", "main", f"PTE @ 0x{address:x} [----{magic}]", 1523)
         bundled = magic == "BP08"
+        size = 268435456 if self.args.firmware_address is None else len(data)
+        self.log("I", "runner_init", f"PTE Model data loaded. Size: {size} bytes.", 688)
         if (bundled and not self.args.bundle_io) or magic not in ("ET12", "BP08"):
-            self.log("I", "runner_init", "Loading of program failed with error 0x23", 690)
+            # ET_CHECK_MSG(program_result.ok(), "Program loading failed @ %p: 0x%" PRIx32, ...)
             self.log(
                 "F",
                 "runner_init",
-                f"In function runner_init(), assert failed (status == Error::Ok): Program loading failed @ 0x{address:x}: 0x23",
-                691,
+                f"In function runner_init(), assert failed (program_result.ok()): Program loading failed @ 0x{address:x}: 0x23",
+                693,
             )
+            self.hard_fault()  # the abort path: et_pal_abort() traps
             return
-        size = 268435456 if self.args.firmware_address is None else len(data)
-        self.log("I", "runner_init", f"PTE Model data loaded. Size: {size} bytes.", 688)
         expected: list[Any] = []
         try:
             program = data
@@ -217,18 +218,15 @@ class Firmware:
                 program, bundle_inputs, expected = _bundle_contents(data)
             module = _C._load_for_executorch_from_buffer(program, enable_etdump=True)
         except RuntimeError as exc:
-            self.log(
-                "I",
-                "runner_init",
-                f"Loading of method forward failed with status 0x12 ({exc})",
-                870,
-            )
+            print(f"virtual board: load failed: {exc}", file=sys.stderr, flush=True)
+            self.log("I", "runner_init", "Loading of method forward failed with status 0x12", 870)
             self.log(
                 "F",
                 "runner_init",
                 "In function runner_init(), assert failed (status == Error::Ok): Loading of method forward failed",
                 874,
             )
+            self.hard_fault()
             return
         meta = module.method_meta("forward")
         self.log("I", "runner_init", "Model buffer loaded, has 1 methods", 699)
@@ -492,22 +490,16 @@ def _read(path: Path) -> bytes | None:
 
 
 def load_runtime() -> None:
-    """Import the ExecuTorch runtime once (the cost a real board never pays)."""
-    import importlib.util
-
+    """Import the ExecuTorch runtime once (the cost a real board never pays): the
+    host board's loader (quantized kernels registered), then the devtools the
+    first bundle and ETDump need."""
     import torch
-
-    spec = importlib.util.find_spec("executorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the virtual board needs executorch installed")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    libraries = sorted((root / "kernels" / "quantized").glob("**/*quantized_ops_aot_lib.*"))
-    if libraries:
-        torch.ops.load_library(str(libraries[0]))
-    from executorch.devtools.bundled_program import serialize  # noqa: F401  (first bpte fast)
+    from executorch.devtools.bundled_program import serialize  # noqa: F401
     from executorch.devtools.etdump import serialize as etdump_serialize  # noqa: F401
-    from executorch.extension.pybindings import _C  # noqa: F401
 
+    from harness.boards.host_worker import load_runtime as load_executorch_runtime
+
+    load_executorch_runtime()
     _TORCH_DTYPES.update(
         {
             0: torch.uint8,

@@ -1,4 +1,5 @@
-"""Exact program outputs from an ETDump and its debug buffer.
+"""ETDump files a board brought back: read once, refused when invalid, and
+their program outputs decoded exactly.
 
 Firmware built with ``-DET_DUMP_OUTPUTS=ON`` logs each program output into the
 ETDump as a debug event (``debug_entry.output`` set) whose tensor bytes sit in
@@ -9,10 +10,13 @@ the debug buffer at ``offset``. Over a UART these arrive as the base64
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from harness.errors import RunCrashed
 
 # executorch ScalarType codes (exir/scalar_type.py) -> numpy
 _DTYPES = {
@@ -32,17 +36,33 @@ class EtdumpOutputError(ValueError):
     """The ETDump's output events cannot be decoded (dtype, or a short buffer)."""
 
 
-def program_outputs(etdump: bytes, debug_buffer: bytes) -> list[npt.NDArray[Any]]:
-    """The outputs logged in the ETDump's last run, in order (empty when the
-    firmware logged none).
+def load_etdump(path: Path) -> Any:
+    """The ETDump at ``path``, parsed (devtools' ``ETDumpFlatCC``).
+
+    Raises:
+        RunCrashed: the file is not a valid ETDump flatbuffer, or holds no run.
+    """
+    from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
+
+    try:
+        etdump = deserialize_from_etdump_flatcc(path.read_bytes())
+        if not etdump.run_data:
+            raise ValueError("no run data")
+    except Exception as exc:  # flatc and the schema raise assorted types
+        raise RunCrashed(
+            f"{path.name} is not a valid ETDump ({type(exc).__name__}: {exc})"
+        ) from exc
+    return etdump
+
+
+def program_outputs(dump: Any, debug_buffer: bytes) -> list[npt.NDArray[Any]]:
+    """The outputs logged in a parsed ETDump's last run (:func:`load_etdump`),
+    in order; empty when the firmware logged none.
 
     Raises:
         EtdumpOutputError: an output that is not a tensor, of a dtype numpy
             lacks (bfloat16), or that lies outside the debug buffer.
     """
-    from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
-
-    dump = deserialize_from_etdump_flatcc(etdump)
     if not dump.run_data:
         return []
     outputs: list[npt.NDArray[Any]] = []
