@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from harness import signals
 from harness.errors import InfrastructureError
 from harness.serial_config import Command
 
@@ -51,6 +52,7 @@ def run_board_command(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=signals.die_with_parent(),  # even if we are SIGKILLed
         )
     except OSError as exc:
         raise InfrastructureError(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import artifact as artifact_files
+from harness import op_libraries
 from harness.artifact import Artifact
 from harness.cache import ArtifactCache
 from harness.errors import BuildError
@@ -90,6 +91,46 @@ def run_eager(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> list[to
         ) from exc
     flat, _ = torch.utils._pytree.tree_flatten(out)
     return [t for t in flat if isinstance(t, torch.Tensor)]
+
+
+def check_program_outputs(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> None:
+    """Refuse, by name, models whose outputs an ExecuTorch program cannot return.
+
+    Raises:
+        BuildError: a ``None`` or other non-tensor output (naming where it sits in
+            the output structure), or no tensor output at all.
+    """
+    import torch
+
+    with torch.no_grad():
+        try:
+            out = model(*inputs)
+        except Exception:  # run_eager reports it, with the inputs' shapes
+            run_eager(model, inputs)
+            raise
+    leaves, _ = torch.utils._pytree.tree_flatten_with_path(out)
+    for path, value in leaves:
+        if not isinstance(value, torch.Tensor):
+            where = torch.utils._pytree.keystr(path) or "the output"
+            raise BuildError(
+                f"model '{model_name(model)}' returns {type(value).__name__} at output{where}; "
+                "an ExecuTorch program returns tensors only. Return a tensor there, or leave "
+                "it out of forward()'s result"
+            )
+    if not leaves:
+        raise BuildError(
+            f"model '{model_name(model)}' returns no tensors ({type(out).__name__}); "
+            "a program needs at least one output tensor to be run and compared"
+        )
+
+
+def quantized_nodes(graph_module: Any) -> int:
+    """How many quantize operators PT2E put into a converted graph."""
+    return sum(
+        1
+        for node in graph_module.graph.nodes
+        if node.op == "call_function" and _op_name(node).split(".")[-1].startswith("quantize_per_")
+    )
 
 
 def export_model(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Any:
@@ -399,16 +440,31 @@ class Builder:
         def build_into(folder: Path) -> None:
             self.builds += 1
             t0 = time.perf_counter()
-            run_eager(model, inputs)
+            check_program_outputs(model, inputs)
             exported = export_model(model, inputs)
             scales: list[float | None] = [None] * len(output_specs(exported))
+            reference_namespaces: list[str] = []
+            applied, skipped = config, None
             if config is not None:
                 import torch
 
                 fake_quant = quantize_model(exported, compile_target, config, calib, name)
-                exported = export_model(fake_quant, inputs)
-                torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
-                scales = output_scales(exported)
+                if quantized_nodes(fake_quant) == 0:
+                    # Nothing the quantizer knows was found: the "int8" program would
+                    # be the float one. Build that, and say so instead of calling it
+                    # quantized.
+                    applied = None
+                    skipped = (
+                        f"quantize='{config.scheme}' requested, but the {compile_target.name} "
+                        "quantizer found nothing to quantize in this model: it was built and "
+                        "is compared as a float program"
+                    )
+                else:
+                    exported = export_model(fake_quant, inputs)
+                    torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
+                    # What a fresh process must register to load that file (op_libraries).
+                    reference_namespaces = op_libraries.namespaces_of(exported.graph_module)
+                    scales = output_scales(exported)
             graph_hash = hashlib.sha256(str(exported.graph).encode()).hexdigest()
             lowered = lower_and_serialize(exported, compile_target, folder, name)
             artifact_files.write_metadata(
@@ -417,11 +473,14 @@ class Builder:
                     "model": name,
                     "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
                     "target": compile_target.name,
-                    "quantization": config.as_dict() if config else None,
+                    "quantization": applied.as_dict() if applied else None,
+                    "quantization_requested": config.as_dict() if config else None,
+                    "quantization_skipped": skipped,
                     "versions": versions,
                     "input_specs": input_specs(inputs),
                     "output_specs": output_specs(exported),
                     "output_scales": scales,
+                    "reference_op_namespaces": reference_namespaces,
                     **lowered,
                     "pte_bytes": (folder / artifact_files.PTE_NAME).stat().st_size,
                     "graph_sha256": graph_hash,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from harness import dim_order
 from harness.artifact import Artifact
 from harness.errors import BuildError
 
@@ -38,7 +39,6 @@ def write_bundle(
     Raises:
         BuildError: the bundle cannot be made (names the model).
     """
-    import torch
     from executorch.devtools.bundled_program.config import MethodTestCase, MethodTestSuite
     from executorch.devtools.bundled_program.core import BundledProgram
     from executorch.devtools.bundled_program.serialize import (
@@ -53,9 +53,20 @@ def write_bundle(
     if path.exists():
         return path
     try:
+        # Bundled tensors keep their bytes in memory order and their dim order, and
+        # the runtime copies the bytes as they are: lay each out as the program does.
+        io = artifact.metadata.get("program_io") or {}
+        in_orders = [spec.get("dim_order") for spec in io.get("inputs", [])]
+        out_orders = [spec.get("dim_order") for spec in io.get("outputs", [])]
         case = MethodTestCase(
-            inputs=[torch.from_numpy(np.array(a)) for a in inputs],
-            expected_outputs=[torch.from_numpy(np.array(a)) for a in expected],
+            inputs=[
+                dim_order.strided_tensor(a, in_orders[k] if k < len(in_orders) else None)
+                for k, a in enumerate(inputs)
+            ],
+            expected_outputs=[
+                dim_order.strided_tensor(a, out_orders[k] if k < len(out_orders) else None)
+                for k, a in enumerate(expected)
+            ],
         )
         bundle = BundledProgram(
             None, [MethodTestSuite(method_name=METHOD, test_cases=[case])], str(artifact.pte_path)

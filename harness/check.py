@@ -17,6 +17,8 @@ from harness.boards.base import Board, RunResult, as_numpy
 from harness.build import Builder, run_eager, validate_inputs
 from harness.compare import Comparison, compare_outputs, format_table
 from harness.quantization import QuantConfig
+from harness.quiet import third_party_warnings_silenced
+from harness.repro import Tolerances, save_case
 from harness.tolerance import Tolerance
 
 if TYPE_CHECKING:
@@ -32,12 +34,16 @@ class CheckResult:
         run: the board's result.
         comparisons: against the fake-quant reference (quantized programs) and eager float.
         timings: seconds spent per stage in this process.
+        repro_dir: the repro folder left by a failed check (see :mod:`harness.repro`).
+        repro_error: why no repro folder could be left, if so.
     """
 
     artifact: Artifact
     run: RunResult
     comparisons: tuple[Comparison, ...]
     timings: Mapping[str, float]
+    repro_dir: Path | None = None
+    repro_error: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -50,21 +56,58 @@ class CheckResult:
 
 
 @functools.lru_cache(maxsize=32)
-def _load_reference(path: str) -> Any:
+def _load_reference(path: str, namespaces: tuple[str, ...], model: str) -> Any:
+    """The saved fake-quant program, loaded the same way in every process.
+
+    The operator namespaces it uses are registered first (see
+    :mod:`harness.op_libraries`); an artifact from an older harness that did not
+    record them is helped by registering what torch reports it could not resolve.
+    """
     import torch
 
-    # Defines the quantized_decomposed operators the saved program refers to
-    # (cheap; torchao's pt2e package would define them too, at ~1 s import).
-    import torch.ao.quantization.fx._decomposed
+    from harness import op_libraries
+    from harness.errors import BuildError
 
-    return torch.export.load(path).module()
+    def unknown(namespace: str) -> BuildError:
+        return BuildError(
+            f"model '{model}': the fake-quant reference {path} uses operators of namespace "
+            f"'{namespace}', which et-hil does not know how to register "
+            f"(known: {', '.join(sorted(op_libraries.REGISTRIES))}); please report it"
+        )
+
+    try:
+        op_libraries.register(("quantized_decomposed", *namespaces))
+    except op_libraries.UnknownNamespace as exc:
+        raise unknown(str(exc)) from exc
+    tried: set[str] = set()
+    while True:
+        try:
+            return torch.export.load(path).module()
+        except Exception as exc:  # torch's deserializer raises assorted types
+            namespace = op_libraries.unresolved_namespace(exc)
+            if namespace is None or namespace in tried:
+                raise BuildError(
+                    f"model '{model}': cannot load the fake-quant reference {path}: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}. "
+                    "Rebuild it (--no-cache, or 'et-hil cache clear')"
+                ) from exc
+            tried.add(namespace)
+            try:
+                op_libraries.register([namespace])
+            except op_libraries.UnknownNamespace as unknown_exc:
+                raise unknown(namespace) from unknown_exc
 
 
 def fake_quant_outputs(artifact: Artifact, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Outputs of the artifact's fake-quant reference (the PT2E-converted model)."""
     if artifact.reference_path is None:
         raise ValueError(f"artifact {artifact.key[:12]} is not quantized: no fake-quant reference")
-    return run_eager(_load_reference(str(artifact.reference_path)), inputs)
+    reference = _load_reference(
+        str(artifact.reference_path),
+        tuple(artifact.metadata.get("reference_op_namespaces") or ()),
+        artifact.model_name,
+    )
+    return run_eager(reference, inputs)
 
 
 def _to_numpy(tensors: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
@@ -88,10 +131,37 @@ def preflight(artifact: Artifact, board: Board, *, require_full_delegation: bool
             f"board '{board.spec.name}' requires full delegation, but model "
             f"'{artifact.model_name}' leaves these ops to the CPU: {ops}"
         )
-    if problems := fit_problems(artifact, board.spec.memory):
+    # Checked against the memory the board's runner mode really puts the program in.
+    if problems := fit_problems(artifact, board.spec):
         raise FitError(
             f"model '{artifact.model_name}' does not fit board '{board.spec.name}' "
             f"(checked before running): {'; '.join(problems)}"
+        )
+
+
+def build_for_board(
+    builder: Builder,
+    board: Board,
+    model: torch.nn.Module,
+    inputs: Any,
+    *,
+    quantize: bool | str | QuantConfig | None = None,
+    calibration: Sequence[Sequence[torch.Tensor]] | None = None,
+) -> Artifact:
+    """Build (or find in the cache) ``model``'s program for ``board``'s target.
+
+    Raises:
+        BuildError: the model, inputs or target are at fault; the message names them.
+    """
+    with third_party_warnings_silenced():
+        return builder.build(
+            model,
+            inputs,
+            target=board.spec.target,
+            board=board.spec.name,
+            quantize=quantize,
+            calibration=calibration,
+            vela=board.spec.sections.get("vela"),
         )
 
 
@@ -109,8 +179,14 @@ def check_model(
     vs_float: Tolerance | None = None,
     debug_buffer_size: int = 0,
     timeout_s: float | None = None,
+    require_full_delegation: bool | None = None,
+    repro_dir: Path | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
+
+    The whole pipeline as one call; the plugin's ``et_check`` runs the same
+    three steps (:func:`build_for_board`, :func:`preflight`,
+    :func:`run_and_compare`) and records each.
 
     Args:
         builder: builds (or finds) the artifact.
@@ -126,22 +202,21 @@ def check_model(
         vs_float: limits of a quantized program against eager float.
         debug_buffer_size: bytes for intermediate outputs in the ETDump (0: off).
         timeout_s: time limit of the run (default: the board file's).
+        require_full_delegation: fail when ops stay on the CPU (default: the board
+            file's); not applicable, and ignored, on targets without a delegate.
+        repro_dir: where to leave a repro folder when the check fails (none: no folder).
 
     Raises:
         BuildError, RunError, ConfigError: no result could be produced.
     """
     t0 = time.perf_counter()
-    artifact = builder.build(
-        model,
-        inputs,
-        target=board.spec.target,
-        board=board.spec.name,
-        quantize=quantize,
-        calibration=calibration,
-        vela=board.spec.sections.get("vela"),
+    artifact = build_for_board(
+        builder, board, model, inputs, quantize=quantize, calibration=calibration
     )
     artifact_s = time.perf_counter() - t0
-    preflight(artifact, board, require_full_delegation=board.spec.require_full_delegation)
+    if require_full_delegation is None:
+        require_full_delegation = board.spec.require_full_delegation
+    preflight(artifact, board, require_full_delegation=require_full_delegation)
     result = run_and_compare(
         board,
         artifact,
@@ -152,8 +227,57 @@ def check_model(
         vs_float=vs_float,
         debug_buffer_size=debug_buffer_size,
         timeout_s=timeout_s,
+        repro_dir=repro_dir,
     )
     return dataclasses.replace(result, timings={"artifact_s": artifact_s, **result.timings})
+
+
+def resolve_tolerances(
+    board: Board,
+    artifact: Artifact,
+    tolerance: Tolerance | None = None,
+    vs_float: Tolerance | None = None,
+) -> Tolerances:
+    """The limits a check applies: the given ones, else the board file's."""
+    policy = board.spec.tolerance
+    main = tolerance or (policy.quantized if artifact.quantized else policy.float)
+    return Tolerances(
+        main=main, vs_float=vs_float or policy.quantized_vs_float, fallback=policy.float
+    )
+
+
+def compare_with_references(
+    outputs: Sequence[Any],
+    references: Mapping[str, Sequence[Any]],
+    artifact: Artifact,
+    tolerances: Tolerances,
+) -> tuple[Comparison, ...]:
+    """Judge a board's outputs: a quantized program against its fake-quant reference
+    (in LSB of each output's scale) and, for signal quality, against eager float;
+    a float program against eager float."""
+    if "fake_quant" in references:
+        return (
+            compare_outputs(
+                outputs,
+                references["fake_quant"],
+                tolerances.main,
+                reference_name="fake_quant",
+                scales=artifact.output_scales,
+                fallback=tolerances.fallback,
+            ),
+            compare_outputs(
+                outputs,
+                references["eager_float"],
+                tolerances.vs_float,
+                reference_name="eager_float",
+                scales=artifact.output_scales,
+            ),
+        )
+    return (
+        compare_outputs(
+            outputs, references["eager_float"], tolerances.main, reference_name="eager_float"
+        ),
+    )
 
 
 def run_and_compare(
@@ -167,13 +291,22 @@ def run_and_compare(
     vs_float: Tolerance | None = None,
     debug_buffer_size: int = 0,
     timeout_s: float | None = None,
+    repro_dir: Path | None = None,
+    test: str | None = None,
+    repro_owner: tuple[Path, str] | None = None,
 ) -> CheckResult:
     """Run a built artifact on ``board`` and compare it with the eager ``reference``
     (and with the artifact's fake-quant reference when it is quantized).
 
+    When the run fails or the outputs differ and ``repro_dir`` is given, a repro
+    folder is left there (:mod:`harness.repro`): the result's ``repro_dir``, or
+    the raised error's ``repro_dir`` attribute, names it.
+
     Raises:
         RunError, ConfigError: no result could be produced.
     """
+    from harness.errors import RunError
+
     timings: dict[str, float] = {}
     tensors = validate_inputs(reference, inputs)
     note = None
@@ -190,51 +323,64 @@ def run_and_compare(
         warnings.warn(note, stacklevel=2)
 
     t0 = time.perf_counter()
-    policy = board.spec.tolerance
-    eager = _to_numpy(run_eager(reference.eval(), tensors))
-    fake_quant = _to_numpy(fake_quant_outputs(artifact, tensors)) if artifact.quantized else None
+    with third_party_warnings_silenced():
+        references = {"eager_float": _to_numpy(run_eager(reference.eval(), tensors))}
+        if artifact.quantized:
+            fake_quant = _to_numpy(fake_quant_outputs(artifact, tensors))
+            references = {"fake_quant": fake_quant, **references}
     timings["reference_s"] = time.perf_counter() - t0
+    tolerances = resolve_tolerances(board, artifact, tolerance, vs_float)
+    arrays = _to_numpy(tensors)
+
+    def keep_repro(outputs: Sequence[Any] | None, failure_class: str, message: str) -> Path | None:
+        if repro_dir is None:
+            return None
+        return save_case(
+            repro_dir,
+            artifact=artifact,
+            spec=board.spec,
+            inputs=arrays,
+            references=references,
+            tolerances=tolerances,
+            outputs=outputs,
+            run_dir=run_dir,
+            failure_class=failure_class,
+            message=message,
+            test=test,
+            timeout_s=timeout_s,
+            debug_buffer_size=debug_buffer_size,
+            owner=repro_owner,
+        )
 
     t0 = time.perf_counter()
-    run = board.run(
-        artifact,
-        _to_numpy(tensors),
-        run_dir=run_dir,
-        timeout_s=timeout_s,
-        debug_buffer_size=debug_buffer_size,
-        expected=fake_quant if fake_quant is not None else eager,
-    )
+    try:
+        run = board.run(
+            artifact,
+            arrays,
+            run_dir=run_dir,
+            timeout_s=timeout_s,
+            debug_buffer_size=debug_buffer_size,
+            expected=next(iter(references.values())),
+        )
+    except RunError as exc:
+        try:
+            if kept := keep_repro(None, str(exc.failure_class), exc.message):
+                exc.kept_in(run_dir, kept)
+        except OSError as copy_exc:  # the failure matters more than its repro copy
+            exc.repro_error = f"could not keep a repro folder: {copy_exc}"
+        raise
     timings["run_s"] = time.perf_counter() - t0
     if note:
         run = dataclasses.replace(run, extra={**run.extra, "inputs": note})
 
     t0 = time.perf_counter()
-    comparisons = []
-    if fake_quant is not None:
-        comparisons.append(
-            compare_outputs(
-                run.outputs,
-                fake_quant,
-                tolerance or policy.quantized,
-                reference_name="fake_quant",
-                scales=artifact.output_scales,
-                fallback=policy.float,
-            )
-        )
-        comparisons.append(
-            compare_outputs(
-                run.outputs,
-                eager,
-                vs_float or policy.quantized_vs_float,
-                reference_name="eager_float",
-                scales=artifact.output_scales,
-            )
-        )
-    else:
-        comparisons.append(
-            compare_outputs(
-                run.outputs, eager, tolerance or policy.float, reference_name="eager_float"
-            )
-        )
+    comparisons = compare_with_references(run.outputs, references, artifact, tolerances)
     timings["compare_s"] = time.perf_counter() - t0 + timings.pop("reference_s")
-    return CheckResult(artifact, run, tuple(comparisons), timings)
+    result = CheckResult(artifact, run, comparisons, timings)
+    if not result.passed:
+        try:
+            kept = keep_repro(run.outputs, "numeric_mismatch", result.table(only_failed=True))
+        except OSError as copy_exc:
+            kept, result = None, dataclasses.replace(result, repro_error=str(copy_exc))
+        result = dataclasses.replace(result, repro_dir=kept)
+    return result

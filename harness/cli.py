@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.boards import make_board
-from harness.boardspec import load_boards
+from harness.boards import Availability, Board, BoardOptions, make_board
+from harness.boardspec import BoardSpec, load_boards, resolve_board_names
 from harness.cache import default_cache_dir
-from harness.errors import ConfigError
+from harness.elf import CPU_ARCH_NAMES, check_runner_elf
+from harness.errors import ConfigError, HarnessError
 from harness.versions import installed_version
+
+if TYPE_CHECKING:
+    from harness.boards.fvp import FvpBoard
 
 # The stack this version is built and tested against.
 PINNED = {
@@ -32,17 +39,62 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
+def _cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.build_cache or default_cache_dir())
+
+
+def _board_options(
+    args: argparse.Namespace, boards: Mapping[str, BoardSpec], selected: Sequence[str]
+) -> dict[str, BoardOptions]:
+    """Each board's options as a pytest run would set them from the environment, plus
+    ``--runner-elf [BOARD=]PATH`` (without ``BOARD=`` it applies to every selected board).
+
+    Raises:
+        ConfigError: ``--runner-elf`` names an unknown board.
+    """
+    elves: dict[str, Path] = {}
+    for value in getattr(args, "runner_elf", None) or ():
+        name, sep, path = value.rpartition("=")
+        if sep and name not in boards:
+            raise ConfigError(f"--runner-elf {value}: unknown board '{name}'")
+        for target in [name] if sep else selected:
+            elves[target] = Path(path).expanduser().resolve()
+    fvp_dir = os.environ.get("ET_HIL_FVP_DIR")
+    common = BoardOptions(
+        fvp_dir=Path(fvp_dir) if fvp_dir else None,
+        fvp_image=os.environ.get("ET_HIL_FVP_IMAGE"),
+        docker_env=tuple(n for n in os.environ.get("ET_HIL_DOCKER_ENV", "").split(",") if n),
+        cache_dir=_cache_dir(args).expanduser().resolve(),
+    )
+    return {name: dataclasses.replace(common, runner_elf=elves.get(name)) for name in boards}
+
+
+def _make_boards(
+    args: argparse.Namespace, boards: Mapping[str, BoardSpec], names: Sequence[str]
+) -> dict[str, Board]:
+    """The board objects of ``names``, with their options (logs go to a temp folder)."""
+    options = _board_options(args, boards, names)
+    work_dir = Path(tempfile.gettempdir()) / "et-hil-cli"
+    return {name: make_board(boards[name], work_dir, options[name]) for name in names}
+
+
+def _why_not(availability: Availability) -> str:
+    """A board's reasons and fixes, as pytest's skip message puts them."""
+    if availability.ok:
+        return ""
+    hint = f" (to fix: {availability.hint})" if availability.hint else ""
+    return availability.reason + hint
+
+
 def cmd_boards(args: argparse.Namespace) -> int:
     """List known boards and whether each can run on this machine."""
     boards = load_boards(args.board_file)
-    work_dir = Path(tempfile.gettempdir()) / "et-hil-cli"
     rows = [("board", "kind", "target", "runs here", "why not / how to fix")]
-    for name, spec in sorted(boards.items()):
-        availability = make_board(spec, work_dir).availability()
-        note = "" if availability.ok else availability.reason
-        if availability.hint:
-            note += f"; {availability.hint}"
-        rows.append((name, spec.kind, spec.target, "yes" if availability.ok else "no", note))
+    for name, board in _make_boards(args, boards, sorted(boards)).items():
+        availability = board.availability()
+        runs = "yes" if availability.ok else "no"
+        spec = boards[name]
+        rows.append((name, spec.kind, spec.target, runs, _why_not(availability)))
     print(_table(rows))
     return 0
 
@@ -58,7 +110,10 @@ def cmd_units(args: argparse.Namespace) -> int:
             continue
         for unit in parse_serial(spec.sections.get("serial"), spec.path).units:
             present = "://" in unit.port or Path(unit.port).exists()
-            _, who = board_lock.unit_status(unit)
+            try:
+                _, who = board_lock.unit_status(unit)
+            except OSError as exc:  # e.g. a lock folder this user may not write
+                who = f"unknown ({exc.strerror or exc})"
             rows.append((name, unit.name, unit.port, "yes" if present else "no", who))
     if len(rows) == 1:
         print("no serial boards (add a board file with --board-file)")
@@ -73,9 +128,9 @@ def _check(ok: bool | None, what: str, detail: str) -> tuple[str, str, str]:
     return status, what, detail
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check this machine: Python, the pinned stack, the cache, boards, Docker, FVPs."""
-    rows = [("status", "check", "detail")]
+def _basic_checks(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """What every use needs: Python, the pinned stack, a writable cache."""
+    rows = []
     py_ok = sys.version_info[:2] == (3, 11)
     rows.append(
         _check(py_ok, "python", f"{sys.version.split()[0]}" + ("" if py_ok else " (need 3.11)"))
@@ -89,41 +144,111 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             rows.append(
                 _check(same or None, dist, version + ("" if same else f" (tested with {pinned})"))
             )
-    cache = args.build_cache or default_cache_dir()
+    cache = _cache_dir(args)
     try:
-        Path(cache).mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=cache):
             pass
         rows.append(_check(True, "build cache", f"{cache} writable"))
     except OSError as exc:
         rows.append(_check(False, "build cache", f"{cache}: {exc.strerror}; set ET_HIL_CACHE_DIR"))
-    try:
-        boards = load_boards(args.board_file)
-        work_dir = Path(tempfile.gettempdir()) / "et-hil-cli"
-        for name, spec in sorted(boards.items()):
-            a = make_board(spec, work_dir).availability()
-            detail = "can run here" if a.ok else f"{a.reason}; {a.hint}".rstrip("; ")
-            # Only the host board is required; others are optional equipment.
-            rows.append(_check(a.ok if name == "host" else (a.ok or None), f"board {name}", detail))
-    except ConfigError as exc:
-        rows.append(_check(False, "board files", str(exc)))
-    rows.append(_docker_check())
-    for fvp in (
-        "FVP_Corstone_SSE-300_Ethos-U55",
-        "FVP_Corstone_SSE-300_Ethos-U65",
-        "FVP_Corstone_SSE-320",
-    ):
-        path = shutil.which(fvp)
-        rows.append(
-            _check(
-                True if path else None,
-                fvp,
-                path or "not on PATH (Arm FVP, EULA download; see README 'Corstone FVPs')",
+    return rows
+
+
+def _fvp_checks(fvp_boards: Sequence[FvpBoard]) -> list[tuple[str, str, str]]:
+    """The FVP binaries these boards' platform files name, on this machine."""
+    from harness.boards.fvp import LocalFvpExecutor
+
+    rows = []
+    platforms = {board.platform.name: board.platform for board in fvp_boards}
+    fvp_dir = os.environ.get("ET_HIL_FVP_DIR")
+    local = LocalFvpExecutor(Path(fvp_dir) if fvp_dir else None)
+    for platform in platforms.values():
+        wanted = f"platform {platform.name}: FVP {platform.version}"
+        if local.availability(platform).ok:
+            found = local.executable(platform)
+            rows.append(_check(True, platform.executable, f"{found} ({wanted})"))
+        else:
+            where = "ET_HIL_FVP_DIR or PATH" if fvp_dir else "PATH"
+            detail = (
+                f"FVP {platform.version} not on {where} (optional: Arm EULA download, "
+                "README 'Corstone FVPs'; or FVPs in Docker)"
             )
+            rows.append(_check(None, platform.executable, detail))
+    return rows
+
+
+def _runner_elf_check(board: FvpBoard, runs: bool, required: bool) -> tuple[str, str, str]:
+    """The runner ELF an FVP board is configured with: present, and built for its CPU.
+
+    Checked whether or not the FVP is there, so that one look names all that is missing.
+    """
+    what = f"runner ELF {board.spec.name}"
+    bad = False if required else None
+    elf = board.runner_elf
+    cpu = board.spec.cpu or board.platform.cpu
+    if elf is None:
+        if runs:  # the board runs without one: the FVP image brings its own runner
+            return _check(True, what, "none configured; the FVP image's own runner")
+        return _check(
+            bad,
+            what,
+            "none configured: build arm_executor_runner (README 'Runner ELFs'), then set "
+            f"[fvp] runner_elf or --runner-elf {board.spec.name}=PATH",
         )
+    if not elf.exists():
+        return _check(bad, what, f"{elf} does not exist")
+    try:
+        info = check_runner_elf(elf, cpu, board.spec.name)
+    except ConfigError as exc:
+        return _check(bad, what, str(exc))
+    built_for = info.cpu_name or CPU_ARCH_NAMES.get(info.cpu_arch or -1, "an Arm CPU")
+    return _check(True, what, f"{elf} (built for {built_for}, fits {cpu})")
+
+
+def _summary(verdicts: Mapping[str, Availability]) -> str:
+    """One line naming the boards that can run here and, with reasons, those that cannot."""
+    ready = [name for name, a in verdicts.items() if a.ok]
+    blocked = [f"{name} ({a.reason})" for name, a in verdicts.items() if not a.ok]
+    parts = [f"ready for: {', '.join(ready)}"] if ready else []
+    if blocked:
+        lead = "cannot run here: " if ready else "no board can run here: "
+        parts.append(lead + ", ".join(blocked))
+    return "; ".join(parts)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check this machine: Python, the pinned stack, the cache, Docker, FVPs, each board
+    and its runner ELF.
+
+    Exit status 1 when a basic check fails (Python, the pinned stack, the cache, the
+    host board) or, with ``--board``, when a named board cannot run here.
+    """
+    from harness.boards.fvp import FvpBoard
+
+    boards = load_boards(args.board_file)
+    named = resolve_board_names(args.board, boards)
+    # Boards are made before anything is printed: a bad board file is a usage error.
+    made = _make_boards(args, boards, named or sorted(boards))
+    fvp_boards = [b for b in made.values() if isinstance(b, FvpBoard)]
+    rows = [("status", "check", "detail"), *_basic_checks(args), _docker_check()]
+    rows += _fvp_checks(fvp_boards)
+    verdicts: dict[str, Availability] = {}
+    for name, board in made.items():
+        availability = verdicts[name] = board.availability()
+        # Without --board only the host board is required; others are optional equipment.
+        required = name in named if named else name == "host"
+        ok = True if availability.ok else (False if required else None)
+        detail = "can run here" if availability.ok else _why_not(availability)
+        rows.append(_check(ok, f"board {name}", detail))
+        if isinstance(board, FvpBoard):
+            rows.append(_runner_elf_check(board, availability.ok, required))
     print(_table(rows))
+    print()
     failed = any(r[0] == "FAIL" for r in rows[1:])
-    print("\n" + ("problems found: fix the FAIL lines above" if failed else "ready"))
+    if failed:
+        print("problems found: fix the FAIL lines above")
+    print(_summary(verdicts))
     return 1 if failed else 0
 
 
@@ -145,7 +270,7 @@ def _docker_check() -> tuple[str, str, str]:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Show or clear the artifact cache."""
-    root = Path(args.build_cache or default_cache_dir())
+    root = _cache_dir(args)
     entries = list((root / "entries").glob("*/*")) if root.exists() else []
     if args.action == "clear":
         # Only what the cache made: the root may be a folder the user also uses,
@@ -218,41 +343,107 @@ def cmd_docker(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``et-hil``."""
-    parser = argparse.ArgumentParser(
-        prog="et-hil", description="ExecuTorch hardware-in-the-loop test harness"
-    )
+def _global_options(parser: argparse.ArgumentParser, suffix: str = "") -> None:
+    """``--board-file`` and ``--build-cache``, which every subcommand takes.
+
+    Given after the subcommand they go to their own ``*_after`` names: argparse copies
+    the subcommand's namespace over the main one, which would drop values given before.
+    """
     parser.add_argument(
         "--board-file",
+        dest="board_file" + suffix,
         action="append",
         default=[],
         metavar="PATH",
-        help="also load this board file (repeatable)",
+        help="also load this board or lab file (repeatable)",
     )
-    parser.add_argument("--build-cache", metavar="DIR", help="artifact cache folder")
+    parser.add_argument(
+        "--build-cache",
+        dest="build_cache" + suffix,
+        metavar="DIR",
+        help="artifact cache folder (default: $ET_HIL_CACHE_DIR, then ~/.cache/et-hil)",
+    )
+
+
+def _runner_elf_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runner-elf",
+        action="append",
+        default=[],
+        metavar="[BOARD=]PATH",
+        help="runner ELF of an FVP board, as pytest's --runner-elf (repeatable)",
+    )
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    """Rerun one failed check from its repro folder: exit 0 when it passes now."""
+    from harness import repro
+
+    return repro.main(args.folder, args.board, args.board_file)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="et-hil", description="ExecuTorch hardware-in-the-loop test harness"
+    )
+    _global_options(parser)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suffix="_after")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("boards", help="list boards and whether they can run here").set_defaults(
-        func=cmd_boards
+    boards = sub.add_parser(
+        "boards", parents=[common], help="list boards and whether they can run here"
     )
-    sub.add_parser("doctor", help="check this machine").set_defaults(func=cmd_doctor)
+    _runner_elf_option(boards)
+    boards.set_defaults(func=cmd_boards)
+    doctor = sub.add_parser("doctor", parents=[common], help="check this machine")
+    doctor.add_argument(
+        "--board",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="check only this board, and fail when it cannot run here (repeatable)",
+    )
+    _runner_elf_option(doctor)
+    doctor.set_defaults(func=cmd_doctor)
     sub.add_parser(
-        "units", help="serial boards' units: present, free or held, and by whom"
+        "units", parents=[common], help="serial boards' units: present, free or held, and by whom"
     ).set_defaults(func=cmd_units)
-    cache = sub.add_parser("cache", help="show or clear the artifact cache")
+    cache = sub.add_parser("cache", parents=[common], help="show or clear the artifact cache")
     cache.add_argument("action", choices=("info", "clear"), nargs="?", default="info")
     cache.set_defaults(func=cmd_cache)
-    docker_cmd = sub.add_parser("docker", help="build the FVP image; reap leftover containers")
+    docker_cmd = sub.add_parser(
+        "docker", parents=[common], help="build the FVP image; reap leftover containers"
+    )
     docker_cmd.add_argument("action", choices=("build", "reap"))
     docker_cmd.add_argument("--accept-eula", action="store_true", help="accept Arm's EULA")
     docker_cmd.add_argument("--tag", help="image tag (default: the versioned et-hil-fvp tag)")
     docker_cmd.set_defaults(func=cmd_docker)
-    args = parser.parse_args(argv)
+    repro_cmd = sub.add_parser(
+        "repro",
+        parents=[common],
+        help="rerun a failed check from its repro folder and print the verdict",
+    )
+    repro_cmd.add_argument("folder", help="the repro folder a failure message names")
+    repro_cmd.add_argument(
+        "--board", metavar="NAME", help="rerun on this board instead of the one that failed"
+    )
+    repro_cmd.set_defaults(func=cmd_repro)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``et-hil``."""
+    args = _parser().parse_args(argv)
+    args.board_file = [*args.board_file, *args.board_file_after]
+    args.build_cache = args.build_cache_after or args.build_cache
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except ConfigError as exc:  # a usage error: bad board file, unknown board name
         print(f"et-hil: error: {exc}", file=sys.stderr)
         return 2
+    except HarnessError as exc:  # the machine, not the command (e.g. the lock folder)
+        print(f"et-hil: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

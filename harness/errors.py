@@ -19,6 +19,7 @@ A numeric mismatch is not an exception: it is a :class:`harness.compare.Verdict`
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 
 
 class FailureClass(enum.StrEnum):
@@ -97,17 +98,31 @@ class RunError(HarnessError):
     """
 
     failure_class = FailureClass.INFRASTRUCTURE
+    # Set by the check pipeline when it left a repro folder for this failure.
+    repro_dir: Path | None = None
+    repro_error: str | None = None
 
     def __init__(self, message: str, *, log_tail: str = "", log_path: str | None = None) -> None:
         self.message = message
         self.log_tail = log_tail
         self.log_path = log_path
-        text = message
-        if log_path:
-            text += f"\nfull log: {log_path}"
-        if log_tail:
-            text += "\n--- log tail ---\n" + log_tail.rstrip()
-        super().__init__(text)
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        text = self.message
+        if self.log_path:
+            text += f"\nfull log: {self.log_path}"
+        if self.log_tail:
+            text += "\n--- log tail ---\n" + self.log_tail.rstrip()
+        return text
+
+    def kept_in(self, run_dir: Path, repro_dir: Path) -> None:
+        """Point the message at the repro folder's copy of the run folder, which
+        stays, instead of the run folder (pytest deletes old ``tmp_path`` folders)."""
+        self.repro_dir = repro_dir
+        if self.log_path and Path(self.log_path).is_relative_to(run_dir):
+            self.log_path = str(repro_dir / "run" / Path(self.log_path).relative_to(run_dir))
+        self.args = (self._text(),)
 
 
 class RunTimeout(RunError):

@@ -36,22 +36,43 @@ class EtdumpOutputError(ValueError):
     """The ETDump's output events cannot be decoded (dtype, or a short buffer)."""
 
 
+# ETDump files are size-prefixed flatbuffers whose file identifier is "ED00"
+# (devtools/etdump/etdump_schema_flatcc.fbs), after a 4-byte size and a 4-byte root offset.
+_IDENTIFIER = b"ED00"
+_IDENTIFIER_AT = slice(8, 12)
+
+
 def load_etdump(path: Path) -> Any:
     """The ETDump at ``path``, parsed (devtools' ``ETDumpFlatCC``).
 
     Raises:
-        RunCrashed: the file is not a valid ETDump flatbuffer, or holds no run.
+        RunCrashed: the file is not a valid ETDump flatbuffer, or holds no run;
+            the message says what is wrong with the file, not how it was parsed.
     """
+    import subprocess
+
     from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
 
-    try:
-        etdump = deserialize_from_etdump_flatcc(path.read_bytes())
-        if not etdump.run_data:
-            raise ValueError("no run data")
-    except Exception as exc:  # flatc and the schema raise assorted types
+    data = path.read_bytes()
+    if data[_IDENTIFIER_AT] != _IDENTIFIER:
         raise RunCrashed(
-            f"{path.name} is not a valid ETDump ({type(exc).__name__}: {exc})"
+            f"{path.name} is not a valid ETDump: {len(data)} bytes without the ETDump file "
+            f"identifier {_IDENTIFIER.decode()!r} (starts {data[:12].hex(' ')}); the board "
+            "wrote something else there, or the transfer corrupted it"
+        )
+    try:
+        etdump = deserialize_from_etdump_flatcc(data)
+    except subprocess.CalledProcessError as exc:  # flatc rejected the buffer
+        raise RunCrashed(
+            f"{path.name} is not a valid ETDump: it has the ETDump identifier but its "
+            f"flatbuffer does not decode ({len(data)} bytes; truncated or corrupted)"
         ) from exc
+    except Exception as exc:  # the schema layer raises assorted types
+        raise RunCrashed(
+            f"{path.name} is not a valid ETDump ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+    if not etdump.run_data:
+        raise RunCrashed(f"{path.name} is not a valid ETDump: it holds no run")
     return etdump
 
 

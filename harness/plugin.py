@@ -8,19 +8,18 @@ torch and ExecuTorch are imported only when a fixture first needs them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-import re
-import shutil
 import statistics
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness import repro, signals
 from harness.boards.base import Availability, BoardOptions, RunsGivenInputs
 from harness.boardspec import (
     CAPABILITIES,
@@ -30,7 +29,8 @@ from harness.boardspec import (
     resolve_board_names,
 )
 from harness.cache import default_cache_dir
-from harness.errors import ConfigError, FailureClass, HarnessError
+from harness.errors import ConfigError, FailureClass, HarnessError, RunError
+from harness.quiet import quiet_torch_trace_log
 from harness.results import ResultsWriter, read_records
 from harness.session import HarnessConfig, HarnessSession
 from harness.tolerance import Tolerance
@@ -48,6 +48,7 @@ SESSION_KEY = pytest.StashKey[HarnessSession]()
 RUN_ID_KEY = pytest.StashKey[str]()
 RECORD_KEY = pytest.StashKey[dict[str, Any]]()
 REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
 
 MARKERS = (
     "et_needs(*capabilities): run only on boards with these capabilities "
@@ -217,6 +218,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once; start the results file (in the controlling process)."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    # CI cancels with SIGTERM: unwind as Ctrl-C does, so no simulator is orphaned.
+    config.stash[SIGNALS_KEY] = signals.install()
+    quiet_torch_trace_log()
     harness_config = _resolve_config(config)
     config.stash[CONFIG_KEY] = harness_config
     workerinput = getattr(config, "workerinput", None)
@@ -243,8 +247,11 @@ def _session(config: pytest.Config) -> HarnessSession:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Close boards: nothing is left running."""
-    if SESSION_KEY in config.stash:
-        config.stash[SESSION_KEY].close()
+    try:
+        if SESSION_KEY in config.stash:
+            config.stash[SESSION_KEY].close()
+    finally:
+        signals.restore(config.stash.get(SIGNALS_KEY, {}))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -492,48 +499,58 @@ def et_check(
         debug_buffer_size: int = 0,
         require_full_delegation: bool | None = None,
     ) -> CheckResult | None:
-        from harness.check import preflight, run_and_compare
+        from harness.check import build_for_board, preflight, run_and_compare
         from harness.quantization import QuantConfig
         from harness.targets import get_target
 
         spec = board.spec
-        vela = spec.sections.get("vela")
-        quantized = QuantConfig.coerce(quantize) is not None
-        if get_target(spec.target, board=spec.name, vela=vela).int_only and not quantized:
+        target = get_target(spec.target, board=spec.name, vela=spec.sections.get("vela"))
+        if target.int_only and QuantConfig.coerce(quantize) is None:
             pytest.skip(
                 f"board '{spec.name}' (target {spec.target}) runs quantized programs only; "
                 "this test builds a float program"
             )
-        main, secondary = _resolve_tolerances(item, board, quantized, tolerance, vs_float)
-        if require_full_delegation is None:
-            require_full_delegation = spec.require_full_delegation or any(
-                True for _ in item.iter_markers("et_full_delegation")
-            )
+        checks = record.setdefault("checks", [])
+        this: dict[str, Any] = {}
+        checks.append(this)
+        number = len(checks)  # the n-th et_check call of this test
 
         started = time.perf_counter()
-        artifact = session.builder.build(
-            model,
-            inputs,
-            target=spec.target,
-            board=spec.name,
-            quantize=quantize,
-            calibration=calibration,
-            vela=vela,
+        artifact = build_for_board(
+            session.builder, board, model, inputs, quantize=quantize, calibration=calibration
         )
         artifact_s = time.perf_counter() - started
         _add_artifact(item, artifact)
         _add_lowering_properties(item, artifact)
-        record["delegation"] = artifact.metadata.get("delegation")
-        record["vela"] = artifact.metadata.get("vela")
+        this["artifact"] = artifact.summary()
+        this["delegation"] = artifact.metadata.get("delegation")
+        this["vela"] = artifact.metadata.get("vela")
+        if skipped := artifact.metadata.get("quantization_skipped"):
+            warnings.warn(f"model '{artifact.model_name}': {skipped}", stacklevel=2)
+            this["quantization_note"] = skipped
+        main, secondary = _resolve_tolerances(item, board, artifact.quantized, tolerance, vs_float)
+        if require_full_delegation is None:
+            require_full_delegation = spec.require_full_delegation or any(
+                True for _ in item.iter_markers("et_full_delegation")
+            )
+        if require_full_delegation and not getattr(target, "delegates", True):
+            # A marker written for NPU boards does not apply where nothing can be
+            # delegated (the default host board of a matrix): the check still runs.
+            this["full_delegation"] = f"not applicable: target {spec.target} has no delegate"
+            require_full_delegation = False
         preflight(artifact, board, require_full_delegation=require_full_delegation)
         if hc.build_only:
-            record["ran"] = False
+            this["ran"] = False
             pytest.skip(f"built {artifact.key[:12]} for {spec.name}; nothing ran (--build-only)")
 
-        calls = record.get("calls", 0) + 1
-        record["calls"] = calls
-        run_dir = tmp_path / ("run" if calls == 1 else f"run{calls}")  # one per et_check call
-        record["run_dir"] = str(run_dir)
+        run_dir = tmp_path / ("run" if number == 1 else f"run{number}")  # one per call
+        this["run_dir"] = str(run_dir)
+        repro_root = hc.results_path.parent / "repro"
+        run_id = request.config.stash[RUN_ID_KEY]
+        repro_dir = repro.run_folder(repro_root, hc.results_path, run_id) / (
+            repro.case_folder_name(item.nodeid, number)
+        )
+        this["ran"] = True
         result = run_and_compare(
             board,
             artifact,
@@ -544,18 +561,19 @@ def et_check(
             vs_float=secondary,
             debug_buffer_size=debug_buffer_size,
             timeout_s=hc.run_timeout_s,
+            repro_dir=repro_dir,
+            test=item.nodeid,
+            repro_owner=(hc.results_path, run_id),
         )
-        record["ran"] = True
-        record["timings"] = {
+        this["timings"] = {
             "artifact_s": round(artifact_s, 6),
             **{k: round(v, 6) for k, v in result.timings.items()},
             **result.run.timings(),
             "check_s": round(time.perf_counter() - started, 6),
         }
-        record["etdump"] = str(result.run.etdump_path) if result.run.etdump_path else None
-        record["board_facts"] = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
-        record.setdefault("comparisons", [])
-        record["comparisons"] += [
+        this["etdump"] = str(result.run.etdump_path) if result.run.etdump_path else None
+        this["board_facts"] = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
+        this["comparisons"] = [
             {
                 "reference": c.reference,
                 "passed": c.passed,
@@ -565,6 +583,7 @@ def et_check(
             }
             for c in result.comparisons
         ]
+        this["passed"] = result.passed
         item.user_properties.append(("et_execute_ms", round(result.run.execute_s * 1e3, 4)))
         item.user_properties.append(("et_timing_fidelity", str(result.run.fidelity)))
         for c in result.comparisons:
@@ -576,15 +595,24 @@ def et_check(
                     item.user_properties.append((f"{prefix}_max_lsb", round(m.max_lsb, 4)))
         item.user_properties.append(("et_verdict", "pass" if result.passed else "fail"))
         if not result.passed:
-            record["failure_class"] = str(FailureClass.NUMERIC_MISMATCH)
+            this["failure_class"] = record["failure_class"] = str(FailureClass.NUMERIC_MISMATCH)
+            where = _repro_line(result.repro_dir, result.repro_error)
+            this["repro"] = str(result.repro_dir) if result.repro_dir else None
             pytest.fail(
                 f"model '{result.artifact.model_name}' on board '{spec.name}': "
-                f"outputs differ from the reference\n{result.table()}",
+                f"outputs differ from the reference\n{result.table()}{where}",
                 pytrace=False,
             )
         return result
 
     return check
+
+
+def _repro_line(folder: Path | None, error: str | None) -> str:
+    """The failure message's pointer to the repro folder (kept, unlike pytest's tmp_path)."""
+    if folder is not None:
+        return f"\nrepro: {folder}\nrerun: et-hil repro {folder}"
+    return f"\nno repro folder: {error}" if error else ""
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -593,14 +621,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     if call.excinfo is not None and isinstance(call.excinfo.value, HarnessError):
         exc = call.excinfo.value
-        report.longrepr = f"{type(exc).__name__} [{exc.failure_class}]: {exc}"
-        _record(item).setdefault("failure_class", str(exc.failure_class))
+        text = f"{type(exc).__name__} [{exc.failure_class}]: {exc}"
+        record = _record(item)
+        record.setdefault("failure_class", str(exc.failure_class))
+        if isinstance(exc, RunError):
+            text += _repro_line(exc.repro_dir, exc.repro_error)
+            if record.get("checks"):
+                this = record["checks"][-1]
+                this["failure_class"] = str(exc.failure_class)
+                this["repro"] = str(exc.repro_dir) if exc.repro_dir else None
+        report.longrepr = text
     if "board" in getattr(item, "fixturenames", ()):
         reports = item.stash.setdefault(REPORTS_KEY, {})
         reports[report.when] = report
         if report.when == "teardown":
-            _write_record(item, reports)
+            record = _write_record(item, reports)
+            # JUnit reads properties from the teardown report: the verdict's facts.
+            report.user_properties.extend(_junit_facts(record))
     return report
+
+
+def _junit_facts(record: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """What a JUnit consumer needs to sort failures: board, class, versions, repro."""
+    versions = record.get("versions") or {}
+    facts: list[tuple[str, object]] = [
+        ("et_board", record.get("board")),
+        ("et_failure_class", record.get("failure_class") or "none"),
+        ("et_versions", ",".join(f"{k}={v}" for k, v in sorted(versions.items()))),
+    ]
+    if record.get("repro"):
+        facts.append(("et_repro", record["repro"]))
+    return facts
 
 
 def _outcome(reports: Mapping[str, pytest.TestReport]) -> tuple[str, str]:
@@ -617,7 +668,31 @@ def _outcome(reports: Mapping[str, pytest.TestReport]) -> tuple[str, str]:
     return "passed", ""
 
 
-def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -> None:
+# Per-check fields; the record's top level repeats those of its main check.
+_CHECK_FIELDS = (
+    "artifact",
+    "delegation",
+    "vela",
+    "ran",
+    "run_dir",
+    "timings",
+    "etdump",
+    "board_facts",
+    "repro",
+    "quantization_note",
+    "full_delegation",
+)
+
+
+def _main_check(checks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The check a record is about: the first that failed (or never finished), else the last."""
+    for this in checks:
+        if this.get("failure_class") or not this.get("passed", False):
+            return this
+    return checks[-1]
+
+
+def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -> dict[str, Any]:
     from harness.versions import tool_versions
 
     config = item.config
@@ -628,6 +703,13 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
         record["failure_class"] = str(FailureClass.TEST_ERROR)
     if outcome == "passed":
         record.pop("failure_class", None)
+    if "board" not in record:  # skipped before the board fixture ran (skip/skipif markers)
+        callspec = getattr(item, "callspec", None)
+        record["board"] = callspec.params.get("board") if callspec else hc.selected[0]
+    if checks := record.get("checks"):
+        main = _main_check(checks)
+        record.update({k: main[k] for k in _CHECK_FIELDS if k in main})
+        record["comparisons"] = [c for this in checks for c in this.get("comparisons", [])]
     record.update(
         {
             "run_id": config.stash[RUN_ID_KEY],
@@ -641,30 +723,17 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
         }
     )
     record.setdefault("failure_class", None)
-    run_dir = Path(record.get("run_dir", ""))
     repro_root = hc.results_path.parent / "repro"
+    run_id = config.stash[RUN_ID_KEY]
     writer = ResultsWriter(
         hc.results_path,
-        run_id=config.stash[RUN_ID_KEY],
-        on_new_run=lambda: shutil.rmtree(repro_root, ignore_errors=True),
+        run_id=run_id,
+        # A new run replaces the file's records; it may drop the repro folders it
+        # can prove belonged to those records, and nothing else.
+        on_new_run=lambda: repro.prune_replaced_runs(repro_root, hc.results_path, run_id),
     )
-    writer.claim()  # a new run clears the last run's repro folders before we add ours
-    if outcome in ("failed", "error") and record.get("run_dir") and run_dir.is_dir():
-        try:
-            record["repro"] = str(_keep_repro(repro_root, item.nodeid, run_dir))
-        except OSError as exc:  # the record matters more than its repro copy
-            record["repro_error"] = f"could not keep the run folder: {exc}"
     writer.append(record)
-
-
-def _keep_repro(repro_root: Path, nodeid: str, run_dir: Path) -> Path:
-    """Copy a failed test's run folder (program, inputs, command, log, ETDump) aside."""
-    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:8]  # long ids may share a prefix
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:120] + "-" + digest
-    target = repro_root / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(run_dir, target)
-    return target
+    return record
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

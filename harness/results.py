@@ -43,7 +43,7 @@ class ResultsWriter:
     """
 
     def __init__(
-        self, path: Path, run_id: str = "", on_new_run: Callable[[], None] | None = None
+        self, path: Path, run_id: str = "", on_new_run: Callable[[], object] | None = None
     ) -> None:
         self.path = Path(path)
         self.run_id = run_id

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from harness import dim_order
 from harness.fvp import platform_dir
 
 EOT = "\x04"  # the runner's last character; ends an FVP with uart0.shutdown_on_eot=1
@@ -337,9 +338,7 @@ def parse_uart_outputs(
                 lost=True,
             )
         flat = np.array([_uart_value(got[j], dtype, i, j) for j in range(count)], dtype=dtype)
-        memory = flat.reshape([sizes[d] for d in order])
-        inverse = [order.index(d) for d in range(len(order))]
-        outputs.append(np.ascontiguousarray(np.transpose(memory, inverse)))
+        outputs.append(dim_order.from_memory(flat, sizes, order))
     return outputs
 
 

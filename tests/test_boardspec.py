@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +13,12 @@ from harness.boardspec import (
     BoardSpec,
     builtin_board_dir,
     load_board_file,
+    load_board_files,
     load_boards,
     resolve_board_names,
 )
-from harness.errors import ConfigError
+from harness.errors import BuildError, ConfigError
+from harness.targets import check_target_name, get_target
 from harness.tolerance import Tolerance, TolerancePolicy
 
 BUILTIN = {
@@ -93,6 +97,8 @@ def test_builtin_fvp_details() -> None:
         "sram_bytes": 4194304,
         "flash_bytes": 8388608,
         "ddr_bytes": 268435456,
+        "file_pool_bytes": 62914560,  # the semihosting runner's file pool (upstream default)
+        "method_pool_bytes": 83886080,  # the README's and the Docker image's runner build
     }
     assert set(spec.sections) == {"vela", "fvp"}
     assert spec.sections["fvp"] == {"platform": "corstone320"}
@@ -258,11 +264,224 @@ def test_error_names_file_and_field(tmp_path: Path, text: str, field_pattern: st
     _assert_config_error(path, field_pattern)
 
 
+def test_a_single_problem_is_one_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, _board("b", kind="gpu"))
+    error = _assert_config_error(path, r"field 'kind'")
+    assert "\n" not in str(error)
+
+
 def test_error_is_config_error_for_tolerance(tmp_path: Path) -> None:
     # the ValueError of the tolerance parser is turned into a ConfigError
     path = _write(tmp_path, _board("b") + "[tolerance.float]\natoll = 1e-3\n")
     error = _assert_config_error(path, "atoll")
     assert isinstance(error.__cause__, ValueError)
+
+
+# ---------------------------------------------------------------- every problem at once
+
+
+def _problems(error: ConfigError, path: Path) -> list[str]:
+    """The listed problems of a several-problem error (one per line after the header)."""
+    header, *lines = str(error).split("\n")
+    assert header == f"board file {path}: {len(lines)} problems:"
+    assert all(line.startswith("  - ") for line in lines)
+    return [line.removeprefix("  - ") for line in lines]
+
+
+def test_every_problem_of_a_file_in_one_error(tmp_path: Path) -> None:
+    # Three unrelated mistakes: each used to hide the ones after it.
+    path = _write(
+        tmp_path,
+        _board("b", kind="fvp", target="ethos-u55-100", colour='"red"')
+        + '[vela]\nsytem_config = "Ethos_U55_High_End_Embedded"\n'
+        + '[fvp]\nplatform = "corstone300-u55"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_file(path)
+    assert _problems(info.value, path) == [
+        "unknown field 'colour' (known: name, kind, target, description, cpu, capabilities, "
+        "run_timeout_s, require_full_delegation, memory, tolerance, vela, fvp, serial)",
+        "field 'target' = 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, not 100",
+        "[vela] unknown field 'sytem_config' (known: system_config, memory_mode, extra_flags)",
+    ]
+
+
+def test_every_problem_includes_memory_tolerance_and_serial(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        _board("b", kind="serial", capabilities='["wifi"]', run_timeout_s="0")
+        + "[memory]\nsram = 1\n[tolerance.float]\natoll = 1e-3\n[serial]\nport = 3\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_file(path)
+    problems = _problems(info.value, path)
+    assert len(problems) == 5, problems
+    assert problems[0].startswith("field 'capabilities': unknown capability 'wifi'")
+    assert problems[1] == "field 'run_timeout_s' must be a positive number, got 0"
+    assert problems[2].startswith("[memory] unknown field 'sram' (known: sram_bytes")
+    assert problems[3].startswith("[tolerance.float]: unknown tolerance field 'atoll'")
+    # parse_serial stops at its first problem; that one is a line of the list
+    assert problems[4] == "[serial] 'port' must be a device path or a pyserial URL"
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("ethos-u55-100", "Ethos-U55 has 32, 64, 128, 256 MACs, not 100"),
+        ("ethos-u85-64", "Ethos-U85 has 128, 256, 512, 1024, 2048 MACs, not 64"),
+        ("ethos-u95-128", "not a known compile target (known: portable, tosa-int, tosa-fp, "),
+        ("tosa", "not a known compile target"),
+    ],
+)
+def test_bad_target_fails_at_load(tmp_path: Path, target: str, problem: str) -> None:
+    path = _write(tmp_path, _board("b", kind="tosa", target=target))
+    with pytest.raises(ConfigError) as info:
+        load_board_file(path)
+    assert str(info.value).startswith(f"board file {path}: field 'target' = '{target}': {problem}")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "portable",
+        "tosa-int",
+        "tosa-fp",
+        "ethos-u55-32",
+        "ethos-u65-512",
+        "ethos-u85-2048",
+        "cortex-m55",
+        "cortex-m85",
+    ],
+)
+def test_known_target_names(target: str) -> None:
+    assert check_target_name(target) is None
+
+
+def test_get_target_says_what_the_board_file_check_says() -> None:
+    # One source of truth: the build's error carries the load-time check's words.
+    with pytest.raises(BuildError) as info:
+        get_target("ethos-u55-100", board="b")
+    assert str(info.value) == (
+        "board 'b': target 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, not 100"
+    )
+    with pytest.raises(BuildError, match="not implemented"):
+        get_target("cortex-m55", board="b")  # a valid name, not built yet
+
+
+@pytest.mark.parametrize(
+    ("vela", "problem"),
+    [
+        (
+            'sytem_config = "x"',
+            "[vela] unknown field 'sytem_config' (known: system_config, memory_mode, extra_flags)",
+        ),
+        ("memory_mode = 3", "[vela] field 'memory_mode' must be a string, got 3"),
+        ('extra_flags = "-v"', "[vela] field 'extra_flags' must be a list of strings, got '-v'"),
+    ],
+)
+def test_vela_mistakes_fail_at_load(tmp_path: Path, vela: str, problem: str) -> None:
+    path = _write(tmp_path, _board("b", kind="tosa", target="ethos-u55-128") + f"[vela]\n{vela}\n")
+    with pytest.raises(ConfigError) as info:
+        load_board_file(path)
+    assert str(info.value) == f"board file {path}: {problem}"
+
+
+def test_vela_is_for_ethos_u_targets(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, _board("b", kind="tosa", target="tosa-int") + '[vela]\nmemory_mode = "x"\n'
+    )
+    _assert_config_error(
+        path, r"\[vela\] is for Ethos-U targets \(compiled by Vela\); target 'tosa-int' does not"
+    )
+
+
+@pytest.mark.parametrize("kind", ["host", "tosa"])
+def test_full_delegation_needs_a_delegate(tmp_path: Path, kind: str) -> None:
+    path = _write(tmp_path, _board("b", kind=kind, require_full_delegation="true"))
+    error = _assert_config_error(
+        path,
+        r"field 'require_full_delegation' = true: target 'portable' has no delegate: "
+        r"require_full_delegation cannot apply",
+    )
+    assert "\n" not in str(error)
+    # with a delegate it is fine
+    load_board_file(
+        _write(tmp_path, _board("c", kind=kind, target="tosa-int", require_full_delegation="true"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (
+            _board("b", kind="serial") + "[memory]\nfile_pool_bytes = 1024\n",
+            r"\[memory\] field 'file_pool_bytes' is the semihosting runner's file pool, for kind "
+            r"'fvp'; this board is kind 'serial'",
+        ),
+        (
+            _board("b", kind="fvp", target="ethos-u55-128")
+            + '[memory]\nprogram_bytes = 1024\n[fvp]\nplatform = "corstone300-u55"\n',
+            r"\[memory\] field 'program_bytes' does not apply to kind 'fvp'",
+        ),
+    ],
+)
+def test_memory_fields_of_another_runner_mode(tmp_path: Path, text: str, pattern: str) -> None:
+    _assert_config_error(_write(tmp_path, text), pattern)
+
+
+def test_new_memory_fields_load(tmp_path: Path) -> None:
+    text = _board("b", kind="fvp", target="ethos-u55-128") + (
+        "[memory]\nfile_pool_bytes = 1048576\nmethod_pool_bytes = 2097152\n"
+        '[fvp]\nplatform = "corstone300-u55"\n'
+    )
+    spec = load_board_file(_write(tmp_path, text))
+    assert spec.memory == {"file_pool_bytes": 1048576, "method_pool_bytes": 2097152}
+
+
+def test_lab_file_names_the_board_in_each_problem(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[[board]]\nname = "good"\nkind = "host"\ntarget = "portable"\n'
+        '[[board]]\nname = "npu"\nkind = "tosa"\ntarget = "ethos-u55-100"\n'
+        '[board.vela]\nsytem_config = "x"\n'
+        '[[board]]\nkind = "host"\ntarget = "portable"\n'
+        '[[board]]\nname = "good"\nkind = "host"\ntarget = "portable"\n',
+        "lab.toml",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_files(path)
+    assert _problems(info.value, path) == [
+        "board 'npu': field 'target' = 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, "
+        "not 100",
+        "board 'npu': [vela] unknown field 'sytem_config' (known: system_config, memory_mode, "
+        "extra_flags)",
+        "[[board]] #3: missing required field 'name'",
+        "board 'good' is listed twice",
+    ]
+
+
+def test_a_lab_file_with_one_problem_is_one_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[[board]]\nname = "a"\nkind = "host"\ntarget = "portable"\n'
+        '[[board]]\nname = "b"\nkind = "host"\ntarget = "portble"\n',
+        "lab.toml",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_files(path)
+    assert str(info.value).startswith(
+        f"board file {path}: board 'b': field 'target' = 'portble': not a known compile target"
+    )
+
+
+def test_loading_boards_imports_neither_torch_nor_executorch() -> None:
+    # The plugin loads board files in every pytest run: the target check must stay cheap.
+    code = (
+        "import sys, harness.boardspec as b; b.load_boards(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'executorch')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------- user boards

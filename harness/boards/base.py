@@ -190,3 +190,9 @@ class RunsGivenInputs:
     ) -> list[npt.NDArray[Any]] | None:
         """``None``: the given inputs are run."""
         return None
+
+
+def input_dim_orders(artifact: Artifact) -> list[list[int] | None]:
+    """The dim order of each program input, from the program's own metadata."""
+    specs = (artifact.metadata.get("program_io") or {}).get("inputs") or []
+    return [spec.get("dim_order") for spec in specs] or [None] * len(artifact.input_specs)

@@ -189,6 +189,21 @@ class DockerFvpExecutor:
                     removed.append(container.name)
         return removed
 
+    def remove_own_containers(self) -> list[str]:
+        """Remove every container this process started that is still there: one
+        created just as a run was interrupted (before this process could name it)
+        is found by its owner label."""
+        if self._client is None:
+            return []
+        removed = []
+        with contextlib.suppress(Exception):  # closing must not fail on a lost engine
+            for container in self._client.containers.list(
+                all=True, filters={"label": f"{OWNER}={_owner()}"}
+            ):
+                container.remove(force=True)
+                removed.append(container.name)
+        return removed
+
     # -- FvpExecutor --------------------------------------------------------------------
 
     def executable(self, platform: fvp.FvpPlatform) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from harness import fvp, runner_log
+from harness import dim_order, fvp, runner_log, signals
 from harness.artifact import Artifact
 from harness.boards.base import (
     Availability,
@@ -146,6 +146,7 @@ class LocalFvpExecutor:
                     stderr=subprocess.STDOUT,
                     cwd=run_dir,
                     start_new_session=True,  # killpg takes the FVP and anything it started
+                    preexec_fn=signals.die_with_parent(),  # even if we are SIGKILLed
                 )
             except OSError as exc:
                 raise InfrastructureError(f"cannot start {argv[0]}: {exc.strerror}") from exc
@@ -169,8 +170,7 @@ def _write_inputs(artifact: Artifact, inputs: Sequence[npt.NDArray[Any]], run_di
     specs = artifact.metadata.get("program_io", {}).get("inputs", [])
     for k, array in enumerate(inputs):
         spec = specs[k] if k < len(specs) else {}
-        order = spec.get("dim_order") or list(range(array.ndim))
-        data = np.ascontiguousarray(np.transpose(array, order))
+        data = dim_order.to_memory(array, spec.get("dim_order"))
         sizes: list[int] = list(spec.get("sizes") or array.shape)
         expected = int(np.prod(sizes)) * array.dtype.itemsize
         if data.nbytes != expected:
@@ -204,9 +204,7 @@ def read_outputs(artifact: Artifact, run_dir: Path) -> list[npt.NDArray[Any]]:
                 f"{path.name} has {size} bytes, expected {expected} "
                 f"({spec['sizes']} {spec['dtype']}): truncated or wrong output"
             )
-        array = np.fromfile(path, dtype=dtype).reshape(memory_shape)
-        inverse = [order.index(d) for d in range(len(order))]
-        outputs.append(np.ascontiguousarray(np.transpose(array, inverse)))
+        outputs.append(dim_order.from_memory(np.fromfile(path, dtype=dtype), spec["sizes"], order))
     return outputs
 
 
@@ -286,50 +284,67 @@ class FvpBoard(RunsGivenInputs):
 
     def availability(self) -> Availability:
         """Available when an executor can start the FVP (on this machine, else in Docker,
-        by default) and the runner ELF exists and fits the CPU."""
-        reasons = []
+        by default) and there is a runner for the CPU: the configured runner ELF, which
+        must exist and be built for the board's CPU, else the Docker image's own runner.
+
+        Every problem is reported, not only the first: ``reason`` lists them all and
+        ``hint`` every fix, each separated by ``'; '``. ``self.executor`` becomes the
+        first executor that can start the FVP.
+        """
+        reasons: list[str] = []
+        hints: list[str] = []
+        found: FvpExecutor | None = None
+        refusals: list[Availability] = []
         for executor in self.executors:
-            found = executor.availability(self.platform)
-            if found.ok:
-                self.executor = executor
+            answer = executor.availability(self.platform)
+            if answer.ok:
+                found = self.executor = executor
                 break
-            reasons.append(found)
-        else:
-            return Availability(
-                False,
-                "; ".join(r.reason for r in reasons),
-                "; or ".join(r.hint for r in reasons if r.hint),
-            )
-        image_runner = getattr(self.executor, "image_runner", lambda _p: None)(self.platform)
-        if self.runner_elf is None and image_runner:
-            return Availability(True)  # the image's own runner, built for this platform
+            refusals.append(answer)
+        if found is None:
+            reasons += [r.reason for r in refusals]
+            # The executors are alternatives: any one of their fixes is enough.
+            hints.append("; or ".join(r.hint for r in refusals if r.hint))
+        # The runner is checked even when the FVP is missing, so that one look names
+        # everything to fix.
+        image_runner = getattr(found, "image_runner", lambda _p: None)(self.platform)
         if self.runner_elf is None:
-            return Availability(
-                False,
-                "no runner ELF configured",
-                f"build arm_executor_runner (README 'Runner ELFs') and set [fvp] runner_elf in "
-                f"the board file or --runner-elf {self.spec.name}=PATH",
-            )
-        if not self.runner_elf.exists():
-            return Availability(
-                False,
-                f"runner ELF {self.runner_elf} does not exist",
-                "build it (README 'Runner ELFs') or fix the path",
-            )
-        try:
-            info = check_runner_elf(
-                self.runner_elf, self.spec.cpu or self.platform.cpu, self.spec.name
-            )
-        except ConfigError as exc:
-            return Availability(False, str(exc), "use the runner ELF built for this board")
-        self.elf_sha256 = info.sha256
+            if not image_runner:  # else the image's own runner, built for this platform
+                reasons.append("no runner ELF configured")
+                hint = (
+                    "build arm_executor_runner (README 'Runner ELFs') and set [fvp] runner_elf "
+                    f"in the board file or --runner-elf {self.spec.name}=PATH"
+                )
+                if found is None and any(hasattr(e, "image_runner") for e in self.executors):
+                    hint += ", or use the FVP image, which brings its own runners"
+                hints.append(hint)
+        elif not self.runner_elf.exists():
+            reasons.append(f"runner ELF {self.runner_elf} does not exist")
+            hints.append("build it (README 'Runner ELFs') or fix the path")
+        else:
+            try:
+                info = check_runner_elf(
+                    self.runner_elf, self.spec.cpu or self.platform.cpu, self.spec.name
+                )
+            except ConfigError as exc:
+                reasons.append(str(exc))
+                hints.append("use the runner ELF built for this board")
+            else:
+                self.elf_sha256 = info.sha256
+        if reasons:
+            return Availability(False, "; ".join(reasons), "; ".join(h for h in hints if h))
         return Availability(True)
 
     def open(self) -> None:
         """Nothing to start: each run launches its own FVP."""
 
     def close(self) -> None:
-        """Nothing is left running between runs."""
+        """Nothing is left running: each run stops its FVP, and a container created
+        as an interrupt arrived is removed here."""
+        for executor in self.executors:
+            remove = getattr(executor, "remove_own_containers", None)
+            if remove is not None:
+                remove()
 
     def run(
         self,

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import numpy.typing as npt
 
+from harness import signals
 from harness.artifact import Artifact
 from harness.boards import wire
 from harness.boards.base import (
@@ -29,6 +30,7 @@ from harness.boards.base import (
     RunResult,
     RunsGivenInputs,
     check_inputs_match,
+    input_dim_orders,
 )
 from harness.boardspec import BoardSpec
 from harness.errors import InfrastructureError, RunCrashed, RunTimeout
@@ -104,6 +106,7 @@ class RuntimeWorker:
                 # Own process group: Ctrl-C in the terminal reaches pytest, which
                 # then closes the worker itself; killpg takes any grandchildren.
                 start_new_session=True,
+                preexec_fn=signals.die_with_parent(),  # even if we are SIGKILLed
             )
         except OSError as exc:
             raise InfrastructureError(
@@ -264,6 +267,7 @@ class HostBoard(RunsGivenInputs):
                 "op": "run",
                 "pte": str(artifact.pte_path),
                 "inputs": list(inputs),
+                "dim_orders": input_dim_orders(artifact),
                 "run_dir": str(run_dir),
                 "debug_buffer_size": debug_buffer_size,
             },

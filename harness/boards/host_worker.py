@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import dim_order
 from harness.boards import wire
 
 
@@ -43,8 +44,6 @@ def load_runtime() -> Any:
 
 
 def _run(runtime: Any, request: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
     run_dir = Path(request["run_dir"])
     started = time.perf_counter()
     program = runtime._load_for_executorch(
@@ -53,7 +52,13 @@ def _run(runtime: Any, request: dict[str, Any]) -> dict[str, Any]:
         debug_buffer_size=int(request.get("debug_buffer_size", 0)),
     )
     load_s = time.perf_counter() - started
-    tensors = tuple(torch.from_numpy(array) for array in request["inputs"])
+    # The runtime reads each input's bytes in the program's dim order (NHWC for a
+    # channels-last input) and takes that order from the strides.
+    orders = request.get("dim_orders") or [None] * len(request["inputs"])
+    tensors = tuple(
+        dim_order.strided_tensor(array, order)
+        for array, order in zip(request["inputs"], orders, strict=True)
+    )
     t0 = time.perf_counter()
     outputs = program.run_method(request.get("method", "forward"), tensors)
     execute_s = time.perf_counter() - t0

@@ -23,6 +23,7 @@ from harness.boards.base import (
     RunResult,
     RunsGivenInputs,
     check_inputs_match,
+    input_dim_orders,
 )
 from harness.boards.host import RuntimeWorker
 from harness.boardspec import BoardSpec
@@ -91,7 +92,12 @@ class TosaBoard(RunsGivenInputs):
         inputs = check_inputs_match(artifact, inputs, self.spec.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         reply = self.worker.request(
-            {"op": "run", "lowered": str(artifact.lowered_program_path), "inputs": list(inputs)},
+            {
+                "op": "run",
+                "lowered": str(artifact.lowered_program_path),
+                "inputs": list(inputs),
+                "dim_orders": input_dim_orders(artifact),
+            },
             timeout_s or self.spec.run_timeout_s,
             subject=f"model '{artifact.model_name}'",
         )

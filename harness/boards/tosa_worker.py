@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import dim_order
 from harness.boards import wire
 
 
@@ -102,7 +103,13 @@ def _run(dispatch_class: Any, request: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     module = _program(request["lowered"])
     load_s = time.perf_counter() - started
-    tensors = [torch.from_numpy(a) for a in request["inputs"]]
+    # Inputs in the program's dim order: a channels-last input reaches its delegate
+    # as NHWC bytes, as on the device (the delegate boundary follows the strides).
+    orders = request.get("dim_orders") or [None] * len(request["inputs"])
+    tensors = [
+        dim_order.strided_tensor(array, order)
+        for array, order in zip(request["inputs"], orders, strict=True)
+    ]
     t0 = time.perf_counter()
     with torch.no_grad(), dispatch_class() as dispatch:
         outputs = module(*tensors)

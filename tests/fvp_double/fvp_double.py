@@ -194,7 +194,8 @@ def run_program(cwd: Path, model: str, inputs: list[str], out: str, mode: str) -
     log("I", 1351, "run_model", "1 inferences finished")
     log("I", 1060, "print_outputs", f"{len(outputs)} outputs: ")
     for i, output in enumerate(outputs):
-        payload = output.contiguous().numpy().tobytes()
+        # the runner writes tensor.nbytes() from the data pointer: memory (dim) order
+        payload = output.permute(output.dim_order()).contiguous().numpy().tobytes()
         if mode == "truncate":
             payload = payload[: len(payload) // 2]
         log("I", 1104, "print_outputs", f"Writing output to file: {out}-{i}.bin")

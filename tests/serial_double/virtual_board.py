@@ -339,7 +339,7 @@ class Firmware:
             if kind is None:
                 continue  # the runner prints nothing for other dtypes
             # memory order: the runner walks the data pointer
-            for j, value in enumerate(tensor.contiguous().reshape(-1).tolist()):
+            for j, value in enumerate(_memory_order(tensor).tolist()):
                 if kind == "float":
                     text = f"{value:f}"
                 elif kind == "bool":
@@ -426,7 +426,7 @@ def with_output_events(etdump: bytes, outputs: list[Any]) -> tuple[bytes, bytes]
     for tensor in outputs:
         buffer += b"\0" * (-len(buffer) % 64)
         offset = len(buffer)
-        buffer += tensor.contiguous().numpy().tobytes()
+        buffer += _memory_order(tensor).numpy().tobytes()  # the tensor's own bytes
         code = next(k for k, v in _TORCH_DTYPES.items() if v == tensor.dtype)
         entry = schema.Value(
             val=schema.ValueType.TENSOR.value,
@@ -473,13 +473,23 @@ def _bundle_contents(data: bytes) -> tuple[bytes, list[Any], list[Any]]:
     case = bundle.method_test_suites[0].test_cases[0]
 
     def tensor(value: Any) -> Any:
+        # The bundle holds each tensor's bytes in its dim order, as the runtime
+        # copies them; this is the logical tensor over those bytes.
         t = value.val
         dtype = _TORCH_DTYPES[int(t.scalar_type)]
-        return torch.frombuffer(bytearray(t.data), dtype=dtype).reshape(list(t.sizes))
+        sizes = [int(s) for s in t.sizes]
+        order = [int(d) for d in t.dim_order] or list(range(len(sizes)))
+        memory = torch.frombuffer(bytearray(t.data), dtype=dtype).reshape([sizes[d] for d in order])
+        return memory.permute([order.index(d) for d in range(len(order))])
 
     inputs = [tensor(v) for v in case.inputs]
-    expected = [tensor(v).numpy() for v in case.expected_outputs]
+    expected = [tensor(v).contiguous().numpy() for v in case.expected_outputs]
     return bytes(bundle.program), inputs, expected
+
+
+def _memory_order(tensor: Any) -> Any:
+    """A runtime tensor's elements as they lie in memory (its dim order), flat."""
+    return tensor.permute(tensor.dim_order()).contiguous().reshape(-1)
 
 
 def _read(path: Path) -> bytes | None:
