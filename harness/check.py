@@ -19,6 +19,7 @@ from harness.compare import Comparison, compare_outputs, format_table
 from harness.quantization import QuantConfig
 from harness.quiet import third_party_warnings_silenced
 from harness.repro import Tolerances, save_case
+from harness.targets import get_target
 from harness.tolerance import Tolerance
 
 if TYPE_CHECKING:
@@ -216,6 +217,9 @@ def check_model(
     artifact_s = time.perf_counter() - t0
     if require_full_delegation is None:
         require_full_delegation = board.spec.require_full_delegation
+    spec = board.spec
+    if not get_target(spec.target, board=spec.name, vela=spec.sections.get("vela")).delegates:
+        require_full_delegation = False  # nothing can be delegated: the requirement does not apply
     preflight(artifact, board, require_full_delegation=require_full_delegation)
     result = run_and_compare(
         board,
@@ -350,6 +354,7 @@ def run_and_compare(
             timeout_s=timeout_s,
             debug_buffer_size=debug_buffer_size,
             owner=repro_owner,
+            options=getattr(board, "options", None),
         )
 
     t0 = time.perf_counter()

@@ -35,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.artifact import Artifact
-from harness.boardspec import BoardSpec
+from harness.boards.base import BoardOptions
+from harness.boardspec import BoardSpec, builtin_board_dir
 from harness.tolerance import Tolerance
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ def save_case(
     timeout_s: float | None = None,
     debug_buffer_size: int = 0,
     owner: tuple[Path, str] | None = None,
+    options: BoardOptions | None = None,
 ) -> Path:
     """Write a repro folder for one failed check; returns it.
 
@@ -175,7 +177,7 @@ def save_case(
     if run_dir is not None and run_dir.is_dir():
         shutil.copytree(run_dir, folder / "run", dirs_exist_ok=True)
     board_file = None
-    if spec.path is not None and spec.path.is_file():
+    if spec.path is not None and spec.path.is_file() and spec.path.parent != builtin_board_dir():
         board_file = "board.toml"
         shutil.copyfile(spec.path, folder / board_file)
     command = f"et-hil repro {folder}"
@@ -186,6 +188,8 @@ def save_case(
             "board": spec.name,
             "board_file": board_file,
             "board_file_origin": str(spec.path) if spec.path else None,
+            # command-line settings of the board (runner ELF, FVP mode and backends)
+            "board_options": dataclasses.asdict(options) if options else None,
             "artifact_key": artifact.key,
             "model": artifact.model_name,
             "target": artifact.target,
@@ -263,6 +267,23 @@ def board_files_of(case: Case) -> list[Path]:
     return [case.folder / name] if name else []
 
 
+def _options(saved: Mapping[str, Any] | None) -> BoardOptions | None:
+    """The board options a case ran with, from ``case.json``."""
+    if not saved:
+        return None
+    fields = {f.name: f for f in dataclasses.fields(BoardOptions)}
+    values: dict[str, Any] = {}
+    for key, value in saved.items():
+        if key not in fields or value is None:
+            continue
+        if key in ("runner_elf", "fvp_dir", "cache_dir"):
+            value = Path(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return BoardOptions(**values)
+
+
 def rerun(
     case: Case,
     board_name: str | None = None,
@@ -288,7 +309,7 @@ def rerun(
     name = resolve_board_names([board_name or case.board], boards)[0]
     work = work_dir or case.folder / "rerun"
     shutil.rmtree(work, ignore_errors=True)
-    board = make_board(boards[name], work / "logs")
+    board = make_board(boards[name], work / "logs", _options(case.data.get("board_options")))
     availability = board.availability()
     if not availability.ok:
         raise BoardUnavailable(name, availability.reason, availability.hint)

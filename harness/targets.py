@@ -43,6 +43,10 @@ class CompileTarget(Protocol):
     def int_only(self) -> bool:
         """True when the target runs quantized programs only."""
 
+    @property
+    def delegates(self) -> bool:
+        """True when a backend can take ops off the CPU (full delegation can apply)."""
+
     def options(self) -> dict[str, Any]:
         """Settings that change the built program (part of the cache key)."""
 
@@ -65,6 +69,7 @@ class PortableTarget:
 
     name: str = "portable"
     int_only: bool = False
+    delegates: bool = False
 
     def options(self) -> dict[str, Any]:
         """No options."""
@@ -137,6 +142,11 @@ class TosaTarget:
         """The INT profile takes quantized programs only."""
         return self.profile == "INT"
 
+    @property
+    def delegates(self) -> bool:
+        """The TOSA partitioner delegates."""
+        return True
+
     def options(self) -> dict[str, Any]:
         """The TOSA specification string."""
         return {"tosa_spec": self.spec_string}
@@ -192,6 +202,7 @@ class EthosUTarget:
     memory_mode: str | None = None
     extra_flags: tuple[str, ...] = ()
     int_only: bool = True
+    delegates: bool = True
 
     def options(self) -> dict[str, Any]:
         """Vela settings."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -97,12 +98,29 @@ def test_each_fault_ends_in_its_failure_class(
     assert record["duration_s"] < 2 + 5 + 2
     assert processes_with_env(fvp_env["tag"]) == []
     repro = Path(record["repro"])
-    assert {"program.pte", "i0.bin", "command.txt", "fvp.log"} <= {p.name for p in repro.iterdir()}
-    argv = shlex.split((repro / "command.txt").read_text())  # pasteable into a shell
+    assert {"artifact", "inputs.npz", "case.json", "rerun.sh", "run"} <= {
+        p.name for p in repro.iterdir()
+    }
+    files = {p.name for p in (repro / "run").iterdir()}
+    assert {"program.pte", "i0.bin", "command.txt", "fvp.log"} <= files
+    argv = shlex.split((repro / "run" / "command.txt").read_text())  # pasteable into a shell
     assert (
         "mps4_board.subsystem.cpu0.semihosting-cmd_line='executor_runner -m program.pte -o out "
         "-i i0.bin'" in argv
     )
+    # The message points at the repro folder, which stays (pytest's tmp_path does not).
+    result.stdout.fnmatch_lines([f"*full log: {repro}/run/fvp.log*", f"*repro: {repro}*"])
+    # One command reruns the case, with the same runner ELF, and gives the same verdict.
+    rerun = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "repro", str(repro)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+    assert f"verdict: {failure_class}" in rerun.stdout
+    assert processes_with_env(fvp_env["tag"]) == []
 
 
 def test_launch_failures_are_retried_and_crashes_are_not(et_pytester, fvp_env, monkeypatch):
