@@ -193,3 +193,24 @@ def test_remote_engine_copies_files_instead_of_mounting(et_pytester, docker_env,
     where = records(et_pytester)[0]["board_facts"]["where"]
     assert where.endswith("on http://127.0.0.1:2375")
     assert containers(docker_env["tag"]) == []
+
+
+def test_sigterm_to_the_process_group_removes_every_container(et_pytester, docker_env, monkeypatch):
+    from tests.test_fvp_board import QUICK, cancel_mid_run, finished_tests
+
+    et_pytester.makepyfile(test_a_quick=QUICK)  # sorts first: finishes before the hangs
+    monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "hang")
+    quick = {"test_quick[corstone320-0]", "test_quick[corstone320-1]"}
+    command = [sys.executable, "-m", "pytest", "-n", "2"]
+    command += args(docker_env["image"], "--run-timeout=300")
+    proc, signalled = cancel_mid_run(
+        et_pytester,
+        command,
+        lambda: containers(docker_env["tag"]) and finished_tests(et_pytester) == quick,
+        signal.SIGTERM,
+    )
+    while containers(docker_env["tag"]) and time.monotonic() < signalled + 10:
+        time.sleep(0.2)
+    assert containers(docker_env["tag"]) == []  # removed within 10 s
+    assert proc.returncode == 2
+    assert finished_tests(et_pytester) == quick

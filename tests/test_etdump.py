@@ -67,3 +67,19 @@ def test_a_file_that_is_not_an_etdump_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x01ETDUMP-but-not-really" * 8)
     with pytest.raises(RunCrashed, match=r"etdump\.bin is not a valid ETDump"):
         load_etdump(path)
+
+
+def test_a_damaged_etdump_is_described_not_dumped_as_a_command_line(tmp_path: Path) -> None:
+    _etdump([(6, [2], [1], 0)], tmp_path)  # a valid file, written as etdump.bin
+    truncated = tmp_path / "etdump.bin"
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    with pytest.raises(RunCrashed) as caught:
+        load_etdump(truncated)
+    text = str(caught.value)
+    assert "has the ETDump identifier but its flatbuffer does not decode" in text
+    assert "flatc" not in text
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00\x01not an etdump at all")
+    with pytest.raises(RunCrashed, match="without the ETDump file identifier 'ED00'") as caught:
+        load_etdump(garbage)
+    assert "flatc" not in str(caught.value)

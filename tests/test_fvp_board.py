@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -157,3 +159,70 @@ def test_runner_elf_for_another_cpu_is_refused(et_pytester, fvp_env, tmp_path):
     result = run(et_pytester, wrong, "-rs")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["*was built for cortex-m4, the board's CPU is cortex-m85*"])
+
+
+QUICK = """
+import pytest
+
+@pytest.mark.parametrize("k", range(2))
+def test_quick(board, k):
+    pass
+"""
+
+
+def cancel_mid_run(pytester, command, ready, sig):
+    """Start ``command`` in its own process group, wait until ``ready()`` (runs hang,
+    some tests have finished), then send ``sig`` to the whole group as CI does."""
+    proc = subprocess.Popen(
+        command,
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.25)
+    assert ready(), "the hanging runs never started"
+    signalled = time.monotonic()
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=60)
+    return proc, signalled
+
+
+def finished_tests(pytester) -> set[str]:
+    path = pytester.path / "et-hil-results" / "results.jsonl"
+    if not path.exists():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["test"].split("::")[1] for r in rows if r["outcome"] == "passed"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_cancelling_the_process_group_leaves_no_fvp_running(et_pytester, fvp_env, monkeypatch, sig):
+    et_pytester.makepyfile(test_a_quick=QUICK)  # sorts first: finishes before the hangs
+    monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "hang")
+
+    def fvps() -> list[int]:
+        # the FVP double's processes (tagged through the environment), not pytest's
+        alive = []
+        for pid in processes_with_env(fvp_env["tag"]):
+            try:
+                if b"fvp_double" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    alive.append(pid)
+            except OSError:
+                continue
+        return alive
+
+    command = [sys.executable, "-m", "pytest", "-n", "2", "--run-timeout=300"]
+    command += ["--board=corstone320", "--compile-target=portable"]
+    command += [f"--runner-elf={fvp_env['elf']}"]
+    quick = {"test_quick[corstone320-0]", "test_quick[corstone320-1]"}
+    proc, signalled = cancel_mid_run(
+        et_pytester, command, lambda: fvps() and finished_tests(et_pytester) == quick, sig
+    )
+    while processes_with_env(fvp_env["tag"]) and time.monotonic() < signalled + 10:
+        time.sleep(0.2)
+    assert processes_with_env(fvp_env["tag"]) == []  # gone within 10 s, not at --timelimit
+    assert proc.returncode == 2  # interrupted, as with Ctrl-C
+    assert finished_tests(et_pytester) == quick  # every finished record is on disk

@@ -312,3 +312,160 @@ def test_plugin_import_does_not_import_torch():
     code = "import sys, harness.plugin; print('torch' in sys.modules, 'executorch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_models_a_program_cannot_express_are_refused_by_name(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import torch
+        from torch import nn
+
+        class WithNone(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.fc(x), None
+
+        class NoOutputs(nn.Module):
+            def forward(self, x):
+                return ()
+
+        def test_none_in_outputs(et_check):
+            et_check(WithNone().eval(), (torch.randn(2, 4),))
+
+        def test_no_outputs(et_check):
+            et_check(NoOutputs().eval(), (torch.randn(2, 4),))
+        """
+    )
+    result = et_pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*BuildError [[]build_error[]]: model 'WithNone' returns NoneType at output[[]1[]]*",
+            "*BuildError [[]build_error[]]: model 'NoOutputs' returns no tensors*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "AttributeError" not in result.stdout.str()
+    assert "graph_output_allocated" not in result.stdout.str()
+
+
+@pytest.mark.slow
+def test_int8_of_a_model_with_nothing_to_quantize_says_so(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import torch
+        from torch import nn
+
+        class Transpose(nn.Module):
+            def forward(self, x):
+                return x.permute(1, 0)
+
+        def test_nothing_to_quantize(et_check):
+            result = et_check(Transpose().eval(), (torch.randn(2, 4),), quantize="int8")
+            assert not result.artifact.quantized
+            assert [c.reference for c in result.comparisons] == ["eager_float"]
+        """
+    )
+    result = et_pytester.runpytest_subprocess("-W", "default")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*found nothing to quantize in this model*"])
+    [record] = records(et_pytester)
+    assert record["artifact"]["quantization"] is None  # not reported as a quantized test
+    assert "nothing to quantize" in record["quantization_note"]
+
+
+@pytest.mark.slow
+def test_full_delegation_marker_does_not_apply_where_nothing_can_be_delegated(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import pytest
+        import tinymodels as m
+
+        @pytest.mark.et_full_delegation
+        def test_npu_only(et_check):
+            et_check(m.tiny(), m.x(), quantize="int8")
+        """
+    )
+    result = et_pytester.runpytest_subprocess("--board=host")
+    result.assert_outcomes(passed=1)  # the check itself still ran on host
+    [record] = records(et_pytester)
+    assert record["full_delegation"] == "not applicable: target portable has no delegate"
+    assert record["ran"] is True
+
+
+def test_tests_skipped_by_a_marker_are_summarised_under_their_board(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.skip(reason="not today")
+        def test_skipped(board):
+            pass
+        """
+    )
+    result = et_pytester.runpytest("--board=host", "--board=tosa")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["host *skipped 1*", "tosa *skipped 1*"])
+    assert "?" not in {r["board"] for r in records(et_pytester)}
+
+
+@pytest.mark.slow
+def test_two_checks_in_one_test_are_both_recorded_and_in_junit(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import tinymodels as m
+
+        def test_two(et_check):
+            et_check(m.tiny(), m.x())
+            et_check(m.tiny(), m.x(), quantize="int8", reference=m.tiny(scale=1.5))
+        """
+    )
+    result = et_pytester.runpytest_subprocess("--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    [record] = records(et_pytester)
+    first, second = record["checks"]
+    assert first["passed"] is True
+    assert first["artifact"]["quantization"] is None
+    assert second["failure_class"] == "numeric_mismatch"
+    assert second["artifact"]["quantization"]["scheme"] == "int8"
+    assert first["artifact"]["key"] != second["artifact"]["key"]
+    assert record["artifact"] == second["artifact"]  # the top level is the failed check
+    assert len(record["comparisons"]) == 3  # 1 (float) + 2 (int8)
+    assert second["repro"].endswith("-check2")
+
+    properties = {
+        p.get("name"): p.get("value")
+        for p in ET.parse(et_pytester.path / "junit.xml").iter("property")
+    }
+    assert properties["et_board"] == "host"
+    assert properties["et_failure_class"] == "numeric_mismatch"
+    assert "executorch=1.5.1" in properties["et_versions"]
+    assert properties["et_repro"] == second["repro"]
+
+
+@pytest.mark.slow
+def test_library_noise_stays_out_of_a_users_output(pytester, shared_cache):
+    # A user's repository: no filterwarnings of ours, only the plugin.
+    pytester.makeini(f"[pytest]\naddopts = -p no:cacheprovider --build-cache={shared_cache}\n")
+    pytester.makepyfile(
+        """
+        import torch
+        from torch import nn
+
+        def test_fails(et_check):
+            torch.manual_seed(0)
+            et_check(nn.Linear(8, 4).eval(), (torch.randn(2, 8),), quantize="int8")
+            assert False, "the user's own assertion"
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "the user's own assertion" in out
+    assert "torch.__trace" not in out
+    assert "DeprecationWarning" not in out
+    assert "FutureWarning" not in out
