@@ -39,6 +39,7 @@ def write_bundle(
     Raises:
         BuildError: the bundle cannot be made (names the model).
     """
+    import torch
     from executorch.devtools.bundled_program.config import MethodTestCase, MethodTestSuite
     from executorch.devtools.bundled_program.core import BundledProgram
     from executorch.devtools.bundled_program.serialize import (
@@ -53,24 +54,14 @@ def write_bundle(
     if path.exists():
         return path
     try:
-        # Bundled tensors keep their bytes in memory order and their dim order, and
-        # the runtime copies the bytes as they are: lay each out as the program does.
-        io = artifact.metadata.get("program_io") or {}
-        in_orders = [spec.get("dim_order") for spec in io.get("inputs", [])]
-        out_orders = [spec.get("dim_order") for spec in io.get("outputs", [])]
         case = MethodTestCase(
-            inputs=[
-                dim_order.strided_tensor(a, in_orders[k] if k < len(in_orders) else None)
-                for k, a in enumerate(inputs)
-            ],
-            expected_outputs=[
-                dim_order.strided_tensor(a, out_orders[k] if k < len(out_orders) else None)
-                for k, a in enumerate(expected)
-            ],
+            inputs=[torch.from_numpy(np.ascontiguousarray(a)) for a in inputs],
+            expected_outputs=[torch.from_numpy(np.ascontiguousarray(a)) for a in expected],
         )
         bundle = BundledProgram(
             None, [MethodTestSuite(method_name=METHOD, test_cases=[case])], str(artifact.pte_path)
         )
+        _lay_out_in_dim_order(bundle.serialize_to_schema(), artifact, inputs, expected)
         data = serialize_from_bundled_program_to_flatbuffer(bundle)
     except Exception as exc:  # devtools raises assorted types on bad cases
         raise BuildError(
@@ -82,6 +73,37 @@ def write_bundle(
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
+
+
+def _lay_out_in_dim_order(
+    schema: Any,
+    artifact: Artifact,
+    inputs: Sequence[npt.NDArray[Any]],
+    expected: Sequence[npt.NDArray[Any]],
+) -> None:
+    """Rewrite the bundled tensors of a non-default dim order in place.
+
+    The runtime copies a bundled input's bytes into the program's input as they
+    are, and compares outputs byte for byte after checking that the strides
+    match (``tensors_are_close`` in bundled_program.cpp aborts otherwise). The
+    devtools emitter makes every bundled tensor contiguous (dim order 0..n-1), so
+    for a channels_last program it would feed NCHW bytes to an NHWC input: each
+    tensor of such a program must carry the program's dim order and its bytes in
+    that order. ``serialize_to_schema`` caches its result, so editing it here is
+    what the flatbuffer is made from.
+    """
+    io = artifact.metadata.get("program_io") or {}
+    case = schema.method_test_suites[0].test_cases[0]
+    for values, arrays, specs in (
+        (case.inputs, inputs, io.get("inputs", [])),
+        (case.expected_outputs, expected, io.get("outputs", [])),
+    ):
+        for k, array in enumerate(arrays):
+            order = specs[k].get("dim_order") if k < len(specs) else None
+            if not order or list(order) == dim_order.identity(np.ndim(array)):
+                continue
+            values[k].val.data = dim_order.to_memory(np.asarray(array), order).tobytes()
+            values[k].val.dim_order = [int(d) for d in order]
 
 
 def all_ones(input_specs: Sequence[dict[str, Any]]) -> list[npt.NDArray[Any]]:

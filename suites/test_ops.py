@@ -17,6 +17,14 @@ LOOSER: dict[str, dict[str, float]] = {}
 def test_op_int8(et_check, name):
     module, inputs = make_case(name)
     result = et_check(module, inputs, quantize="int8", tolerance=LOOSER.get(name))
+    if not result.artifact.quantized:
+        # The target's quantizer has no int8 pattern for this op (the portable
+        # target's XNNPACK quantizer leaves relu, pooling, softmax... in float): the
+        # program was checked as float above, but there is no int8 case to check.
+        pytest.skip(
+            f"{result.artifact.metadata['target']} quantizer leaves '{name}' in float "
+            "(checked as a float program against eager)"
+        )
     fake_quant = result.comparisons[0]
     assert fake_quant.reference == "fake_quant"
     # Every output was held to a limit: LSB where the output is quantized, the

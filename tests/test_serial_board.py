@@ -126,6 +126,46 @@ def test_outputs_are_the_boards_own(
     assert not np.allclose(first.run.outputs[0], second.run.outputs[0])
 
 
+class ChannelsLast(torch.nn.Module):
+    """A conv whose exported input and output are channels_last (dim order 0,2,3,1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_a_channels_last_program_gets_its_bundle_in_its_dim_order(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    """The runtime copies bundled bytes as they are, and aborts when expected and
+    real outputs differ in strides: the bundle must hold the program's dim order
+    and bytes laid out in it (the devtools emitter alone makes them NCHW)."""
+    from executorch.devtools.bundled_program.serialize import (
+        deserialize_from_flatbuffer_to_bundled_program,
+    )
+
+    board = make_board(vboard, tmp_path)
+    x_cl = torch.randn(1, 3, 5, 6, generator=torch.Generator().manual_seed(3))
+    x_cl = x_cl.contiguous(memory_format=torch.channels_last)
+    result = check(board, builder, tmp_path / "run", ChannelsLast(), (x_cl,), quantize=None)
+    assert result.passed, result.table()
+    assert result.run.extra["bundleio"][0]["result"] == "PASS"
+    bpte = tmp_path / "run" / str(result.run.extra["program"])
+    case = deserialize_from_flatbuffer_to_bundled_program(bpte.read_bytes())
+    bundled = case.method_test_suites[0].test_cases[0]
+    for value, logical in (
+        (bundled.inputs[0].val, x_cl),
+        (bundled.expected_outputs[0].val, ChannelsLast()(x_cl).detach()),
+    ):
+        assert list(value.dim_order) == [0, 2, 3, 1]
+        nhwc = logical.permute(0, 2, 3, 1).contiguous().numpy()
+        assert bytes(value.data) == nhwc.tobytes()
+
+
 def test_firmware_without_bundleio_is_compared_on_all_ones(
     tmp_path_factory: pytest.TempPathFactory, builder: Builder, tmp_path: Path, locks: Path
 ) -> None:

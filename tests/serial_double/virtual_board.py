@@ -277,9 +277,12 @@ class Firmware:
             self.pmu_report(cycles)
         self.log("I", "run_model", "1 inferences finished", 1351)
         self.print_outputs(outputs)
-        bundle_ok = True
+        bundle_ok: bool | None = True
         if bundled:
             bundle_ok = self.bundle_verdict(outputs, expected)
+            if bundle_ok is None:  # ET_CHECK_MSG aborted inside the comparison
+                self.hard_fault()
+                return
         self.log("I", "run_model", "Model run: 1", 1355)
         self.log("I", "main", "Model run: 1", 1543)
         self.log("I", "log_mem_status", f"model_pte_program_size:     {len(data)} bytes.", 960)
@@ -348,9 +351,25 @@ class Firmware:
                     text = str(int(value))
                 self.printf(f"Output[{i}][{j}]: ({kind}) {text}")
 
-    def bundle_verdict(self, outputs: list[Any], expected: list[Any]) -> bool:
-        got = [o.float().numpy().reshape(-1) for o in outputs]
-        want = [e.astype(np.float32).reshape(-1) for e in expected]
+    def bundle_verdict(self, outputs: list[Any], expected: list[Any]) -> bool | None:
+        """verify_method_outputs: None when it aborts (strides differ), else the verdict."""
+        for got_t, want_t in zip(outputs, expected, strict=True):
+            if list(got_t.dim_order()) != list(want_t.dim_order()):
+                # tensors_are_close cannot compare tensors of different strides: it aborts.
+                self.log(
+                    "F",
+                    "tensors_are_close",
+                    "In function tensors_are_close(), assert failed "
+                    "(ArrayRef<executorch::aten::StridesType>(strides, bundled_tensor.dim()) "
+                    "== method_output_tensor.strides()): The two inputs of `tensors_are_close` "
+                    "function shall have same strides",
+                    187,
+                    "bundled_program.cpp",
+                )
+                return None
+        # Same strides: the two data buffers are compared element by element in memory.
+        got = [_memory_order(o).float().numpy() for o in outputs]
+        want = [_memory_order(e).float().numpy() for e in expected]
         diff = np.concatenate([np.abs(g - w) for g, w in zip(got, want, strict=True)])
         rel = diff / np.maximum(np.abs(np.concatenate(want)), 1e-12)
         self.printf("=== Error stats for testset 0 ===")
@@ -463,7 +482,8 @@ def with_output_events(etdump: bytes, outputs: list[Any]) -> tuple[bytes, bytes]
 
 
 def _bundle_contents(data: bytes) -> tuple[bytes, list[Any], list[Any]]:
-    """A .bpte's program, test-set-0 inputs (tensors) and expected outputs (arrays)."""
+    """A .bpte's program, test-set-0 inputs and expected outputs (tensors in the
+    bundle's dim order)."""
     import torch
     from executorch.devtools.bundled_program.serialize import (
         deserialize_from_flatbuffer_to_bundled_program,
@@ -483,7 +503,7 @@ def _bundle_contents(data: bytes) -> tuple[bytes, list[Any], list[Any]]:
         return memory.permute([order.index(d) for d in range(len(order))])
 
     inputs = [tensor(v) for v in case.inputs]
-    expected = [tensor(v).contiguous().numpy() for v in case.expected_outputs]
+    expected = [tensor(v) for v in case.expected_outputs]
     return bytes(bundle.program), inputs, expected
 
 
