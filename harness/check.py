@@ -83,13 +83,17 @@ def _load_reference(path: str, namespaces: tuple[str, ...], model: str) -> Any:
     tried: set[str] = set()
     while True:
         try:
-            return torch.export.load(path).module()
+            with op_libraries.logged_load_errors() as logged:
+                return torch.export.load(path).module()
         except Exception as exc:  # torch's deserializer raises assorted types
-            namespace = op_libraries.unresolved_namespace(exc)
+            namespace = next(
+                filter(None, map(op_libraries.unresolved_namespace, [exc, *logged])), None
+            )
             if namespace is None or namespace in tried:
+                cause = logged[-1] if logged else exc  # torch's own error, not its summary
                 raise BuildError(
                     f"model '{model}': cannot load the fake-quant reference {path}: "
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}. "
+                    f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0][:300]}. "
                     "Rebuild it (--no-cache, or 'et-hil cache clear')"
                 ) from exc
             tried.add(namespace)

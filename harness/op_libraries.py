@@ -12,9 +12,11 @@ imports are paid only by graphs that need them).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 # Namespaces torch itself defines, always resolvable.
@@ -78,3 +80,29 @@ def unresolved_namespace(exc: BaseException) -> str | None:
             return match.group(1)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+class _KeepLoggedErrors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+@contextlib.contextmanager
+def logged_load_errors() -> Iterator[list[BaseException]]:
+    """The exceptions ``torch.export.load`` logs while it loads.
+
+    It logs the deserializer's error (the one naming the unresolved operator)
+    as a warning and raises a generic one, so the cause is only found here.
+    """
+    handler = _KeepLoggedErrors()
+    logger = logging.getLogger("torch.export")
+    logger.addHandler(handler)
+    try:
+        yield handler.errors
+    finally:
+        logger.removeHandler(handler)
