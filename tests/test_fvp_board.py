@@ -74,6 +74,34 @@ def test_portable_programs_run_end_to_end_on_two_workers(et_pytester, fvp_env):
     assert not (et_pytester.path / "et-hil-results" / "repro").exists()
 
 
+CHANNELS_LAST = """
+import torch
+
+class Conv(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+def test_channels_last(et_check):
+    x = torch.randn(1, 3, 5, 6, generator=torch.Generator().manual_seed(3))
+    result = et_check(Conv(), (x.contiguous(memory_format=torch.channels_last),))
+    io = result.artifact.metadata["program_io"]
+    assert io["inputs"][0]["dim_order"] == io["outputs"][0]["dim_order"] == [0, 2, 3, 1]
+"""
+
+
+def test_channels_last_inputs_and_outputs_cross_in_memory_order(et_pytester, fvp_env):
+    """The runner reads input files and writes output files as raw bytes in the
+    program's dim order: NCHW bytes for an NHWC input would fail the float check."""
+    et_pytester.makepyfile(test_channels_last=CHANNELS_LAST)
+    result = run(et_pytester, fvp_env["elf"], "test_channels_last.py")
+    result.assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     ("mode", "failure_class", "message"),
     [
