@@ -80,9 +80,6 @@ def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
     assert not any(c["artifact"]["cache_hit"] for r in ran for c in r["checks"])
     # the warm run built nothing: every artifact came from the cache, loaded fresh
     assert all(
-        c["artifact"]["cache_hit"]
-        for r in warm
-        if r["outcome"] == "passed"
-        for c in r["checks"]
+        c["artifact"]["cache_hit"] for r in warm if r["outcome"] == "passed" for c in r["checks"]
     )
     assert verdicts(warm) == verdicts(cold)
