@@ -73,7 +73,9 @@ def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
     warm = run_suites(cache, tmp_path / "warm.jsonl", tmp_path)
 
     ran = [r for r in cold if r["outcome"] == "passed"]
-    assert len(ran) >= 80  # both boards ran the suites (seen: 97 of 112; the rest skip)
+    # both boards ran the suites (seen: 80 of 112 ran; the rest skip with reasons: float
+    # programs on tosa, a16w8 and ops the portable quantizer leaves in float on host)
+    assert len(ran) >= 80
     assert {r["board"] for r in ran} == {"host", "tosa"}
     assert any("edge" in r["test"] and "int8" in r["test"] for r in ran)
     # the cold run built every program in the process that ran it
