@@ -12,17 +12,19 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import artifact as artifact_files
 from harness import op_libraries
+from harness import taps as tap_points
 from harness.artifact import Artifact
 from harness.cache import ArtifactCache
 from harness.errors import BuildError
 from harness.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
 from harness.quantization import QuantConfig, generated_calibration
+from harness.taps import TapPlan
 from harness.targets import CompileTarget, TosaTarget, get_target
 from harness.versions import tool_versions
 
@@ -241,7 +243,12 @@ def partition_report(edge_program: Any) -> dict[str, Any]:
             partitions.append({"backend": lowered.backend_id, "ops": dict(sorted(ops.items()))})
         elif "getitem" not in name:
             cpu[name] = cpu.get(name, 0) + 1
-    fallback = {k: v for k, v in cpu.items() if not k.startswith("quantized_decomposed.")}
+    # Boundary quantize/dequantize and tap placeholders stay on the CPU by design.
+    fallback = {
+        k: v
+        for k, v in cpu.items()
+        if not k.startswith(("quantized_decomposed.", "executorch_devtools."))
+    }
     delegated = sum(sum(p["ops"].values()) for p in partitions)
     return {
         "delegated_subgraphs": len(partitions),
@@ -254,9 +261,16 @@ def partition_report(edge_program: Any) -> dict[str, Any]:
 
 
 def lower_and_serialize(
-    exported: Any, target: CompileTarget, folder: Path, name: str
+    exported: Any,
+    target: CompileTarget,
+    folder: Path,
+    name: str,
+    after_lowering: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Lower to edge (partitioning for the target), serialize ``.pte`` and ETRecord.
+
+    ``after_lowering`` sees (and may edit) the lowered edge program before
+    ``to_executorch``: where tap placeholders are located and stripped.
 
     Returns:
         Metadata from lowering: partition report, compiler reports, planned memory.
@@ -274,9 +288,14 @@ def lower_and_serialize(
             edge = to_edge_transform_and_lower(
                 exported,
                 partitioner=target.partitioners(compiler_dir) or None,
-                generate_etrecord=True,
+                # An ETRecord of a tapped program would hold the tap placeholders,
+                # which cannot be serialized; the untapped build keeps the ETRecord.
+                generate_etrecord=after_lowering is None,
             )
         report = partition_report(edge)
+        if after_lowering is not None:
+            stage = "tap placement"
+            after_lowering(edge)
         if target.name.startswith("tosa-"):
             stage = "saving the lowered program"
             save_lowered_program(edge.exported_program(), folder / artifact_files.LOWERED_NAME)
@@ -284,7 +303,8 @@ def lower_and_serialize(
         program = edge.to_executorch()
         stage = "serialize"
         (folder / artifact_files.PTE_NAME).write_bytes(program.buffer)
-        program.get_etrecord().save(str(folder / artifact_files.ETRECORD_NAME))
+        if after_lowering is None:
+            program.get_etrecord().save(str(folder / artifact_files.ETRECORD_NAME))
         plan = program.executorch_program.execution_plan[0]
         planned = int(sum(plan.non_const_buffer_sizes))
         io = program_io(plan)
@@ -363,6 +383,28 @@ def load_lowered_program(path: Path) -> Any:
     return deserialize(pickle.loads(path.read_bytes()))
 
 
+def _tapped(
+    exported: Any, plan: TapPlan, quantized: bool, name: str
+) -> tuple[Any, list[dict[str, Any]], Callable[[Any], None]]:
+    """The program with its tap points as extra outputs, the taps' descriptions
+    (filled with where each one runs once lowered), and the lowering hook."""
+    from executorch.devtools.intermediate_output_tap import strip_taps_
+
+    try:
+        program, rows = tap_points.apply(exported, plan, quantized)
+        if plan.fault is not None:
+            program = tap_points.inject_fault(program, plan.fault)
+    except ValueError as exc:
+        raise BuildError(f"model '{name}': {exc}") from exc
+
+    def locate_and_strip(edge: Any) -> None:
+        for row, where in zip(rows, tap_points.locate(edge, rows), strict=True):
+            row["where"] = where
+        strip_taps_(edge)
+
+    return program, rows, locate_and_strip
+
+
 class Builder:
     """Builds artifacts for boards, through a cache.
 
@@ -384,6 +426,7 @@ class Builder:
         quantize: bool | str | QuantConfig | None = None,
         calibration: Sequence[Sequence[torch.Tensor]] | None = None,
         vela: Mapping[str, Any] | None = None,
+        taps: TapPlan | None = None,
     ) -> Artifact:
         """Return the artifact for ``model`` on ``target``, building it on a cache miss.
 
@@ -396,6 +439,9 @@ class Builder:
                 :class:`QuantConfig` for PT2E quantization.
             calibration: input tuples to calibrate with; generated when absent.
             vela: the board file's ``[vela]`` table (Ethos-U targets).
+            taps: intermediate tensors to surface as extra outputs (see
+                :mod:`harness.taps`); the artifact's ``taps`` metadata says
+                which output is which.
 
         Raises:
             BuildError: the model, inputs or target are at fault; the message names them.
@@ -420,6 +466,8 @@ class Builder:
             "quantization": config.as_dict() if config else None,
             "target": compile_target.options(),
         }
+        if taps is not None:
+            options["taps"] = taps.as_dict()
         if config is not None:
             calib = (
                 [validate_inputs(model, s) for s in calibration]
@@ -461,12 +509,25 @@ class Builder:
                     )
                 else:
                     exported = export_model(fake_quant, inputs)
-                    torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
-                    # What a fresh process must register to load that file (op_libraries).
-                    reference_namespaces = op_libraries.namespaces_of(exported.graph_module)
                     scales = output_scales(exported)
-            graph_hash = hashlib.sha256(str(exported.graph).encode()).hexdigest()
-            lowered = lower_and_serialize(exported, compile_target, folder, name)
+            user_outputs = output_specs(exported)
+            program, after_lowering = exported, None
+            tap_rows: list[dict[str, Any]] = []
+            if taps is not None:
+                program, tap_rows, after_lowering = _tapped(
+                    exported, taps, applied is not None, name
+                )
+            if applied is not None:
+                import torch
+
+                # Saved without taps or fault: tap placeholders cannot be serialized,
+                # and each tap point's fake-quant value is read from this graph by
+                # node name (harness.debug).
+                torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
+                # What a fresh process must register to load that file (op_libraries).
+                reference_namespaces = op_libraries.namespaces_of(exported.graph_module)
+            graph_hash = hashlib.sha256(str(program.graph).encode()).hexdigest()
+            lowered = lower_and_serialize(program, compile_target, folder, name, after_lowering)
             artifact_files.write_metadata(
                 folder,
                 {
@@ -478,7 +539,8 @@ class Builder:
                     "quantization_skipped": skipped,
                     "versions": versions,
                     "input_specs": input_specs(inputs),
-                    "output_specs": output_specs(exported),
+                    "output_specs": user_outputs,
+                    "taps": tap_rows or None,
                     "output_scales": scales,
                     "reference_op_namespaces": reference_namespaces,
                     **lowered,

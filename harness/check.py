@@ -25,6 +25,8 @@ from harness.tolerance import Tolerance
 if TYPE_CHECKING:
     import torch
 
+    from harness.taps import TapPlan
+
 
 @dataclasses.dataclass(frozen=True)
 class CheckResult:
@@ -103,16 +105,20 @@ def _load_reference(path: str, namespaces: tuple[str, ...], model: str) -> Any:
                 raise unknown(namespace) from unknown_exc
 
 
-def fake_quant_outputs(artifact: Artifact, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Outputs of the artifact's fake-quant reference (the PT2E-converted model)."""
+def fake_quant_reference(artifact: Artifact) -> Any:
+    """The artifact's fake-quant reference (the PT2E-converted model), loaded once."""
     if artifact.reference_path is None:
         raise ValueError(f"artifact {artifact.key[:12]} is not quantized: no fake-quant reference")
-    reference = _load_reference(
+    return _load_reference(
         str(artifact.reference_path),
         tuple(artifact.metadata.get("reference_op_namespaces") or ()),
         artifact.model_name,
     )
-    return run_eager(reference, inputs)
+
+
+def fake_quant_outputs(artifact: Artifact, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Outputs of the artifact's fake-quant reference."""
+    return run_eager(fake_quant_reference(artifact), inputs)
 
 
 def _to_numpy(tensors: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
@@ -152,8 +158,10 @@ def build_for_board(
     *,
     quantize: bool | str | QuantConfig | None = None,
     calibration: Sequence[Sequence[torch.Tensor]] | None = None,
+    taps: TapPlan | None = None,
 ) -> Artifact:
-    """Build (or find in the cache) ``model``'s program for ``board``'s target.
+    """Build (or find in the cache) ``model``'s program for ``board``'s target
+    (with ``taps``: every layer surfaced as an output, see :mod:`harness.debug`).
 
     Raises:
         BuildError: the model, inputs or target are at fault; the message names them.
@@ -167,6 +175,7 @@ def build_for_board(
             quantize=quantize,
             calibration=calibration,
             vela=board.spec.sections.get("vela"),
+            taps=taps,
         )
 
 

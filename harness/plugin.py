@@ -136,6 +136,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="retries of FVP launch and licence failures per run (default: board file, or 1)",
     )
     group.addoption(
+        "--et-debug",
+        choices=("on-failure", "always", "off"),
+        default="on-failure",
+        help="per-layer divergence table (every layer tapped, run on the board, compared "
+        "with fake-quant and eager float): for failing checks (default), for every check, "
+        "or never. Off under --build-only",
+    )
+    group.addoption(
         "--run-timeout",
         type=float,
         metavar="SECONDS",
@@ -211,6 +219,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         results_path=results.resolve(),
         run_timeout_s=option.run_timeout,
         board_options=board_options,
+        debug="off" if option.build_only else option.et_debug,
     )
 
 
@@ -594,18 +603,90 @@ def et_check(
                 if m.max_lsb is not None:
                     item.user_properties.append((f"{prefix}_max_lsb", round(m.max_lsb, 4)))
         item.user_properties.append(("et_verdict", "pass" if result.passed else "fail"))
+        divergence = ""
+        if hc.debug == "always" or (hc.debug == "on-failure" and not result.passed):
+            divergence = _debug_pass(
+                session.builder, board, model, inputs, this,
+                quantize=quantize, calibration=calibration,
+                tolerance=main if artifact.quantized else None,
+                run_dir=run_dir.with_name(run_dir.name + "-debug"),
+                keep_in=result.repro_dir, timeout_s=hc.run_timeout_s,
+            )  # fmt: skip
         if not result.passed:
             this["failure_class"] = record["failure_class"] = str(FailureClass.NUMERIC_MISMATCH)
             where = _repro_line(result.repro_dir, result.repro_error)
             this["repro"] = str(result.repro_dir) if result.repro_dir else None
             pytest.fail(
                 f"model '{result.artifact.model_name}' on board '{spec.name}': "
-                f"outputs differ from the reference\n{result.table()}{where}",
+                f"outputs differ from the reference\n{result.table()}{divergence}{where}",
                 pytrace=False,
             )
         return result
 
     return check
+
+
+DEBUG_ROWS = 12  # rows of the divergence table a failure message shows
+
+
+def _debug_pass(
+    builder: Any,
+    board: Board,
+    model: Any,
+    inputs: Any,
+    this: dict[str, Any],
+    *,
+    keep_in: Path | None,
+    **kwargs: Any,
+) -> str:
+    """Run the per-layer divergence pass; record it, keep its files beside the
+    repro folder (or the run folder), and return the failure message's part."""
+    from harness.debug import debug_model
+    from harness.quiet import third_party_warnings_silenced
+
+    try:
+        with third_party_warnings_silenced():
+            report = debug_model(builder, board, model, inputs, **kwargs)
+    except HarnessError as exc:
+        # The check's own verdict stands; say why there is no table.
+        this["debug"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return f"\nper-layer table: not made ({type(exc).__name__}: {str(exc)[:300]})"
+    folder = keep_in if keep_in is not None else kwargs["run_dir"]
+    files = report.write(folder)
+    this["debug"] = {**report.as_dict(), "files": [str(f) for f in files]}
+    return f"\n{report.summary()}\n{report.table(rows=DEBUG_ROWS)}\nper-layer table: {files[1]}"
+
+
+@pytest.fixture
+def et_debug(request: pytest.FixtureRequest, board: Board, tmp_path: Path) -> Callable[..., Any]:
+    """``et_debug(model, inputs, *, quantize=None, calibration=None, tolerance=None,
+    fault=None) -> DivergenceReport``: the per-layer divergence table of the model
+    on this test's board, without a failure (see :mod:`harness.debug`). The table
+    is also written to the test's record and to ``divergence.{json,csv}``."""
+    hc = request.config.stash[CONFIG_KEY]
+    session = _session(request.config)
+    record = _record(request.node)
+
+    def debug(model: Any, inputs: Any, **kwargs: Any) -> Any:
+        from harness.debug import debug_model
+        from harness.quiet import third_party_warnings_silenced
+
+        tolerance = kwargs.pop("tolerance", None)
+        if isinstance(tolerance, Mapping):
+            tolerance = Tolerance.from_mapping(tolerance, f"{request.node.nodeid}: et_debug")
+        run_dir = tmp_path / f"debug{len(record.get('debug_reports', [])) + 1}"
+        with third_party_warnings_silenced():
+            report = debug_model(
+                session.builder, board, model, inputs, run_dir=run_dir,
+                tolerance=tolerance, timeout_s=hc.run_timeout_s, **kwargs,
+            )  # fmt: skip
+        files = report.write(run_dir)
+        record.setdefault("debug_reports", []).append(
+            {**report.as_dict(), "files": [str(f) for f in files]}
+        )
+        return report
+
+    return debug
 
 
 def _repro_line(folder: Path | None, error: str | None) -> str:
@@ -681,6 +762,7 @@ _CHECK_FIELDS = (
     "repro",
     "quantization_note",
     "full_delegation",
+    "debug",
 )
 
 

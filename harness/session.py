@@ -26,6 +26,8 @@ class HarnessConfig:
         results_path: the JSON Lines results file.
         run_timeout_s: overrides every board's run timeout when set.
         board_options: command-line settings per board (runner ELF, FVP mode).
+        debug: when to make the per-layer divergence table (``--et-debug``):
+            ``on-failure``, ``always`` or ``off``.
     """
 
     boards: Mapping[str, BoardSpec]
@@ -37,6 +39,7 @@ class HarnessConfig:
     results_path: Path
     run_timeout_s: float | None = None
     board_options: Mapping[str, BoardOptions] = dataclasses.field(default_factory=dict)
+    debug: str = "on-failure"
 
     @property
     def log_dir(self) -> Path:

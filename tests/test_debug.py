@@ -1,0 +1,152 @@
+"""The per-layer divergence table names the layer that went wrong.
+
+Each model (10+ layers: convolutional, residual with skip connections,
+attention) is run on the host board (every layer a CPU kernel) and on the tosa
+board (every layer inside one TOSA partition) with a deliberate fault in one
+layer's requantization (:class:`harness.taps.Fault`, in the program only).
+The table must name that layer as the first divergent one; without the fault,
+every layer is within tolerance, with values that came from the board.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from harness.boards import make_board
+from harness.boards.base import Board
+from harness.boardspec import builtin_board_dir, load_board_file
+from harness.build import Builder
+from harness.cache import ArtifactCache
+from harness.debug import DivergenceReport, debug_model
+from harness.taps import Fault
+
+pytestmark = pytest.mark.slow
+
+
+class DeepCNN(nn.Module):
+    """Six conv+relu layers, pooling and a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = [3, 8, 8, 16, 16, 16, 16]
+        for i in range(6):
+            layers += [nn.Conv2d(channels[i], channels[i + 1], 3, padding=1), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.body(x)), 1))
+
+
+class Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+class ResNetish(nn.Module):
+    """A stem and three residual blocks with identity skips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.Sequential(Block(8), Block(8), Block(8))
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.blocks(torch.relu(self.stem(x)))
+        return self.head(y.mean(dim=(2, 3)))
+
+
+class Attention(nn.Module):
+    """Embedding, single-head attention with matmuls, output projection, an MLP."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, dim)
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.fc1 = nn.Linear(dim, 2 * dim)
+        self.fc2 = nn.Linear(2 * dim, dim)
+        self.scale = dim**-0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        weights = torch.softmax(self.q(h) @ self.k(h).transpose(-2, -1) * self.scale, dim=-1)
+        h = h + self.out(weights @ self.v(h))
+        return self.fc2(torch.relu(self.fc1(h)))
+
+
+MODELS = {
+    "deep_cnn": (DeepCNN, (1, 3, 12, 12), "body.7"),
+    "resnetish": (ResNetish, (1, 3, 8, 8), "blocks.1"),
+    "attention": (Attention, (1, 6, 8), "v"),
+}
+
+
+@pytest.fixture(scope="module")
+def builder(tmp_path_factory: pytest.TempPathFactory) -> Builder:
+    return Builder(ArtifactCache(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module", params=["host", "tosa"])
+def a_board(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Board]:
+    spec = load_board_file(builtin_board_dir() / f"{request.param}.toml")
+    board = make_board(spec, tmp_path_factory.mktemp(f"{request.param}-work"))
+    yield board
+    board.close()
+
+
+def model_and_input(name: str) -> tuple[nn.Module, tuple[torch.Tensor]]:
+    cls, shape, _ = MODELS[name]
+    torch.manual_seed(0)
+    return cls().eval(), (torch.randn(shape, generator=torch.Generator().manual_seed(1)),)
+
+
+def layer_at(report: DivergenceReport, module_path: str) -> str:
+    """The tap point (node) of the first layer computed in ``module_path``."""
+    return next(r.node for r in report.rows if r.module_path.startswith(module_path))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_faulty_layer_is_the_first_divergent_one(
+    builder: Builder, a_board: Board, name: str, tmp_path: Path
+) -> None:
+    board = a_board
+    model, x = model_and_input(name)
+    clean = debug_model(builder, board, model, x, run_dir=tmp_path / "clean", quantize="int8")
+    assert len(clean.rows) >= 10
+    # without the fault: every layer measured on the board and within tolerance
+    assert clean.first_divergent is None, clean.table()
+    assert all(r.within is True and r.vs_fake_quant is not None for r in clean.rows)
+    where = {r.where for r in clean.rows[1:]}  # row 0 is the input's quantization
+    assert where == ({"CPU"} if board.spec.kind == "host" else {"TOSABackend #0"})
+
+    target = layer_at(clean, MODELS[name][2])
+    faulty = debug_model(
+        builder, board, model, x, run_dir=tmp_path / "faulty", quantize="int8",
+        fault=Fault(target, factor=1.5),
+    )  # fmt: skip
+    first = faulty.first_divergent
+    assert first is not None, faulty.table()
+    assert first.node == target, faulty.table()
+    assert first.module_path.startswith(MODELS[name][2])
+    # a 1.5x scale moves every value by a third: far beyond 1 LSB
+    assert first.vs_fake_quant is not None
+    assert (first.vs_fake_quant.max_lsb or 0) > 5
+    assert f"[{target}]" in faulty.summary()
