@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -469,3 +470,70 @@ def test_library_noise_stays_out_of_a_users_output(pytester, shared_cache):
     assert "torch.__trace" not in out
     assert "DeprecationWarning" not in out
     assert "FutureWarning" not in out
+
+
+@pytest.mark.slow
+def test_a_failing_check_shows_its_per_layer_table(et_pytester):
+    """--et-debug=on-failure (the default): the failure message carries the table's
+    verdict and rows, the record the whole table, the repro folder its files."""
+    et_pytester.makepyfile(
+        """
+        import torch
+        import tinymodels as m
+
+        def test_wrong_reference(et_check):
+            # the board is right; the test's reference is the negated model
+            et_check(m.tiny(), m.x(), quantize="int8", reference=m.tiny(scale=-1.0))
+
+        def test_fine(et_check):
+            et_check(m.tiny(), m.x(), quantize="int8")
+        """
+    )
+    result = et_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    # every layer of the program matched fake-quant: the fault is the reference's
+    result.stdout.fnmatch_lines(["*every layer within 1 LSB*", "*per-layer table: *divergence.csv"])
+    by_test = {r["test"].split("::")[1]: r for r in records(et_pytester)}
+    failed, fine = by_test["test_wrong_reference[host]"], by_test["test_fine[host]"]
+    debug = failed["debug"]
+    assert debug["first_divergent"] is None
+    assert [row["where"] for row in debug["rows"]] == ["CPU"] * len(debug["rows"])
+    assert all(row["vs_fake_quant"]["max_lsb"] <= 1 for row in debug["rows"])
+    assert {Path(f).name for f in debug["files"]} == {"divergence.json", "divergence.csv"}
+    assert all(Path(f).parent == Path(failed["repro"]) for f in debug["files"])
+    assert "debug" not in fine  # passing checks get no pass by default
+
+
+@pytest.mark.slow
+def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
+    et_pytester.makepyfile(
+        """
+        import torch
+        from harness.taps import Fault
+        import tinymodels as m
+
+        class Two(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                torch.manual_seed(0)
+                self.a = torch.nn.Linear(8, 8)
+                self.b = torch.nn.Linear(8, 4)
+
+            def forward(self, x):
+                return self.b(torch.relu(self.a(x)))
+
+        def test_layers(et_debug):
+            clean = et_debug(Two(), m.x(), quantize="int8")
+            assert clean.first_divergent is None
+            layer = next(r for r in clean.rows if r.module_path == "b")
+            faulty = et_debug(Two(), m.x(), quantize="int8", fault=Fault(layer.node))
+            assert faulty.first_divergent.node == layer.node
+        """
+    )
+    result = et_pytester.runpytest_subprocess("--et-debug=off")
+    result.assert_outcomes(passed=1)
+    (row,) = records(et_pytester)
+    clean, faulty = row["debug_reports"]
+    assert clean["summary"].startswith("every layer within")
+    assert faulty["summary"].startswith("first divergent layer")
+    assert faulty["first_divergent"]["module_path"] == "b"
