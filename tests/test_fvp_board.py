@@ -124,8 +124,10 @@ def test_each_fault_ends_in_its_failure_class(
     result.stdout.fnmatch_lines([f"*{message}*"])
     [record] = records(et_pytester)
     assert record["failure_class"] == failure_class
-    # Within the run's timeout (2 s) plus 5 s, whatever went wrong.
-    assert record["duration_s"] < 2 + 5 + 2
+    # Within the run's timeout (2 s) plus 5 s, whatever went wrong, plus the test's
+    # own work around the run (the cached program, the reference, the repro folder):
+    # up to ~3.5 s on a busy 2-core machine (seen: 9.4 s in all for corrupt_etdump).
+    assert record["duration_s"] < 2 + 5 + 5
     assert processes_with_env(fvp_env["tag"]) == []
     repro = Path(record["repro"])
     assert {"artifact", "inputs.npz", "case.json", "rerun.sh", "run"} <= {
