@@ -511,6 +511,11 @@ class Builder:
                     exported = export_model(fake_quant, inputs)
                     scales = output_scales(exported)
             user_outputs = output_specs(exported)
+            # Every layer a debug pass could tap (harness.debug bisects over these).
+            tap_candidates = [
+                tap_points.describe(n)
+                for n in tap_points.candidates(exported.graph_module, applied is not None)
+            ]
             program, after_lowering = exported, None
             tap_rows: list[dict[str, Any]] = []
             if taps is not None:
@@ -541,6 +546,7 @@ class Builder:
                     "input_specs": input_specs(inputs),
                     "output_specs": user_outputs,
                     "taps": tap_rows or None,
+                    "tap_candidates": tap_candidates,
                     "output_scales": scales,
                     "reference_op_namespaces": reference_namespaces,
                     **lowered,

@@ -96,6 +96,8 @@ class DivergenceReport:
     partitions_with_taps: int
     timings: dict[str, float]
     fault: Fault | None = None
+    strategy: str = "all"
+    reducer: str = "FULL_TENSOR"
 
     @property
     def first_divergent(self) -> LayerRow | None:
@@ -172,6 +174,8 @@ class DivergenceReport:
             "partitions_without_taps": self.partitions_without_taps,
             "partitions_with_taps": self.partitions_with_taps,
             "fault": dataclasses.asdict(self.fault) if self.fault else None,
+            "strategy": self.strategy,
+            "reducer": self.reducer,
             "timings": self.timings,
             "rows": [r.as_dict() for r in self.rows],
         }
@@ -264,6 +268,12 @@ def _node_values(graph_module: Any, inputs: Sequence[torch.Tensor]) -> dict[str,
     return values
 
 
+BISECT_ABOVE = 48  # tap points beyond which "auto" bisects instead of tapping all
+# STATS fields that move by at most the elementwise error (in the tensor's units):
+# a difference above the limit in any of them proves the layer diverged.
+_BOUNDED_STATS = ("min", "max", "mean", "abs_max", "abs_mean", "rms", "p99_abs")
+
+
 def debug_model(
     builder: Builder,
     board: Board,
@@ -276,102 +286,285 @@ def debug_model(
     tolerance: Tolerance | None = None,
     timeout_s: float | None = None,
     fault: Fault | None = None,
+    strategy: str = "auto",
+    reducer: str | None = None,
 ) -> DivergenceReport:
-    """Build the model with every layer tapped, run it on the board, and compare
-    each layer with the fake-quant reference and eager float.
+    """Run the model's layers on the board as tapped outputs and compare each with
+    the fake-quant reference and eager float.
 
     Args:
         tolerance: the limit a layer is held to (default: the board file's,
             ``max_lsb`` for quantized programs, ``atol``/``rtol`` for float ones).
         fault: a deliberate error in one layer of the program (tests of this tool).
+        strategy: ``all`` taps every layer in one build; ``bisect`` finds the
+            first divergent layer with one single-tap build per step (log2 of
+            the layer count), for large models; ``auto`` bisects above
+            :data:`BISECT_ABOVE` layers.
+        reducer: ``FULL_TENSOR`` or ``STATS`` (13 statistics per layer: what a
+            UART carries in reasonable time); default ``STATS`` on serial boards.
 
     Raises:
         HarnessError: as :func:`harness.check.check_model` (build, run, timeout...).
     """
-    from harness.boards.base import as_numpy
     from harness.build import export_model, validate_inputs
-    from harness.check import build_for_board, fake_quant_reference
+    from harness.check import build_for_board
 
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     tensors = validate_inputs(model.eval(), inputs)
     spec = board.spec
     plain = build_for_board(
         builder, board, model, tensors, quantize=quantize, calibration=calibration
     )
-    tapped = build_for_board(
-        builder, board, model, tensors, quantize=quantize, calibration=calibration,
-        taps=TapPlan(fault=fault),
-    )  # fmt: skip
-    timings["build_s"] = round(time.perf_counter() - t0, 3)
-    quantized = tapped.quantized
+    quantized = plain.quantized
     policy = spec.tolerance
     limit_tol = tolerance or (policy.quantized if quantized else policy.float)
-
-    t1 = time.perf_counter()
-    arrays = [as_numpy(t) for t in tensors]
-    run = board.run(tapped, arrays, run_dir=run_dir, timeout_s=timeout_s)
-    timings["run_s"] = round(time.perf_counter() - t1, 3)
-
-    t2 = time.perf_counter()
-    taps: list[dict[str, Any]] = tapped.metadata.get("taps") or []
-    # Node names survive PT2E and saving: a quantized tap point (a quantize node)
-    # finds its fake-quant value by its own name and its float value by its
-    # source layer's name in the exported float graph.
-    fake_quant = _node_values(fake_quant_reference(tapped), tensors) if quantized else {}
-    floats = _node_values(export_model(model, tensors).module(), tensors)
-    rows = []
-    for i, tap in enumerate(taps):
-        k = tap["output_index"]
-        where = str(tap.get("where", "?"))
-        scale = tap.get("scale")
-        board_value = as_numpy(run.outputs[k]) if k < len(run.outputs) else None
-        if board_value is None:
-            rows.append(
-                LayerRow(i, tap["node"], tap["module_path"], tap["op"],
-                         f"not measured: the board returned {len(run.outputs)} outputs",
-                         scale, None, None, None)
-            )  # fmt: skip
-            continue
-        vs_fq = vs_float = None
-        fq_value = fake_quant.get(tap["node"])
-        if quantized and fq_value is not None and scale:
-            vs_fq = _metrics(board_value, as_numpy(fq_value), lsb=1.0)  # integers, 1 LSB apart
-            vs_fq = dataclasses.replace(vs_fq, max_abs=vs_fq.max_abs * scale)
-            dequantized = (board_value.astype(np.float64) - tap["zero_point"]) * scale
-        else:
-            dequantized = board_value
-        float_value = floats.get(tap["source"] if quantized else tap["node"])
-        if float_value is not None and float_value.numel() == dequantized.size:
-            vs_float = _metrics(dequantized, as_numpy(float_value).reshape(dequantized.shape))
-        if quantized:
-            limit = limit_tol.max_lsb if limit_tol.max_lsb is not None else 1.0
-            within = vs_fq is not None and (vs_fq.max_lsb or 0.0) <= limit
-        else:
-            within = vs_float is not None and _within_float(
-                dequantized, floats[tap["node"]], limit_tol
-            )
-        rows.append(
-            LayerRow(i, tap["node"], tap["module_path"], tap["op"], where, scale,
-                     vs_fq, vs_float, within)
-        )  # fmt: skip
-    timings["compare_s"] = round(time.perf_counter() - t2, 3)
-    timings["total_s"] = round(time.perf_counter() - t0, 3)
+    debug_pass = _Pass(
+        builder=builder,
+        board=board,
+        model=model,
+        tensors=tensors,
+        quantize=quantize,
+        calibration=calibration,
+        limit=limit_tol,
+        quantized=quantized,
+        run_dir=run_dir,
+        timeout_s=timeout_s,
+        fault=fault,
+        reducer=reducer or ("STATS" if spec.kind == "serial" else "FULL_TENSOR"),
+        floats=_node_values(export_model(model, tensors).module(), tensors),
+    )
+    candidates: list[dict[str, Any]] = plain.metadata.get("tap_candidates") or []
+    if strategy == "auto":
+        strategy = "bisect" if len(candidates) > BISECT_ABOVE else "all"
+    if strategy == "bisect" and candidates:
+        rows = debug_pass.bisect(candidates)
+    elif strategy in ("all", "bisect"):
+        rows = debug_pass.probe(None)
+    else:
+        raise ValueError(f"strategy {strategy!r}: use auto, all or bisect")
+    timings = {
+        **{k: round(v, 3) for k, v in debug_pass.timings.items()},
+        "builds": debug_pass.builds,
+        "total_s": round(time.perf_counter() - t0, 3),
+    }
     if quantized:
         limit_text = f"{limit_tol.max_lsb if limit_tol.max_lsb is not None else 1:g} LSB"
     else:
         limit_text = f"atol {limit_tol.atol or 0:g} + rtol {limit_tol.rtol or 0:g}*|ref|"
     return DivergenceReport(
-        model=tapped.model_name,
+        model=plain.model_name,
         board=spec.name,
         quantized=quantized,
         limit=limit_text,
         rows=rows,
         partitions_without_taps=_partitions(plain.metadata),
-        partitions_with_taps=_partitions(tapped.metadata),
+        partitions_with_taps=debug_pass.partitions,
         timings=timings,
         fault=fault,
+        strategy=strategy,
+        reducer=debug_pass.reducer,
     )
+
+
+@dataclasses.dataclass
+class _Pass:
+    """One debug pass: builds tapped programs, runs them, compares their layers."""
+
+    builder: Builder
+    board: Board
+    model: Any
+    tensors: Sequence[Any]
+    quantize: Any
+    calibration: Any
+    limit: Tolerance
+    quantized: bool
+    run_dir: Path
+    timeout_s: float | None
+    fault: Fault | None
+    reducer: str
+    floats: Mapping[str, Any]
+    builds: int = 0
+    partitions: int = 0
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def _add_time(self, key: str, since: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - since
+
+    def probe(self, points: tuple[str, ...] | None) -> list[LayerRow]:
+        """Build with these tap points (``None``: all), run, and compare each."""
+        from harness.boards.base import as_numpy
+        from harness.build import run_eager
+        from harness.check import build_for_board, fake_quant_reference
+
+        t0 = time.perf_counter()
+        plan = TapPlan(points=points, reducer=self.reducer, fault=self.fault)
+        tapped = build_for_board(
+            self.builder, self.board, self.model, self.tensors, quantize=self.quantize,
+            calibration=self.calibration, taps=plan,
+        )  # fmt: skip
+        self.builds += 1
+        self.partitions = max(self.partitions, _partitions(tapped.metadata))
+        self._add_time("build_s", t0)
+        t1 = time.perf_counter()
+        taps: list[dict[str, Any]] = tapped.metadata.get("taps") or []
+        # Node names survive PT2E and saving: a quantized tap point (a quantize
+        # node) finds its fake-quant value by its own name, and its float value
+        # by its source layer's name in the exported float graph.
+        fake_quant = (
+            _node_values(fake_quant_reference(tapped), self.tensors) if self.quantized else {}
+        )
+        values = fake_quant if self.quantized else self.floats
+        user = run_eager(fake_quant_reference(tapped) if self.quantized else self.model,
+                         self.tensors)  # fmt: skip
+        self._add_time("reference_s", t1)
+        t2 = time.perf_counter()
+        run = self.board.run(
+            tapped,
+            [as_numpy(t) for t in self.tensors],
+            run_dir=self.run_dir / f"probe{self.builds}",
+            timeout_s=self.timeout_s,
+            expected=_expected(user, taps, values, self.reducer),
+        )
+        self._add_time("run_s", t2)
+        t3 = time.perf_counter()
+        candidates = tapped.metadata.get("tap_candidates") or taps
+        index = {c["node"]: i for i, c in enumerate(candidates)}
+        rows = [
+            self._row(index.get(tap["node"], i), tap, run.outputs, fake_quant)
+            for i, tap in enumerate(taps)
+        ]
+        self._add_time("compare_s", t3)
+        return rows
+
+    def bisect(self, candidates: Sequence[dict[str, Any]]) -> list[LayerRow]:
+        """The first divergent layer by binary search over single-tap builds.
+
+        Assumes an error, once in, stays in the layers after it (true of a
+        diverged requantization chain; a later layer that clamps it away can
+        hide it, and then the search says what it measured).
+        """
+        measured: dict[int, LayerRow] = {}
+
+        def diverged(i: int) -> bool:
+            if i not in measured:
+                (row,) = self.probe((candidates[i]["node"],))
+                measured[i] = dataclasses.replace(row, index=i)
+            return measured[i].within is False
+
+        lo, hi = 0, len(candidates) - 1
+        if diverged(hi):
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if diverged(mid):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            diverged(lo)
+        rows = []
+        for i, c in enumerate(candidates):
+            if i in measured:
+                rows.append(measured[i])
+            else:
+                rows.append(
+                    LayerRow(i, c["node"], c["module_path"], c["op"],
+                             "not measured (bisection)", c.get("scale"), None, None, None)
+                )  # fmt: skip
+        return rows
+
+    def _row(
+        self, i: int, tap: dict[str, Any], outputs: Sequence[Any], fake_quant: Mapping[str, Any]
+    ) -> LayerRow:
+        from harness.boards.base import as_numpy
+
+        k = tap["output_index"]
+        scale = tap.get("scale")
+        if k >= len(outputs):
+            return LayerRow(
+                i, tap["node"], tap["module_path"], tap["op"],
+                f"not measured: the board returned {len(outputs)} outputs",
+                scale, None, None, None,
+            )  # fmt: skip
+        board_value = as_numpy(outputs[k])
+        fq_value = fake_quant.get(tap["node"])
+        float_value = self.floats.get(tap["source"] if self.quantized else tap["node"])
+        if self.reducer == "STATS":
+            return self._stats_row(i, tap, board_value, fq_value, float_value)
+        vs_fq = vs_float = None
+        if self.quantized and fq_value is not None and scale:
+            vs_fq = _metrics(board_value, as_numpy(fq_value), lsb=1.0)  # integers, 1 LSB apart
+            vs_fq = dataclasses.replace(vs_fq, max_abs=vs_fq.max_abs * scale)
+            dequantized = (board_value.astype(np.float64) - tap["zero_point"]) * scale
+        else:
+            dequantized = board_value
+        if float_value is not None and float_value.numel() == dequantized.size:
+            vs_float = _metrics(dequantized, as_numpy(float_value).reshape(dequantized.shape))
+        if self.quantized:
+            limit = self.limit.max_lsb if self.limit.max_lsb is not None else 1.0
+            within = vs_fq is not None and (vs_fq.max_lsb or 0.0) <= limit
+        else:
+            within = float_value is not None and _within_float(dequantized, float_value, self.limit)
+        return LayerRow(
+            i, tap["node"], tap["module_path"], tap["op"], str(tap.get("where", "?")),
+            scale, vs_fq, vs_float, within,
+        )  # fmt: skip
+
+    def _stats_row(
+        self,
+        i: int,
+        tap: dict[str, Any],
+        board_stats: npt.NDArray[Any],
+        fq_value: Any,
+        float_value: Any,
+    ) -> LayerRow:
+        """A layer measured through STATS: the statistics that move by at most the
+        elementwise error are compared, so a difference beyond the limit proves a
+        divergence (errors that cancel in every statistic can go unseen)."""
+        from executorch.devtools.intermediate_output_tap import STATS
+
+        from harness.boards.base import as_numpy
+
+        reference = fq_value if self.quantized else float_value
+        where = str(tap.get("where", "?")) + " (STATS)"
+        if reference is None:
+            return LayerRow(i, tap["node"], tap["module_path"], tap["op"], where,
+                            tap.get("scale"), None, None, None)  # fmt: skip
+        ref_stats = as_numpy(STATS.eager(reference))
+        fields = list(STATS.fields)
+        picks = [fields.index(f) for f in _BOUNDED_STATS]
+        worst = float(np.max(np.abs(board_stats[picks] - ref_stats[picks])))
+        metrics = LayerMetrics(
+            max_abs=worst * (tap.get("scale") or 1.0),
+            snr_db=snr_db(board_stats[picks], ref_stats[picks]),
+            cosine=cosine_similarity(board_stats[picks], ref_stats[picks]),
+            max_lsb=round(worst, 4) if self.quantized else None,
+        )
+        if self.quantized:
+            limit = self.limit.max_lsb if self.limit.max_lsb is not None else 1.0
+            within = worst <= limit
+        else:
+            bound = (self.limit.atol or 0.0) + (self.limit.rtol or 0.0) * float(
+                np.max(np.abs(ref_stats[picks]))
+            )
+            within = worst <= bound
+        return LayerRow(
+            i, tap["node"], tap["module_path"], tap["op"], where, tap.get("scale"),
+            metrics if self.quantized else None, None if self.quantized else metrics, within,
+        )  # fmt: skip
+
+
+def _expected(
+    user: Sequence[Any], taps: Sequence[dict[str, Any]], values: Mapping[str, Any], reducer: str
+) -> list[npt.NDArray[Any]] | None:
+    """Every output's reference, in program order (firmware that checks its
+    outputs, BundleIO, needs them): the model's outputs, then each tap's value."""
+    from executorch.devtools.intermediate_output_tap import get_reducer
+
+    from harness.boards.base import as_numpy
+
+    if any(t["node"] not in values for t in taps):
+        return None
+    reduce = get_reducer(reducer).eager
+    return [as_numpy(o) for o in user] + [as_numpy(reduce(values[t["node"]])) for t in taps]
 
 
 def _within_float(actual: npt.NDArray[Any], reference: Any, tol: Tolerance) -> bool:
