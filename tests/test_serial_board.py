@@ -416,3 +416,39 @@ def test_the_runners_own_bundleio_failure_is_recorded_not_a_crash(
     log = (tmp_path / "run" / "uart.log").read_bytes()
     assert b"Problem running model" in log
     assert b"Application exit code: 1." in log
+
+
+def test_the_debug_pass_finds_a_faulty_layer_through_the_uart(
+    vboard: VirtualBoard, builder: Builder, tmp_path: Path, locks: Path
+) -> None:
+    """Serial boards get STATS taps (13 numbers per layer over the UART), in a bundle
+    whose expected outputs include every tap's statistics."""
+    from harness.debug import debug_model
+    from harness.taps import Fault
+
+    class Three(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a = torch.nn.Linear(8, 16)
+            self.b = torch.nn.Linear(16, 16)
+            self.c = torch.nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+    board = make_board(vboard, tmp_path)
+    clean = debug_model(board=board, builder=builder, model=Three(), inputs=x(),
+                        run_dir=tmp_path / "clean", quantize="int8")  # fmt: skip
+    assert clean.reducer == "STATS"
+    assert clean.first_divergent is None, clean.table()
+    assert {r.where for r in clean.rows} == {"CPU (STATS)"}
+    # rows: the input, relu(a(x)), relu(b(.)), c(.); the fault goes into b's weights
+    assert [r.op for r in clean.rows] == ["input", "aten.relu", "aten.relu", "aten.linear"]
+    target = clean.rows[2].node
+    faulty = debug_model(board=board, builder=builder, model=Three(), inputs=x(),
+                         run_dir=tmp_path / "faulty", quantize="int8",
+                         fault=Fault(target, factor=2.0))  # fmt: skip
+    assert faulty.first_divergent is not None
+    assert faulty.first_divergent.node == target, faulty.table()
+    assert (tmp_path / "faulty" / "probe1" / "uart.log").exists()  # it ran on the board
