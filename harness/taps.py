@@ -171,8 +171,8 @@ def _weight_dequantize(node: Any) -> Any:
     tap point ``node``'s value, looking back through activations and views."""
     seen = producer(node)
     for _ in range(8):  # conv -> relu -> quantize: a short way back at most
-        if getattr(seen, "op", None) != "call_function":
-            return None
+        if getattr(seen, "op", None) != "call_function" or "quantize" in _target_name(seen):
+            return None  # another layer's output: not this layer's weights
         for arg in seen.args[1:2]:  # conv/linear take the weight second
             if getattr(arg, "op", None) == "call_function" and "dequantize" in _target_name(arg):
                 source = arg.args[0]
