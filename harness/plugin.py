@@ -647,9 +647,10 @@ def _debug_pass(
     try:
         with third_party_warnings_silenced():
             report = debug_model(builder, board, model, inputs, **kwargs)
-    except HarnessError as exc:
-        # The check's own verdict stands; say why there is no table.
+    except Exception as exc:  # the check's own verdict stands, whatever the pass hit
         this["debug"] = {"error": f"{type(exc).__name__}: {exc}"}
+        if not isinstance(exc, HarnessError):  # a defect of the pass itself: say so loudly
+            warnings.warn(f"et-hil debug pass failed: {type(exc).__name__}: {exc}", stacklevel=2)
         return f"\nper-layer table: not made ({type(exc).__name__}: {str(exc)[:300]})"
     folder = keep_in if keep_in is not None else kwargs["run_dir"]
     files = report.write(folder)
