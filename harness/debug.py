@@ -63,10 +63,13 @@ class LayerRow:
     vs_float: LayerMetrics | None
     within: bool | None  # None: not measured
 
+    code: str = ""  # file.py:line of the model code that made it
+
     @property
     def name(self) -> str:
-        """How a person finds the layer in the model: module path and op."""
-        return f"{self.module_path or '(top)'} {self.op}"
+        """How a person finds the layer in the model: module path (else the line of
+        code, for functional ops at the top level) and op."""
+        return f"{self.module_path or self.code or '(top)'} {self.op}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -192,6 +195,7 @@ class DivergenceReport:
                 [
                     "index",
                     "module_path",
+                    "code",
                     "op",
                     "node",
                     "where",
@@ -211,6 +215,7 @@ class DivergenceReport:
                     [
                         r.index,
                         r.module_path,
+                        r.code,
                         r.op,
                         r.node,
                         r.where,
@@ -430,7 +435,10 @@ class _Pass:
         candidates = tapped.metadata.get("tap_candidates") or taps
         index = {c["node"]: i for i, c in enumerate(candidates)}
         rows = [
-            self._row(index.get(tap["node"], i), tap, run.outputs, fake_quant)
+            dataclasses.replace(
+                self._row(index.get(tap["node"], i), tap, run.outputs, fake_quant),
+                code=tap.get("code", ""),
+            )
             for i, tap in enumerate(taps)
         ]
         self._add_time("compare_s", t3)
@@ -467,7 +475,8 @@ class _Pass:
             else:
                 rows.append(
                     LayerRow(i, c["node"], c["module_path"], c["op"],
-                             "not measured (bisection)", c.get("scale"), None, None, None)
+                             "not measured (bisection)", c.get("scale"), None, None, None,
+                             code=c.get("code", ""))
                 )  # fmt: skip
         return rows
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import operator
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,6 +110,22 @@ def producer(node: Any) -> Any:
     return node
 
 
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _code_line(node: Any) -> str:
+    """``file.py:line`` of the model code that made the node (its stack trace's last
+    frame): how a person finds a functional op that no module path names."""
+    trace = getattr(node, "meta", {}).get("stack_trace") or ""
+    frames = _FRAME.findall(trace)
+    # the model's own code, not the library pass that decomposed its op
+    own = [f for f in frames if "site-packages" not in f[0]] or frames
+    if not own:
+        return ""
+    file, line = own[-1]
+    return f"{file.rsplit('/', 1)[-1]}:{line}"
+
+
 def describe(node: Any) -> dict[str, Any]:
     """Name, module path, op and quantization of one tap point."""
     source = producer(node)
@@ -117,12 +134,18 @@ def describe(node: Any) -> dict[str, Any]:
     if stack:
         last = list(stack.values())[-1]
         path = str(last[0] if isinstance(last, tuple) else last)
-    op = "input" if getattr(source, "op", "") == "placeholder" else _target_name(source)
+    if getattr(source, "op", "") == "placeholder":
+        op = "input"
+    elif "dequantize" in _target_name(source):
+        op = "requantize"  # a quantized value rescaled for its next user
+    else:
+        op = _target_name(source).removesuffix(".default")
     row: dict[str, Any] = {
         "node": node.name,
         "source": getattr(source, "name", str(source)),
         "module_path": path,
-        "op": op.removesuffix(".default"),
+        "op": op,
+        "code": _code_line(source),
     }
     if is_quantize(node):
         scale, zero_point, qmin, qmax, dtype = node.args[1:6]
