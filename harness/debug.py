@@ -101,6 +101,11 @@ class DivergenceReport:
     fault: Fault | None = None
     strategy: str = "all"
     reducer: str = "FULL_TENSOR"
+    # The runtime's own intermediate outputs (ETDump debug buffer) against the
+    # ETRecord's graph, from ExecuTorch's Inspector: CPU operators only (a
+    # delegate is one opaque event there), without rebuilding the program.
+    etdump_gaps: list[dict[str, Any]] | None = None
+    etdump_note: str = ""
 
     @property
     def first_divergent(self) -> LayerRow | None:
@@ -179,6 +184,8 @@ class DivergenceReport:
             "fault": dataclasses.asdict(self.fault) if self.fault else None,
             "strategy": self.strategy,
             "reducer": self.reducer,
+            "etdump_gaps": self.etdump_gaps,
+            "etdump_note": self.etdump_note,
             "timings": self.timings,
             "rows": [r.as_dict() for r in self.rows],
         }
@@ -347,6 +354,9 @@ def debug_model(
         rows = debug_pass.probe(None)
     else:
         raise ValueError(f"strategy {strategy!r}: use auto, all or bisect")
+    t_gap = time.perf_counter()
+    gaps, gap_note = etdump_gaps(board, plain, tensors, run_dir / "etdump", timeout_s)
+    debug_pass.timings["etdump_s"] = time.perf_counter() - t_gap
     timings = {
         **{k: round(v, 3) for k, v in debug_pass.timings.items()},
         "builds": debug_pass.builds,
@@ -368,7 +378,62 @@ def debug_model(
         fault=fault,
         strategy=strategy,
         reducer=debug_pass.reducer,
+        etdump_gaps=gaps,
+        etdump_note=gap_note,
     )
+
+
+DEBUG_BUFFER_BYTES = 8 << 20  # room for every intermediate output of a test-sized model
+
+
+def etdump_gaps(
+    board: Board, artifact: Any, tensors: Sequence[Any], run_dir: Path, timeout_s: float | None
+) -> tuple[list[dict[str, Any]] | None, str]:
+    """The untapped program's CPU operators, from the runtime's own ETDump.
+
+    Boards with the ``intermediate_outputs`` capability run the program once
+    more with a debug buffer; ExecuTorch's Inspector pairs each runtime event
+    with its ETRecord graph nodes (the test's inputs as representative inputs)
+    and gives their gap (MSE). Returns the rows, or ``None`` and why not.
+    """
+    if "intermediate_outputs" not in board.spec.capabilities:
+        return None, f"board '{board.spec.name}' records no intermediate outputs"
+    if artifact.etrecord_path is None or not Path(artifact.etrecord_path).exists():
+        return None, "the program has no ETRecord"
+    from executorch.devtools import Inspector
+    from executorch.devtools.etrecord import parse_etrecord
+
+    from harness.boards.base import as_numpy
+
+    try:
+        run = board.run(
+            artifact, [as_numpy(t) for t in tensors], run_dir=run_dir, timeout_s=timeout_s,
+            debug_buffer_size=DEBUG_BUFFER_BYTES,
+        )  # fmt: skip
+        if run.etdump_path is None or run.debug_buffer_path is None:
+            return None, "the run left no ETDump debug buffer"
+        etrecord = parse_etrecord(str(artifact.etrecord_path))
+        etrecord.update_representative_inputs([tuple(tensors)])
+        inspector = Inspector(
+            etdump_path=str(run.etdump_path),
+            etrecord=etrecord,
+            debug_buffer_path=str(run.debug_buffer_path),
+        )
+        frame = inspector.calculate_numeric_gap(distance="MSE")
+    except Exception as exc:  # devtools raise assorted types; the tap table stands
+        return None, f"Inspector: {type(exc).__name__}: {str(exc)[:200]}"
+    rows = []
+    for record in frame.to_dict("records"):
+        gap = record.get("gap")
+        gaps = [float(g) for g in (gap if isinstance(gap, list | tuple) else [gap])]
+        rows.append(
+            {
+                "aot_ops": [str(o) for o in record.get("aot_ops") or []],
+                "runtime_ops": [str(o) for o in record.get("runtime_ops") or []],
+                "mse": max(gaps) if gaps else None,
+            }
+        )
+    return rows, f"{len(rows)} CPU operator events compared by ExecuTorch's Inspector"
 
 
 @dataclasses.dataclass

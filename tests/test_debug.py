@@ -137,6 +137,14 @@ def test_the_faulty_layer_is_the_first_divergent_one(
     assert all(r.within is True and r.vs_fake_quant is not None for r in clean.rows)
     where = {r.where for r in clean.rows[1:]}  # row 0 is the input's quantization
     assert where == ({"CPU"} if board.spec.kind == "host" else {"TOSABackend #0"})
+    if board.spec.kind == "host":
+        # the runtime's own intermediate outputs, through ExecuTorch's Inspector: the
+        # CPU operators of the untapped program agree with the ETRecord's graph
+        assert clean.etdump_gaps, clean.etdump_note
+        assert max(g["mse"] for g in clean.etdump_gaps) < 1e-4, clean.etdump_gaps
+    else:
+        assert clean.etdump_gaps is None
+        assert "no intermediate outputs" in clean.etdump_note
 
     target = layer_at(clean, MODELS[name][2])
     faulty = debug_model(
