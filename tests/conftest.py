@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from harness.boards.host import HostBoard
+    from harness.build import Builder
 
 pytest_plugins = ["pytester"]
 
@@ -71,3 +77,24 @@ def et_pytester(pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pyteste
         """
     )
     return pytester
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBoard]:
+    """The host board, open, for one test module."""
+    from harness.boards.host import HostBoard
+    from harness.boardspec import load_boards
+
+    board = HostBoard(load_boards()["host"], tmp_path_factory.mktemp("host-logs"))
+    board.open()
+    yield board
+    board.close()
+
+
+@pytest.fixture(scope="module")
+def builder(shared_cache: Path) -> Builder:
+    """A builder on the session's shared artifact cache."""
+    from harness.build import Builder
+    from harness.cache import ArtifactCache
+
+    return Builder(ArtifactCache(shared_cache))

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from harness.boards.host import HostBoard, RuntimeWorker
-from harness.boardspec import load_boards
-from harness.build import Builder
-from harness.cache import ArtifactCache
+from harness.boards.host import RuntimeWorker
 from harness.errors import ConfigError, RunCrashed
 from tests.helpers import host_workers
 
@@ -27,19 +23,6 @@ class Net(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory):
-    board = HostBoard(load_boards()["host"], tmp_path_factory.mktemp("host-logs"))
-    board.open()
-    yield board
-    board.close()
-
-
-@pytest.fixture(scope="module")
-def builder(shared_cache: Path) -> Builder:
-    return Builder(ArtifactCache(shared_cache))
 
 
 def _inputs() -> tuple[torch.Tensor]:

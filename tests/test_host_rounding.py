@@ -19,7 +19,7 @@ amplified (second test).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +29,10 @@ import pytest
 import torch
 
 from harness.boards.host import HostBoard
-from harness.boardspec import load_boards
 from harness.build import Builder
-from harness.cache import ArtifactCache
 from harness.check import _load_reference, fake_quant_outputs
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBoard]:
-    board = HostBoard(load_boards()["host"], tmp_path_factory.mktemp("host-logs"))
-    board.open()
-    yield board
-    board.close()
-
-
-@pytest.fixture(scope="module")
-def builder(shared_cache: Path) -> Builder:
-    return Builder(ArtifactCache(shared_cache))
 
 
 def _run_int8(

@@ -55,29 +55,25 @@ def test_plain_torch_cannot_load_it_in_a_fresh_process(saved_graph: Path) -> Non
     assert op_libraries.unresolved_namespace(RuntimeError(proc.stderr)) == "dim_order_ops"
 
 
-def test_the_reference_loader_loads_it_in_a_fresh_process(saved_graph: Path) -> None:
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        ("dim_order_ops",),  # as a new artifact records them
+        (),  # an older artifact: the loader registers what torch reports unresolved
+    ],
+)
+def test_the_reference_loader_loads_it_in_a_fresh_process(
+    saved_graph: Path, recorded: tuple[str, ...]
+) -> None:
     code = (
         "import torch\n"
         "from harness.check import _load_reference\n"
-        # recorded namespaces, as a new artifact has them
-        f"m = _load_reference({str(saved_graph)!r}, ('dim_order_ops',), 'CopiesInDimOrder')\n"
+        f"m = _load_reference({str(saved_graph)!r}, {recorded!r}, 'CopiesInDimOrder')\n"
         "print(m(torch.ones(2, 3, dtype=torch.int64)).tolist())\n"
     )
     proc = fresh_process(code)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "[[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]"
-
-
-def test_an_older_artifact_without_recorded_namespaces_still_loads(saved_graph: Path) -> None:
-    """No namespaces recorded: the loader registers what torch reports unresolved."""
-    code = (
-        "import torch\n"
-        "from harness.check import _load_reference\n"
-        f"m = _load_reference({str(saved_graph)!r}, (), 'CopiesInDimOrder')\n"
-        "print(m(torch.ones(2, 3, dtype=torch.int64)).tolist())\n"
-    )
-    proc = fresh_process(code)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # int64 ones copied to float32, plus one
     assert proc.stdout.strip().splitlines()[-1] == "[[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]"
 
 
