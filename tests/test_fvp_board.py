@@ -259,37 +259,31 @@ def test_cancelling_the_process_group_leaves_no_fvp_running(et_pytester, fvp_env
 
 
 DEBUG_TESTS = """
-import torch
+import pytest
 from harness.taps import Fault
+from debugmodels import MODELS, layer_at, model_and_input
 
-class Three(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.a = torch.nn.Linear(8, 16)
-        self.b = torch.nn.Linear(16, 16)
-        self.c = torch.nn.Linear(16, 4)
-
-    def forward(self, x):
-        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
-
-def test_layers(et_debug):
-    x = (torch.randn(2, 8, generator=torch.Generator().manual_seed(0)),)
-    clean = et_debug(Three(), x, quantize="int8")
+@pytest.mark.parametrize("name", list(MODELS))
+def test_layers(et_debug, name):
+    model, x = model_and_input(name)
+    clean = et_debug(model, x, quantize="int8")
+    assert len(clean.rows) >= 10
     assert clean.first_divergent is None, clean.table()
-    target = clean.rows[2].node  # relu(b(.)): the fault goes into b's weights
-    faulty = et_debug(Three(), x, quantize="int8", fault=Fault(target, factor=2.0))
+    target = layer_at(clean, MODELS[name][2])
+    faulty = et_debug(model, x, quantize="int8", fault=Fault(target, factor=1.5))
     assert faulty.first_divergent.node == target, faulty.table()
 """
 
 
 def test_the_debug_pass_runs_its_tapped_programs_on_the_fvp(et_pytester, fvp_env):
-    """Every layer's value comes out of the runner's output files (the FVP path)."""
-    et_pytester.makepyfile(test_debug_fvp=DEBUG_TESTS)
+    """The fault-injected models of tests/test_debug.py (10+ layers: convolutional,
+    residual, attention), every layer's value out of the runner's output files."""
+    debug_models = Path(__file__).with_name("test_debug.py").read_text()
+    et_pytester.makepyfile(debugmodels=debug_models, test_debug_fvp=DEBUG_TESTS)
     result = run(et_pytester, fvp_env["elf"], "test_debug_fvp.py")
-    result.assert_outcomes(passed=1)
-    (row,) = records(et_pytester)
-    clean, faulty = row["debug_reports"]
-    assert clean["board"] == faulty["board"] == "corstone320"
-    assert faulty["first_divergent"]["op"] == "aten.relu"
+    result.assert_outcomes(passed=3)
+    for row in records(et_pytester):
+        clean, faulty = row["debug_reports"]
+        assert clean["board"] == faulty["board"] == "corstone320"
+        assert faulty["first_divergent"] is not None
     assert processes_with_env(fvp_env["tag"]) == []
