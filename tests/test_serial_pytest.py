@@ -115,6 +115,7 @@ def _as_lab_entry(board_toml: str) -> str:
     return board_toml.replace("[serial", "[board.serial")
 
 
+@pytest.mark.timeout(1200)  # the whole suites in a subprocess (its own timeout: 900 s)
 def test_the_suites_pass_on_the_virtual_board(
     two_boards: list[VirtualBoard], tmp_path: Path, shared_cache: Path
 ) -> None:

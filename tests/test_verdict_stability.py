@@ -67,6 +67,7 @@ def verdicts(records: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     }
 
 
+@pytest.mark.timeout(3000)  # two whole-suite runs, each bounded by its subprocess timeout
 def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cold = run_suites(cache, tmp_path / "cold.jsonl", tmp_path)
