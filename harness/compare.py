@@ -49,7 +49,7 @@ class OutputMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe dict (infinities become strings)."""
-        return {k: _json_float(v) for k, v in dataclasses.asdict(self).items()}
+        return {k: json_float(v) for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +89,8 @@ class Comparison:
         return [c for c in self.checks if not c.passed]
 
 
-def _json_float(value: Any) -> Any:
+def json_float(value: Any) -> Any:
+    """A float JSON can hold: NaN and infinities as strings."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.compare import cosine_similarity, snr_db
+from harness.compare import cosine_similarity, json_float, snr_db
 from harness.taps import Fault, TapPlan
 
 if TYPE_CHECKING:
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
     from harness.boards.base import Board
     from harness.build import Builder
     from harness.tolerance import Tolerance
-
-MODES = ("on-failure", "always", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,14 +73,8 @@ class LayerRow:
         row = dataclasses.asdict(self)
         for key in ("vs_fake_quant", "vs_float"):
             if row[key] is not None:
-                row[key] = {k: _json_float(v) for k, v in row[key].items()}
+                row[key] = {k: json_float(v) for k, v in row[key].items()}
         return row
-
-
-def _json_float(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 @dataclasses.dataclass
@@ -263,8 +254,10 @@ def _metrics(
 
 
 def _node_values(graph_module: Any, inputs: Sequence[torch.Tensor]) -> dict[str, Any]:
-    """Every node's value when ``graph_module`` runs eagerly on ``inputs``, by node name."""
+    """Every node's value when ``graph_module`` runs eagerly on ``inputs``, by node
+    name; the graph's flat outputs under ``OUTPUTS``."""
     import torch
+    import torch.utils._pytree as pytree
 
     values: dict[str, Any] = {}
 
@@ -276,8 +269,11 @@ def _node_values(graph_module: Any, inputs: Sequence[torch.Tensor]) -> dict[str,
             return value
 
     with torch.no_grad():
-        Recorder(graph_module).run(*inputs)
+        values[OUTPUTS] = pytree.tree_leaves(Recorder(graph_module).run(*inputs))
     return values
+
+
+OUTPUTS = "<outputs>"  # not a node name: fx names are identifiers
 
 
 BISECT_ABOVE = 48  # tap points beyond which "auto" bisects instead of tapping all
@@ -320,7 +316,12 @@ def debug_model(
     """
     from harness.build import export_model, validate_inputs
     from harness.check import build_for_board
+    from harness.errors import ConfigError
 
+    if reducer not in (None, "FULL_TENSOR", "STATS"):
+        raise ConfigError(f"et_debug: reducer={reducer!r}: use 'FULL_TENSOR' or 'STATS'")
+    if strategy not in ("auto", "all", "bisect"):
+        raise ConfigError(f"et_debug: strategy={strategy!r}: use 'auto', 'all' or 'bisect'")
     t0 = time.perf_counter()
     tensors = validate_inputs(model.eval(), inputs)
     spec = board.spec
@@ -350,10 +351,8 @@ def debug_model(
         strategy = "bisect" if len(candidates) > BISECT_ABOVE else "all"
     if strategy == "bisect" and candidates:
         rows = debug_pass.bisect(candidates)
-    elif strategy in ("all", "bisect"):
-        rows = debug_pass.probe(None)
     else:
-        raise ValueError(f"strategy {strategy!r}: use auto, all or bisect")
+        rows = debug_pass.probe(None)
     t_gap = time.perf_counter()
     gaps, gap_note = etdump_gaps(board, plain, tensors, run_dir / "etdump", timeout_s)
     debug_pass.timings["etdump_s"] = time.perf_counter() - t_gap
@@ -484,8 +483,7 @@ class _Pass:
             _node_values(fake_quant_reference(tapped), self.tensors) if self.quantized else {}
         )
         values = fake_quant if self.quantized else self.floats
-        user = run_eager(fake_quant_reference(tapped) if self.quantized else self.model,
-                         self.tensors)  # fmt: skip
+        user = fake_quant[OUTPUTS] if self.quantized else run_eager(self.model, self.tensors)
         self._add_time("reference_s", t1)
         t2 = time.perf_counter()
         run = self.board.run(
@@ -532,7 +530,7 @@ class _Pass:
                     hi = mid
                 else:
                     lo = mid + 1
-            diverged(lo)
+            # lo == hi now, and hi was measured (diverged) when it was set
         rows = []
         for i, c in enumerate(candidates):
             if i in measured:

@@ -608,7 +608,7 @@ def et_check(
             divergence = _debug_pass(
                 session.builder, board, model, inputs, this,
                 quantize=quantize, calibration=calibration,
-                tolerance=main if artifact.quantized else None,
+                tolerance=main,
                 run_dir=run_dir.with_name(run_dir.name + "-debug"),
                 keep_in=result.repro_dir, timeout_s=hc.run_timeout_s,
             )  # fmt: skip

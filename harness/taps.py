@@ -224,7 +224,7 @@ def inject_fault(exported: Any, fault: Fault) -> Any:
     if weight_dq is None:
         raise ValueError(
             f"fault: tap point {fault.node!r} is not computed by a weighted layer "
-            "(conv, linear); choose one that is"
+            "(conv, linear) of a quantized program; choose one that is"
         )
     scale = weight_dq.args[1]
     if isinstance(scale, float | int):
