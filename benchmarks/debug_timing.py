@@ -20,13 +20,13 @@ import torch
 from torch import nn
 
 from harness.boards import make_board
-from harness.boardspec import builtin_board_dir, load_board_file
-from harness.build import Builder
-from harness.cache import ArtifactCache
-from harness.check import check_model
-from harness.debug import debug_model
+from harness.boards.spec import builtin_board_dir, load_board_file
+from harness.build.builder import Builder
+from harness.build.cache import ArtifactCache
+from harness.build.taps import Fault
 from harness.errors import BuildError
-from harness.taps import Fault
+from harness.verdict.check import check_model
+from harness.verdict.debug import debug_model
 
 
 class Chain(nn.Module):

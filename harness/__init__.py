@@ -1,38 +1,64 @@
 """et-hil: hardware-in-the-loop testing of ExecuTorch programs.
 
-model -> artifact (.pte + ETRecord + metadata) -> board run -> result -> verdict -> report.
+The pipeline, one subpackage per stage::
 
-The library works from plain scripts; :mod:`harness.plugin` maps pytest options
-and fixtures onto it. Importing this package does not import torch.
+    build/    model -> artifact (.pte + ETRecord + metadata), cached by content
+    boards/   artifact -> run result, on a board of a registered kind
+    runner/   what the upstream Arm runner firmware speaks (logs, ETDump, BundleIO, ELF)
+    verdict/  result -> verdict: references, tolerances, fit, the check pipeline
+    report/   verdict -> report: the results record, JSON Lines, repro folders
+    pytest/   the pytest plugin that maps options and fixtures onto all of it
+
+The names below are the public API. They are loaded on first use, so importing
+one submodule (or this package) imports neither torch nor the other stages.
 """
 
 from __future__ import annotations
 
-from harness.artifact import Artifact
-from harness.boards import Availability, Board, Fidelity, RunResult, make_board
-from harness.boardspec import BoardSpec, load_board_file, load_board_files, load_boards
-from harness.build import Builder
-from harness.cache import ArtifactCache
-from harness.compare import Comparison, compare_outputs, format_table
-from harness.errors import (
-    BoardUnavailable,
-    BuildError,
-    ConfigError,
-    FailureClass,
-    HarnessError,
-    InfrastructureError,
-    RunCrashed,
-    RunError,
-    RunTimeout,
-)
-from harness.quantization import QuantConfig
-from harness.tolerance import Tolerance, TolerancePolicy
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Artifact": "harness.build.artifact",
+    "ArtifactCache": "harness.build.cache",
+    "Builder": "harness.build.builder",
+    "QuantConfig": "harness.build.quantization",
+    "Availability": "harness.boards.base",
+    "Board": "harness.boards.base",
+    "BoardOptions": "harness.boards.base",
+    "Fidelity": "harness.boards.base",
+    "RunResult": "harness.boards.base",
+    "make_board": "harness.boards",
+    "BoardKind": "harness.boards.registry",
+    "BoardSpec": "harness.boards.spec",
+    "load_board_file": "harness.boards.spec",
+    "load_board_files": "harness.boards.spec",
+    "load_boards": "harness.boards.spec",
+    "Comparison": "harness.verdict.compare",
+    "compare_outputs": "harness.verdict.compare",
+    "format_table": "harness.verdict.compare",
+    "Tolerance": "harness.verdict.tolerance",
+    "TolerancePolicy": "harness.verdict.tolerance",
+    "check_model": "harness.verdict.check",
+    "BoardUnavailable": "harness.errors",
+    "BuildError": "harness.errors",
+    "ConfigError": "harness.errors",
+    "FailureClass": "harness.errors",
+    "HarnessError": "harness.errors",
+    "InfrastructureError": "harness.errors",
+    "RunCrashed": "harness.errors",
+    "RunError": "harness.errors",
+    "RunTimeout": "harness.errors",
+}
 
 __all__ = [
     "Artifact",
     "ArtifactCache",
     "Availability",
     "Board",
+    "BoardKind",
+    "BoardOptions",
     "BoardSpec",
     "BoardUnavailable",
     "BuildError",
@@ -50,6 +76,7 @@ __all__ = [
     "RunTimeout",
     "Tolerance",
     "TolerancePolicy",
+    "check_model",
     "compare_outputs",
     "format_table",
     "load_board_file",
@@ -57,3 +84,42 @@ __all__ = [
     "load_boards",
     "make_board",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from harness.boards import make_board
+    from harness.boards.base import Availability, Board, BoardOptions, Fidelity, RunResult
+    from harness.boards.registry import BoardKind
+    from harness.boards.spec import BoardSpec, load_board_file, load_board_files, load_boards
+    from harness.build.artifact import Artifact
+    from harness.build.builder import Builder
+    from harness.build.cache import ArtifactCache
+    from harness.build.quantization import QuantConfig
+    from harness.errors import (
+        BoardUnavailable,
+        BuildError,
+        ConfigError,
+        FailureClass,
+        HarnessError,
+        InfrastructureError,
+        RunCrashed,
+        RunError,
+        RunTimeout,
+    )
+    from harness.verdict.check import check_model
+    from harness.verdict.compare import Comparison, compare_outputs, format_table
+    from harness.verdict.tolerance import Tolerance, TolerancePolicy

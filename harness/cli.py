@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.boards import Availability, Board, BoardOptions, make_board
-from harness.boardspec import BoardSpec, load_boards, resolve_board_names
-from harness.cache import default_cache_dir
-from harness.elf import CPU_ARCH_NAMES, check_runner_elf
+from harness.boards.spec import BoardSpec, load_boards, resolve_board_names
+from harness.build.cache import default_cache_dir
 from harness.errors import ConfigError, HarnessError
+from harness.runner.elf import CPU_ARCH_NAMES, check_runner_elf
 from harness.versions import installed_version
 
 if TYPE_CHECKING:
-    from harness.boards.fvp import FvpBoard
+    from harness.boards.fvp.board import FvpBoard
 
 # The stack this version is built and tested against.
 PINNED = {
@@ -59,12 +59,11 @@ def _board_options(
             raise ConfigError(f"--runner-elf {value}: unknown board '{name}'")
         for target in [name] if sep else selected:
             elves[target] = Path(path).expanduser().resolve()
-    fvp_dir = os.environ.get("ET_HIL_FVP_DIR")
+    from harness.boards.fvp.kind import from_environment
+
     common = BoardOptions(
-        fvp_dir=Path(fvp_dir) if fvp_dir else None,
-        fvp_image=os.environ.get("ET_HIL_FVP_IMAGE"),
-        docker_env=tuple(n for n in os.environ.get("ET_HIL_DOCKER_ENV", "").split(",") if n),
         cache_dir=_cache_dir(args).expanduser().resolve(),
+        kind_options={"fvp": from_environment()},
     )
     return {name: dataclasses.replace(common, runner_elf=elves.get(name)) for name in boards}
 
@@ -101,8 +100,8 @@ def cmd_boards(args: argparse.Namespace) -> int:
 
 def cmd_units(args: argparse.Namespace) -> int:
     """The units of each serial board: port present, free or held, and by whom."""
-    from harness import board_lock
-    from harness.serial_config import parse_serial
+    from harness.boards.serial import lock as board_lock
+    from harness.boards.serial.settings import parse_serial
 
     rows = [("board", "unit", "port", "present", "lock")]
     for name, spec in sorted(load_boards(args.board_file).items()):
@@ -157,7 +156,7 @@ def _basic_checks(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
 def _fvp_checks(fvp_boards: Sequence[FvpBoard]) -> list[tuple[str, str, str]]:
     """The FVP binaries these boards' platform files name, on this machine."""
-    from harness.boards.fvp import LocalFvpExecutor
+    from harness.boards.fvp.board import LocalFvpExecutor
 
     rows = []
     platforms = {board.platform.name: board.platform for board in fvp_boards}
@@ -224,7 +223,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     Exit status 1 when a basic check fails (Python, the pinned stack, the cache, the
     host board) or, with ``--board``, when a named board cannot run here.
     """
-    from harness.boards.fvp import FvpBoard
+    from harness.boards.fvp.board import FvpBoard
 
     boards = load_boards(args.board_file)
     named = resolve_board_names(args.board, boards)
@@ -262,7 +261,7 @@ def _docker_check() -> tuple[str, str, str]:
     except ImportError:
         return _check(None, "docker", "the docker Python package is missing (pip install docker)")
     except Exception as exc:  # any engine problem: say it, it is optional equipment
-        from harness.boards.docker_fvp import engine_problem
+        from harness.boards.fvp.docker import engine_problem
 
         problem = engine_problem(exc)
         return _check(None, "docker", f"{problem.reason}; {problem.hint}".rstrip("; "))
@@ -293,14 +292,14 @@ def cmd_docker(args: argparse.Namespace) -> int:
     import docker
     import docker.errors
 
-    from harness.boards.docker_fvp import DockerFvpExecutor, default_image
+    from harness.boards.fvp.docker import DockerFvpExecutor, default_image
 
     tag = args.tag or default_image()
     if args.action == "reap":
         try:
             removed = DockerFvpExecutor(tag).reap_leftovers()
         except docker.errors.DockerException as exc:
-            from harness.boards.docker_fvp import engine_problem
+            from harness.boards.fvp.docker import engine_problem
 
             problem = engine_problem(exc)
             print(f"et-hil: error: {problem.reason}; {problem.hint}", file=sys.stderr)
@@ -377,7 +376,7 @@ def _runner_elf_option(parser: argparse.ArgumentParser) -> None:
 
 def cmd_repro(args: argparse.Namespace) -> int:
     """Rerun one failed check from its repro folder: exit 0 when it passes now."""
-    from harness import repro
+    from harness.report import repro
 
     return repro.main(args.folder, args.board, args.board_file)
 

@@ -13,7 +13,7 @@
     │   └── RunCrashed       the runtime aborted, faulted or exited badly
     └── InfrastructureError  the harness's own plumbing failed (worker launch, disk)
 
-A numeric mismatch is not an exception: it is a :class:`harness.compare.Verdict`.
+A numeric mismatch is not an exception: it is a :class:`harness.verdict.compare.Verdict`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ TOOL_DISTRIBUTIONS = ("torch", "executorch", "torchao", "ethos-u-vela", "tosa-to
 
 # Bump when the build pipeline changes what it produces for the same inputs:
 # it is part of every cache key.
-PIPELINE_VERSION = "4"  # 4: metadata lists tap candidates (harness.debug)
+PIPELINE_VERSION = "4"  # 4: metadata lists tap candidates (harness.verdict.debug)
 
 
 def installed_version(distribution: str) -> str | None:

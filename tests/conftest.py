@@ -10,7 +10,7 @@ import pytest
 
 if TYPE_CHECKING:
     from harness.boards.host import HostBoard
-    from harness.build import Builder
+    from harness.build.builder import Builder
 
 pytest_plugins = ["pytester"]
 
@@ -83,7 +83,7 @@ def et_pytester(pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pyteste
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBoard]:
     """The host board, open, for one test module."""
     from harness.boards.host import HostBoard
-    from harness.boardspec import load_boards
+    from harness.boards.spec import load_boards
 
     board = HostBoard(load_boards()["host"], tmp_path_factory.mktemp("host-logs"))
     board.open()
@@ -94,7 +94,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBoard]:
 @pytest.fixture(scope="module")
 def builder(shared_cache: Path) -> Builder:
     """A builder on the session's shared artifact cache."""
-    from harness.build import Builder
-    from harness.cache import ArtifactCache
+    from harness.build.builder import Builder
+    from harness.build.cache import ArtifactCache
 
     return Builder(ArtifactCache(shared_cache))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import board_lock
+from harness.boards.serial import lock as board_lock
+from harness.boards.serial.settings import Unit
 from harness.errors import InfrastructureError
-from harness.serial_config import Unit
 
 A = Unit("a", "socket://lab-host:4001")
 B = Unit("b", "socket://lab-host:4002")
@@ -39,7 +39,7 @@ def test_a_waiter_gets_the_unit_when_it_is_released(tmp_path: Path) -> None:
     holder = board_lock.acquire("x", [A], timeout_s=0, folder=tmp_path)
     code = (
         "import sys, time; from pathlib import Path\n"
-        "from harness import board_lock\nfrom harness.serial_config import Unit\n"
+        "from harness.boards.serial import lock as board_lock\nfrom harness.boards.serial.settings import Unit\n"
         "print('waiting', flush=True)\n"
         f"lease = board_lock.acquire('x', [Unit('a', '{A.port}')], 30, Path(sys.argv[1]))\n"
         "print(round(lease.waited_s, 1))\n"
@@ -59,7 +59,7 @@ def test_a_waiter_gets_the_unit_when_it_is_released(tmp_path: Path) -> None:
 def test_a_killed_holder_frees_its_unit(tmp_path: Path) -> None:
     code = (
         "import sys, time; from pathlib import Path\n"
-        "from harness import board_lock\nfrom harness.serial_config import Unit\n"
+        "from harness.boards.serial import lock as board_lock\nfrom harness.boards.serial.settings import Unit\n"
         f"lease = board_lock.acquire('x', [Unit('a', '{A.port}')], 5, Path(sys.argv[1]))\n"
         "print('held', flush=True); time.sleep(600)\n"
     )

@@ -1,4 +1,4 @@
-"""Tests of harness.boardspec: built-in board files, validation errors, user boards."""
+"""Tests of harness.boards.spec: built-in board files, validation errors, user boards."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.boardspec import (
+from harness.boards.spec import (
     BoardSpec,
     builtin_board_dir,
     load_board_file,
@@ -17,9 +17,9 @@ from harness.boardspec import (
     load_boards,
     resolve_board_names,
 )
+from harness.build.targets import check_target_name, get_target
 from harness.errors import BuildError, ConfigError
-from harness.targets import check_target_name, get_target
-from harness.tolerance import Tolerance, TolerancePolicy
+from harness.verdict.tolerance import Tolerance, TolerancePolicy
 
 BUILTIN = {
     # name: (kind, target, cpu)
@@ -316,9 +316,10 @@ def test_every_problem_includes_memory_tolerance_and_serial(tmp_path: Path) -> N
         load_board_file(path)
     problems = _problems(info.value, path)
     assert len(problems) == 5, problems
-    assert problems[0].startswith("field 'capabilities': unknown capability 'wifi'")
-    assert problems[1] == "field 'run_timeout_s' must be a positive number, got 0"
-    assert problems[2].startswith("[memory] unknown field 'sram' (known: sram_bytes")
+    # the declared types first (in field order), then the checks across fields
+    assert problems[0] == "field 'run_timeout_s' must be a positive number, got 0"
+    assert problems[1].startswith("[memory] unknown field 'sram' (known: sram_bytes")
+    assert problems[2].startswith("field 'capabilities': unknown capability 'wifi'")
     assert problems[3].startswith("[tolerance.float]: unknown tolerance field 'atoll'")
     # parse_serial stops at its first problem; that one is a line of the list
     assert problems[4] == "[serial] 'port' must be a device path or a pyserial URL"
@@ -477,7 +478,7 @@ def test_a_lab_file_with_one_problem_is_one_line(tmp_path: Path) -> None:
 def test_loading_boards_imports_neither_torch_nor_executorch() -> None:
     # The plugin loads board files in every pytest run: the target check must stay cheap.
     code = (
-        "import sys, harness.boardspec as b; b.load_boards(); "
+        "import sys, harness.boards.spec as b; b.load_boards(); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'executorch')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""Tests of harness.cache: hits, misses, corruption, --no-cache, and concurrent builders."""
+"""Tests of harness.build.cache: hits, misses, corruption, --no-cache, and concurrent builders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.cache import MANIFEST, ArtifactCache, verify_entry, write_manifest
+from harness.build.cache import MANIFEST, ArtifactCache, verify_entry, write_manifest
 
 KEY = "ab" + "0" * 62
 

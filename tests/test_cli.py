@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import fvp
 from harness.boards import Availability, make_board
-from harness.boards.fvp import FvpBoard
-from harness.boardspec import load_board_file
+from harness.boards.fvp import platform as fvp
+from harness.boards.fvp.board import FvpBoard
+from harness.boards.spec import load_board_file
 from harness.cli import main
 from tests.fvp_double.make_elf import write_elf
 
@@ -330,7 +330,10 @@ def test_doctor_refuses_an_fvp_board_of_an_unknown_platform(bare_machine, capsys
     bad = bare_machine / "bad.toml"
     bad.write_text(fvp_board_file(bare_machine).read_text().replace("corstone320", "nosuch"))
     assert main(["doctor", "--board-file", str(bad)]) == 2
-    assert capsys.readouterr().err.startswith("et-hil: error: unknown FVP platform 'nosuch'")
+    # refused when the file is read, naming the file, the field and the known platforms
+    err = capsys.readouterr().err
+    assert err.startswith(f"et-hil: error: board file {bad}: [fvp] platform 'nosuch' is unknown")
+    assert "(known: corstone300-u55, corstone300-u65, corstone320)" in err
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Tests of harness.compare: metrics against hand-worked values, then verdicts."""
+"""Tests of harness.verdict.compare: metrics against hand-worked values, then verdicts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.compare import (
+from harness.verdict.compare import (
     Check,
     Comparison,
     compare_outputs,
@@ -17,7 +17,7 @@ from harness.compare import (
     snr_db,
     topk_agreement,
 )
-from harness.tolerance import Tolerance
+from harness.verdict.tolerance import Tolerance
 
 # The running example of this file:
 #   reference [1, 2, 3, 4], actual [1, 2, 3, 5]

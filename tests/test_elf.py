@@ -1,4 +1,4 @@
-"""Tests of harness.elf: the test-ELF writer, the reader, and the runner-ELF check."""
+"""Tests of harness.runner.elf: the test-ELF writer, the reader, and the runner-ELF check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.elf import (
+from harness.errors import ConfigError
+from harness.runner.elf import (
     EM_ARM,
     SHT_ARM_ATTRIBUTES,
     TAG_CPU_ARCH,
@@ -17,7 +18,6 @@ from harness.elf import (
     parse_arm_attributes,
     read_elf,
 )
-from harness.errors import ConfigError
 from tests.fvp_double.make_elf import write_elf as write_test_elf
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.errors import RunCrashed
-from harness.etdump import EtdumpOutputError, load_etdump, program_outputs
+from harness.runner.etdump import EtdumpOutputError, load_etdump, program_outputs
 
 
 def _etdump(tensors: list[tuple[int, list[int], list[int], int]], folder: Path) -> Any:

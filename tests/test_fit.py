@@ -1,4 +1,4 @@
-"""Tests of harness.fit: each runner mode's program is checked against the memory
+"""Tests of harness.verdict.fit: each runner mode's program is checked against the memory
 that mode really puts it in, and the message names that memory and why.
 
 Artifacts are built by hand (no model, no build): only their metadata counts.
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from harness.artifact import Artifact
-from harness.boardspec import BoardSpec, builtin_board_dir, load_board_file
-from harness.fit import fit_problems, input_bytes
+from harness.boards.spec import BoardSpec, builtin_board_dir, load_board_file
+from harness.build.artifact import Artifact
+from harness.verdict.fit import fit_problems, input_bytes
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -302,8 +302,8 @@ def test_host_memory_stands_for_a_device(tmp_path: Path) -> None:
 
 
 def test_preflight_names_model_board_and_memory(tmp_path: Path) -> None:
-    from harness.check import preflight
     from harness.errors import FitError
+    from harness.verdict.check import preflight
 
     board: Any = types.SimpleNamespace(spec=_fvp())
     # .pte 70 MiB and planned 61 MiB: both pools overflow, both named in one error.

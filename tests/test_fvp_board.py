@@ -260,7 +260,7 @@ def test_cancelling_the_process_group_leaves_no_fvp_running(et_pytester, fvp_env
 
 DEBUG_TESTS = """
 import pytest
-from harness.taps import Fault
+from harness.build.taps import Fault
 from debugmodels import MODELS, layer_at, model_and_input
 
 @pytest.mark.parametrize("name", list(MODELS))

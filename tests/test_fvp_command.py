@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import fvp
-from harness.boardspec import load_boards
+from harness.boards.fvp import platform as fvp
+from harness.boards.spec import load_boards
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_semihosting_command_matches_upstream(upstream_board, our_board, tmp_pat
 def test_board_num_macs(board_name, target, macs, tmp_path):
     import dataclasses
 
-    from harness.boards.fvp import FvpBoard
+    from harness.boards.fvp.board import FvpBoard
 
     spec = load_boards()[board_name]
     if target:

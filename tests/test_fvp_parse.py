@@ -1,4 +1,4 @@
-"""Tests of harness.fvp: failure lines, the PMU report, the ETDump block, the FVP command.
+"""Tests of harness.boards.fvp.platform: failure lines, the PMU report, the ETDump block, the FVP command.
 
 The log lines are written after the runner's formats in
 /work/shared/reference/arm-runner-and-fvp.md (sections 2, 3 and 4): every ``ET_LOG``
@@ -13,13 +13,13 @@ import re
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.fvp import (
+from harness.boards.fvp.platform import (
     load_platform,
     render_command,
     semihosting_command_line,
 )
-from harness.runner_log import (
+from harness.errors import ConfigError
+from harness.runner.log import (
     EtdumpBlockError,
     find_failures,
     parse_etdump_block,

@@ -29,8 +29,8 @@ import pytest
 import torch
 
 from harness.boards.host import HostBoard
-from harness.build import Builder
-from harness.check import _load_reference, fake_quant_outputs
+from harness.build.builder import Builder
+from harness.verdict.check import _load_reference, fake_quant_outputs
 
 pytestmark = pytest.mark.slow
 

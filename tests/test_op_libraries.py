@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import op_libraries
+from harness.build import op_libraries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def test_the_reference_loader_loads_it_in_a_fresh_process(
 ) -> None:
     code = (
         "import torch\n"
-        "from harness.check import _load_reference\n"
+        "from harness.verdict.check import _load_reference\n"
         f"m = _load_reference({str(saved_graph)!r}, {recorded!r}, 'CopiesInDimOrder')\n"
         "print(m(torch.ones(2, 3, dtype=torch.int64)).tolist())\n"
     )

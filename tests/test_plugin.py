@@ -310,7 +310,10 @@ def test_two_workers_share_one_cache_and_write_every_record(et_pytester):
 
 
 def test_plugin_import_does_not_import_torch():
-    code = "import sys, harness.plugin; print('torch' in sys.modules, 'executorch' in sys.modules)"
+    code = (
+        "import sys, harness.pytest.plugin; "
+        "print('torch' in sys.modules, 'executorch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
 
@@ -509,7 +512,7 @@ def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
     et_pytester.makepyfile(
         """
         import torch
-        from harness.taps import Fault
+        from harness.build.taps import Fault
         import tinymodels as m
 
         class Two(torch.nn.Module):

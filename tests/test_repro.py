@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.repro import (
+from harness.report.repro import (
     MARKER,
     case_folder_name,
     mark_run_folder,

@@ -1,4 +1,4 @@
-"""Tests of harness.results: the JSON Lines results file shared by workers."""
+"""Tests of harness.report.results: the JSON Lines results file shared by workers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
-from harness.results import ResultsWriter, read_records
+from harness.report.results import ResultsWriter, read_records
 
 WORKERS = 4
 RECORDS_PER_WORKER = 50

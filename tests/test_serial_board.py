@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.boards.serial import SerialBoard
-from harness.boardspec import load_board_file
-from harness.build import Builder
-from harness.cache import ArtifactCache
-from harness.check import CheckResult, check_model
+from harness.boards.serial.board import SerialBoard
+from harness.boards.spec import load_board_file
+from harness.build.builder import Builder
+from harness.build.cache import ArtifactCache
 from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunTimeout
+from harness.verdict.check import CheckResult, check_model
 from tests.serial_double import VirtualBoard
 
 pytestmark = pytest.mark.slow
@@ -423,8 +423,8 @@ def test_the_debug_pass_finds_a_faulty_layer_through_the_uart(
 ) -> None:
     """Serial boards get STATS taps (13 numbers per layer over the UART), in a bundle
     whose expected outputs include every tap's statistics."""
-    from harness.debug import debug_model
-    from harness.taps import Fault
+    from harness.build.taps import Fault
+    from harness.verdict.debug import debug_model
 
     class Three(torch.nn.Module):
         def __init__(self) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.boardspec import load_board_file, load_board_files, load_boards
+from harness.boards.serial.settings import parse_serial
+from harness.boards.spec import load_board_file, load_board_files, load_boards
 from harness.errors import ConfigError
-from harness.serial_config import parse_serial
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "boards" / "examples"
 
@@ -147,7 +147,7 @@ def test_a_lab_file_lists_boards_and_load_board_file_refuses_it(tmp_path: Path) 
 
 
 def test_pyocd_loads_elf_and_hex_images_in_their_own_format() -> None:
-    from harness.serial_config import flash_command
+    from harness.boards.serial.settings import flash_command
 
     section = _with(
         flash={"method": "pyocd", "target": "cortex_m", "extra_args": ["-f", "4M"]},
@@ -165,7 +165,7 @@ def test_pyocd_loads_elf_and_hex_images_in_their_own_format() -> None:
 
 
 def test_pyocd_resets_the_board_itself_when_there_is_no_reset_method() -> None:
-    from harness.serial_config import flash_command
+    from harness.boards.serial.settings import flash_command
 
     section = _with(
         flash={"method": "pyocd", "target": "cortex_m"}, reset={"method": "none"}, probe_id="1"

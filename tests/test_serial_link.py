@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from harness.runner_log import find_run, normalize_uart
-from harness.serial_link import NO_START_GRACE_S, SerialLink
+from harness.boards.serial.link import NO_START_GRACE_S, SerialLink
+from harness.runner.log import find_run, normalize_uart
 
 START = b"I [executorch:arm_executor_runner.cpp:1523 main()] PTE @ 0x70000000 [----ET12]\r\n"
 END = b"I [executorch:arm_executor_runner.cpp:1550 main()] Program complete, exiting.\r\n\x04"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.runner_log import (
+from harness.runner.log import (
     UartOutputError,
     find_run,
     normalize_uart,

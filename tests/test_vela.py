@@ -1,4 +1,5 @@
-"""Tests of harness.vela's CSV readers, on real Vela 5.1.0 output (see tests/data/vela/README.txt).
+"""Tests of harness.build.vela's CSV readers, on real Vela 5.1.0 output
+(see tests/data/vela/README.txt).
 
 The numbers in these tests were read from the CSV files themselves.
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vela import read_per_layer, read_summary, read_vela_reports
+from harness.build.vela import read_per_layer, read_summary, read_vela_reports
 
 VELA_DATA = Path(__file__).parent / "data" / "vela"
 OUTPUT = VELA_DATA / "partition_0" / "output"

@@ -1,33 +1,46 @@
-"""Board implementations, chosen by the ``kind`` of a board file."""
+"""Stage 2, artifact -> run result: board files (:mod:`~harness.boards.spec`), the
+registry of board kinds (:mod:`~harness.boards.registry`), the Board protocol
+(:mod:`~harness.boards.base`) and the kinds themselves: ``host``, ``tosa``,
+``fvp/`` and ``serial/``.
+
+The names below load on first use, so importing one board module does not
+import the others.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from harness.boards.base import Availability, Board, BoardOptions, Fidelity, RunResult
-from harness.boardspec import BoardSpec
+_EXPORTS = {
+    "Availability": "harness.boards.base",
+    "Board": "harness.boards.base",
+    "BoardOptions": "harness.boards.base",
+    "Fidelity": "harness.boards.base",
+    "RunResult": "harness.boards.base",
+    "BoardKind": "harness.boards.registry",
+    "make_board": "harness.boards.registry",
+}
 
-__all__ = ["Availability", "Board", "BoardOptions", "Fidelity", "RunResult", "make_board"]
+__all__ = [
+    "Availability",
+    "Board",
+    "BoardKind",
+    "BoardOptions",
+    "Fidelity",
+    "RunResult",
+    "make_board",
+]
 
 
-def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None) -> Board:
-    """The board object for ``spec``; ``work_dir`` holds its logs."""
-    if spec.kind == "host":
-        from harness.boards.host import HostBoard
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness.boards' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
-        return HostBoard(spec, work_dir)
-    if spec.kind == "tosa":
-        from harness.boards.tosa import TosaBoard
 
-        return TosaBoard(spec, work_dir)
-    if spec.kind == "fvp":
-        from harness.boards.fvp import FvpBoard
-
-        return FvpBoard(spec, work_dir, options)
-    if spec.kind == "serial":
-        from harness.boards.serial import SerialBoard
-
-        return SerialBoard(spec, work_dir, options)
-    from harness.errors import ConfigError
-
-    raise ConfigError(f"board file {spec.path}: no implementation of kind '{spec.kind}'")
+if TYPE_CHECKING:
+    from harness.boards.base import Availability, Board, BoardOptions, Fidelity, RunResult
+    from harness.boards.registry import BoardKind, make_board

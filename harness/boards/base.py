@@ -6,17 +6,25 @@ import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.artifact import Artifact
-from harness.boardspec import BoardSpec
+if TYPE_CHECKING:
+    from harness.boards.spec import BoardSpec
+    from harness.build.artifact import Artifact
+
+T = TypeVar("T")
 
 
 class Fidelity(enum.StrEnum):
-    """How much a timing can be trusted; timings of different fidelities never compare."""
+    """The fidelities of the built-in kinds: how much a timing can be trusted.
+
+    Timings of different fidelities never compare. Each kind declares the ones it
+    gives (:attr:`harness.boards.registry.BoardKind.fidelities`); a kind of one's
+    own may declare new ones (a plain string in :attr:`RunResult.fidelity`).
+    """
 
     HOST_WALL = "host-wall"  # wall time of the host CPU running the portable runtime
     REFERENCE_MODEL = "tosa-reference"  # wall time of the TOSA reference model: not a device
@@ -30,24 +38,20 @@ class BoardOptions:
     """Command-line settings boards may use.
 
     Attributes:
-        runner_elf: the firmware to run (FVP and serial boards), over the board file's.
-        fvp_cycles: run FVPs without ``--fast`` (cycle-approximate NPU, slower).
-        retries: retries of infrastructure failures (launch, licence) per run.
-        fvp_dir: where to look for FVP binaries before ``PATH``.
-        fvp_backends: where FVPs may run, in order (``local``, ``docker``).
-        fvp_image: the Docker image with the FVPs.
-        docker_env: host environment variables passed into FVP containers.
-        cache_dir: the artifact cache folder (serial boards keep firmware builds there).
+        runner_elf: the firmware to run (``--runner-elf``), over the board file's.
+        cache_dir: the artifact cache folder (firmware builds are kept there too).
+        kind_options: each kind's own options by kind name (an ``FvpOptions`` for
+            ``fvp`` ...), made by the kind's ``options_from``.
     """
 
     runner_elf: Path | None = None
-    fvp_cycles: bool = False
-    retries: int | None = None
-    fvp_dir: Path | None = None
-    fvp_backends: tuple[str, ...] = ()
-    fvp_image: str | None = None
-    docker_env: tuple[str, ...] = ()
     cache_dir: Path | None = None
+    kind_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def for_kind(self, kind: str, default: T) -> T:
+        """The options of ``kind``, or ``default`` when none were given."""
+        value: T = self.kind_options.get(kind, default)
+        return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +72,7 @@ class RunResult:
         outputs: the program's outputs, in order.
         execute_s: time of the ``execute`` call alone.
         load_s: time to load the program and method.
-        fidelity: what kind of time ``execute_s`` is.
+        fidelity: what kind of time ``execute_s`` is (one its kind declares).
         run_dir: folder holding the ETDump, debug buffer and log of this run.
         etdump_path: the ETDump, when the board produced one.
         debug_buffer_path: the debug buffer (intermediate outputs), when produced.
@@ -80,7 +84,7 @@ class RunResult:
     outputs: tuple[npt.NDArray[Any], ...]
     execute_s: float
     load_s: float
-    fidelity: Fidelity
+    fidelity: str
     run_dir: Path
     etdump_path: Path | None = None
     debug_buffer_path: Path | None = None
@@ -100,7 +104,8 @@ class RunResult:
 class Board(Protocol):
     """A place where programs run. Boards are opened once per worker and reused.
 
-    Implementations live one per module in :mod:`harness.boards`.
+    Each kind's class is named by its :class:`~harness.boards.registry.BoardKind`
+    and made as ``cls(spec, work_dir, options)``.
     """
 
     spec: BoardSpec

@@ -21,18 +21,18 @@ from typing import IO, Any
 
 import numpy.typing as npt
 
-from harness import signals
-from harness.artifact import Artifact
-from harness.boards import wire
+from harness.boards import signals, wire
 from harness.boards.base import (
     Availability,
+    BoardOptions,
     Fidelity,
     RunResult,
     RunsGivenInputs,
     check_inputs_match,
     input_dim_orders,
 )
-from harness.boardspec import BoardSpec
+from harness.boards.spec import BoardSpec
+from harness.build.artifact import Artifact
 from harness.errors import InfrastructureError, RunCrashed, RunTimeout
 
 STARTUP_TIMEOUT_S = 180.0
@@ -223,7 +223,9 @@ class HostBoard(RunsGivenInputs):
         work_dir: where the worker's log goes.
     """
 
-    def __init__(self, spec: BoardSpec, work_dir: Path) -> None:
+    def __init__(
+        self, spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None
+    ) -> None:
         self.spec = spec
         self.worker = RuntimeWorker(work_dir / f"{spec.name}-runtime.log", label=spec.name)
 

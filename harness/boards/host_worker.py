@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import dim_order
 from harness.boards import wire
+from harness.build import dim_order
 
 
 def load_runtime() -> Any:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy.typing as npt
 
-from harness.artifact import Artifact
 from harness.boards.base import (
     Availability,
+    BoardOptions,
     Fidelity,
     RunResult,
     RunsGivenInputs,
@@ -26,7 +26,8 @@ from harness.boards.base import (
     input_dim_orders,
 )
 from harness.boards.host import RuntimeWorker
-from harness.boardspec import BoardSpec
+from harness.boards.spec import BoardSpec
+from harness.build.artifact import Artifact
 from harness.errors import ConfigError
 
 
@@ -38,7 +39,9 @@ class TosaBoard(RunsGivenInputs):
         work_dir: where the worker's log goes.
     """
 
-    def __init__(self, spec: BoardSpec, work_dir: Path) -> None:
+    def __init__(
+        self, spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None
+    ) -> None:
         self.spec = spec
         self.worker = RuntimeWorker(
             work_dir / f"{spec.name}-refmodel.log",

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import dim_order
 from harness.boards import wire
+from harness.build import dim_order
 
 
 def _to_memory_order(tensor: Any) -> np.ndarray[Any, Any]:
@@ -92,7 +92,7 @@ def _make_dispatch() -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _program(path: str) -> Any:
-    from harness.build import load_lowered_program
+    from harness.build.builder import load_lowered_program
 
     return load_lowered_program(Path(path)).module()
 

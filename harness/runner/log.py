@@ -4,7 +4,7 @@ outputs and BundleIO verdict.
 
 FVP boards and serial boards print the same format
 (../shared/reference/arm-runner-and-fvp.md section 4), so both read it here.
-Nothing in this module does I/O beyond reading ``fvp/failures.toml``.
+Nothing in this module does I/O beyond reading ``harness/runner/failures.toml``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness import dim_order
-from harness.fvp import platform_dir
+from harness.build import dim_order
+from harness.datafiles import runner_failures_file
 
 EOT = "\x04"  # the runner's last character; ends an FVP with uart0.shutdown_on_eot=1
 
@@ -38,8 +38,8 @@ class FailurePattern:
 
 @functools.cache
 def load_failure_patterns() -> tuple[list[FailurePattern], list[re.Pattern[str]]]:
-    """The failure patterns and the lines to ignore first (``fvp/failures.toml``)."""
-    data = tomllib.loads((platform_dir() / "failures.toml").read_text())
+    """The failure patterns and the lines to ignore first (``harness/runner/failures.toml``)."""
+    data = tomllib.loads(runner_failures_file().read_text())
     patterns = [
         FailurePattern(p["class"], re.compile(p["regex"], re.MULTILINE), p["what"])
         for p in data["pattern"]

@@ -1,6 +1,6 @@
 """Where the numbers go wrong: a per-layer divergence table for a program on a board.
 
-The program is rebuilt with tap points (see :mod:`harness.taps`): every layer's
+The program is rebuilt with tap points (see :mod:`harness.build.taps`): every layer's
 output leaves whatever computes it (an NPU/TOSA partition or a CPU kernel) as
 an extra program output, so the board itself reports each layer's value. Each
 layer is then compared with the same layer of the fake-quant reference (in LSB
@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.compare import cosine_similarity, json_float, snr_db
-from harness.taps import Fault, TapPlan
+from harness.build.taps import Fault, TapPlan
+from harness.verdict.compare import cosine_similarity, json_float, snr_db
 
 if TYPE_CHECKING:
     import torch
 
     from harness.boards.base import Board
-    from harness.build import Builder
-    from harness.tolerance import Tolerance
+    from harness.build.builder import Builder
+    from harness.verdict.tolerance import Tolerance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,11 +312,11 @@ def debug_model(
             UART carries in reasonable time); default ``STATS`` on serial boards.
 
     Raises:
-        HarnessError: as :func:`harness.check.check_model` (build, run, timeout...).
+        HarnessError: as :func:`harness.verdict.check.check_model` (build, run, timeout...).
     """
-    from harness.build import export_model, validate_inputs
-    from harness.check import build_for_board
+    from harness.build.builder import export_model, validate_inputs
     from harness.errors import ConfigError
+    from harness.verdict.check import build_for_board
 
     if reducer not in (None, "FULL_TENSOR", "STATS"):
         raise ConfigError(f"et_debug: reducer={reducer!r}: use 'FULL_TENSOR' or 'STATS'")
@@ -462,8 +462,8 @@ class _Pass:
     def probe(self, points: tuple[str, ...] | None) -> list[LayerRow]:
         """Build with these tap points (``None``: all), run, and compare each."""
         from harness.boards.base import as_numpy
-        from harness.build import run_eager
-        from harness.check import build_for_board, fake_quant_reference
+        from harness.build.builder import run_eager
+        from harness.verdict.check import build_for_board, fake_quant_reference
 
         t0 = time.perf_counter()
         plan = TapPlan(points=points, reducer=self.reducer, fault=self.fault)

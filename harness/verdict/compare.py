@@ -2,7 +2,7 @@
 
 The steps are fixed (normalize -> structural checks -> metrics -> limits): every
 comparison reports the same metrics, and only the limits differ between the
-float, quantized and quantized-vs-float comparisons (see :mod:`harness.tolerance`).
+float, quantized and quantized-vs-float comparisons (see :mod:`harness.verdict.tolerance`).
 Numbers only; nothing here imports torch.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.tolerance import Tolerance
+from harness.verdict.tolerance import Tolerance
 
 Array = npt.NDArray[Any]
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from harness import signals
+from harness.boards import signals
+from harness.boards.serial.settings import Command
 from harness.errors import InfrastructureError
-from harness.serial_config import Command
 
 OUTPUT_TAIL_CHARS = 4000
 

@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.artifact import Artifact
 from harness.boards.base import BoardOptions
-from harness.boardspec import BoardSpec, builtin_board_dir
-from harness.tolerance import Tolerance
+from harness.boards.spec import BoardSpec
+from harness.build.artifact import Artifact
+from harness.datafiles import builtin_board_dir
+from harness.verdict.tolerance import Tolerance
 
 if TYPE_CHECKING:
-    from harness.compare import Comparison
+    from harness.verdict.compare import Comparison
 
 MARKER = ".et-hil-run.json"
 CASE = "case.json"
@@ -267,21 +268,34 @@ def board_files_of(case: Case) -> list[Path]:
     return [case.folder / name] if name else []
 
 
+def _dataclass_from(cls: type[Any], saved: Mapping[str, Any]) -> Any:
+    """A dataclass of options from its saved JSON form (paths and tuples restored)."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        value = saved.get(field.name)
+        if value is None:
+            continue
+        if isinstance(value, str) and "Path" in str(field.type):
+            value = Path(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
+    return cls(**values)
+
+
 def _options(saved: Mapping[str, Any] | None) -> BoardOptions | None:
     """The board options a case ran with, from ``case.json``."""
     if not saved:
         return None
-    fields = {f.name: f for f in dataclasses.fields(BoardOptions)}
-    values: dict[str, Any] = {}
-    for key, value in saved.items():
-        if key not in fields or value is None:
-            continue
-        if key in ("runner_elf", "fvp_dir", "cache_dir"):
-            value = Path(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        values[key] = value
-    return BoardOptions(**values)
+    from harness.boards import registry
+
+    options: BoardOptions = _dataclass_from(BoardOptions, {**saved, "kind_options": None})
+    kind_options = {}
+    for kind_name, value in (saved.get("kind_options") or {}).items():
+        kind = registry.kinds().get(kind_name)
+        if kind is not None and kind.options_type is not None and isinstance(value, Mapping):
+            kind_options[kind_name] = _dataclass_from(kind.options_type, value)
+    return dataclasses.replace(options, kind_options=kind_options)
 
 
 def rerun(
@@ -301,9 +315,9 @@ def rerun(
             failure class is the verdict).
     """
     from harness.boards import make_board
-    from harness.boardspec import load_boards, resolve_board_names
-    from harness.check import compare_with_references
+    from harness.boards.spec import load_boards, resolve_board_names
     from harness.errors import BoardUnavailable
+    from harness.verdict.check import compare_with_references
 
     boards = load_boards([*board_files_of(case), *extra_board_files])
     name = resolve_board_names([board_name or case.board], boards)[0]
@@ -334,8 +348,8 @@ def rerun(
 
 def main(folder: str, board: str | None, board_files: Sequence[str]) -> int:
     """``et-hil repro DIR``: rerun, print the verdict; exit 0 on pass, 1 on failure."""
-    from harness.compare import format_table
     from harness.errors import HarnessError
+    from harness.verdict.compare import format_table
 
     case = load_case(Path(folder))
     print(

@@ -7,7 +7,7 @@ and ``debug_buffer.bin`` when the firmware writes them, the log scanned for
 failures. The FVP's exit status alone never means success.
 
 Where the FVP process runs is an :class:`FvpExecutor`: on this machine
-(:class:`LocalFvpExecutor`) or in a container (:mod:`harness.boards.docker_fvp`);
+(:class:`LocalFvpExecutor`) or in a container (:mod:`harness.boards.fvp.docker`);
 both receive the same argv.
 """
 
@@ -27,8 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from harness import dim_order, fvp, runner_log, signals
-from harness.artifact import Artifact
+from harness.boards import signals
 from harness.boards.base import (
     Availability,
     BoardOptions,
@@ -37,10 +36,16 @@ from harness.boards.base import (
     RunsGivenInputs,
     check_inputs_match,
 )
-from harness.boardspec import BoardSpec
-from harness.elf import check_runner_elf
+from harness.boards.fvp import platform as fvp
+from harness.boards.fvp.kind import FvpOptions, FvpSettings
+from harness.boards.spec import BoardSpec
+from harness.build import dim_order
+from harness.build.artifact import Artifact
 from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunError, RunTimeout
-from harness.etdump import load_etdump
+from harness.runner import log as runner_log
+from harness.runner.elf import check_runner_elf
+from harness.runner.etdump import load_etdump
+from harness.validation import convert_all
 
 # The harness's own deadline beyond the FVP's --timelimit: the FVP counts
 # simulated CPU time, and needs a moment to start and to stop.
@@ -227,45 +232,40 @@ class FvpBoard(RunsGivenInputs):
     ) -> None:
         self.spec = spec
         self.options = options or BoardOptions()
-        section = dict(spec.sections.get("fvp", {}))
-        known = ("platform", "runner_elf", "cycles", "retries", "num_macs", "backends", "image")
-        unknown = sorted(set(section) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"board file {spec.path}: [fvp] unknown field '{unknown[0]}' "
-                f"(known: {', '.join(known)})"
-            )
-        self.section = section
-        if "platform" not in section:
-            raise ConfigError(f"board file {spec.path}: [fvp] needs 'platform'")
-        self.platform = fvp.load_platform(section["platform"])
-        elf = self.options.runner_elf or section.get("runner_elf")
+        self.fvp_options: FvpOptions = self.options.for_kind("fvp", FvpOptions())
+        settings: FvpSettings | None = spec.settings
+        if settings is None:  # a spec made in code: check its [fvp] table as a file's would be
+            converted, problems = convert_all(spec.sections.get("fvp", {}), FvpSettings, "[fvp]")
+            if converted is None:
+                raise ConfigError(f"board file {spec.path}: {'; '.join(problems)}")
+            settings = converted
+        self.settings = settings
+        self.platform = fvp.load_platform(settings.platform)
+        elf: str | Path | None = self.options.runner_elf or settings.runner_elf
         if elf is not None and spec.path is not None and not Path(elf).is_absolute():
             elf = spec.path.parent / elf
         self.runner_elf = Path(elf).resolve() if elf else None
-        self.cycles = bool(self.options.fvp_cycles or section.get("cycles", False))
-        retries = (
-            self.options.retries if self.options.retries is not None else section.get("retries", 1)
-        )
-        self.retries = int(retries)
+        self.cycles = self.fvp_options.cycles or settings.cycles
+        retries = self.fvp_options.retries
+        self.retries = retries if retries is not None else settings.retries
         self.executors: list[FvpExecutor] = (
-            [executor] if executor is not None else self._executors(section)
+            [executor] if executor is not None else self._executors()
         )
         self.executor: FvpExecutor = self.executors[0]
         self.elf_sha256: str | None = None
 
-    def _executors(self, section: dict[str, Any]) -> list[FvpExecutor]:
+    def _executors(self) -> list[FvpExecutor]:
         """Where the FVP may run, in order of preference (``[fvp] backends``, ``--fvp-backend``)."""
-        order = self.options.fvp_backends or tuple(section.get("backends", ("local", "docker")))
+        order = self.fvp_options.backends or self.settings.backends
         executors: list[FvpExecutor] = []
         for name in order:
             if name == "local":
-                executors.append(LocalFvpExecutor(self.options.fvp_dir))
+                executors.append(LocalFvpExecutor(self.fvp_options.fvp_dir))
             elif name == "docker":
-                from harness.boards.docker_fvp import DockerFvpExecutor, default_image
+                from harness.boards.fvp.docker import DockerFvpExecutor, default_image
 
-                image = self.options.fvp_image or section.get("image") or default_image()
-                executors.append(DockerFvpExecutor(image, env_names=self.options.docker_env))
+                image = self.fvp_options.image or self.settings.image or default_image()
+                executors.append(DockerFvpExecutor(image, env_names=self.fvp_options.docker_env))
             else:
                 raise ConfigError(
                     f"board '{self.spec.name}': unknown FVP backend '{name}' (local, docker)"
@@ -276,8 +276,8 @@ class FvpBoard(RunsGivenInputs):
     def num_macs(self) -> int:
         """MACs of the FVP's NPU: the board file's ``[fvp] num_macs``, else the compile
         target's (``ethos-u85-256`` -> 256, which must match), else the platform default."""
-        if "num_macs" in self.section:
-            return int(self.section["num_macs"])
+        if self.settings.num_macs is not None:
+            return self.settings.num_macs
         if self.spec.target.startswith("ethos-u"):
             return int(self.spec.target.rsplit("-", 1)[1])
         return self.platform.default_num_macs

@@ -5,7 +5,7 @@ One run, with a unit of the board's pool locked for this process:
 
 1. the program: the ``.pte``, or a BundleIO ``.bpte`` carrying the test's
    inputs when the firmware takes bundles (otherwise the runner feeds all-ones
-   and the comparison says so, see :func:`harness.check.run_and_compare`);
+   and the comparison says so, see :func:`harness.verdict.check.run_and_compare`);
 2. the image: in ``address`` mode the program itself, written at
    ``pte_address``; in ``embedded`` mode a firmware rebuilt around it (cached by
    content);
@@ -34,12 +34,13 @@ import filelock
 import numpy as np
 import numpy.typing as npt
 
-from harness import board_lock, runner_log
-from harness.artifact import Artifact
-from harness.board_commands import run_board_command, tool_exists
 from harness.boards.base import Availability, BoardOptions, Fidelity, RunResult, check_inputs_match
-from harness.boardspec import BoardSpec
-from harness.bundle import all_ones, write_bundle
+from harness.boards.serial import lock as board_lock
+from harness.boards.serial.commands import run_board_command, tool_exists
+from harness.boards.serial.link import PortLost, SerialLink, is_url, wait_for_port
+from harness.boards.serial.settings import SerialSettings, Unit, flash_command, parse_serial
+from harness.boards.spec import BoardSpec
+from harness.build.artifact import Artifact
 from harness.errors import (
     ConfigError,
     InfrastructureError,
@@ -47,9 +48,9 @@ from harness.errors import (
     RunError,
     RunTimeout,
 )
-from harness.etdump import EtdumpOutputError, load_etdump, program_outputs
-from harness.serial_config import SerialSettings, Unit, flash_command, parse_serial
-from harness.serial_link import PortLost, SerialLink, is_url, wait_for_port
+from harness.runner import log as runner_log
+from harness.runner.bundle import all_ones, write_bundle
+from harness.runner.etdump import EtdumpOutputError, load_etdump, program_outputs
 
 UART_LOG = "uart.log"
 COMMAND_LOG = "commands.log"

@@ -4,7 +4,7 @@ A run's bytes are told from earlier ones in two ways: the input is drained
 until the line has been quiet for a while *before* the board is reset (an
 earlier run still printing, or bytes held in the USB adapter, are discarded),
 and the parser takes the run from its last start line on
-(:func:`harness.runner_log.find_run`).
+(:func:`harness.runner.log.find_run`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import serial
 
-from harness.runner_log import find_run, normalize_uart
+from harness.runner.log import find_run, normalize_uart
 
 READ_TIMEOUT_S = 0.05
 END_GRACE_S = 0.5  # after "Program complete" or a fault, bytes still due (EOT, exit code)

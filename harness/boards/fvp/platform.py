@@ -1,18 +1,18 @@
 """Corstone FVPs as data: platform files in ``fvp/`` rendered into command lines.
 
-Nothing here starts a process: :mod:`harness.boards.fvp` runs the command,
+Nothing here starts a process: :mod:`harness.boards.fvp.board` runs the command,
 locally or in Docker, and both use the same rendering. The runner's output is
-read by :mod:`harness.runner_log`, which serial boards share.
+read by :mod:`harness.runner.log`, which serial boards share.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.datafiles import fvp_platform_dir
 from harness.errors import ConfigError
 
 RUNNER_ARGV0 = "executor_runner"  # argv[0] of the semihosting command line; ignored by the runner
@@ -39,11 +39,8 @@ class FvpPlatform:
 
 
 def platform_dir() -> Path:
-    """Folder of the FVP platform files (``fvp/`` in a checkout, packaged in a wheel)."""
-    packaged = importlib.resources.files("harness") / "fvp_platforms"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "fvp"
+    """Folder of the FVP platform files (``harness/boards/fvp/platforms/``)."""
+    return fvp_platform_dir()
 
 
 def load_platform(name: str) -> FvpPlatform:
@@ -54,7 +51,7 @@ def load_platform(name: str) -> FvpPlatform:
     """
     path = platform_dir() / f"{name}.toml"
     if not path.exists():
-        known = sorted(p.stem for p in platform_dir().glob("*.toml") if p.stem != "failures")
+        known = sorted(p.stem for p in platform_dir().glob("*.toml"))
         raise ConfigError(f"unknown FVP platform '{name}' (known: {', '.join(known)})")
     data = tomllib.loads(path.read_text())
     try:

@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.artifact import Artifact
 from harness.boards.base import Board, RunResult, as_numpy
-from harness.build import Builder, run_eager, validate_inputs
-from harness.compare import Comparison, compare_outputs, format_table
-from harness.quantization import QuantConfig
-from harness.quiet import third_party_warnings_silenced
-from harness.repro import Tolerances, save_case
-from harness.targets import get_target
-from harness.tolerance import Tolerance
+from harness.build.artifact import Artifact
+from harness.build.builder import Builder, run_eager, validate_inputs
+from harness.build.quantization import QuantConfig
+from harness.build.quiet import third_party_warnings_silenced
+from harness.build.targets import get_target
+from harness.report.repro import Tolerances, save_case
+from harness.verdict.compare import Comparison, compare_outputs, format_table
+from harness.verdict.tolerance import Tolerance
 
 if TYPE_CHECKING:
     import torch
 
-    from harness.taps import TapPlan
+    from harness.build.taps import TapPlan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +37,7 @@ class CheckResult:
         run: the board's result.
         comparisons: against the fake-quant reference (quantized programs) and eager float.
         timings: seconds spent per stage in this process.
-        repro_dir: the repro folder left by a failed check (see :mod:`harness.repro`).
+        repro_dir: the repro folder left by a failed check (see :mod:`harness.report.repro`).
         repro_error: why no repro folder could be left, if so.
     """
 
@@ -63,12 +63,12 @@ def _load_reference(path: str, namespaces: tuple[str, ...], model: str) -> Any:
     """The saved fake-quant program, loaded the same way in every process.
 
     The operator namespaces it uses are registered first (see
-    :mod:`harness.op_libraries`); an artifact from an older harness that did not
+    :mod:`harness.build.op_libraries`); an artifact from an older harness that did not
     record them is helped by registering what torch reports it could not resolve.
     """
     import torch
 
-    from harness import op_libraries
+    from harness.build import op_libraries
     from harness.errors import BuildError
 
     def unknown(namespace: str) -> BuildError:
@@ -133,7 +133,7 @@ def preflight(artifact: Artifact, board: Board, *, require_full_delegation: bool
         FitError: the program needs more memory than the board file gives.
     """
     from harness.errors import DelegationError, FitError
-    from harness.fit import fit_problems
+    from harness.verdict.fit import fit_problems
 
     fallback = (artifact.metadata.get("delegation") or {}).get("cpu_fallback") or {}
     if require_full_delegation and fallback:
@@ -161,7 +161,7 @@ def build_for_board(
     taps: TapPlan | None = None,
 ) -> Artifact:
     """Build (or find in the cache) ``model``'s program for ``board``'s target
-    (with ``taps``: every layer surfaced as an output, see :mod:`harness.debug`).
+    (with ``taps``: every layer surfaced as an output, see :mod:`harness.verdict.debug`).
 
     Raises:
         BuildError: the model, inputs or target are at fault; the message names them.
@@ -208,7 +208,7 @@ def check_model(
         model: the eager model.
         inputs: a tensor or tuple of tensors; also the export example inputs.
         run_dir: folder for this run's files.
-        quantize: see :meth:`harness.build.Builder.build`.
+        quantize: see :meth:`harness.build.builder.Builder.build`.
         calibration: calibration input tuples.
         reference: the eager model to compare with (default: ``model``).
         tolerance: limits of the main comparison (float programs: against eager
@@ -316,7 +316,7 @@ def run_and_compare(
     (and with the artifact's fake-quant reference when it is quantized).
 
     When the run fails or the outputs differ and ``repro_dir`` is given, a repro
-    folder is left there (:mod:`harness.repro`): the result's ``repro_dir``, or
+    folder is left there (:mod:`harness.report.repro`): the result's ``repro_dir``, or
     the raised error's ``repro_dir`` attribute, names it.
 
     Raises:

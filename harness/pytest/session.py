@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness.boards import Board, BoardOptions, make_board
-from harness.boardspec import BoardSpec
-from harness.build import Builder
-from harness.cache import ArtifactCache
+from harness.boards.spec import BoardSpec
+from harness.build.builder import Builder
+from harness.build.cache import ArtifactCache
 
 
 @dataclasses.dataclass(frozen=True)

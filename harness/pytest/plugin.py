@@ -8,7 +8,6 @@ torch and ExecuTorch are imported only when a fixture first needs them.
 from __future__ import annotations
 
 import dataclasses
-import os
 import statistics
 import time
 import uuid
@@ -19,29 +18,30 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness import repro, signals
+from harness.boards import registry, signals
 from harness.boards.base import Availability, BoardOptions, RunsGivenInputs
-from harness.boardspec import (
+from harness.boards.spec import (
     CAPABILITIES,
     BoardSpec,
     load_board_files,
     load_boards,
     resolve_board_names,
 )
-from harness.cache import default_cache_dir
+from harness.build.cache import default_cache_dir
+from harness.build.quiet import quiet_torch_trace_log
 from harness.errors import ConfigError, FailureClass, HarnessError, RunError
-from harness.quiet import quiet_torch_trace_log
-from harness.results import ResultsWriter, read_records
-from harness.session import HarnessConfig, HarnessSession
-from harness.tolerance import Tolerance
+from harness.pytest.session import HarnessConfig, HarnessSession
+from harness.report import repro
+from harness.report.results import ResultsWriter, read_records
+from harness.verdict.tolerance import Tolerance
 
 if TYPE_CHECKING:
     import torch
 
-    from harness.artifact import Artifact
     from harness.boards import Board, RunResult
-    from harness.check import CheckResult
-    from harness.quantization import QuantConfig
+    from harness.build.artifact import Artifact
+    from harness.build.quantization import QuantConfig
+    from harness.verdict.check import CheckResult
 
 CONFIG_KEY = pytest.StashKey[HarnessConfig]()
 SESSION_KEY = pytest.StashKey[HarnessSession]()
@@ -112,30 +112,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "programs on a Corstone with upstream's portable-ops runner)",
     )
     group.addoption(
-        "--fvp-cycles",
-        action="store_true",
-        help="run FVPs without --fast: cycle-approximate NPU timing and PMU counts (slower)",
-    )
-    group.addoption(
-        "--fvp-backend",
-        action="append",
-        default=[],
-        choices=("local", "docker"),
-        help="where FVPs run, in order of preference (repeatable; default: local, then docker)",
-    )
-    group.addoption(
-        "--fvp-image",
-        metavar="IMAGE",
-        help="Docker image with the FVPs (default: $ET_HIL_FVP_IMAGE or the versioned "
-        "et-hil-fvp tag that 'et-hil docker build' makes)",
-    )
-    group.addoption(
-        "--fvp-retries",
-        type=int,
-        metavar="N",
-        help="retries of FVP launch and licence failures per run (default: board file, or 1)",
-    )
-    group.addoption(
         "--et-debug",
         choices=("on-failure", "always", "off"),
         default="on-failure",
@@ -149,6 +125,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="time limit of one run on a board (default: the board file's run_timeout_s)",
     )
+    for kind in registry.kinds().values():  # built-in kinds' own options (--fvp-...)
+        if kind.add_options is not None:
+            kind.add_options(group)
 
 
 def _resolve_config(config: pytest.Config) -> HarnessConfig:
@@ -172,8 +151,6 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
     cache_dir = Path(option.build_cache) if option.build_cache else default_cache_dir()
     if option.run_timeout is not None and option.run_timeout <= 0:
         raise pytest.UsageError(f"--run-timeout must be positive, got {option.run_timeout}")
-    if option.fvp_retries is not None and option.fvp_retries < 0:
-        raise pytest.UsageError(f"--fvp-retries must be >= 0, got {option.fvp_retries}")
     elves: dict[str, Path] = {}
     for value in option.runner_elf:
         name, sep, path = value.rpartition("=")
@@ -183,7 +160,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         for target in targets:
             elves[target] = Path(path).expanduser().resolve()
     if option.compile_target:
-        from harness.targets import get_target
+        from harness.build.targets import get_target
 
         try:
             get_target(option.compile_target, board="--compile-target")
@@ -193,19 +170,19 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
             name: dataclasses.replace(spec, target=option.compile_target)
             for name, spec in boards.items()
         }
-    fvp_dir = os.environ.get("ET_HIL_FVP_DIR")
+    try:
+        kind_options = {
+            kind.name: kind.options_from(option)
+            for kind in registry.kinds().values()
+            if kind.options_from is not None
+        }
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     board_options = {
         name: BoardOptions(
             runner_elf=elves.get(name),
-            fvp_cycles=option.fvp_cycles,
-            retries=option.fvp_retries,
-            fvp_dir=Path(fvp_dir) if fvp_dir else None,
-            fvp_backends=tuple(option.fvp_backend),
-            fvp_image=option.fvp_image or os.environ.get("ET_HIL_FVP_IMAGE"),
-            docker_env=tuple(
-                name for name in os.environ.get("ET_HIL_DOCKER_ENV", "").split(",") if name
-            ),
             cache_dir=cache_dir.expanduser().resolve(),
+            kind_options=kind_options,
         )
         for name in boards
     }
@@ -223,10 +200,27 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
     )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add et-hil's hooks (``pytest_et_hil_board_kinds``)."""
+    from harness.pytest import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def _register_board_kinds(config: pytest.Config) -> None:
+    """Register the board kinds of conftest.py files and plugins."""
+    for plugin_kinds in config.hook.pytest_et_hil_board_kinds():
+        try:
+            registry.register(plugin_kinds, source="pytest_et_hil_board_kinds")
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once; start the results file (in the controlling process)."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    _register_board_kinds(config)
     # CI cancels with SIGTERM: unwind as Ctrl-C does, so no simulator is orphaned.
     config.stash[SIGNALS_KEY] = signals.install()
     quiet_torch_trace_log()
@@ -487,7 +481,7 @@ def et_check(
     outputs differ beyond tolerance. Keyword arguments: ``quantize``,
     ``calibration``, ``reference`` (another eager model to compare with),
     ``tolerance`` and ``vs_float`` (dicts of limits or
-    :class:`~harness.tolerance.Tolerance`), ``debug_buffer_size``,
+    :class:`~harness.verdict.tolerance.Tolerance`), ``debug_buffer_size``,
     ``require_full_delegation`` (default: the board file or the
     ``et_full_delegation`` marker).
     """
@@ -508,9 +502,9 @@ def et_check(
         debug_buffer_size: int = 0,
         require_full_delegation: bool | None = None,
     ) -> CheckResult | None:
-        from harness.check import build_for_board, preflight, run_and_compare
-        from harness.quantization import QuantConfig
-        from harness.targets import get_target
+        from harness.build.quantization import QuantConfig
+        from harness.build.targets import get_target
+        from harness.verdict.check import build_for_board, preflight, run_and_compare
 
         spec = board.spec
         target = get_target(spec.target, board=spec.name, vela=spec.sections.get("vela"))
@@ -641,8 +635,8 @@ def _debug_pass(
 ) -> str:
     """Run the per-layer divergence pass; record it, keep its files beside the
     repro folder (or the run folder), and return the failure message's part."""
-    from harness.debug import debug_model
-    from harness.quiet import third_party_warnings_silenced
+    from harness.build.quiet import third_party_warnings_silenced
+    from harness.verdict.debug import debug_model
 
     try:
         with third_party_warnings_silenced():
@@ -662,15 +656,15 @@ def _debug_pass(
 def et_debug(request: pytest.FixtureRequest, board: Board, tmp_path: Path) -> Callable[..., Any]:
     """``et_debug(model, inputs, *, quantize=None, calibration=None, tolerance=None,
     fault=None) -> DivergenceReport``: the per-layer divergence table of the model
-    on this test's board, without a failure (see :mod:`harness.debug`). The table
+    on this test's board, without a failure (see :mod:`harness.verdict.debug`). The table
     is also written to the test's record and to ``divergence.{json,csv}``."""
     hc = request.config.stash[CONFIG_KEY]
     session = _session(request.config)
     record = _record(request.node)
 
     def debug(model: Any, inputs: Any, **kwargs: Any) -> Any:
-        from harness.debug import debug_model
-        from harness.quiet import third_party_warnings_silenced
+        from harness.build.quiet import third_party_warnings_silenced
+        from harness.verdict.debug import debug_model
 
         tolerance = kwargs.pop("tolerance", None)
         if isinstance(tolerance, Mapping):

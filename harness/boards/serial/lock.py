@@ -24,8 +24,8 @@ from typing import Any
 
 import filelock
 
+from harness.boards.serial.settings import Unit
 from harness.errors import InfrastructureError
-from harness.serial_config import Unit
 
 POLL_S = 0.1
 

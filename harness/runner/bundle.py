@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness import dim_order
-from harness.artifact import Artifact
+from harness.build import dim_order
+from harness.build.artifact import Artifact
 from harness.errors import BuildError
 
 METHOD = "forward"  # the upstream runner runs method 0; the harness exports "forward" only

@@ -32,8 +32,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.artifact import Artifact
-from harness.boardspec import BoardSpec
+from harness.boards.spec import BoardSpec
+from harness.build.artifact import Artifact
 
 MIB = 1024 * 1024
 # Upstream's defaults (arm_executor_runner.cpp), used when an FVP board gives no size.
@@ -166,7 +166,7 @@ def _fvp_problems(program: _Program, memory: Mapping[str, int]) -> list[str]:
 
 
 def _serial_problems(program: _Program, spec: BoardSpec) -> list[str]:
-    from harness.serial_config import parse_serial
+    from harness.boards.serial.settings import parse_serial
 
     settings = parse_serial(spec.sections.get("serial"), spec.path)  # checked at load
     memory = spec.memory

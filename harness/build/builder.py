@@ -16,16 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import artifact as artifact_files
-from harness import op_libraries
-from harness import taps as tap_points
-from harness.artifact import Artifact
-from harness.cache import ArtifactCache
+from harness.build import artifact as artifact_files
+from harness.build import op_libraries
+from harness.build import taps as tap_points
+from harness.build.artifact import Artifact
+from harness.build.cache import ArtifactCache
 from harness.errors import BuildError
-from harness.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
-from harness.quantization import QuantConfig, generated_calibration
-from harness.taps import TapPlan
-from harness.targets import CompileTarget, TosaTarget, get_target
+from harness.build.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
+from harness.build.quantization import QuantConfig, generated_calibration
+from harness.build.taps import TapPlan
+from harness.build.targets import CompileTarget, TosaTarget, get_target
 from harness.versions import tool_versions
 
 if TYPE_CHECKING:
@@ -440,7 +440,7 @@ class Builder:
             calibration: input tuples to calibrate with; generated when absent.
             vela: the board file's ``[vela]`` table (Ethos-U targets).
             taps: intermediate tensors to surface as extra outputs (see
-                :mod:`harness.taps`); the artifact's ``taps`` metadata says
+                :mod:`harness.build.taps`); the artifact's ``taps`` metadata says
                 which output is which.
 
         Raises:
@@ -511,7 +511,7 @@ class Builder:
                     exported = export_model(fake_quant, inputs)
                     scales = output_scales(exported)
             user_outputs = output_specs(exported)
-            # Every layer a debug pass could tap (harness.debug bisects over these).
+            # Every layer a debug pass could tap (harness.verdict.debug bisects over these).
             tap_candidates = [
                 tap_points.describe(n)
                 for n in tap_points.candidates(exported.graph_module, applied is not None)
@@ -527,7 +527,7 @@ class Builder:
 
                 # Saved without taps or fault: tap placeholders cannot be serialized,
                 # and each tap point's fake-quant value is read from this graph by
-                # node name (harness.debug).
+                # node name (harness.verdict.debug).
                 torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
                 # What a fresh process must register to load that file (op_libraries).
                 reference_namespaces = op_libraries.namespaces_of(exported.graph_module)

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import fvp
 from harness.boards.base import Availability
-from harness.boards.fvp import LOG_NAME, ProcessOutcome
+from harness.boards.fvp import platform as fvp
+from harness.boards.fvp.board import LOG_NAME, ProcessOutcome
 from harness.errors import InfrastructureError
 from harness.versions import installed_version
 

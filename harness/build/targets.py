@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from harness.errors import BuildError
 
 if TYPE_CHECKING:
-    from harness.quantization import QuantConfig
+    from harness.build.quantization import QuantConfig
 
 # Allowed MAC counts per Ethos-U (backends/arm/test/common.py asserts the same).
 ETHOS_U_MACS = {"u55": (32, 64, 128, 256), "u65": (256, 512), "u85": (128, 256, 512, 1024, 2048)}
@@ -242,13 +242,13 @@ class EthosUTarget:
 
     def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
         """Give each partition its own Vela output folder."""
-        from harness.vela import per_partition_vela_folders
+        from harness.build.vela import per_partition_vela_folders
 
         return per_partition_vela_folders(folder)
 
     def reports(self, folder: Path) -> dict[str, Any]:
         """Vela's estimates, per partition and in total."""
-        from harness.vela import read_vela_reports
+        from harness.build.vela import read_vela_reports
 
         return {"vela": read_vela_reports(folder)}
 

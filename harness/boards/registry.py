@@ -1,0 +1,183 @@
+"""Board kinds: what a board file's ``kind`` names, as plug-ins.
+
+A kind declares its Board class, the fidelities its timings can have, its own
+table in a board file with the type that validates it, and (for built-in kinds)
+its command-line options. The plugin, ``et-hil boards``/``doctor`` and board-file
+validation all read this registry; nothing else lists kinds.
+
+Third-party kinds register from a ``conftest.py`` or a pytest plugin through the
+``pytest_et_hil_board_kinds`` hook (see :mod:`harness.pytest.hooks`), or, for the
+``et-hil`` command, through the ``et_hil.board_kinds`` entry-point group::
+
+    def pytest_et_hil_board_kinds():
+        return [BoardKind(name="toy", board=ToyBoard, summary="...", fidelities={...})]
+
+This module stays light (no numpy, no torch): the plugin imports it at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from harness.boards.base import Board, BoardOptions
+    from harness.boards.spec import BoardSpec
+
+ENTRY_POINT_GROUP = "et_hil.board_kinds"
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardKind:
+    """One kind of board.
+
+    Attributes:
+        name: the board file's ``kind``.
+        board: the Board class (called as ``board(spec, work_dir, options)``), or
+            ``"module:attribute"`` naming it, imported only when a board is made.
+        summary: one line for ``et-hil boards`` and the README.
+        fidelities: each fidelity its run timings can have, and what it means.
+            Timings of different fidelities are never compared.
+        settings_table: the name of the kind's own table in a board file
+            (``[fvp]``, ``[serial]``), or ``None``.
+        settings_type: the type that table is validated and converted to (a
+            ``msgspec.Struct``; see :mod:`harness.validation`), kept in
+            :attr:`BoardSpec.settings`. ``None`` keeps the table as a plain dict.
+        settings_required: a board of this kind must have the table.
+        check_settings: problems across fields (one string each), given the
+            converted table (or ``None``) and the file's path; runs after types check.
+        memory_fields: ``[memory]`` fields that mean something only for this kind,
+            with what they are.
+        memory_fields_refused: ``[memory]`` fields this kind has no use for, with why.
+        add_options: adds the kind's command-line options to pytest's parser group.
+        options_from: the kind's options object from ``pytest.Config.option``
+            (handed to its boards as ``BoardOptions.for_kind(name)``).
+        options_type: the dataclass ``options_from`` returns (repro folders save
+            and restore it).
+    """
+
+    name: str
+    board: str | Callable[..., Board]
+    summary: str
+    fidelities: Mapping[str, str]
+    settings_table: str | None = None
+    settings_type: type | None = None
+    settings_required: bool = False
+    check_settings: Callable[[Any, Path], list[str]] | None = None
+    memory_fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    memory_fields_refused: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    add_options: Callable[[Any], None] | None = None
+    options_from: Callable[[Any], Any] | None = None
+    options_type: type | None = None
+
+    def board_factory(self) -> Callable[..., Board]:
+        """The Board class, importing its module the first time."""
+        if not isinstance(self.board, str):
+            return self.board
+        module, _, attribute = self.board.partition(":")
+        factory: Callable[..., Board] = getattr(importlib.import_module(module), attribute)
+        return factory
+
+
+_kinds: dict[str, BoardKind] = {}
+
+
+def _builtin_kinds() -> list[BoardKind]:
+    from harness.boards.fvp.kind import FVP_KIND
+    from harness.boards.serial.kind import SERIAL_KIND
+
+    host = BoardKind(
+        name="host",
+        board="harness.boards.host:HostBoard",
+        summary="ExecuTorch's portable runtime on this machine (a worker process)",
+        fidelities={"host-wall": "wall time of the host CPU running the portable runtime"},
+    )
+    tosa = BoardKind(
+        name="tosa",
+        board="harness.boards.tosa:TosaBoard",
+        summary="the TOSA reference model running the delegated part, host runtime the rest",
+        fidelities={"tosa-reference": "wall time of the TOSA reference model: not a device"},
+    )
+    return [host, tosa, FVP_KIND, SERIAL_KIND]
+
+
+def _ensure_builtins() -> None:
+    if not _kinds:
+        for kind in _builtin_kinds():
+            _kinds[kind.name] = kind
+
+
+def register(kinds: Iterable[BoardKind], *, source: str = "") -> None:
+    """Add kinds. Registering the same object again is harmless; another kind of
+    an existing name is refused (two plug-ins would fight over board files).
+
+    Raises:
+        ConfigError: naming the kind and where it came from.
+    """
+    _ensure_builtins()
+    for kind in kinds:
+        if not isinstance(kind, BoardKind):
+            raise ConfigError(
+                f"board kind plug-in {source or '?'} returned {kind!r}: return BoardKind values"
+            )
+        known = _kinds.get(kind.name)
+        if known is not None and known != kind:
+            raise ConfigError(
+                f"board kind '{kind.name}' from {source or 'a plug-in'} is already registered "
+                f"({known.board!r}); pick another kind name"
+            )
+        _kinds[kind.name] = kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind (tests and plug-ins that register for one session)."""
+    _kinds.pop(name, None)
+
+
+def kinds() -> dict[str, BoardKind]:
+    """Every registered kind by name: the built-in ones first."""
+    _ensure_builtins()
+    return dict(_kinds)
+
+
+def get(name: str, *, where: str = "") -> BoardKind:
+    """The kind called ``name``.
+
+    Raises:
+        ConfigError: an unknown kind, listing the known ones and how to add one.
+    """
+    known = kinds()
+    if name not in known:
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(
+            f"{prefix}unknown board kind '{name}' (known: {', '.join(known)}). A kind of your "
+            "own registers through the pytest_et_hil_board_kinds hook (README: 'A board kind "
+            "of your own')"
+        )
+    return known[name]
+
+
+def load_entry_points() -> None:
+    """Register the kinds of installed packages (``et_hil.board_kinds`` entry points);
+    each entry point is a BoardKind, a list of them, or a function returning either."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        value = entry.load()
+        if callable(value) and not isinstance(value, BoardKind):
+            value = value()
+        register([value] if isinstance(value, BoardKind) else value, source=entry.value)
+
+
+def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None) -> Board:
+    """The board object for ``spec``; ``work_dir`` holds its logs."""
+    from harness.boards.base import BoardOptions
+
+    kind = get(spec.kind, where=f"board file {spec.path}")
+    return kind.board_factory()(spec, work_dir, options or BoardOptions())

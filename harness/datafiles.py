@@ -1,0 +1,33 @@
+"""The one place that finds the data files shipped inside the package.
+
+Built-in board files live in ``harness/boards/builtin/``, FVP platform files in
+``harness/boards/fvp/platforms/``, the runner's failure patterns in
+``harness/runner/failures.toml``: the same paths in a checkout and in an
+installed wheel, so nothing is remapped at packaging time.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+
+def data_dir(package: str, folder: str = "") -> Path:
+    """The folder ``folder`` of ``package`` (a dotted name) as a filesystem path."""
+    root = importlib.resources.files(package)
+    return Path(str(root / folder)) if folder else Path(str(root))
+
+
+def builtin_board_dir() -> Path:
+    """Folder of the built-in board files."""
+    return data_dir("harness.boards", "builtin")
+
+
+def fvp_platform_dir() -> Path:
+    """Folder of the FVP platform files (one TOML per Corstone FVP product)."""
+    return data_dir("harness.boards.fvp", "platforms")
+
+
+def runner_failures_file() -> Path:
+    """The runner's failure patterns (regular expressions over its log)."""
+    return data_dir("harness.runner") / "failures.toml"

@@ -1,0 +1,1 @@
+"""Stage 4, verdict -> report: the results record, JSON Lines files and repro folders."""
