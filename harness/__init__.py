@@ -30,7 +30,7 @@ _EXPORTS = {
     "Fidelity": "harness.boards.base",
     "RunResult": "harness.boards.base",
     "make_board": "harness.boards",
-    "BoardKind": "harness.boards.registry",
+    "BoardKind": "harness.boards.kind",
     "BoardSpec": "harness.boards.spec",
     "load_board_file": "harness.boards.spec",
     "load_board_files": "harness.boards.spec",
@@ -103,7 +103,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from harness.boards import make_board
     from harness.boards.base import Availability, Board, BoardOptions, Fidelity, RunResult
-    from harness.boards.registry import BoardKind
+    from harness.boards.kind import BoardKind
     from harness.boards.spec import BoardSpec, load_board_file, load_board_files, load_boards
     from harness.build.artifact import Artifact
     from harness.build.builder import Builder

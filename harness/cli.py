@@ -85,8 +85,23 @@ def _why_not(availability: Availability) -> str:
     return availability.reason + hint
 
 
+def _kinds_table() -> str:
+    """Each registered board kind: its table in a board file, fidelities and summary."""
+    from harness.boards import registry
+
+    rows = [("kind", "table", "fidelities", "what it is")]
+    for kind in registry.kinds().values():
+        table = f"[{kind.settings_table}]" if kind.settings_table else "-"
+        rows.append((kind.name, table, ", ".join(kind.fidelities), kind.summary))
+    return _table(rows)
+
+
 def cmd_boards(args: argparse.Namespace) -> int:
-    """List known boards and whether each can run on this machine."""
+    """List known boards and whether each can run on this machine (``--kinds``: the
+    registered board kinds)."""
+    if args.kinds:
+        print(_kinds_table())
+        return 0
     boards = load_boards(args.board_file)
     rows = [("board", "kind", "target", "runs here", "why not / how to fix")]
     for name, board in _make_boards(args, boards, sorted(boards)).items():
@@ -392,6 +407,9 @@ def _parser() -> argparse.ArgumentParser:
     boards = sub.add_parser(
         "boards", parents=[common], help="list boards and whether they can run here"
     )
+    boards.add_argument(
+        "--kinds", action="store_true", help="list the registered board kinds instead"
+    )
     _runner_elf_option(boards)
     boards.set_defaults(func=cmd_boards)
     doctor = sub.add_parser("doctor", parents=[common], help="check this machine")
@@ -436,6 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.board_file = [*args.board_file, *args.board_file_after]
     args.build_cache = args.build_cache_after or args.build_cache
     try:
+        from harness.boards import registry
+
+        registry.load_entry_points()  # board kinds of installed packages
         return int(args.func(args))
     except ConfigError as exc:  # a usage error: bad board file, unknown board name
         print(f"et-hil: error: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ _EXPORTS = {
     "BoardOptions": "harness.boards.base",
     "Fidelity": "harness.boards.base",
     "RunResult": "harness.boards.base",
-    "BoardKind": "harness.boards.registry",
+    "BoardKind": "harness.boards.kind",
     "make_board": "harness.boards.registry",
 }
 
@@ -43,4 +43,5 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from harness.boards.base import Availability, Board, BoardOptions, Fidelity, RunResult
-    from harness.boards.registry import BoardKind, make_board
+    from harness.boards.kind import BoardKind
+    from harness.boards.registry import make_board

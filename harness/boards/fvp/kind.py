@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from harness.boards.registry import BoardKind
+from harness.boards.kind import BoardKind
 
 Backend = Literal["local", "docker"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.boards.registry import BoardKind
+from harness.boards.kind import BoardKind
 from harness.errors import ConfigError
 
 

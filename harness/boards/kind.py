@@ -1,0 +1,66 @@
+"""What a board kind declares (:class:`BoardKind`); :mod:`harness.boards.registry`
+keeps the registered ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from harness.boards.base import Board
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardKind:
+    """One kind of board.
+
+    Attributes:
+        name: the board file's ``kind``.
+        board: the Board class (called as ``board(spec, work_dir, options)``), or
+            ``"module:attribute"`` naming it, imported only when a board is made.
+        summary: one line for ``et-hil boards`` and the README.
+        fidelities: each fidelity its run timings can have, and what it means.
+            Timings of different fidelities are never compared.
+        settings_table: the name of the kind's own table in a board file
+            (``[fvp]``, ``[serial]``), or ``None``.
+        settings_type: the type that table is validated and converted to (a
+            ``msgspec.Struct``; see :mod:`harness.validation`), kept in
+            :attr:`BoardSpec.settings`. ``None`` keeps the table as a plain dict.
+        settings_required: a board of this kind must have the table.
+        check_settings: problems across fields (one string each), given the
+            converted table (or ``None``) and the file's path; runs after types check.
+        memory_fields: ``[memory]`` fields that mean something only for this kind,
+            with what they are.
+        memory_fields_refused: ``[memory]`` fields this kind has no use for, with why.
+        add_options: adds the kind's command-line options to pytest's parser group.
+        options_from: the kind's options object from ``pytest.Config.option``
+            (handed to its boards as ``BoardOptions.for_kind(name)``).
+        options_type: the dataclass ``options_from`` returns (repro folders save
+            and restore it).
+    """
+
+    name: str
+    board: str | Callable[..., Board]
+    summary: str
+    fidelities: Mapping[str, str]
+    settings_table: str | None = None
+    settings_type: type | None = None
+    settings_required: bool = False
+    check_settings: Callable[[Any, Path], list[str]] | None = None
+    memory_fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    memory_fields_refused: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    add_options: Callable[[Any], None] | None = None
+    options_from: Callable[[Any], Any] | None = None
+    options_type: type | None = None
+
+    def board_factory(self) -> Callable[..., Board]:
+        """The Board class, importing its module the first time."""
+        if not isinstance(self.board, str):
+            return self.board
+        module, _, attribute = self.board.partition(":")
+        factory: Callable[..., Board] = getattr(importlib.import_module(module), attribute)
+        return factory

@@ -1,0 +1,135 @@
+"""Board kinds as plug-ins: the registry, the pytest hook, and the README's worked example.
+
+The example kind is read from README.md itself (the blocks after the
+``<!-- toy-kind: FILE -->`` markers) and run as a user would run it, so the
+README cannot drift from what works.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from harness.boards import registry
+from harness.boards.kind import BoardKind
+from harness.boards.spec import load_board_file
+from harness.errors import ConfigError
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+_BLOCK = re.compile(r"<!-- toy-kind: (?P<file>\S+) -->\n```\w*\n(?P<body>.*?)```", re.S)
+
+
+def readme_example() -> dict[str, str]:
+    """The worked example's files, by name, as the README shows them."""
+    return {m["file"]: m["body"] for m in _BLOCK.finditer(README.read_text(encoding="utf-8"))}
+
+
+def test_the_readme_shows_one_module_and_one_board_file() -> None:
+    files = readme_example()
+    assert sorted(files) == ["boards/in-process.toml", "conftest.py", "test_in_process.py"]
+    assert "def pytest_et_hil_board_kinds" in files["conftest.py"]
+
+
+@pytest.mark.slow
+def test_the_readme_toy_kind_runs_from_a_users_conftest(et_pytester: pytest.Pytester) -> None:
+    for name, body in readme_example().items():
+        path = et_pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    results = et_pytester.path / "results.jsonl"
+    run = et_pytester.runpytest_subprocess(
+        "--board", "boards/in-process.toml", f"--results={results}", "-p", "no:randomly"
+    )
+    run.assert_outcomes(passed=1)
+    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["board"] == "in-process"
+    assert record["outcome"] == "passed"
+    assert record["timings"]["fidelity"] == "in-process-wall"
+
+
+def test_the_builtin_kinds_are_registered() -> None:
+    kinds = registry.kinds()
+    assert list(kinds)[:4] == ["host", "tosa", "fvp", "serial"]
+    assert kinds["fvp"].settings_table == "fvp"
+    assert set(kinds["fvp"].fidelities) == {"fvp-fast", "fvp-cycles"}
+
+
+def test_an_unknown_kind_names_the_known_ones_and_the_hook(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text('name = "b"\nkind = "fpga"\ntarget = "portable"\n')
+    with pytest.raises(ConfigError) as info:
+        load_board_file(path)
+    assert str(info.value) == (
+        f"board file {path}: field 'kind' = 'fpga': must be one of host, tosa, fvp, serial"
+    )
+
+
+class LampSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """A made-up kind's table: a required string and a bounded integer."""
+
+    host: str
+    port: int = msgspec.field(default=22)
+
+
+@pytest.fixture
+def lamp_kind() -> BoardKind:
+    kind = BoardKind(
+        name="lamp",
+        board="nowhere:Nothing",  # never imported: these tests only read board files
+        summary="a kind with its own table",
+        fidelities={"lamp-wall": "made up"},
+        settings_table="lamp",
+        settings_type=LampSettings,
+        settings_required=True,
+    )
+    registry.register([kind], source="test")
+    yield kind
+    registry.unregister("lamp")
+
+
+def test_a_plugin_kind_gets_its_table_validated_and_typed(
+    tmp_path: Path, lamp_kind: BoardKind
+) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('name = "l"\nkind = "lamp"\ntarget = "portable"\n[lamp]\nhost = "rack-3"\n')
+    assert load_board_file(good).settings == LampSettings(host="rack-3", port=22)
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'name = "l"\nkind = "lamp"\ntarget = "portable"\n[lamp]\nport = "x"\ncolour = 1\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_file(bad)
+    message = str(info.value)
+    assert message.startswith(f"board file {bad}: 3 problems:")
+    assert "[lamp] unknown field 'colour' (known: host, port)" in message
+    assert "[lamp] missing required field 'host'" in message
+    assert "[lamp] field 'port' = 'x': Expected `int`, got `str`" in message
+
+
+def test_a_table_of_another_kind_is_refused(tmp_path: Path, lamp_kind: BoardKind) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text('name = "b"\nkind = "host"\ntarget = "portable"\n[lamp]\nhost = "x"\n')
+    with pytest.raises(ConfigError, match=r"\[lamp\] is for kind 'lamp', this board is kind"):
+        load_board_file(path)
+
+
+def test_two_kinds_of_one_name_are_refused(lamp_kind: BoardKind) -> None:
+    other = BoardKind(name="lamp", board="x:Y", summary="", fidelities={})
+    with pytest.raises(ConfigError, match=r"board kind 'lamp' from conftest is already registered"):
+        registry.register([other], source="conftest")
+    registry.register([lamp_kind], source="again")  # the same kind twice is harmless
+
+
+def test_a_hook_that_returns_something_else_is_a_usage_error(
+    et_pytester: pytest.Pytester,
+) -> None:
+    et_pytester.makeconftest("def pytest_et_hil_board_kinds():\n    return ['lamp']\n")
+    et_pytester.makepyfile("def test_nothing():\n    pass\n")
+    run = et_pytester.runpytest_subprocess()
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(["*returned 'lamp': return BoardKind values*"])

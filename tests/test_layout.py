@@ -1,0 +1,98 @@
+"""The package's shape: the pipeline in the layout, no import cycles, light imports.
+
+Import cycles are found on grimp's import graph of ``harness`` (every import,
+function-level ones included, ``TYPE_CHECKING`` ones excluded): a lazy import
+inside a function still ties two modules together, so it counts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "harness"
+STAGES = ["build", "runner", "boards", "verdict", "report", "pytest"]
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(edges[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_cycles_finder_finds_a_cycle() -> None:
+    # a -> b -> c -> a is one cycle; d only imports a
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(edges) == [["a", "b", "c"]]
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    graph = grimp.build_graph("harness", exclude_type_checking_imports=True, cache_dir=None)
+    edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    assert _cycles(edges) == []
+
+
+def test_the_top_level_shows_the_pipeline() -> None:
+    folders = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    assert folders == sorted(STAGES)
+    modules = sorted(p.name for p in PACKAGE.glob("*.py"))
+    # besides the stages: the public API, the command line, errors, versions,
+    # where data files are, and declarative validation
+    assert modules == [
+        "__init__.py",
+        "cli.py",
+        "datafiles.py",
+        "errors.py",
+        "validation.py",
+        "versions.py",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("module", "not_imported"),
+    [
+        # a stage does not pull in the ones after it, nor torch
+        ("harness", ["harness.build", "harness.boards", "harness.verdict", "torch"]),
+        ("harness.build.cache", ["harness.boards", "harness.verdict", "torch"]),
+        ("harness.runner.log", ["harness.boards.fvp", "harness.verdict", "torch"]),
+        ("harness.boards.spec", ["harness.verdict.check", "harness.boards.host", "torch"]),
+        ("harness.pytest.plugin", ["torch", "executorch", "harness.boards.fvp.board"]),
+    ],
+)
+def test_a_submodule_import_stays_light(module: str, not_imported: list[str]) -> None:
+    code = (
+        f"import sys, {module}; "
+        f"print(' '.join(m for m in {not_imported!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
