@@ -17,18 +17,10 @@ from harness.boards.spec import BoardSpec, load_boards, resolve_board_names
 from harness.build.cache import default_cache_dir
 from harness.errors import ConfigError, HarnessError
 from harness.runner.elf import CPU_ARCH_NAMES, check_runner_elf
-from harness.versions import installed_version
+from harness.versions import PINNED, docker_build_args, installed_version
 
 if TYPE_CHECKING:
     from harness.boards.fvp.board import FvpBoard
-
-# The stack this version is built and tested against.
-PINNED = {
-    "torch": "2.13.0",
-    "executorch": "1.5.1",
-    "ethos-u-vela": "5.1.0",
-    "tosa-tools": "2026.5.0",
-}
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -116,13 +108,13 @@ def cmd_boards(args: argparse.Namespace) -> int:
 def cmd_units(args: argparse.Namespace) -> int:
     """The units of each serial board: port present, free or held, and by whom."""
     from harness.boards.serial import lock as board_lock
-    from harness.boards.serial.settings import parse_serial
+    from harness.boards.serial.settings import serial_settings
 
     rows = [("board", "unit", "port", "present", "lock")]
     for name, spec in sorted(load_boards(args.board_file).items()):
         if spec.kind != "serial":
             continue
-        for unit in parse_serial(spec.sections.get("serial"), spec.path).units:
+        for unit in serial_settings(spec).units:
             present = "://" in unit.port or Path(unit.port).exists()
             try:
                 _, who = board_lock.unit_status(unit)
@@ -171,7 +163,7 @@ def _basic_checks(args: argparse.Namespace) -> list[tuple[str, str, str]]:
 
 def _fvp_checks(fvp_boards: Sequence[FvpBoard]) -> list[tuple[str, str, str]]:
     """The FVP binaries these boards' platform files name, on this machine."""
-    from harness.boards.fvp.board import LocalFvpExecutor
+    from harness.boards.fvp.executor import LocalFvpExecutor
 
     rows = []
     platforms = {board.platform.name: board.platform for board in fvp_boards}
@@ -341,7 +333,7 @@ def cmd_docker(args: argparse.Namespace) -> int:
         for chunk in client.api.build(
             path=str(context),
             tag=tag,
-            buildargs={"ACCEPT_ARM_EULA": "yes"},
+            buildargs={"ACCEPT_ARM_EULA": "yes", **docker_build_args()},
             rm=True,
             decode=True,
         ):
@@ -396,6 +388,23 @@ def cmd_repro(args: argparse.Namespace) -> int:
     return repro.main(args.folder, args.board, args.board_file)
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of board files (with the registered kinds' tables),
+    or write it to ``-o FILE`` (editors validate board files with it)."""
+    from harness.boards.spec import board_file_schema_text
+
+    text = board_file_schema_text()
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"schema -o {args.output}: cannot write it ({exc.strerror})") from exc
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="et-hil", description="ExecuTorch hardware-in-the-loop test harness"
@@ -445,6 +454,16 @@ def _parser() -> argparse.ArgumentParser:
         "--board", metavar="NAME", help="rerun on this board instead of the one that failed"
     )
     repro_cmd.set_defaults(func=cmd_repro)
+    schema_cmd = sub.add_parser(
+        "schema", parents=[common], help="print the JSON Schema of board files"
+    )
+    schema_cmd.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write it to FILE (harness/boards/board-file.schema.json is the published one)",
+    )
+    schema_cmd.set_defaults(func=cmd_schema)
     return parser
 
 

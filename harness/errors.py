@@ -1,19 +1,22 @@
-"""Errors raised by the harness, one class per pipeline stage.
+"""Errors raised by the harness, one class per pipeline stage, each with the
+:class:`FailureClass` its test's record gets::
 
-::
+    HarnessError                 (infrastructure_error)
+    ├── ConfigError              config_error: bad option, board file or marker (names it)
+    ├── BuildError               build_error: export, quantization, lowering or serialization failed
+    │   ├── DelegationError      cpu_fallback: full delegation required, ops were left to the CPU
+    │   └── FitError             does_not_fit: the program does not fit the board's memories
+    ├── BoardUnavailable         board_unavailable: the board cannot run here (with an install hint)
+    └── RunError                 a run on a board produced no result (carries the log tail and path)
+        ├── RunTimeout           timeout: the run exceeded its time limit and was stopped
+        ├── RunCrashed           crash: the runtime aborted, faulted or exited badly
+        └── InfrastructureError  infrastructure_error: the harness's own plumbing failed
+                                 (worker launch, FVP licence, serial link, flash command, disk)
 
-    HarnessError
-    ├── ConfigError          bad option, board file or marker (names the file/field)
-    ├── BuildError           export, quantization, lowering or serialization failed
-    │   ├── DelegationError  full delegation required, but ops were left to the CPU
-    │   └── FitError         the program does not fit the board's memories
-    ├── BoardUnavailable     the board cannot run on this machine (carries an install hint)
-    ├── RunError             the board was reached but the run did not produce a result
-    │   ├── RunTimeout       the run exceeded its time limit and was killed
-    │   └── RunCrashed       the runtime aborted, faulted or exited badly
-    └── InfrastructureError  the harness's own plumbing failed (worker launch, disk)
-
-A numeric mismatch is not an exception: it is a :class:`harness.verdict.compare.Verdict`.
+Two failure classes are not exceptions: ``numeric_mismatch`` is a check whose
+comparisons failed (:class:`harness.verdict.check.CheckResult`, each
+:class:`harness.verdict.compare.Comparison` with its limits), and ``test_error``
+is an assertion or error of the test's own code.
 """
 
 from __future__ import annotations

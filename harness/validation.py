@@ -16,8 +16,9 @@ otherwise msgspec's own message is shown.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar, get_args, get_origin
+from collections.abc import Mapping, Sequence
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
@@ -37,38 +38,69 @@ def _expectation(annotation: Any) -> str | None:
     return None
 
 
+def _strip(annotation: Any) -> Any:
+    """The type inside ``Annotated[...]``."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _alternatives(annotation: Any) -> tuple[Any, ...]:
+    """The types a field may hold: each member of a union (``X | None``), else the type."""
+    annotation = _strip(annotation)
+    if get_origin(annotation) in (Union, UnionType):
+        return tuple(_strip(arg) for arg in get_args(annotation))
+    return (annotation,)
+
+
 def _struct_type(annotation: Any) -> type[msgspec.Struct] | None:
     """The Struct class of a field typed as one (optionally ``| None``)."""
-    if get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    candidates = get_args(annotation) or (annotation,)
-    for candidate in candidates:
+    for candidate in _alternatives(annotation):
         if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
             return candidate
     return None
 
 
+def _item_struct_type(annotation: Any) -> type[msgspec.Struct] | None:
+    """The Struct class of a field typed as an array of them (a TOML ``[[table]]``)."""
+    for candidate in _alternatives(annotation):
+        args = get_args(candidate) if get_origin(candidate) in (list, tuple) else ()
+        if args and (found := _struct_type(args[0])) is not None:
+            return found
+    return None
+
+
 def _is_table(annotation: Any) -> bool:
     """Whether a field holds a TOML table (a dict or a Struct)."""
-    if get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    return _struct_type(annotation) is not None or get_origin(annotation) is dict
+    return _struct_type(annotation) is not None or any(
+        get_origin(candidate) is dict for candidate in _alternatives(annotation)
+    )
+
+
+def _nested(table: str, name: str) -> str:
+    """Table ``name`` inside ``table``: ``[serial]`` and ``flash`` give ``[serial.flash]``."""
+    return f"{table[:-1]}.{name}]" if table else f"[{name}]"
 
 
 def field_problems(
     data: Mapping[str, Any], cls: type[msgspec.Struct], table: str = ""
 ) -> list[str]:
     """Every problem of ``data`` as ``cls``: unknown fields, missing required
-    ones, and each field of the wrong type or out of range.
+    ones, and each field of the wrong type or out of range. Tables (Struct
+    fields) and arrays of tables (``list``/``tuple`` of a Struct) are checked
+    field by field too, each item named ``[table #k]``.
 
     ``table`` prefixes each problem with the table it is in (``[memory]``).
+    A Struct may give advice for fields that belong elsewhere in a class
+    variable ``misplaced_fields`` (field name: the whole message after the table).
     """
     prefix = f"{table} " if table else ""
     if not isinstance(data, Mapping):
         return [f"{table or 'it'} must be a table"]
     fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+    misplaced: Mapping[str, str] = getattr(cls, "misplaced_fields", {})
     problems = [
-        f"{prefix}unknown field '{key}' (known: {', '.join(fields)})"
+        f"{prefix}{misplaced[key]}"
+        if key in misplaced
+        else f"{prefix}unknown field '{key}' (known: {', '.join(fields)})"
         for key in data
         if key not in fields
     ]
@@ -80,13 +112,22 @@ def field_problems(
         value = data[name]
         nested = _struct_type(field.type)
         if nested is not None and isinstance(value, Mapping):
-            problems += field_problems(
-                value, nested, f"[{name}]" if not table else f"{table[:-1]}.{name}]"
-            )
+            problems += field_problems(value, nested, _nested(table, name))
             continue
         if _is_table(field.type) and not isinstance(value, Mapping):
-            problems.append(f"[{name}] must be a table")
+            problems.append(f"{_nested(table, name)} must be a table")
             continue
+        items = _item_struct_type(field.type)
+        if items is not None and isinstance(value, list):
+            where = _nested(table, name)[:-1]
+            found = [
+                problem
+                for k, item in enumerate(value)
+                for problem in field_problems(item, items, f"{where} #{k + 1}]")
+            ]
+            if found:
+                problems += found
+                continue  # else the whole array's constraints (length) are checked below
         try:
             msgspec.convert(value, field.type, strict=True)
         except msgspec.ValidationError as exc:
@@ -96,6 +137,17 @@ def field_problems(
             else:
                 problems.append(f"{prefix}field '{name}' = {value!r}: {exc}")
     return problems
+
+
+def problems_message(where: str, problems: Sequence[str]) -> str:
+    """One message for every problem of a file: one line for one, a list for several.
+
+    ``where`` names the file (``board file /lab/b.toml``).
+    """
+    if len(problems) == 1:
+        return f"{where}: {problems[0]}"
+    lines = "".join(f"\n  - {problem}" for problem in problems)
+    return f"{where}: {len(problems)} problems:{lines}"
 
 
 def convert_all(

@@ -8,6 +8,18 @@ import platform
 
 TOOL_DISTRIBUTIONS = ("torch", "executorch", "torchao", "ethos-u-vela", "tosa-tools")
 
+# The stack this version is built and tested against: the one source of these
+# numbers. The CLI's doctor and image build, the boards' hints, the Makefile
+# (``python harness/versions.py torch``) and docker/Dockerfile (build args)
+# take them from here; pyproject.toml must repeat them (pip reads it without
+# running code), and tests/test_versions.py checks that it does.
+PINNED = {
+    "torch": "2.13.0",
+    "executorch": "1.5.1",
+    "ethos-u-vela": "5.1.0",
+    "tosa-tools": "2026.5.0",
+}
+
 # Bump when the build pipeline changes what it produces for the same inputs:
 # it is part of every cache key.
 PIPELINE_VERSION = "4"  # 4: metadata lists tap candidates (harness.verdict.debug)
@@ -29,3 +41,14 @@ def tool_versions() -> dict[str, str | None]:
     versions["pipeline"] = PIPELINE_VERSION
     versions["python"] = platform.python_version()
     return versions
+
+
+def docker_build_args() -> dict[str, str]:
+    """The pins docker/Dockerfile takes as build args (``et-hil docker build``)."""
+    return {"TORCH_VERSION": PINNED["torch"], "EXECUTORCH_VERSION": PINNED["executorch"]}
+
+
+if __name__ == "__main__":  # for the Makefile, before anything is installed
+    import sys
+
+    print(PINNED[sys.argv[1]])

@@ -315,14 +315,17 @@ def test_every_problem_includes_memory_tolerance_and_serial(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as info:
         load_board_file(path)
     problems = _problems(info.value, path)
-    assert len(problems) == 5, problems
+    assert len(problems) == 6, problems
     # the declared types first (in field order), then the checks across fields
     assert problems[0] == "field 'run_timeout_s' must be a positive number, got 0"
     assert problems[1].startswith("[memory] unknown field 'sram' (known: sram_bytes")
     assert problems[2].startswith("field 'capabilities': unknown capability 'wifi'")
     assert problems[3].startswith("[tolerance.float]: unknown tolerance field 'atoll'")
-    # parse_serial stops at its first problem; that one is a line of the list
-    assert problems[4] == "[serial] 'port' must be a device path or a pyserial URL"
+    # the [serial] table's every problem too, each a line of the list
+    assert problems[4:] == [
+        "[serial] field 'port' must be a device path or a pyserial URL, got 3",
+        "[serial] missing required field 'flash'",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -544,3 +547,37 @@ def test_resolve_board_names_drops_duplicates_keeps_order() -> None:
 
 def test_resolve_board_names_empty() -> None:
     assert resolve_board_names([], load_boards()) == []
+
+
+def test_a_lab_file_lists_every_problem_of_every_board(tmp_path: Path) -> None:
+    # Two serial boards with several problems each (types, then across fields), an FVP
+    # board and a host board with one each: one error lists all of them, each with its board.
+    serial = '[[board]]\nname = "{name}"\nkind = "serial"\ntarget = "portable"\n'
+    path = _write(
+        tmp_path,
+        serial.format(name="left")
+        + '[board.serial]\nport = 3\nbaud = "fast"\n[board.serial.flash]\nmethod = "jtag"\n'
+        + serial.format(name="right")
+        + '[board.serial]\nport = "/dev/b"\n[board.serial.firmware]\nmode = "embedded"\n'
+        '[board.serial.flash]\nmethod = "pyocd"\n'
+        '[[board]]\nname = "fvp"\nkind = "fvp"\ntarget = "ethos-u55-128"\n'
+        '[board.fvp]\nplatform = "corstone999"\n'
+        '[[board]]\nname = "host"\nkind = "host"\ntarget = "portable"\nrun_timeout_s = -1\n',
+        "lab.toml",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_files(path)
+    problems = _problems(info.value, path)
+    assert problems[:5] == [
+        "board 'left': [serial] field 'port' must be a device path or a pyserial URL, got 3",
+        "board 'left': [serial] field 'baud' must be a positive integer, got 'fast'",
+        "board 'left': [serial.flash] field 'method' must be 'pyocd' or 'command', got 'jtag'",
+        "board 'right': [serial.firmware] mode 'embedded' needs 'build': the command that "
+        "builds the firmware with {program} embedded and writes {output}",
+        "board 'right': [serial.firmware] needs 'image_address': where the embedded firmware "
+        "build (a raw image) is written",
+    ]
+    assert problems[5].startswith("board 'right': [serial.flash] method 'pyocd' needs 'target'")
+    assert problems[6].startswith("board 'right': pyOCD needs 'probe_id' for every unit")
+    assert problems[7].startswith("board 'fvp': [fvp] platform 'corstone999' is unknown")
+    assert problems[8:] == ["board 'host': field 'run_timeout_s' must be a positive number, got -1"]

@@ -98,6 +98,9 @@ def test_a_timeout_kills_its_container(et_pytester, docker_env, monkeypatch):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*RunTimeout*no result after 7 s*the FVP was killed*"])
     assert records(et_pytester)[0]["failure_class"] == "timeout"
+    # The hung container is killed at the run's 2 s + 5 s (the double would sleep
+    # for days); the rest is pytest starting in a subprocess and the container's
+    # start and removal. 60 s is generous so that a busy machine cannot fail it.
     assert time.monotonic() - started < 60
     assert containers(docker_env["tag"]) == []
 
@@ -209,8 +212,10 @@ def test_sigterm_to_the_process_group_removes_every_container(et_pytester, docke
         lambda: containers(docker_env["tag"]) and finished_tests(et_pytester) == quick,
         signal.SIGTERM,
     )
-    while containers(docker_env["tag"]) and time.monotonic() < signalled + 10:
+    # Removed soon after the signal, not at the 300 s run timeout; 60 s lets the
+    # workers tear down on a busy 2-core machine.
+    while containers(docker_env["tag"]) and time.monotonic() < signalled + 60:
         time.sleep(0.2)
-    assert containers(docker_env["tag"]) == []  # removed within 10 s
+    assert containers(docker_env["tag"]) == []
     assert proc.returncode == 2
     assert finished_tests(et_pytester) == quick

@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.runner.elf import (
-    EM_ARM,
-    SHT_ARM_ATTRIBUTES,
-    TAG_CPU_ARCH,
-    TAG_CPU_NAME,
-    check_runner_elf,
-    parse_arm_attributes,
-    read_elf,
-)
+from harness.runner.elf import EM_ARM, SHT_ARM_ATTRIBUTES, check_runner_elf, read_elf
+from tests.fvp_double.make_elf import attributes_subsection
 from tests.fvp_double.make_elf import write_elf as write_test_elf
 
 
@@ -65,31 +58,33 @@ def test_sha256_follows_content(tmp_path: Path) -> None:
     assert a.sha256 != c.sha256
 
 
-def test_parse_arm_attributes_on_written_bytes(tmp_path: Path) -> None:
+def test_writer_puts_the_cpu_in_an_aeabi_attributes_section(tmp_path: Path) -> None:
     section = _attributes_section(_elf(tmp_path, "cortex-m55").read_bytes())
-    assert section[:1] == b"A"
+    assert section[:1] == b"A"  # format version
     assert b"aeabi\0" in section
-    tags = parse_arm_attributes(section)
-    assert tags == {TAG_CPU_NAME: "cortex-m55", TAG_CPU_ARCH: 21}
+    # Tag_CPU_name (5) "cortex-m55", then Tag_CPU_arch (6) = 21 (v8.1-M.main)
+    assert section.endswith(b"\x05cortex-m55\x00\x06\x15")
 
 
-def test_parse_arm_attributes_ignores_other_data() -> None:
-    assert parse_arm_attributes(b"") == {}
-    assert parse_arm_attributes(b"B\x00\x00\x00\x00") == {}
+def test_reader_skips_other_vendors(tmp_path: Path) -> None:
+    gnu = attributes_subsection("gnu", "cortex-m4")
+    aeabi = attributes_subsection("aeabi", "cortex-m7")
+    path = tmp_path / "vendors.elf"
+    write_test_elf(path, "cortex-m7", attributes=b"A" + gnu + aeabi)
+    info = read_elf(path)
+    assert (info.cpu_name, info.cpu_arch) == ("cortex-m7", 13)
+    write_test_elf(path, "cortex-m7", attributes=b"A" + gnu)
+    info = read_elf(path)
+    assert (info.cpu_name, info.cpu_arch) == (None, None)
 
 
-def test_parse_arm_attributes_skips_other_vendors() -> None:
-    body = bytes([TAG_CPU_NAME]) + b"cortex-m7\0" + bytes([TAG_CPU_ARCH, 13])
-    file_sub = b"\x01" + (5 + len(body)).to_bytes(4, "little") + body
-    vendor = b"gnu\0"
-    other = (4 + len(vendor) + len(file_sub)).to_bytes(4, "little") + vendor + file_sub
-    aeabi_vendor = b"aeabi\0"
-    aeabi = (4 + len(aeabi_vendor) + len(file_sub)).to_bytes(4, "little") + aeabi_vendor + file_sub
-    assert parse_arm_attributes(b"A" + other) == {}
-    assert parse_arm_attributes(b"A" + other + aeabi) == {
-        TAG_CPU_NAME: "cortex-m7",
-        TAG_CPU_ARCH: 13,
-    }
+def test_malformed_attributes_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.elf"
+    # Format version "B" is unknown (only "A" exists): nothing in it can be read.
+    write_test_elf(path, "cortex-m55", attributes=b"B" + attributes_subsection("aeabi", "x"))
+    with pytest.raises(ConfigError, match="malformed") as excinfo:
+        read_elf(path)
+    assert str(path) in str(excinfo.value)
 
 
 def test_elf_without_attributes_has_no_cpu(tmp_path: Path) -> None:

@@ -124,10 +124,13 @@ def test_each_fault_ends_in_its_failure_class(
     result.stdout.fnmatch_lines([f"*{message}*"])
     [record] = records(et_pytester)
     assert record["failure_class"] == failure_class
-    # Within the run's timeout (2 s) plus 5 s, whatever went wrong, plus the test's
-    # own work around the run (the cached program, the reference, the repro folder):
-    # up to ~3.5 s on a busy 2-core machine (seen: 9.4 s in all for corrupt_etdump).
-    assert record["duration_s"] < 2 + 5 + 5
+    # Whatever went wrong, the run ends within its timeout (2 s) plus 5 s: a hung
+    # FVP is killed then (the double would sleep for days). The rest is the test's
+    # own work around the run (the cached program, the reference, the repro
+    # folder): seen 9.4 s in all for corrupt_etdump on a busy 2-core machine. The
+    # 30 s margin is generous so that load cannot fail it; it still proves the
+    # hang was cut short.
+    assert record["duration_s"] < 2 + 5 + 30
     assert processes_with_env(fvp_env["tag"]) == []
     repro = Path(record["repro"])
     assert {"artifact", "inputs.npz", "case.json", "rerun.sh", "run"} <= {
@@ -251,9 +254,11 @@ def test_cancelling_the_process_group_leaves_no_fvp_running(et_pytester, fvp_env
     proc, signalled = cancel_mid_run(
         et_pytester, command, lambda: fvps() and finished_tests(et_pytester) == quick, sig
     )
-    while processes_with_env(fvp_env["tag"]) and time.monotonic() < signalled + 10:
+    # Gone soon after the signal, not at the 300 s run timeout; 60 s lets two
+    # xdist workers tear down on a busy 2-core machine.
+    while processes_with_env(fvp_env["tag"]) and time.monotonic() < signalled + 60:
         time.sleep(0.2)
-    assert processes_with_env(fvp_env["tag"]) == []  # gone within 10 s, not at --timelimit
+    assert processes_with_env(fvp_env["tag"]) == []
     assert proc.returncode == 2  # interrupted, as with Ctrl-C
     assert finished_tests(et_pytester) == quick  # every finished record is on disk
 

@@ -1,7 +1,9 @@
-"""Tests of harness.boards.fvp.platform: failure lines, the PMU report, the ETDump block, the FVP command.
+"""Tests of harness.runner.log (failure lines, the PMU report, the ETDump block)
+and harness.boards.fvp.platform (the FVP command).
 
-The log lines are written after the runner's formats in
-/work/shared/reference/arm-runner-and-fvp.md (sections 2, 3 and 4): every ``ET_LOG``
+The log lines are written after the formats of ExecuTorch's
+examples/arm/executor_runner/arm_executor_runner.cpp, the command after
+backends/arm/test/runner_utils.py (``run_corstone``): every ``ET_LOG``
 line is ``"%c [executorch:%s:%lu %s()] %s"`` and the ETDump block is ``#[RUN THIS]`` ...
 ``#[END]`` with one ``echo "<base64>" | base64 -d >file`` line per file.
 """

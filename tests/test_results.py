@@ -1,4 +1,5 @@
-"""Tests of harness.report.results: the JSON Lines results file shared by workers."""
+"""Tests of harness.report.results (the JSON Lines results file shared by workers) and
+of harness.report.record (the typed record of one test)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from harness.report.record import (
+    CheckRecord,
+    ComparisonRecord,
+    Outcome,
+    Record,
+    RecordDraft,
+    make_record,
+)
 from harness.report.results import ResultsWriter, read_records
 
 WORKERS = 4
@@ -133,3 +144,82 @@ def test_concurrent_appends_from_processes(tmp_path: Path) -> None:
     for w in range(WORKERS):
         assert [r["i"] for r in records if r["worker"] == w] == list(range(RECORDS_PER_WORKER))
     assert len(list(read_records(path))) == WORKERS * RECORDS_PER_WORKER
+
+
+def _record(draft: RecordDraft, outcome: Outcome = "failed", board: str | None = "host") -> Record:
+    return make_record(
+        draft,
+        run_id="r1",
+        test="t.py::test_x[host]",
+        outcome=outcome,
+        message="",
+        duration_s=1.23456,
+        worker="main",
+        finished_at="2025-01-01T00:00:00+0000",
+        versions={"executorch": "1.5.1", "vela": None},
+        board=board,
+    )
+
+
+def _comparison(reference: str, passed: bool, snr_db: float) -> ComparisonRecord:
+    metrics = [{"index": 0, "snr_db": snr_db}]
+    return ComparisonRecord(
+        reference=reference, passed=passed, problems=[], metrics=metrics, checks=[]
+    )
+
+
+def test_record_repeats_the_first_failed_check_and_keeps_every_comparison(tmp_path: Path) -> None:
+    passed = CheckRecord(
+        artifact={"key": "a"}, ran=True, etdump=None, passed=True,
+        comparisons=[_comparison("eager_float", True, math.inf)],
+    )  # fmt: skip
+    failed = CheckRecord(
+        artifact={"key": "b"}, ran=True, passed=False, failure_class="numeric_mismatch",
+        repro=str(tmp_path / "case-check2"),
+        comparisons=[_comparison("fake_quant", False, 3.0), _comparison("eager_float", True, 30.0)],
+    )  # fmt: skip
+    draft = RecordDraft(board="host", failure_class="numeric_mismatch", checks=[passed, failed])
+    fields = _record(draft).fields()
+    assert fields["artifact"] == {"key": "b"}  # the failed check's, not the last built
+    assert fields["repro"] == str(tmp_path / "case-check2")
+    assert [c["reference"] for c in fields["comparisons"]] == [
+        "eager_float", "fake_quant", "eager_float"
+    ]  # fmt: skip
+    assert fields["duration_s"] == 1.2346  # rounded to 4 places
+    # set to None: written as null; never set: left out
+    assert fields["checks"][0]["etdump"] is None
+    assert "etdump" not in fields  # the main (failed) check never had one
+    assert "debug" not in fields
+    assert "debug_reports" not in fields
+    assert "quantization_note" not in fields["checks"][0]
+
+    path = tmp_path / "results.jsonl"
+    ResultsWriter(path).append(_record(draft))
+    [line] = read_records(path)
+    assert line["checks"][0]["comparisons"][0]["metrics"][0]["snr_db"] == "inf"
+    assert line["versions"] == {"executorch": "1.5.1", "vela": None}
+    assert line["failure_class"] == "numeric_mismatch"
+
+
+def test_record_failure_class_and_board_rules() -> None:
+    # a failed test nobody classified is the test's own error
+    assert _record(RecordDraft(board="tosa")).failure_class == "test_error"
+    # a passed test has none, whatever was noted on the way
+    assert _record(RecordDraft(failure_class="timeout"), outcome="passed").failure_class is None
+    # a skip keeps its cause (an unavailable board)
+    skipped = _record(RecordDraft(failure_class="board_unavailable"), outcome="skipped")
+    assert skipped.failure_class == "board_unavailable"
+    # the draft's board wins; the given one is for tests skipped before the board fixture
+    assert _record(RecordDraft(board="tosa"), board="host").board == "tosa"
+    assert _record(RecordDraft(), outcome="skipped", board="host").board == "host"
+    # only et_build ran: its artifact is the record's, and there are no checks
+    only_build = _record(RecordDraft(artifact={"key": "c"}), outcome="passed").fields()
+    assert only_build["artifact"] == {"key": "c"}
+    assert "checks" not in only_build
+    assert "comparisons" not in only_build
+
+
+def test_a_record_cannot_hold_values_json_cannot() -> None:
+    draft = RecordDraft(checks=[CheckRecord(board_facts={"port": object()})])
+    with pytest.raises(TypeError, match="cannot hold object values"):
+        _record(draft).fields()

@@ -87,7 +87,10 @@ def test_pyocd_renders_load_without_reset_then_reset() -> None:
         (_with(baud="fast"), "[serial] field 'baud' must be a positive integer"),
         (_with(firmware={"mode": "address"}), "mode 'address' needs 'pte_address'"),
         (_with(firmware={"mode": "embedded"}), "mode 'embedded' needs 'build'"),
-        (_with(firmware={"mode": "flashy"}), "'mode' = 'flashy': must be 'address' or 'embedded'"),
+        (
+            _with(firmware={"mode": "flashy"}),
+            "[serial.firmware] field 'mode' must be 'address' or 'embedded', got 'flashy'",
+        ),
         (_with(flash={"method": "jtag"}), "'method' must be 'pyocd' or 'command', got 'jtag'"),
         (
             _with(flash={"method": "command", "command": ["x", "{imag}"]}),
@@ -130,8 +133,13 @@ def test_mistakes_name_the_file_and_the_field(section: dict[str, object], messag
 def test_a_bad_serial_table_fails_when_the_board_file_is_read(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
     path.write_text('name = "b"\nkind = "serial"\ntarget = "portable"\n[serial]\nport = 3\n')
-    with pytest.raises(ConfigError, match=r"b.toml: \[serial\] 'port' must be a device path"):
+    with pytest.raises(ConfigError) as info:
         load_board_file(path)
+    assert str(info.value) == (
+        f"board file {path}: 2 problems:\n"
+        "  - [serial] field 'port' must be a device path or a pyserial URL, got 3\n"
+        "  - [serial] missing required field 'flash'"
+    )
 
 
 def test_a_lab_file_lists_boards_and_load_board_file_refuses_it(tmp_path: Path) -> None:
@@ -173,3 +181,97 @@ def test_pyocd_resets_the_board_itself_when_there_is_no_reset_method() -> None:
     settings = parse_serial(section, Path("b.toml"))
     assert settings.reset is None
     assert "--no-reset" not in flash_command(settings, Path("p.pte")).argv
+
+
+def _problems(error: ConfigError, path: str) -> list[str]:
+    head, _, rest = str(error).partition("\n")
+    assert head.startswith(f"board file {path}: "), head
+    assert head.endswith(" problems:"), head
+    return [line.removeprefix("  - ") for line in rest.splitlines()]
+
+
+def test_every_type_problem_of_the_table_at_once() -> None:
+    section = _with(
+        baud=0,
+        quiet_s=-1,
+        firmware={"mode": "address", "pte_address": "0x7zz", "imag": "fw.bin"},
+        flash={"method": "command", "command": ["x"], "probe_id": "1", "timeout_s": "long"},
+        reset=[],
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_serial(section, Path("/lab/board.toml"))
+    assert _problems(info.value, "/lab/board.toml") == [
+        "[serial] field 'baud' must be a positive integer, got 0",
+        "[serial] field 'quiet_s' must be a number >= 0, got -1",
+        "[serial.firmware] unknown field 'imag' (known: mode, pte_address, image, image_address, "
+        "build, build_timeout_s)",
+        "[serial.firmware] field 'pte_address' must be an address like 0x70000000, got '0x7zz'",
+        "[serial.flash] put 'probe_id' in [serial] or in each [[serial.unit]]",
+        "[serial.flash] field 'timeout_s' must be a number >= 0, got 'long'",
+        "[serial.reset] must be a table",
+    ]
+
+
+def test_every_problem_across_fields_at_once() -> None:
+    # well-typed, but the methods and modes lack what they need
+    section = _with(
+        firmware={"mode": "embedded", "pte_address": 0x70000000},
+        flash={"method": "command", "command": ["x", "{imag}", "{adress}"]},
+        reset={"method": "pyocd"},
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_serial(section, Path("/lab/board.toml"))
+    known = "{image}, {address}, {port}, {probe_id}, {target}, {board}, {unit}"
+    assert _problems(info.value, "/lab/board.toml") == [
+        "[serial.firmware] mode 'embedded' needs 'build': the command that builds the firmware "
+        "with {program} embedded and writes {output}",
+        "[serial.firmware] mode 'embedded' takes no 'image' or 'pte_address'",
+        "[serial.firmware] needs 'image_address': where the embedded firmware build (a raw "
+        "image) is written",
+        f"[serial.flash] command item '{{imag}}': unknown placeholder '{{imag}}' (known: {known})",
+        f"[serial.flash] command item '{{adress}}': unknown placeholder '{{adress}}' "
+        f"(known: {known})",
+        "[serial.reset] method 'pyocd' needs [serial.flash] 'target'",
+        "pyOCD needs 'probe_id' for every unit (missing for ['0']); `pyocd list` shows them",
+    ]
+
+
+def test_each_unit_is_checked_and_named() -> None:
+    section = _with(port=None, unit=[{"port": "/dev/a", "probe": "x"}, {"name": ""}, "c"])
+    with pytest.raises(ConfigError) as info:
+        parse_serial(section, Path("/lab/board.toml"))
+    assert _problems(info.value, "/lab/board.toml") == [
+        "[serial.unit #1] unknown field 'probe' (known: name, port, probe_id)",
+        "[serial.unit #2] field 'name' must be a non-empty string, got ''",
+        "[serial.unit #2] missing required field 'port'",
+        "[serial.unit #3] must be a table",
+    ]
+
+
+def test_units_take_the_tables_probe_and_their_index_as_name() -> None:
+    section = _with(
+        port=None,
+        probe_id="P",
+        unit=[{"port": "/dev/a"}, {"name": "right", "port": "/dev/b", "probe_id": "Q"}],
+        firmware={"mode": "address", "pte_address": "0x7000_0000"},  # a string, as before
+    )
+    settings = parse_serial(section, Path("b.toml"))
+    assert [(u.name, u.port, u.probe_id) for u in settings.units] == [
+        ("0", "/dev/a", "P"),
+        ("right", "/dev/b", "Q"),
+    ]
+    assert settings.pte_address == 0x70000000
+
+
+def test_the_board_spec_holds_the_typed_table(tmp_path: Path) -> None:
+    from harness.boards.serial.settings import SerialTable, serial_settings
+
+    spec = load_board_file(EXAMPLES / "mps3-an552.toml")
+    assert isinstance(spec.settings, SerialTable)
+    assert serial_settings(spec) == parse_serial(spec.sections["serial"], spec.path)
+    # a relative firmware image resolves against the board file's folder
+    image = parse_serial(
+        _with(firmware={"mode": "address", "pte_address": 0, "image": "fw.elf"}),
+        tmp_path / "b.toml",
+    ).firmware_image
+    assert image == tmp_path / "fw.elf"

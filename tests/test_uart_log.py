@@ -1,6 +1,6 @@
 """Reading a UART runner log: which run is this run, how it ended, its outputs,
-its BundleIO verdict. Logs are hand-written in the runner's format
-(../shared/reference/arm-runner-and-fvp.md section 4)."""
+its BundleIO verdict. Logs are hand-written in the runner's format (ExecuTorch's
+examples/arm/executor_runner/arm_executor_runner.cpp)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import numpy.typing as npt
 
-from harness.boards import signals, wire
+from harness.boards import processes, wire
 from harness.boards.base import (
     Availability,
     BoardOptions,
@@ -34,6 +34,7 @@ from harness.boards.base import (
 from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.errors import InfrastructureError, RunCrashed, RunTimeout
+from harness.versions import PINNED
 
 STARTUP_TIMEOUT_S = 180.0
 LOG_TAIL_LINES = 30
@@ -95,18 +96,16 @@ class RuntimeWorker:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
-            self._proc = subprocess.Popen(
-                # -P: the current folder is not put on sys.path, so a user's own
-                # harness/ package cannot shadow ours in the worker.
+            # -P: the current folder is not put on sys.path, so a user's own
+            # harness/ package cannot shadow ours in the worker. Its own process
+            # group: Ctrl-C in the terminal reaches pytest, which then closes the
+            # worker itself.
+            self._proc = processes.start(
                 [sys.executable, "-P", "-m", self.module],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
                 env=env,
-                # Own process group: Ctrl-C in the terminal reaches pytest, which
-                # then closes the worker itself; killpg takes any grandchildren.
-                start_new_session=True,
-                preexec_fn=signals.die_with_parent(),  # even if we are SIGKILLed
             )
         except OSError as exc:
             raise InfrastructureError(
@@ -126,7 +125,8 @@ class RuntimeWorker:
             self.kill()
             raise InfrastructureError(
                 f"{self.label} board: its worker did not start ({_describe_exit(code)}); "
-                "check that executorch==1.5.1 imports in this Python (et-hil doctor)",
+                f"check that executorch=={PINNED['executorch']} imports in this Python "
+                "(et-hil doctor)",
                 log_tail=_tail(self.log_path, offset),
                 log_path=str(self.log_path),
             ) from exc
@@ -191,10 +191,7 @@ class RuntimeWorker:
         """Kill the child's process group and reap it."""
         proc, self._proc, self._ready = self._proc, None, False
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+            processes.kill_group(proc)
             for stream in (proc.stdin, proc.stdout):
                 if stream is not None:
                     with contextlib.suppress(OSError):
@@ -233,13 +230,15 @@ class HostBoard(RunsGivenInputs):
         """Available when the ExecuTorch runtime is importable in this Python."""
         if importlib.util.find_spec("executorch") is None:
             return Availability(
-                False, "the executorch package is not installed", "pip install executorch==1.5.1"
+                False,
+                "the executorch package is not installed",
+                f"pip install executorch=={PINNED['executorch']}",
             )
         if importlib.util.find_spec("executorch.runtime") is None:
             return Availability(
                 False,
                 "executorch.runtime is missing from the installed executorch",
-                "reinstall executorch==1.5.1",
+                f"reinstall executorch=={PINNED['executorch']}",
             )
         return Availability(True)
 

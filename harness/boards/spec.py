@@ -366,28 +366,68 @@ def _memory_problems(memory: Mapping[str, Any], kind: str | None) -> list[str]:
     return problems
 
 
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
 def board_file_schema() -> dict[str, Any]:
     """The JSON Schema of a board file: the common fields, and each registered
-    kind's table (typed where the kind gives its settings type)."""
+    kind's table (typed where the kind gives its settings type).
+
+    What spans fields is said where JSON Schema can say it: a kind that needs its
+    table requires it, and a kind's table requires that kind. The rest (the
+    compile target's name, ``[vela]`` keys, a method's required fields) is
+    checked when the file is read. A lab file's ``[[board]]`` tables are each a
+    ``$defs/BoardFile``.
+
+    Raises:
+        ConfigError: two kinds' settings types declare different tables of one name.
+    """
     schema = json_schema(BoardFile)
     definitions = schema.setdefault("$defs", {})
     board = definitions["BoardFile"]
+    rules: list[dict[str, Any]] = []
     for kind in registry.kinds().values():
-        if kind.settings_table is None:
+        table = kind.settings_table
+        if table is None:
             continue
         if kind.settings_type is not None:
             sub = json_schema(kind.settings_type)
-            definitions.update(sub.get("$defs", {}))
-            board["properties"][kind.settings_table] = {
-                k: v for k, v in sub.items() if k != "$defs"
-            }
+            for name, definition in sub.get("$defs", {}).items():
+                if definitions.setdefault(name, definition) != definition:
+                    raise ConfigError(
+                        f"board kind '{kind.name}': its settings type declares a table "
+                        f"'{name}' that another kind declares differently; rename one"
+                    )
+            board["properties"][table] = {k: v for k, v in sub.items() if k != "$defs"}
         else:
-            board["properties"][kind.settings_table] = {
+            board["properties"][table] = {
                 "type": "object",
-                "description": f"the [{kind.settings_table}] table of kind '{kind.name}'",
+                "description": f"the [{table}] table of kind '{kind.name}'",
             }
-    schema["title"] = "et-hil board file"
-    return schema
+        is_kind = {"properties": {"kind": {"const": kind.name}}, "required": ["kind"]}
+        rules.append({"if": {"required": [table]}, "then": is_kind})
+        if kind.settings_required:
+            rules.append({"if": is_kind, "then": {"required": [table]}})
+    if rules:
+        board["allOf"] = rules
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": "et-hil board file", **schema}
+
+
+def board_file_schema_text() -> str:
+    """:func:`board_file_schema` as ``et-hil schema`` prints it and
+    :func:`board_file_schema_path` holds it (the same bytes, so a test can say
+    whether the published file is current)."""
+    import json
+
+    return json.dumps(board_file_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def board_file_schema_path() -> Path:
+    """The published JSON Schema of board files (``harness/boards/board-file.schema.json``),
+    made by ``et-hil schema -o`` with the built-in kinds."""
+    from harness.datafiles import data_dir
+
+    return data_dir("harness.boards") / "board-file.schema.json"
 
 
 def load_board_file(path: str | Path) -> BoardSpec:

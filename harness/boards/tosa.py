@@ -29,6 +29,7 @@ from harness.boards.host import RuntimeWorker
 from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.errors import ConfigError
+from harness.versions import PINNED
 
 
 class TosaBoard(RunsGivenInputs):
@@ -55,7 +56,8 @@ class TosaBoard(RunsGivenInputs):
             return Availability(
                 False,
                 "the TOSA reference model (tosa_reference_model) is not installed",
-                "pip install 'executorch[ethos-u]==1.5.1' (brings tosa-tools 2026.5.0)",
+                f"pip install 'executorch[ethos-u]=={PINNED['executorch']}' "
+                f"(brings tosa-tools {PINNED['tosa-tools']})",
             )
         if importlib.util.find_spec("executorch") is None:
             return Availability(False, "executorch is not installed", "pip install executorch")

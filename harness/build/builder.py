@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import dtypes
 from harness.build import artifact as artifact_files
 from harness.build import op_libraries
 from harness.build import taps as tap_points
@@ -329,18 +330,10 @@ def lower_and_serialize(
     }
 
 
-# ExecuTorch ScalarType codes (schema/scalar_type.fbs) -> numpy dtype names.
-SCALAR_TYPES = {
-    0: "uint8",
-    1: "int8",
-    2: "int16",
-    3: "int32",
-    4: "int64",
-    5: "float16",
-    6: "float32",
-    7: "float64",
-    11: "bool",
-}
+def _dtype_name(code: int) -> str:
+    """The numpy/torch name of an ExecuTorch scalar type code (``harness.dtypes``)."""
+    known = dtypes.from_scalar_type(code)
+    return known.name if known is not None else f"scalar_type_{code}"
 
 
 def program_io(plan: Any) -> dict[str, list[dict[str, Any]]]:
@@ -354,7 +347,7 @@ def program_io(plan: Any) -> dict[str, list[dict[str, Any]]]:
         code = int(getattr(value.scalar_type, "value", value.scalar_type))
         return {
             "kind": "tensor",
-            "dtype": SCALAR_TYPES.get(code, f"scalar_type_{code}"),
+            "dtype": _dtype_name(code),
             "sizes": [int(x) for x in value.sizes],
             "dim_order": [int(x) for x in value.dim_order] or list(range(len(value.sizes))),
         }

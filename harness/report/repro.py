@@ -38,7 +38,7 @@ from harness.boards.base import BoardOptions
 from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.datafiles import builtin_board_dir
-from harness.verdict.tolerance import Tolerance
+from harness.verdict.tolerance import Tolerances
 
 if TYPE_CHECKING:
     from harness.verdict.compare import Comparison
@@ -118,25 +118,6 @@ def _save_arrays(path: Path, arrays: Sequence[npt.NDArray[Any]]) -> None:
 def _load_arrays(path: Path) -> list[npt.NDArray[Any]]:
     with np.load(path, allow_pickle=False) as data:
         return [data[f"out_{i}"] for i in range(len(data.files))]
-
-
-@dataclasses.dataclass(frozen=True)
-class Tolerances:
-    """The limits a check applied: its main comparison, the float comparison of a
-    quantized program, and the float limits for outputs left unquantized."""
-
-    main: Tolerance
-    vs_float: Tolerance
-    fallback: Tolerance
-
-    def as_dict(self) -> dict[str, dict[str, float | None]]:
-        """For ``case.json``."""
-        return {k: dataclasses.asdict(getattr(self, k)) for k in ("main", "vs_float", "fallback")}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> Tolerances:
-        """From ``case.json``."""
-        return cls(**{k: Tolerance(**data[k]) for k in ("main", "vs_float", "fallback")})
 
 
 def save_case(
@@ -317,7 +298,7 @@ def rerun(
     from harness.boards import make_board
     from harness.boards.spec import load_boards, resolve_board_names
     from harness.errors import BoardUnavailable
-    from harness.verdict.check import compare_with_references
+    from harness.verdict.compare import compare_with_references
 
     boards = load_boards([*board_files_of(case), *extra_board_files])
     name = resolve_board_names([board_name or case.board], boards)[0]

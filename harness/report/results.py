@@ -12,9 +12,12 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
+
+if TYPE_CHECKING:
+    from harness.report.record import Record
 
 
 def _json_safe(value: Any) -> Any:
@@ -65,9 +68,14 @@ class ResultsWriter:
         with self._lock:
             self._claim_locked()
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Append one record durably (one write, flushed and fsynced, under the lock)."""
-        line = json.dumps(_json_safe(record), sort_keys=True) + "\n"
+    def append(self, record: Record | Mapping[str, Any]) -> None:
+        """Append one record durably (one write, flushed and fsynced, under the lock).
+
+        ``record`` is a :class:`~harness.report.record.Record` (what the plugin
+        writes) or any mapping of JSON values.
+        """
+        fields = record if isinstance(record, Mapping) else record.fields()
+        line = json.dumps(_json_safe(fields), sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._claim_locked()

@@ -16,20 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from harness import dtypes
 from harness.errors import RunCrashed
-
-# executorch ScalarType codes (exir/scalar_type.py) -> numpy
-_DTYPES = {
-    0: np.uint8,
-    1: np.int8,
-    2: np.int16,
-    3: np.int32,
-    4: np.int64,
-    5: np.float16,
-    6: np.float32,
-    7: np.float64,
-    11: np.bool_,
-}
 
 
 class EtdumpOutputError(ValueError):
@@ -102,9 +90,10 @@ def program_outputs(dump: Any, debug_buffer: bytes) -> list[npt.NDArray[Any]]:
 
 def _tensor(tensor: Any, buffer: bytes, index: int) -> npt.NDArray[Any]:
     code = int(getattr(tensor.scalar_type, "value", tensor.scalar_type))
-    if code not in _DTYPES:
+    known = dtypes.from_scalar_type(code)
+    dtype = dtypes.numpy_dtype(known.name) if known is not None else None
+    if dtype is None:
         raise EtdumpOutputError(f"output {index}: scalar type {code} has no numpy dtype")
-    dtype = np.dtype(_DTYPES[code])
     sizes = [int(s) for s in tensor.sizes]
     strides = [int(s) for s in tensor.strides] or [1] * len(sizes)
     extent = 0 if 0 in sizes else 1 + sum((n - 1) * s for n, s in zip(sizes, strides, strict=True))

@@ -2,8 +2,9 @@
 counters, the base64 ETDump block, and (on UART builds) the run's own lines,
 outputs and BundleIO verdict.
 
-FVP boards and serial boards print the same format
-(../shared/reference/arm-runner-and-fvp.md section 4), so both read it here.
+FVP boards and serial boards print the same format (the ``ET_LOG``, output and
+ETDump lines of ExecuTorch's examples/arm/executor_runner/arm_executor_runner.cpp),
+so both read it here.
 Nothing in this module does I/O beyond reading ``harness/runner/failures.toml``.
 """
 

@@ -1,4 +1,4 @@
-"""Build -> run -> compare, as one library call (the plugin's ``et_check`` wraps it)."""
+"""Build -> run -> compare, as one library call (the plugin's ``et_check`` calls it too)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ from harness.build.builder import Builder, run_eager, validate_inputs
 from harness.build.quantization import QuantConfig
 from harness.build.quiet import third_party_warnings_silenced
 from harness.build.targets import get_target
-from harness.report.repro import Tolerances, save_case
-from harness.verdict.compare import Comparison, compare_outputs, format_table
-from harness.verdict.tolerance import Tolerance
+from harness.report.repro import save_case
+from harness.verdict.compare import (
+    Comparison,
+    compare_with_references,
+    format_table,
+)
+from harness.verdict.tolerance import Tolerance, Tolerances
 
 if TYPE_CHECKING:
     import torch
@@ -179,6 +183,34 @@ def build_for_board(
         )
 
 
+class CheckHooks:
+    """What a caller adds between the stages of :func:`check_model`; here each does nothing.
+
+    The pytest plugin's ``et_check`` subclasses it to record every stage, to apply
+    the test's ``et_tolerance`` markers, and to stop under ``--build-only``: the
+    fixture and the library call then run one and the same pipeline.
+    """
+
+    def built(self, artifact: Artifact) -> None:
+        """The program is built (or found in the cache); nothing is checked yet."""
+
+    def limits(
+        self, artifact: Artifact, tolerance: Tolerance | None, vs_float: Tolerance | None
+    ) -> tuple[Tolerance | None, Tolerance | None]:
+        """The limits to judge ``artifact``'s outputs with (None: the board file's).
+
+        Called once the build says whether the program is quantized, since the
+        board's defaults differ between quantized and float programs.
+        """
+        return tolerance, vs_float
+
+    def delegation_not_applicable(self, reason: str) -> None:
+        """Full delegation was required on a target that delegates nothing; ignored."""
+
+    def before_run(self, artifact: Artifact) -> None:
+        """The preflight checks passed; raise here to stop before the run."""
+
+
 def check_model(
     builder: Builder,
     board: Board,
@@ -195,12 +227,15 @@ def check_model(
     timeout_s: float | None = None,
     require_full_delegation: bool | None = None,
     repro_dir: Path | None = None,
+    test: str | None = None,
+    repro_owner: tuple[Path, str] | None = None,
+    hooks: CheckHooks | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
-    The whole pipeline as one call; the plugin's ``et_check`` runs the same
-    three steps (:func:`build_for_board`, :func:`preflight`,
-    :func:`run_and_compare`) and records each.
+    The whole pipeline as one call: :func:`build_for_board`, :func:`preflight`,
+    :func:`run_and_compare`. The plugin's ``et_check`` calls it too, with
+    ``hooks`` that record each stage.
 
     Args:
         builder: builds (or finds) the artifact.
@@ -219,21 +254,37 @@ def check_model(
         require_full_delegation: fail when ops stay on the CPU (default: the board
             file's); not applicable, and ignored, on targets without a delegate.
         repro_dir: where to leave a repro folder when the check fails (none: no folder).
+        test: the test id a repro folder names (pytest's node id).
+        repro_owner: (results file, run id) a repro folder belongs to, see
+            :func:`harness.report.repro.save_case`.
+        hooks: called between the stages (see :class:`CheckHooks`).
+
+    Returns:
+        The result; its ``timings`` start with ``artifact_s``, the build's seconds.
 
     Raises:
         BuildError, RunError, ConfigError: no result could be produced.
+        DelegationError, FitError: the preflight checks failed.
     """
+    hooks = hooks or CheckHooks()
     t0 = time.perf_counter()
     artifact = build_for_board(
         builder, board, model, inputs, quantize=quantize, calibration=calibration
     )
     artifact_s = time.perf_counter() - t0
-    if require_full_delegation is None:
-        require_full_delegation = board.spec.require_full_delegation
+    hooks.built(artifact)
+    tolerance, vs_float = hooks.limits(artifact, tolerance, vs_float)
     spec = board.spec
-    if not get_target(spec.target, board=spec.name, vela=spec.sections.get("vela")).delegates:
-        require_full_delegation = False  # nothing can be delegated: the requirement does not apply
+    if require_full_delegation is None:
+        require_full_delegation = spec.require_full_delegation
+    target = get_target(spec.target, board=spec.name, vela=spec.sections.get("vela"))
+    if require_full_delegation and not target.delegates:
+        # Nothing can be delegated (e.g. the host board of a matrix whose test was
+        # written for NPU boards): the requirement does not apply, the check still runs.
+        hooks.delegation_not_applicable(f"not applicable: target {spec.target} has no delegate")
+        require_full_delegation = False
     preflight(artifact, board, require_full_delegation=require_full_delegation)
+    hooks.before_run(artifact)
     result = run_and_compare(
         board,
         artifact,
@@ -245,6 +296,8 @@ def check_model(
         debug_buffer_size=debug_buffer_size,
         timeout_s=timeout_s,
         repro_dir=repro_dir,
+        test=test,
+        repro_owner=repro_owner,
     )
     return dataclasses.replace(result, timings={"artifact_s": artifact_s, **result.timings})
 
@@ -260,40 +313,6 @@ def resolve_tolerances(
     main = tolerance or (policy.quantized if artifact.quantized else policy.float)
     return Tolerances(
         main=main, vs_float=vs_float or policy.quantized_vs_float, fallback=policy.float
-    )
-
-
-def compare_with_references(
-    outputs: Sequence[Any],
-    references: Mapping[str, Sequence[Any]],
-    artifact: Artifact,
-    tolerances: Tolerances,
-) -> tuple[Comparison, ...]:
-    """Judge a board's outputs: a quantized program against its fake-quant reference
-    (in LSB of each output's scale) and, for signal quality, against eager float;
-    a float program against eager float."""
-    if "fake_quant" in references:
-        return (
-            compare_outputs(
-                outputs,
-                references["fake_quant"],
-                tolerances.main,
-                reference_name="fake_quant",
-                scales=artifact.output_scales,
-                fallback=tolerances.fallback,
-            ),
-            compare_outputs(
-                outputs,
-                references["eager_float"],
-                tolerances.vs_float,
-                reference_name="eager_float",
-                scales=artifact.output_scales,
-            ),
-        )
-    return (
-        compare_outputs(
-            outputs, references["eager_float"], tolerances.main, reference_name="eager_float"
-        ),
     )
 
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.verdict.tolerance import Tolerance
+from harness.verdict.tolerance import Tolerance, Tolerances
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from harness.build.artifact import Artifact
 
 Array = npt.NDArray[Any]
 
@@ -298,3 +303,37 @@ def format_table(comparisons: Sequence[Comparison], *, only_failed: bool = False
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def compare_with_references(
+    outputs: Sequence[Any],
+    references: Mapping[str, Sequence[Any]],
+    artifact: Artifact,
+    tolerances: Tolerances,
+) -> tuple[Comparison, ...]:
+    """Judge a board's outputs: a quantized program against its fake-quant reference
+    (in LSB of each output's scale) and, for signal quality, against eager float;
+    a float program against eager float."""
+    if "fake_quant" in references:
+        return (
+            compare_outputs(
+                outputs,
+                references["fake_quant"],
+                tolerances.main,
+                reference_name="fake_quant",
+                scales=artifact.output_scales,
+                fallback=tolerances.fallback,
+            ),
+            compare_outputs(
+                outputs,
+                references["eager_float"],
+                tolerances.vs_float,
+                reference_name="eager_float",
+                scales=artifact.output_scales,
+            ),
+        )
+    return (
+        compare_outputs(
+            outputs, references["eager_float"], tolerances.main, reference_name="eager_float"
+        ),
+    )

@@ -32,6 +32,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness import dtypes
 from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 
@@ -41,19 +42,6 @@ FVP_FILE_POOL_BYTES = 60 * MIB
 FVP_METHOD_POOL_BYTES = 60 * MIB
 FILE_POOL = "the semihosting file pool (ET_ARM_BAREMETAL_SEMIHOSTING_FILE_ALLOCATOR_POOL_SIZE)"
 METHOD_POOL = "the method allocator pool (ET_ARM_BAREMETAL_METHOD_ALLOCATOR_POOL_SIZE)"
-
-_DTYPE_BYTES = {
-    "bool": 1,
-    "uint8": 1,
-    "int8": 1,
-    "int16": 2,
-    "int32": 4,
-    "int64": 8,
-    "float16": 2,
-    "bfloat16": 2,
-    "float32": 4,
-    "float64": 8,
-}
 
 
 def _size(n: int) -> str:
@@ -66,7 +54,7 @@ def _tensor_bytes(sizes: Sequence[int], dtype: str) -> int:
     count = 1
     for size in sizes:
         count *= int(size)
-    return count * _DTYPE_BYTES.get(dtype, 0)
+    return count * dtypes.itemsize(dtype)
 
 
 def _io_bytes(metadata: Mapping[str, Any], which: str) -> list[int]:
@@ -166,9 +154,9 @@ def _fvp_problems(program: _Program, memory: Mapping[str, int]) -> list[str]:
 
 
 def _serial_problems(program: _Program, spec: BoardSpec) -> list[str]:
-    from harness.boards.serial.settings import parse_serial
+    from harness.boards.serial.settings import serial_settings
 
-    settings = parse_serial(spec.sections.get("serial"), spec.path)  # checked at load
+    settings = serial_settings(spec)  # checked at load
     memory = spec.memory
     problems = []
     if settings.bundle_io:  # the .bpte holds the .pte, the inputs and the expected outputs

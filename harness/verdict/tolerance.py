@@ -100,3 +100,22 @@ class TolerancePolicy:
                 getattr(default, section), **{k: getattr(given, k) for k in table}
             )
         return dataclasses.replace(default, **parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerances:
+    """The limits a check applied: its main comparison, the float comparison of a
+    quantized program, and the float limits for outputs left unquantized."""
+
+    main: Tolerance
+    vs_float: Tolerance
+    fallback: Tolerance
+
+    def as_dict(self) -> dict[str, dict[str, float | None]]:
+        """For ``case.json``."""
+        return {k: dataclasses.asdict(getattr(self, k)) for k in ("main", "vs_float", "fallback")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> Tolerances:
+        """From ``case.json``."""
+        return cls(**{k: Tolerance(**data[k]) for k in ("main", "vs_float", "fallback")})

@@ -9,7 +9,8 @@ only programs of portable operators run (no Ethos-U delegate).
 It misbehaves on request, by ``ET_HIL_FVP_DOUBLE_MODE``:
 ``hang``, ``timelimit``, ``crash``, ``hardfault``, ``truncate``, ``corrupt_etdump``,
 ``launch_error``, ``flaky_launch`` (fails once per run folder, then works).
-Facts from ../shared/reference/arm-runner-and-fvp.md sections 2-4.
+Facts from ExecuTorch's backends/arm/test/runner_utils.py (the FVP's parameters)
+and examples/arm/executor_runner/arm_executor_runner.cpp (semihosting, log lines).
 """
 
 from __future__ import annotations

@@ -14,12 +14,21 @@ from pathlib import Path
 ARCH = {"cortex-m4": 13, "cortex-m7": 13, "cortex-m33": 16, "cortex-m55": 21, "cortex-m85": 21}
 
 
-def write_elf(path: Path, cpu_name: str, machine: int = 40) -> None:
-    """ELF32 LE (machine 40 = Arm), one .ARM.attributes section naming ``cpu_name``."""
+def attributes_subsection(vendor: str, cpu_name: str) -> bytes:
+    """A vendor's subsection of ``.ARM.attributes`` whose whole-file tags name a CPU."""
     body = bytes([5]) + cpu_name.encode() + b"\0" + bytes([6, ARCH.get(cpu_name.lower(), 21)])
     file_sub = bytes([1]) + struct.pack("<I", 5 + len(body)) + body
-    vendor = b"aeabi\0"
-    attributes = b"A" + struct.pack("<I", 4 + len(vendor) + len(file_sub)) + vendor + file_sub
+    name = vendor.encode() + b"\0"
+    return struct.pack("<I", 4 + len(name) + len(file_sub)) + name + file_sub
+
+
+def write_elf(
+    path: Path, cpu_name: str, machine: int = 40, attributes: bytes | None = None
+) -> None:
+    """ELF32 LE (machine 40 = Arm), one .ARM.attributes section naming ``cpu_name``
+    (or holding ``attributes``, as given)."""
+    if attributes is None:
+        attributes = b"A" + attributes_subsection("aeabi", cpu_name)
     names = b"\0.ARM.attributes\0.shstrtab\0"
     attr_off, str_off = 52, 52 + len(attributes)
     sh_off = (str_off + len(names) + 3) & ~3

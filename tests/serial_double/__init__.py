@@ -95,6 +95,27 @@ class VirtualBoard:
                 self.proc.wait()
         self.proc = None
 
+    def ready(self, within_s: float = 30.0) -> VirtualBoard:
+        """Make the board as a test expects to find it, whatever ran before: no
+        misbehaviour queued, the flasher working, and its port present (a
+        ``vanish`` or ``disconnect`` of an earlier test brings it back late).
+
+        Raises:
+            RuntimeError: the process is gone, or the port is not back within
+                ``within_s`` (with the board's own log).
+        """
+        (self.folder / "mode").unlink(missing_ok=True)
+        (self.folder / "flasher_fails").unlink(missing_ok=True)
+        deadline = time.monotonic() + within_s
+        while not self.link.exists():
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"virtual board {self.name!r}: its port {self.link} is not back within "
+                    f"{within_s:g} s: {(self.folder / 'board.log').read_text()}"
+                )
+            time.sleep(0.1)
+        return self
+
     def set_mode(self, mode: str, count: int = 1, seconds: float = 0.0) -> None:
         """Misbehave on the next ``count`` resets."""
         (self.folder / "mode").write_text(f"{mode} {count} {seconds}")

@@ -3,8 +3,9 @@ upstream UART ``arm_executor_runner``. Test tool only, never a shipped board.
 
 It serves a pseudo-terminal (symlinked at ``--link``, like a
 ``/dev/serial/by-id`` name) and prints, byte for byte, what the runner prints
-(../shared/reference/arm-runner-and-fvp.md section 4): ``ET_LOG`` lines with
-CRLF, ``Output[i][j]`` lines, the BundleIO verdict, the Ethos-U PMU report, the
+(ExecuTorch's examples/arm/executor_runner/arm_executor_runner.cpp and
+arm_perf_monitor.cpp; the hard fault lines are Arm's core_platform's): ``ET_LOG``
+lines with CRLF, ``Output[i][j]`` lines, the BundleIO verdict, the Ethos-U PMU report, the
 base64 ETDump block and EOT. Programs run on the real ExecuTorch runtime, so
 only portable-operator programs run (no NPU; the PMU report says 0 NPU work and
 derives CPU cycles from host wall time at ``--cpu-hz``).
@@ -523,25 +524,18 @@ def load_runtime() -> None:
     """Import the ExecuTorch runtime once (the cost a real board never pays): the
     host board's loader (quantized kernels registered), then the devtools the
     first bundle and ETDump need."""
-    import torch
     from executorch.devtools.bundled_program import serialize  # noqa: F401
     from executorch.devtools.etdump import serialize as etdump_serialize  # noqa: F401
+    from executorch.exir.scalar_type import ScalarType
 
+    from harness import dtypes
     from harness.boards.host_worker import load_runtime as load_executorch_runtime
 
     load_executorch_runtime()
-    _TORCH_DTYPES.update(
-        {
-            0: torch.uint8,
-            1: torch.int8,
-            2: torch.int16,
-            3: torch.int32,
-            4: torch.int64,
-            6: torch.float32,
-            7: torch.float64,
-            11: torch.bool,
-        }
-    )
+    for member in ScalarType:
+        known = dtypes.from_scalar_type(member.value)
+        if known is not None:
+            _TORCH_DTYPES[member.value] = dtypes.torch_dtype(known.name)
 
 
 def main() -> int:

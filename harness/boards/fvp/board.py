@@ -1,33 +1,26 @@
 """Corstone FVP boards: the upstream ``arm_executor_runner`` (semihosting build) on an FVP.
 
 One run = a fresh folder with ``program.pte`` and ``i<k>.bin``, the FVP command
-rendered from ``fvp/<platform>.toml``, and the results read back: ``out-<i>.bin``
-decoded with dtypes and shapes from the program's own metadata, ``etdump.bin``
-and ``debug_buffer.bin`` when the firmware writes them, the log scanned for
-failures. The FVP's exit status alone never means success.
+rendered from ``platforms/<platform>.toml`` (beside this module), and the
+results read back: ``out-<i>.bin`` decoded with dtypes and shapes from the
+program's own metadata, ``etdump.bin`` and ``debug_buffer.bin`` when the
+firmware writes them, the log scanned for failures. The FVP's exit status alone never means success.
 
-Where the FVP process runs is an :class:`FvpExecutor`: on this machine
-(:class:`LocalFvpExecutor`) or in a container (:mod:`harness.boards.fvp.docker`);
-both receive the same argv.
+Where the FVP process runs is an :class:`~harness.boards.fvp.executor.FvpExecutor`:
+on this machine (:mod:`harness.boards.fvp.executor`) or in a container
+(:mod:`harness.boards.fvp.docker`); both receive the same argv.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.boards import signals
 from harness.boards.base import (
     Availability,
     BoardOptions,
@@ -37,137 +30,22 @@ from harness.boards.base import (
     check_inputs_match,
 )
 from harness.boards.fvp import platform as fvp
+from harness.boards.fvp.executor import (
+    LOG_NAME,
+    WALL_GRACE_S,
+    FvpExecutor,
+    LocalFvpExecutor,
+)
 from harness.boards.fvp.kind import FvpOptions, FvpSettings
 from harness.boards.spec import BoardSpec
 from harness.build import dim_order
 from harness.build.artifact import Artifact
-from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunError, RunTimeout
+from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunTimeout
 from harness.runner import log as runner_log
 from harness.runner.elf import check_runner_elf
 from harness.runner.etdump import load_etdump
+from harness.runner.failures import failure_error
 from harness.validation import convert_all
-
-# The harness's own deadline beyond the FVP's --timelimit: the FVP counts
-# simulated CPU time, and needs a moment to start and to stop.
-WALL_GRACE_S = 5.0
-LOG_NAME = "fvp.log"
-
-
-@dataclasses.dataclass(frozen=True)
-class ProcessOutcome:
-    """How an FVP process ended."""
-
-    log: str
-    exit_code: int | None
-    timed_out: bool
-    wall_s: float
-    where: str  # "local", or "docker <image digest> on <engine>"
-
-
-class FvpExecutor(Protocol):
-    """Runs an FVP argv with ``run_dir`` as the semihosting folder."""
-
-    def availability(self, platform: fvp.FvpPlatform) -> Availability:
-        """Whether this executor can start the platform's FVP."""
-
-    def executable(self, platform: fvp.FvpPlatform) -> str:
-        """The FVP binary as argv[0] should name it."""
-
-    def elf_path(self, elf: Path) -> str:
-        """The runner ELF's path as the FVP process sees it."""
-
-    def run_dir_path(self, run_dir: Path) -> str:
-        """The run folder's path as the FVP process sees it."""
-
-    def describe(self) -> str:
-        """Where runs happen, for result records."""
-
-    def run(
-        self, argv: Sequence[str], run_dir: Path, timeout_s: float, host_elf: Path | None = None
-    ) -> ProcessOutcome:
-        """Run to the end or until ``timeout_s``; nothing may be left running.
-        ``host_elf`` is the runner ELF on this machine, when the argv names it."""
-
-
-class LocalFvpExecutor:
-    """Starts the FVP on this machine, in its own process group.
-
-    Args:
-        search_dir: where to look for FVP binaries before ``PATH``.
-    """
-
-    def __init__(self, search_dir: Path | None = None) -> None:
-        self.search_dir = search_dir
-
-    def _find(self, platform: fvp.FvpPlatform) -> str | None:
-        if self.search_dir is not None:
-            candidate = self.search_dir / platform.executable
-            if candidate.exists():
-                return str(candidate)
-        return shutil.which(platform.executable)
-
-    def availability(self, platform: fvp.FvpPlatform) -> Availability:
-        """Available when the FVP binary is on PATH (or in ``search_dir``)."""
-        if self._find(platform):
-            return Availability(True)
-        return Availability(
-            False,
-            f"{platform.executable} (FVP {platform.version}) is not on PATH",
-            "install the Arm Corstone FVP (EULA) and add its models/Linux64_GCC-9.3 folder to "
-            "PATH; README 'Corstone FVPs'",
-        )
-
-    def executable(self, platform: fvp.FvpPlatform) -> str:
-        """Absolute path of the FVP binary."""
-        found = self._find(platform)
-        if found is None:
-            raise InfrastructureError(f"{platform.executable} is not on PATH")
-        return found
-
-    def elf_path(self, elf: Path) -> str:
-        """The ELF's own path."""
-        return str(elf)
-
-    def run_dir_path(self, run_dir: Path) -> str:
-        """The folder's own path."""
-        return str(run_dir)
-
-    def describe(self) -> str:
-        """This machine."""
-        return "local"
-
-    def run(
-        self, argv: Sequence[str], run_dir: Path, timeout_s: float, host_elf: Path | None = None
-    ) -> ProcessOutcome:
-        """Run the FVP, merging stdout and stderr into ``run_dir/fvp.log``."""
-        log_path = run_dir / LOG_NAME
-        started = time.monotonic()
-        with log_path.open("wb") as log:
-            try:
-                proc = subprocess.Popen(
-                    list(argv),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=run_dir,
-                    start_new_session=True,  # killpg takes the FVP and anything it started
-                    preexec_fn=signals.die_with_parent(),  # even if we are SIGKILLed
-                )
-            except OSError as exc:
-                raise InfrastructureError(f"cannot start {argv[0]}: {exc.strerror}") from exc
-            timed_out = False
-            try:
-                code: int | None = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                code = None
-            finally:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=10)
-        text = log_path.read_bytes().decode(errors="replace")
-        return ProcessOutcome(text, code, timed_out, time.monotonic() - started, "local")
 
 
 def _write_inputs(artifact: Artifact, inputs: Sequence[npt.NDArray[Any]], run_dir: Path) -> None:
@@ -411,19 +289,15 @@ class FvpBoard(RunsGivenInputs):
                 log_tail=tail,
                 log_path=log_path,
             )
-        findings = runner_log.find_failures(outcome.log)
-        if findings:
-            first = findings[0]
-            lines = "; ".join(f.line for f in findings[:3])
-            error: type[RunError] = {
-                "timeout": RunTimeout,
-                "infrastructure_error": InfrastructureError,
-            }.get(first.failure_class, RunCrashed)
-            raise error(
-                f"board '{self.spec.name}': {first.what} (attempt {attempt}): {lines}",
-                log_tail=tail,
-                log_path=log_path,
-            )
+        failure = failure_error(
+            runner_log.find_failures(outcome.log),
+            f"board '{self.spec.name}'",
+            context=f" (attempt {attempt})",
+            log_tail=tail,
+            log_path=log_path,
+        )
+        if failure is not None:
+            raise failure
         try:
             outputs = read_outputs(artifact, run_dir)
         except RunCrashed as exc:

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.boards.base import Availability
 from harness.boards.fvp import platform as fvp
-from harness.boards.fvp.board import LOG_NAME, ProcessOutcome
+from harness.boards.fvp.executor import LOG_NAME, ProcessOutcome
 from harness.errors import InfrastructureError
 from harness.versions import installed_version
 
@@ -35,8 +35,11 @@ BUILD_HINT = "build it with: et-hil docker build --accept-eula (README 'FVPs in 
 
 
 def default_image() -> str:
-    """The FVP image tag for the pinned versions (what ``et-hil docker build`` makes)."""
-    return f"et-hil-fvp:et{installed_version('executorch')}-c300-11.27_42-c320-11.27_25"
+    """The FVP image tag for the pinned versions (what ``et-hil docker build`` makes):
+    the installed ExecuTorch, and the FVP versions of the platform files."""
+    c300 = fvp.load_platform("corstone300-u55").version
+    c320 = fvp.load_platform("corstone320").version
+    return f"et-hil-fvp:et{installed_version('executorch')}-c300-{c300}-c320-{c320}"
 
 
 def _namespace() -> str:

@@ -7,35 +7,50 @@ read by :mod:`harness.runner.log`, which serial boards share.
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
+
+import msgspec
 
 from harness.datafiles import fvp_platform_dir
 from harness.errors import ConfigError
+from harness.validation import convert_all, problems_message
 
 RUNNER_ARGV0 = "executor_runner"  # argv[0] of the semihosting command line; ignored by the runner
 
+_Text = Annotated[str, msgspec.Meta(min_length=1, extra={"expect": "a non-empty string"})]
+_Count = Annotated[int, msgspec.Meta(gt=0, extra={"expect": "a positive integer"})]
+_Params = Annotated[
+    tuple[str, ...],
+    msgspec.Meta(
+        description="FVP parameters (-C), in order", extra={"expect": "a list of strings"}
+    ),
+]
 
-@dataclasses.dataclass(frozen=True)
-class FvpPlatform:
-    """One FVP product, as read from ``fvp/<name>.toml``."""
 
-    name: str
-    executable: str
-    version: str
-    cpu: str
-    default_num_macs: int
-    num_macs_param: str
-    npu_extra_args_param: str
-    semihosting_prefix: str
-    semihosting_cmdline_limit: int
-    headless: tuple[str, ...]
-    uart: tuple[str, ...]
-    uart_mode_extra: tuple[str, ...]
-    semihosting: tuple[str, ...]
-    path: Path
+class FvpPlatform(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One FVP product, as read from ``fvp/platforms/<name>.toml`` (every field
+    is declared here: a platform file with a typo or a missing field fails to load)."""
+
+    name: Annotated[_Text, msgspec.Meta(description="the platform's name: its file's name")]
+    executable: Annotated[_Text, msgspec.Meta(description="the FVP binary")]
+    version: Annotated[_Text, msgspec.Meta(description="the FVP version it was written for")]
+    cpu: Annotated[_Text, msgspec.Meta(description="the CPU it models (cortex-m55 ...)")]
+    default_num_macs: Annotated[
+        _Count, msgspec.Meta(description="MACs when the program has no Ethos-U target")
+    ]
+    num_macs_param: _Text
+    npu_extra_args_param: _Text
+    semihosting_prefix: _Text
+    semihosting_cmdline_limit: Annotated[
+        _Count, msgspec.Meta(description="characters of semihosting argv the FVP keeps")
+    ]
+    headless: _Params
+    uart: _Params
+    uart_mode_extra: _Params = ()
+    semihosting: _Params
 
 
 def platform_dir() -> Path:
@@ -47,32 +62,25 @@ def load_platform(name: str) -> FvpPlatform:
     """The FVP platform called ``name``.
 
     Raises:
-        ConfigError: no such platform file, or a bad field in it.
+        ConfigError: no such platform file, or a file that is not valid TOML, or
+            bad fields in it (every one listed, each with its field).
     """
     path = platform_dir() / f"{name}.toml"
     if not path.exists():
         known = sorted(p.stem for p in platform_dir().glob("*.toml"))
         raise ConfigError(f"unknown FVP platform '{name}' (known: {', '.join(known)})")
-    data = tomllib.loads(path.read_text())
+    where = f"FVP platform file {path}"
     try:
-        return FvpPlatform(
-            name=data["name"],
-            executable=data["executable"],
-            version=data["version"],
-            cpu=data["cpu"],
-            default_num_macs=int(data["default_num_macs"]),
-            num_macs_param=data["num_macs_param"],
-            npu_extra_args_param=data["npu_extra_args_param"],
-            semihosting_prefix=data["semihosting_prefix"],
-            semihosting_cmdline_limit=int(data["semihosting_cmdline_limit"]),
-            headless=tuple(data["headless"]),
-            uart=tuple(data["uart"]),
-            uart_mode_extra=tuple(data.get("uart_mode_extra", ())),
-            semihosting=tuple(data["semihosting"]),
-            path=path,
-        )
-    except KeyError as exc:
-        raise ConfigError(f"FVP platform file {path}: missing field {exc}") from exc
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    platform, problems = convert_all(data, FvpPlatform)
+    if isinstance(data.get("name"), str) and data["name"] != name:
+        # the board files' [fvp] platform names the file; the name must say the same
+        problems.append(f"field 'name' = {data['name']!r}: must be the file's name '{name}'")
+    if platform is None or problems:
+        raise ConfigError(problems_message(where, problems))
+    return platform
 
 
 def semihosting_command_line(input_count: int) -> str:

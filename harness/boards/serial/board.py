@@ -38,19 +38,19 @@ from harness.boards.base import Availability, BoardOptions, Fidelity, RunResult,
 from harness.boards.serial import lock as board_lock
 from harness.boards.serial.commands import run_board_command, tool_exists
 from harness.boards.serial.link import PortLost, SerialLink, is_url, wait_for_port
-from harness.boards.serial.settings import SerialSettings, Unit, flash_command, parse_serial
+from harness.boards.serial.settings import SerialSettings, Unit, flash_command, serial_settings
 from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.errors import (
     ConfigError,
     InfrastructureError,
     RunCrashed,
-    RunError,
     RunTimeout,
 )
 from harness.runner import log as runner_log
 from harness.runner.bundle import all_ones, write_bundle
 from harness.runner.etdump import EtdumpOutputError, load_etdump, program_outputs
+from harness.runner.failures import failure_error
 
 UART_LOG = "uart.log"
 COMMAND_LOG = "commands.log"
@@ -78,7 +78,7 @@ class SerialBoard:
         self.spec = spec
         self.work_dir = work_dir
         self.options = options or BoardOptions()
-        self.settings: SerialSettings = parse_serial(spec.sections.get("serial"), spec.path)
+        self.settings: SerialSettings = serial_settings(spec)  # checked when the file was read
         self.firmware_image = self.options.runner_elf or self.settings.firmware_image
         cache = self.options.cache_dir or work_dir
         self.firmware_dir = cache / "firmware"
@@ -207,7 +207,7 @@ class SerialBoard:
         settings = self.settings
         if settings.firmware_mode == "address":
             return program, settings.pte_address
-        assert settings.build is not None  # checked by parse_serial
+        assert settings.build is not None  # checked when the board file was read
         digest = hashlib.sha256(program.read_bytes())
         digest.update("\0".join(settings.build.argv).encode())
         tool = Path(settings.build.argv[0])
@@ -383,14 +383,9 @@ class SerialBoard:
                 f"{who}: the firmware cannot load a BundleIO program ({findings[0].line}); "
                 "build it with -DET_BUNDLE_IO=ON, or set [serial] bundle_io = false"
             )
-        if findings:
-            first = findings[0]
-            lines = "; ".join(f.line for f in findings[:3])
-            error: type[RunError] = {
-                "timeout": RunTimeout,
-                "infrastructure_error": InfrastructureError,
-            }.get(first.failure_class, RunCrashed)
-            raise error(f"{who}: {first.what}: {lines}", **where)
+        failure = failure_error(findings, who, log_tail=tail, log_path=str(log_path))
+        if failure is not None:
+            raise failure
         if timed_out:
             raise RunTimeout(
                 f"{who}: the run did not finish within {wall_s:.1f} s (hang); "

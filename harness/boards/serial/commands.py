@@ -4,16 +4,12 @@ or interrupt, so a hung probe or build never outlives the test."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from harness.boards import signals
+from harness.boards import processes
 from harness.boards.serial.settings import Command
 from harness.errors import InfrastructureError
 
@@ -44,47 +40,26 @@ def run_board_command(
         raise InfrastructureError(
             f"board '{board}': the {what} command '{argv[0]}' is not installed or not on PATH{hint}"
         )
-    started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=signals.die_with_parent(),  # even if we are SIGKILLed
-        )
+        finished = processes.run(argv, command.timeout_s)
     except OSError as exc:
         raise InfrastructureError(
             f"board '{board}': cannot start the {what} command {argv[0]}: {exc.strerror}"
         ) from exc
-    try:
-        output, _ = proc.communicate(timeout=command.timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        try:
-            output, _ = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:  # a grandchild that left the group holds the pipe
-            proc.kill()
-            output = b""
+    text = _tail(finished.output)
+    if finished.timed_out:
         raise InfrastructureError(
             f"board '{board}': the {what} command timed out after {command.timeout_s:g} s "
             f"and was killed: {' '.join(argv)}",
-            log_tail=_tail(output),
-        ) from None
-    except BaseException:  # Ctrl-C: take the whole group down before unwinding
-        _kill_group(proc)
-        proc.wait()
-        raise
-    wall = time.monotonic() - started
-    text = _tail(output)
-    if proc.returncode != 0:
+            log_tail=text,
+        )
+    if finished.returncode != 0:
         raise InfrastructureError(
-            f"board '{board}': the {what} command exited with status {proc.returncode}: "
+            f"board '{board}': the {what} command exited with status {finished.returncode}: "
             f"{' '.join(argv)}",
             log_tail=text,
         )
-    return argv, text, wall
+    return argv, text, finished.wall_s
 
 
 def tool_exists(program: str) -> bool:
@@ -92,10 +67,5 @@ def tool_exists(program: str) -> bool:
     return shutil.which(program) is not None or os.path.exists(program)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _tail(output: bytes | None) -> str:
-    return (output or b"").decode(errors="replace")[-OUTPUT_TAIL_CHARS:]
+def _tail(output: bytes) -> str:
+    return output.decode(errors="replace")[-OUTPUT_TAIL_CHARS:]

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from harness.boards.kind import BoardKind
-from harness.errors import ConfigError
+from harness.boards.serial.settings import SerialTable, serial_problems
 
 
-def check_settings(table: Any, path: Path) -> list[str]:
-    """The problems of a ``[serial]`` table (see :func:`parse_serial`)."""
-    from harness.boards.serial.settings import parse_serial
-
-    try:
-        parse_serial(table, path)
-    except ConfigError as exc:
-        return [str(exc).removeprefix(f"board file {path}: ")]
-    return []
+def check_settings(table: SerialTable | None, path: Path) -> list[str]:
+    """The problems across the fields of a well-typed ``[serial]`` table
+    (a method's required fields, command placeholders, units; see
+    :func:`harness.boards.serial.settings.serial_problems`)."""
+    return [] if table is None else serial_problems(table, path)
 
 
 SERIAL_KIND = BoardKind(
@@ -26,6 +21,7 @@ SERIAL_KIND = BoardKind(
     summary="a real board over a serial port: flash, reset, capture the runner's UART output",
     fidelities={"silicon": "a real board: PMU cycles of the device itself"},
     settings_table="serial",
+    settings_type=SerialTable,
     settings_required=True,
     check_settings=check_settings,
 )

@@ -37,13 +37,18 @@ fails at collection, naming the file and the field.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+import msgspec
 
 from harness.errors import ConfigError
+from harness.validation import convert_all, problems_message
+
+if TYPE_CHECKING:
+    from harness.boards.spec import BoardSpec
 
 FIRMWARE_MODES = ("address", "embedded")
 FLASH_METHODS = ("pyocd", "command")
@@ -51,24 +56,184 @@ RESET_METHODS = ("pyocd", "command", "none")
 FLASH_PLACEHOLDERS = ("image", "address", "port", "probe_id", "target", "board", "unit")
 BUILD_PLACEHOLDERS = ("program", "output", "board")
 
-_SERIAL_FIELDS = {
-    "port",
-    "probe_id",
-    "baud",
-    "bundle_io",
-    "quiet_s",
-    "reconnect_s",
-    "retries",
-    "lock_timeout_s",
-    "firmware",
-    "flash",
-    "reset",
-    "unit",
-}
-_FIRMWARE_FIELDS = {"mode", "pte_address", "image", "image_address", "build", "build_timeout_s"}
-_FLASH_FIELDS = {"method", "target", "probe_id", "command", "timeout_s", "extra_args"}
-_RESET_FIELDS = {"method", "command", "timeout_s"}
-_UNIT_FIELDS = {"name", "port", "probe_id"}
+# ------------------------------------------------------------------ declared types
+# What each field of the tables may hold, declared once: harness.validation checks
+# a table against it (every problem at once) and `et-hil schema` publishes it.
+
+# An address in TOML is an integer (0x70000000); a string in Python's integer
+# syntax ("0x70000000") is accepted too, as it always was.
+_ADDRESS_STRING = r"^(0[xX](_?[0-9a-fA-F])+|0[oO](_?[0-7])+|0[bB](_?[01])+|0|[1-9](_?[0-9])*)$"
+_Address = Annotated[
+    Annotated[int, msgspec.Meta(ge=0)] | Annotated[str, msgspec.Meta(pattern=_ADDRESS_STRING)],
+    msgspec.Meta(extra={"expect": "an address like 0x70000000"}),
+]
+_Seconds = Annotated[float, msgspec.Meta(ge=0, extra={"expect": "a number >= 0"})]
+_Text = Annotated[str, msgspec.Meta(min_length=1, extra={"expect": "a non-empty string"})]
+_Port = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        description="device path (/dev/serial/by-id/...) or pyserial URL (socket://, rfc2217://)",
+        extra={"expect": "a device path or a pyserial URL"},
+    ),
+]
+_ProbeId = Annotated[
+    _Text, msgspec.Meta(description="the debug probe's unique id (pyOCD --uid; `pyocd list`)")
+]
+_CommandLine = Annotated[
+    Annotated[list[str], msgspec.Meta(min_length=1)] | Annotated[str, msgspec.Meta(min_length=1)],
+    msgspec.Meta(extra={"expect": "a list of strings (or one string)"}),
+]
+
+
+class UnitTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One ``[[serial.unit]]`` table: one board of a pool of identical boards."""
+
+    name: Annotated[
+        _Text | None, msgspec.Meta(description="the unit's name (default: its index)")
+    ] = None
+    port: _Port
+    probe_id: Annotated[
+        _ProbeId | None, msgspec.Meta(description="this unit's probe (default: [serial]'s)")
+    ] = None
+
+
+class FirmwareTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``[serial.firmware]``: how programs reach the board's runner firmware."""
+
+    mode: Annotated[
+        Literal["address", "embedded"],
+        msgspec.Meta(
+            description="address: firmware built once with ET_MODEL_PTE_ADDR, programs "
+            "written at pte_address; embedded: firmware rebuilt with each program",
+            extra={"expect": "'address' or 'embedded'"},
+        ),
+    ] = "address"
+    pte_address: Annotated[
+        _Address | None,
+        msgspec.Meta(description="address mode: where programs are written (ET_MODEL_PTE_ADDR)"),
+    ] = None
+    image: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="address mode: firmware flashed once per unit when it changes "
+            "(relative to the board file's folder)",
+            extra={"expect": "a file path"},
+        ),
+    ] = None
+    image_address: Annotated[
+        _Address | None,
+        msgspec.Meta(description="where a raw firmware image (or an embedded build) is written"),
+    ] = None
+    build: Annotated[
+        _CommandLine | None,
+        msgspec.Meta(
+            description="embedded mode: the command that builds the firmware with {program} "
+            "embedded and writes {output}"
+        ),
+    ] = None
+    build_timeout_s: Annotated[
+        _Seconds, msgspec.Meta(description="time limit of the build command")
+    ] = 900.0
+
+
+class FlashTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``[serial.flash]``: how images are written to the board."""
+
+    misplaced_fields: ClassVar[Mapping[str, str]] = {
+        "probe_id": "put 'probe_id' in [serial] or in each [[serial.unit]]"
+    }
+
+    method: Annotated[
+        Literal["pyocd", "command"],
+        msgspec.Meta(
+            description="pyocd (pyOCD's load) or command (a command of yours)",
+            extra={"expect": "'pyocd' or 'command'"},
+        ),
+    ]
+    target: Annotated[
+        _Text | None, msgspec.Meta(description="pyOCD target name (`pyocd list --targets`)")
+    ] = None
+    command: Annotated[
+        _CommandLine | None,
+        msgspec.Meta(description="method command: the flash command, e.g. [my-flash, {image}]"),
+    ] = None
+    timeout_s: Annotated[_Seconds, msgspec.Meta(description="time limit of one flash")] = 180.0
+    extra_args: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(
+            description="method pyocd: extra arguments of `pyocd load`",
+            extra={"expect": "a list of strings"},
+        ),
+    ] = ()
+
+
+class ResetTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``[serial.reset]``: how the board is reset before a run."""
+
+    method: Annotated[
+        Literal["pyocd", "command", "none"] | None,
+        msgspec.Meta(
+            description="pyocd, command, or none (the flasher resets the board); "
+            "default: pyocd when flashing with pyOCD, else none",
+            extra={"expect": "'pyocd', 'command' or 'none'"},
+        ),
+    ] = None
+    command: Annotated[
+        _CommandLine | None, msgspec.Meta(description="method command: the reset command")
+    ] = None
+    timeout_s: Annotated[_Seconds, msgspec.Meta(description="time limit of one reset")] = 30.0
+
+
+class SerialTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A board file's ``[serial]`` table, as written (see :class:`SerialSettings`
+    for the settings a board runs with)."""
+
+    port: Annotated[
+        _Port | None, msgspec.Meta(description="the board's UART (or [[serial.unit]] tables)")
+    ] = None
+    probe_id: _ProbeId | None = None
+    baud: Annotated[
+        int,
+        msgspec.Meta(gt=0, description="UART baud rate", extra={"expect": "a positive integer"}),
+    ] = 115200
+    bundle_io: Annotated[
+        bool,
+        msgspec.Meta(
+            description="firmware built with -DET_BUNDLE_IO=ON: programs are .bpte",
+            extra={"expect": "true or false"},
+        ),
+    ] = False
+    quiet_s: Annotated[
+        _Seconds, msgspec.Meta(description="silence awaited before reset (drains earlier output)")
+    ] = 0.3
+    reconnect_s: Annotated[
+        _Seconds, msgspec.Meta(description="how long a vanished port may take to come back")
+    ] = 10.0
+    retries: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="reruns after a link failure (port lost, bytes dropped)",
+            extra={"expect": "an integer >= 0"},
+        ),
+    ] = 1
+    lock_timeout_s: Annotated[
+        _Seconds, msgspec.Meta(description="how long a run waits for a free unit")
+    ] = 3600.0
+    firmware: FirmwareTable = FirmwareTable()
+    flash: FlashTable
+    reset: ResetTable = ResetTable()
+    unit: Annotated[
+        Annotated[tuple[UnitTable, ...], msgspec.Meta(min_length=1)] | None,
+        msgspec.Meta(
+            description="identical boards shared by workers, one table each (instead of port)",
+            extra={"expect": "a non-empty array of [[serial.unit]] tables"},
+        ),
+    ] = None
+
+
+# ------------------------------------------------------------------ settings a board runs with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +266,8 @@ class Command:
 
 @dataclasses.dataclass(frozen=True)
 class SerialSettings:
-    """A serial board's ``[serial]`` table, validated.
+    """A serial board's ``[serial]`` table, validated, with its defaults and
+    relations resolved (commands rendered from methods, units from ``port``).
 
     Attributes:
         units: the boards of the pool (one unless ``[[serial.unit]]`` lists several).
@@ -143,267 +309,189 @@ class SerialSettings:
     lock_timeout_s: float
 
 
-def _fail(path: Path | None, message: str) -> ConfigError:
-    return ConfigError(f"board file {path}: {message}")
-
-
-def _table(path: Path | None, parent: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = parent.get(key, {})
-    if not isinstance(value, Mapping):
-        raise _fail(path, f"[{where}] must be a table")
-    return dict(value)
-
-
-def _unknown(path: Path | None, table: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise _fail(
-            path, f"[{where}] unknown field '{unknown[0]}' (known: {', '.join(sorted(known))})"
-        )
-
-
-def _number(
-    path: Path | None, table: Mapping[str, Any], key: str, where: str, default: float
-) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _fail(path, f"[{where}] field '{key}' must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def _address(path: Path | None, table: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = int(value, 0)
-        except ValueError:
-            raise _fail(path, f"[{where}] field '{key}' = {value!r} is not an address") from None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _fail(path, f"[{where}] field '{key}' must be an address like 0x70000000")
-    return value
+def _address(value: int | str | None) -> int | None:
+    """An address field's value (its string form was checked by the declared pattern)."""
+    return int(value, 0) if isinstance(value, str) else value
 
 
 def _command(
-    path: Path | None, value: Any, where: str, allowed: Sequence[str], timeout_s: float
-) -> Command:
+    value: list[str] | str,
+    where: str,
+    allowed: Sequence[str],
+    timeout_s: float,
+    problems: list[str],
+) -> Command | None:
+    """A command template, or ``None`` with its problems added (every item's)."""
     if isinstance(value, str):
-        argv = shlex.split(value)
-    elif isinstance(value, list) and all(isinstance(a, str) for a in value):
-        argv = list(value)
+        import shlex  # only string commands need it
+
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:  # an unclosed quote
+            problems.append(f"[{where}] command {value!r}: {exc}")
+            return None
     else:
-        raise _fail(path, f"[{where}] 'command' must be a list of strings (or one string)")
+        argv = list(value)
     if not argv:
-        raise _fail(path, f"[{where}] 'command' is empty")
+        problems.append(f"[{where}] 'command' is empty")
+        return None
+    known = ", ".join("{" + a + "}" for a in allowed)
+    found = len(problems)
     for item in argv:
         try:
             fields = [f for _, f, _, _ in string.Formatter().parse(item) if f is not None]
-        except ValueError as exc:
-            raise _fail(path, f"[{where}] command item {item!r}: {exc}") from None
-        for field in fields:
-            if field not in allowed:
-                raise _fail(
-                    path,
-                    f"[{where}] command item {item!r}: unknown placeholder '{{{field}}}' "
-                    f"(known: {', '.join('{' + a + '}' for a in allowed)})",
-                )
-    return Command(tuple(argv), timeout_s)
+        except ValueError as exc:  # a lone brace
+            problems.append(f"[{where}] command item {item!r}: {exc}")
+            continue
+        problems += [
+            f"[{where}] command item {item!r}: unknown placeholder '{{{field}}}' (known: {known})"
+            for field in fields
+            if field not in allowed
+        ]
+    return Command(tuple(argv), timeout_s) if len(problems) == found else None
 
 
-def _units(path: Path | None, serial: Mapping[str, Any]) -> tuple[Unit, ...]:
-    listed = serial.get("unit")
-    if listed is None:
-        if "port" not in serial:
-            raise _fail(path, "[serial] needs 'port' (or [[serial.unit]] tables, one per board)")
-        return (
-            Unit(
-                "0",
-                _port(path, serial["port"], "serial"),
-                _opt_str(path, serial, "probe_id", "serial"),
-            ),
+def _units(table: SerialTable, problems: list[str]) -> tuple[Unit, ...]:
+    if table.unit is None:
+        if table.port is None:
+            problems.append("[serial] needs 'port' (or [[serial.unit]] tables, one per board)")
+            return ()
+        return (Unit("0", table.port, table.probe_id),)
+    if table.port is not None:
+        problems.append("[serial] give 'port' or [[serial.unit]] tables, not both")
+    units = tuple(
+        Unit(
+            unit.name if unit.name is not None else str(k),
+            unit.port,
+            unit.probe_id or table.probe_id,
         )
-    if "port" in serial:
-        raise _fail(path, "[serial] give 'port' or [[serial.unit]] tables, not both")
-    if not isinstance(listed, list) or not listed:
-        raise _fail(path, "[[serial.unit]] must be a non-empty array of tables")
-    units = []
-    for k, unit in enumerate(listed):
-        where = f"serial.unit #{k + 1}"
-        if not isinstance(unit, Mapping):
-            raise _fail(path, f"[{where}] must be a table")
-        _unknown(path, unit, _UNIT_FIELDS, where)
-        if "port" not in unit:
-            raise _fail(path, f"[{where}] needs 'port'")
-        name = unit.get("name", str(k))
-        if not isinstance(name, str) or not name:
-            raise _fail(path, f"[{where}] 'name' must be a non-empty string")
-        probe = _opt_str(path, unit, "probe_id", where) or _opt_str(
-            path, serial, "probe_id", "serial"
-        )
-        units.append(Unit(name, _port(path, unit["port"], where), probe))
+        for k, unit in enumerate(table.unit)
+    )
     names = [u.name for u in units]
     if len(set(names)) != len(names):
-        raise _fail(path, f"[[serial.unit]] names must differ, got {names}")
+        problems.append(f"[[serial.unit]] names must differ, got {names}")
     ports = [u.port for u in units]
     if len(set(ports)) != len(ports):
-        raise _fail(path, f"[[serial.unit]] two units share one port: {ports}")
-    return tuple(units)
+        problems.append(f"[[serial.unit]] two units share one port: {ports}")
+    return units
 
 
-def _port(path: Path | None, value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(path, f"[{where}] 'port' must be a device path or a pyserial URL")
-    return value
+def _resolve(table: SerialTable, path: Path | None) -> tuple[SerialSettings | None, list[str]]:
+    """The settings of a well-typed table, or ``None`` and every problem across
+    its fields (the declared types cannot say that mode 'address' needs
+    'pte_address', or which placeholders a command may use)."""
+    problems: list[str] = []
+    units = _units(table, problems)
 
-
-def _opt_str(path: Path | None, table: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = table.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _fail(path, f"[{where}] field '{key}' must be a string")
-    return value
-
-
-def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> SerialSettings:
-    """Validate a ``[serial]`` table.
-
-    Raises:
-        ConfigError: naming the board file and the field at fault.
-    """
-    if not section:
-        raise _fail(path, "kind 'serial' needs a [serial] table with 'port'")
-    _unknown(path, section, _SERIAL_FIELDS, "serial")
-    units = _units(path, section)
-    baud = section.get("baud", 115200)
-    if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
-        raise _fail(path, f"[serial] field 'baud' must be a positive integer, got {baud!r}")
-    bundle_io = section.get("bundle_io", False)
-    if not isinstance(bundle_io, bool):
-        raise _fail(path, "[serial] field 'bundle_io' must be true or false")
-    retries = section.get("retries", 1)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise _fail(path, f"[serial] field 'retries' must be an integer >= 0, got {retries!r}")
-
-    firmware = _table(path, section, "firmware", "serial.firmware")
-    _unknown(path, firmware, _FIRMWARE_FIELDS, "serial.firmware")
-    mode = firmware.get("mode", "address")
-    if mode not in FIRMWARE_MODES:
-        raise _fail(path, f"[serial.firmware] 'mode' = {mode!r}: must be 'address' or 'embedded'")
-    pte_address = _address(path, firmware, "pte_address", "serial.firmware")
-    image_address = _address(path, firmware, "image_address", "serial.firmware")
-    image = firmware.get("image")
-    if image is not None and not isinstance(image, str):
-        raise _fail(path, "[serial.firmware] 'image' must be a file path")
+    firmware = table.firmware
+    mode = firmware.mode
+    pte_address = _address(firmware.pte_address)
+    image_address = _address(firmware.image_address)
     image_path = None
-    if image is not None:
-        image_path = Path(image).expanduser()
+    if firmware.image is not None:
+        image_path = Path(firmware.image).expanduser()
         if not image_path.is_absolute() and path is not None:
             image_path = path.parent / image_path
     build = None
     if mode == "address":
         if pte_address is None:
-            raise _fail(
-                path,
+            problems.append(
                 "[serial.firmware] mode 'address' needs 'pte_address' (the ET_MODEL_PTE_ADDR "
-                "the firmware was built with, e.g. 0x70000000)",
+                "the firmware was built with, e.g. 0x70000000)"
             )
-        if "build" in firmware:
-            raise _fail(path, "[serial.firmware] 'build' is for mode 'embedded'")
+        if firmware.build is not None:
+            problems.append("[serial.firmware] 'build' is for mode 'embedded'")
     else:
-        if "build" not in firmware:
-            raise _fail(
-                path,
+        if firmware.build is None:
+            problems.append(
                 "[serial.firmware] mode 'embedded' needs 'build': the command that builds the "
-                "firmware with {program} embedded and writes {output}",
+                "firmware with {program} embedded and writes {output}"
             )
-        build = _command(
-            path,
-            firmware["build"],
-            "serial.firmware",
-            BUILD_PLACEHOLDERS,
-            _number(path, firmware, "build_timeout_s", "serial.firmware", 900),
-        )
-        if image is not None or pte_address is not None:
-            raise _fail(path, "[serial.firmware] mode 'embedded' takes no 'image' or 'pte_address'")
-
-    flash_table = _table(path, section, "flash", "serial.flash")
-    _unknown(path, flash_table, _FLASH_FIELDS, "serial.flash")
-    method = flash_table.get("method")
-    if method not in FLASH_METHODS:
-        raise _fail(path, f"[serial.flash] 'method' must be 'pyocd' or 'command', got {method!r}")
-    flash_timeout = _number(path, flash_table, "timeout_s", "serial.flash", 180)
-    target = _opt_str(path, flash_table, "target", "serial.flash")
-    if "probe_id" in flash_table:
-        raise _fail(path, "[serial.flash] put 'probe_id' in [serial] or in each [[serial.unit]]")
-    extra = flash_table.get("extra_args", [])
-    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
-        raise _fail(path, "[serial.flash] 'extra_args' must be a list of strings")
-    if method == "pyocd":
-        if target is None:
-            raise _fail(
-                path, "[serial.flash] method 'pyocd' needs 'target' (see `pyocd list --targets`)"
+        else:
+            build = _command(
+                firmware.build,
+                "serial.firmware",
+                BUILD_PLACEHOLDERS,
+                firmware.build_timeout_s,
+                problems,
             )
-        flash = pyocd_load_command(extra, flash_timeout)
-    else:
-        if extra:
-            raise _fail(
-                path, "[serial.flash] 'extra_args' is for method 'pyocd'; put them in 'command'"
-            )
-        if "command" not in flash_table:
-            raise _fail(
-                path,
-                "[serial.flash] method 'command' needs 'command', "
-                'e.g. ["my-flash", "{image}", "{address}"]',
-            )
-        flash = _command(
-            path, flash_table["command"], "serial.flash", FLASH_PLACEHOLDERS, flash_timeout
-        )
-
-    reset_table = _table(path, section, "reset", "serial.reset")
-    _unknown(path, reset_table, _RESET_FIELDS, "serial.reset")
-    reset_method = reset_table.get("method", "pyocd" if method == "pyocd" else "none")
-    if reset_method not in RESET_METHODS:
-        raise _fail(
-            path, f"[serial.reset] 'method' must be pyocd, command or none, got {reset_method!r}"
-        )
-    reset_timeout = _number(path, reset_table, "timeout_s", "serial.reset", 30)
-    reset: Command | None = None
-    if reset_method == "pyocd":
-        if target is None:
-            raise _fail(path, "[serial.reset] method 'pyocd' needs [serial.flash] 'target'")
-        reset = Command(
-            ("pyocd", "reset", "--target", "{target}", "--uid", "{probe_id}"), reset_timeout
-        )
-    elif reset_method == "command":
-        if "command" not in reset_table:
-            raise _fail(path, "[serial.reset] method 'command' needs 'command'")
-        reset = _command(
-            path, reset_table["command"], "serial.reset", FLASH_PLACEHOLDERS, reset_timeout
-        )
-    if method == "pyocd" and reset is None:
-        flash = pyocd_load_command(extra, flash_timeout, reset_after=True)  # pyOCD resets
-    raw_images = (mode == "embedded") or (
+        if firmware.image is not None or pte_address is not None:
+            problems.append("[serial.firmware] mode 'embedded' takes no 'image' or 'pte_address'")
+    raw_images = mode == "embedded" or (
         image_path is not None and image_path.suffix.lower() not in (".elf", ".axf", ".hex")
     )
     if raw_images and image_address is None:
-        what = "the embedded firmware build" if mode == "embedded" else f"'image' {image}"
-        raise _fail(
-            path,
-            f"[serial.firmware] needs 'image_address': where {what} (a raw image) is written",
+        what = "the embedded firmware build" if mode == "embedded" else f"'image' {firmware.image}"
+        problems.append(
+            f"[serial.firmware] needs 'image_address': where {what} (a raw image) is written"
         )
+
+    flash_table = table.flash
+    method = flash_table.method
+    target = flash_table.target
+    flash = None
+    if method == "pyocd":
+        if target is None:
+            problems.append(
+                "[serial.flash] method 'pyocd' needs 'target' (see `pyocd list --targets`)"
+            )
+    else:
+        if flash_table.extra_args:
+            problems.append(
+                "[serial.flash] 'extra_args' is for method 'pyocd'; put them in 'command'"
+            )
+        if flash_table.command is None:
+            problems.append(
+                "[serial.flash] method 'command' needs 'command', "
+                'e.g. ["my-flash", "{image}", "{address}"]'
+            )
+        else:
+            flash = _command(
+                flash_table.command,
+                "serial.flash",
+                FLASH_PLACEHOLDERS,
+                flash_table.timeout_s,
+                problems,
+            )
+
+    reset_table = table.reset
+    reset_method = reset_table.method or ("pyocd" if method == "pyocd" else "none")
+    reset: Command | None = None
+    if reset_method == "pyocd":
+        if target is None and method != "pyocd":  # else [serial.flash] said so already
+            problems.append("[serial.reset] method 'pyocd' needs [serial.flash] 'target'")
+        reset = Command(
+            ("pyocd", "reset", "--target", "{target}", "--uid", "{probe_id}"),
+            reset_table.timeout_s,
+        )
+    elif reset_method == "command":
+        if reset_table.command is None:
+            problems.append("[serial.reset] method 'command' needs 'command'")
+        else:
+            reset = _command(
+                reset_table.command,
+                "serial.reset",
+                FLASH_PLACEHOLDERS,
+                reset_table.timeout_s,
+                problems,
+            )
+    if method == "pyocd":  # pyOCD resets the board itself when nothing else does
+        extra = flash_table.extra_args
+        flash = pyocd_load_command(extra, flash_table.timeout_s, reset_after=reset is None)
     if method == "pyocd" or reset_method == "pyocd":
         missing = [u.name for u in units if u.probe_id is None]
         if missing:
-            raise _fail(
-                path,
+            problems.append(
                 f"pyOCD needs 'probe_id' for every unit (missing for {missing}); "
-                "`pyocd list` shows them",
+                "`pyocd list` shows them"
             )
 
+    if problems or flash is None:
+        return None, problems
     return SerialSettings(
         units=units,
-        baud=baud,
-        bundle_io=bundle_io,
+        baud=table.baud,
+        bundle_io=table.bundle_io,
         firmware_mode=mode,
         pte_address=pte_address,
         firmware_image=image_path,
@@ -411,14 +499,53 @@ def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> Serial
         build=build,
         flash=flash,
         flash_method=method,
-        flash_extra=tuple(extra),
+        flash_extra=flash_table.extra_args,
         flash_target=target,
         reset=reset,
-        quiet_s=_number(path, section, "quiet_s", "serial", 0.3),
-        reconnect_s=_number(path, section, "reconnect_s", "serial", 10),
-        retries=retries,
-        lock_timeout_s=_number(path, section, "lock_timeout_s", "serial", 3600),
-    )
+        quiet_s=table.quiet_s,
+        reconnect_s=table.reconnect_s,
+        retries=table.retries,
+        lock_timeout_s=table.lock_timeout_s,
+    ), []
+
+
+def serial_problems(table: SerialTable, path: Path | None = None) -> list[str]:
+    """The problems across the fields of a well-typed ``[serial]`` table (every one)."""
+    return _resolve(table, path)[1]
+
+
+def parse_serial(section: Mapping[str, Any] | None, path: Path | None) -> SerialSettings:
+    """Validate a ``[serial]`` table: its declared types (:class:`SerialTable`),
+    then what spans fields.
+
+    Raises:
+        ConfigError: naming the board file, then every problem with its field.
+    """
+    where = f"board file {path}"
+    if not section:
+        raise ConfigError(f"{where}: kind 'serial' needs a [serial] table with 'port'")
+    table, problems = convert_all(section, SerialTable, "[serial]")
+    if table is not None:
+        settings, problems = _resolve(table, path)
+        if settings is not None:
+            return settings
+    raise ConfigError(problems_message(where, problems))
+
+
+def serial_settings(spec: BoardSpec) -> SerialSettings:
+    """The settings of a serial board: from its checked table (``spec.settings``,
+    set when its file was read), or, for a spec made in code, from its ``[serial]``
+    section, checked as a file's would be.
+
+    Raises:
+        ConfigError: a spec made in code with a bad ``[serial]`` section.
+    """
+    if isinstance(spec.settings, SerialTable):
+        settings, problems = _resolve(spec.settings, spec.path)
+        if settings is not None:
+            return settings
+        raise ConfigError(problems_message(f"board file {spec.path}", problems))
+    return parse_serial(spec.sections.get("serial"), spec.path)
 
 
 def pyocd_load_command(
