@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import shutil
 import sys
 import tempfile
@@ -16,11 +15,10 @@ from harness.boards import Availability, Board, BoardOptions, make_board
 from harness.boards.spec import BoardSpec, load_boards, resolve_board_names
 from harness.build.cache import default_cache_dir
 from harness.errors import ConfigError, HarnessError
-from harness.runner.elf import CPU_ARCH_NAMES, check_runner_elf
 from harness.versions import PINNED, docker_build_args, installed_version
 
 if TYPE_CHECKING:
-    from harness.boards.fvp.board import FvpBoard
+    pass
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -161,57 +159,6 @@ def _basic_checks(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _fvp_checks(fvp_boards: Sequence[FvpBoard]) -> list[tuple[str, str, str]]:
-    """The FVP binaries these boards' platform files name, on this machine."""
-    from harness.boards.fvp.executor import LocalFvpExecutor
-
-    rows = []
-    platforms = {board.platform.name: board.platform for board in fvp_boards}
-    fvp_dir = os.environ.get("ET_HIL_FVP_DIR")
-    local = LocalFvpExecutor(Path(fvp_dir) if fvp_dir else None)
-    for platform in platforms.values():
-        wanted = f"platform {platform.name}: FVP {platform.version}"
-        if local.availability(platform).ok:
-            found = local.executable(platform)
-            rows.append(_check(True, platform.executable, f"{found} ({wanted})"))
-        else:
-            where = "ET_HIL_FVP_DIR or PATH" if fvp_dir else "PATH"
-            detail = (
-                f"FVP {platform.version} not on {where} (optional: Arm EULA download, "
-                "README 'Corstone FVPs'; or FVPs in Docker)"
-            )
-            rows.append(_check(None, platform.executable, detail))
-    return rows
-
-
-def _runner_elf_check(board: FvpBoard, runs: bool, required: bool) -> tuple[str, str, str]:
-    """The runner ELF an FVP board is configured with: present, and built for its CPU.
-
-    Checked whether or not the FVP is there, so that one look names all that is missing.
-    """
-    what = f"runner ELF {board.spec.name}"
-    bad = False if required else None
-    elf = board.runner_elf
-    cpu = board.spec.cpu or board.platform.cpu
-    if elf is None:
-        if runs:  # the board runs without one: the FVP image brings its own runner
-            return _check(True, what, "none configured; the FVP image's own runner")
-        return _check(
-            bad,
-            what,
-            "none configured: build arm_executor_runner (README 'Runner ELFs'), then set "
-            f"[fvp] runner_elf or --runner-elf {board.spec.name}=PATH",
-        )
-    if not elf.exists():
-        return _check(bad, what, f"{elf} does not exist")
-    try:
-        info = check_runner_elf(elf, cpu, board.spec.name)
-    except ConfigError as exc:
-        return _check(bad, what, str(exc))
-    built_for = info.cpu_name or CPU_ARCH_NAMES.get(info.cpu_arch or -1, "an Arm CPU")
-    return _check(True, what, f"{elf} (built for {built_for}, fits {cpu})")
-
-
 def _summary(verdicts: Mapping[str, Availability]) -> str:
     """One line naming the boards that can run here and, with reasons, those that cannot."""
     ready = [name for name, a in verdicts.items() if a.ok]
@@ -230,15 +177,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     Exit status 1 when a basic check fails (Python, the pinned stack, the cache, the
     host board) or, with ``--board``, when a named board cannot run here.
     """
-    from harness.boards.fvp.board import FvpBoard
+    from harness.boards import registry
 
     boards = load_boards(args.board_file)
     named = resolve_board_names(args.board, boards)
     # Boards are made before anything is printed: a bad board file is a usage error.
     made = _make_boards(args, boards, named or sorted(boards))
-    fvp_boards = [b for b in made.values() if isinstance(b, FvpBoard)]
-    rows = [("status", "check", "detail"), *_basic_checks(args), _docker_check()]
-    rows += _fvp_checks(fvp_boards)
+    rows = [("status", "check", "detail"), *_basic_checks(args)]
+    doctors = {}
+    for kind in registry.kinds().values():  # each kind's own checks of this machine
+        of_kind = [b for name, b in made.items() if boards[name].kind == kind.name]
+        if kind.doctor is not None:
+            doctors[kind.name] = doctor = kind.doctor_module()
+            rows += [_check(*row) for row in doctor.machine_checks(of_kind)]
     verdicts: dict[str, Availability] = {}
     for name, board in made.items():
         availability = verdicts[name] = board.availability()
@@ -247,8 +198,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ok = True if availability.ok else (False if required else None)
         detail = "can run here" if availability.ok else _why_not(availability)
         rows.append(_check(ok, f"board {name}", detail))
-        if isinstance(board, FvpBoard):
-            rows.append(_runner_elf_check(board, availability.ok, required))
+        if boards[name].kind in doctors:
+            found = doctors[boards[name].kind].board_checks(board, availability.ok, required)
+            rows += [_check(*row) for row in found]
     print(_table(rows))
     print()
     failed = any(r[0] == "FAIL" for r in rows[1:])
@@ -256,22 +208,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print("problems found: fix the FAIL lines above")
     print(_summary(verdicts))
     return 1 if failed else 0
-
-
-def _docker_check() -> tuple[str, str, str]:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=5)  # type: ignore[attr-defined]
-        version = client.version().get("Version", "?")
-        return _check(True, "docker", f"engine {version} at {client.api.base_url}")
-    except ImportError:
-        return _check(None, "docker", "the docker Python package is missing (pip install docker)")
-    except Exception as exc:  # any engine problem: say it, it is optional equipment
-        from harness.boards.fvp.docker import engine_problem
-
-        problem = engine_problem(exc)
-        return _check(None, "docker", f"{problem.reason}; {problem.hint}".rstrip("; "))
 
 
 def cmd_cache(args: argparse.Namespace) -> int:

@@ -41,6 +41,9 @@ class BoardKind:
             (handed to its boards as ``BoardOptions.for_kind(name)``).
         options_type: the dataclass ``options_from`` returns (repro folders save
             and restore it).
+        doctor: the module with the kind's ``et-hil doctor`` checks:
+            ``machine_checks(boards)`` and ``board_checks(board, runs, required)``,
+            each returning ``(ok, what, detail)`` rows (``ok`` None: a warning).
     """
 
     name: str
@@ -56,6 +59,7 @@ class BoardKind:
     add_options: Callable[[Any], None] | None = None
     options_from: Callable[[Any], Any] | None = None
     options_type: type | None = None
+    doctor: str | None = None
 
     def board_factory(self) -> Callable[..., Board]:
         """The Board class, importing its module the first time."""
@@ -64,3 +68,7 @@ class BoardKind:
         module, _, attribute = self.board.partition(":")
         factory: Callable[..., Board] = getattr(importlib.import_module(module), attribute)
         return factory
+
+    def doctor_module(self) -> Any:
+        """The module of :attr:`doctor`, imported on first use."""
+        return importlib.import_module(self.doctor) if self.doctor else None

@@ -22,11 +22,11 @@ from harness.build import op_libraries
 from harness.build import taps as tap_points
 from harness.build.artifact import Artifact
 from harness.build.cache import ArtifactCache
-from harness.errors import BuildError
 from harness.build.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
 from harness.build.quantization import QuantConfig, generated_calibration
 from harness.build.taps import TapPlan
 from harness.build.targets import CompileTarget, TosaTarget, get_target
+from harness.errors import BuildError
 from harness.versions import tool_versions
 
 if TYPE_CHECKING:

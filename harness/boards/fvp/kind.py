@@ -158,4 +158,5 @@ FVP_KIND = BoardKind(
     add_options=add_options,
     options_from=options_from,
     options_type=FvpOptions,
+    doctor="harness.boards.fvp.doctor",
 )
