@@ -133,3 +133,22 @@ def test_a_hook_that_returns_something_else_is_a_usage_error(
     run = et_pytester.runpytest_subprocess()
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     run.stderr.fnmatch_lines(["*returned 'lamp': return BoardKind values*"])
+
+
+def test_a_run_of_an_undeclared_fidelity_is_refused(tmp_path: Path, lamp_kind: BoardKind) -> None:
+    from types import SimpleNamespace
+
+    from harness.boards.base import RunResult
+    from harness.errors import HarnessError
+    from harness.verdict.check import _check_fidelity
+
+    board = SimpleNamespace(spec=SimpleNamespace(name="l1", kind="lamp"))
+    declared = RunResult("l1", (), 0.0, 0.0, "lamp-wall", tmp_path)
+    _check_fidelity(board, declared)  # type: ignore[arg-type]
+    undeclared = RunResult("l1", (), 0.0, 0.0, "host-wall", tmp_path)
+    with pytest.raises(HarnessError) as info:
+        _check_fidelity(board, undeclared)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "board 'l1' of kind 'lamp' returned fidelity 'host-wall', which its kind does not "
+        "declare (lamp-wall); add it to the kind's BoardKind(fidelities=...)"
+    )

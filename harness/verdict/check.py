@@ -316,6 +316,25 @@ def resolve_tolerances(
     )
 
 
+def _check_fidelity(board: Board, run: RunResult) -> None:
+    """A run's timing fidelity must be one its kind declares: timings are compared
+    (and reported) by fidelity, so an undeclared one would mix with others.
+
+    Raises:
+        HarnessError: naming the board, its kind and what the kind declares.
+    """
+    from harness.boards import registry
+    from harness.errors import HarnessError
+
+    declared = registry.get(board.spec.kind).fidelities
+    if str(run.fidelity) not in declared:
+        raise HarnessError(
+            f"board '{board.spec.name}' of kind '{board.spec.kind}' returned fidelity "
+            f"'{run.fidelity}', which its kind does not declare ({', '.join(declared)}); "
+            "add it to the kind's BoardKind(fidelities=...)"
+        )
+
+
 def run_and_compare(
     board: Board,
     artifact: Artifact,
@@ -407,6 +426,7 @@ def run_and_compare(
             exc.repro_error = f"could not keep a repro folder: {copy_exc}"
         raise
     timings["run_s"] = time.perf_counter() - t0
+    _check_fidelity(board, run)
     if note:
         run = dataclasses.replace(run, extra={**run.extra, "inputs": note})
 
