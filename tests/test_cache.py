@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.build import cache as cache_module
 from harness.build.cache import MANIFEST, ArtifactCache, verify_entry, write_manifest
 
 KEY = "ab" + "0" * 62
@@ -45,9 +47,31 @@ def test_write_manifest_and_verify(tmp_path: Path) -> None:
     # sha256("abc") is a well-known test vector
     assert manifest["files"]["a.bin"] == {
         "size": 3,
+        "mtime_ns": (tmp_path / "a.bin").stat().st_mtime_ns,
         "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
     }
+    # the manifest is stamped after the files' clock tick: a later write changes their time
+    newest = max(info["mtime_ns"] for info in manifest["files"].values())
+    assert (tmp_path / MANIFEST).stat().st_mtime_ns > newest
     assert verify_entry(tmp_path) is None
+    assert verify_entry(tmp_path, full=True) is None
+
+
+def test_a_file_in_the_manifests_clock_tick_gets_no_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file stamped in the future stays "in the manifest's tick" however long
+    # write_manifest waits: its time cannot tell a later write, so none is
+    # recorded and every lookup hashes it.
+    monkeypatch.setattr(cache_module, "SETTLE_MAX_S", 0.0)
+    (tmp_path / "a.bin").write_bytes(b"abc")
+    future = time.time_ns() + 3600 * 10**9
+    os.utime(tmp_path / "a.bin", ns=(future, future))
+    write_manifest(tmp_path)
+    assert json.loads((tmp_path / MANIFEST).read_text())["files"]["a.bin"]["mtime_ns"] is None
+    (tmp_path / "a.bin").write_bytes(b"abd")
+    os.utime(tmp_path / "a.bin", ns=(future, future))
+    assert verify_entry(tmp_path) == "a.bin: content differs from the manifest"
 
 
 # ---------------------------------------------------------------- get_or_build
@@ -99,6 +123,23 @@ def _truncate(folder: Path) -> None:
     (folder / "model.pte").write_bytes(b"pro")
 
 
+def _keeping_time(change: Callable[[Path], None]) -> Callable[[Path], None]:
+    # A write that restores the file's old time (cp -p, rsync -t, a crash that
+    # loses data but not the inode's times): only the size can tell.
+    def corrupt(folder: Path) -> None:
+        st = (folder / "model.pte").stat()
+        change(folder)
+        os.utime(folder / "model.pte", ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    return corrupt
+
+
+def _zero_fill(folder: Path) -> None:
+    # same size, all zeros: what a crash before write-back can leave on some filesystems
+    path = folder / "model.pte"
+    path.write_bytes(bytes(path.stat().st_size))
+
+
 def _delete_file(folder: Path) -> None:
     (folder / "meta" / "info.json").unlink()
 
@@ -118,6 +159,12 @@ def _garble_manifest(folder: Path) -> None:
             _flip_byte, "model.pte: content differs from the manifest", id="bytes-changed"
         ),
         pytest.param(_truncate, "model.pte: size differs from the manifest", id="truncated"),
+        pytest.param(
+            _keeping_time(_truncate),
+            "model.pte: size differs from the manifest",
+            id="truncated-time-kept",
+        ),
+        pytest.param(_zero_fill, "model.pte: content differs from the manifest", id="zero-filled"),
         pytest.param(_delete_file, "meta/info.json: missing", id="file-deleted"),
         pytest.param(_delete_manifest, "manifest missing or unreadable", id="manifest-deleted"),
         pytest.param(_garble_manifest, "manifest missing or unreadable", id="manifest-garbled"),
@@ -146,6 +193,85 @@ def test_corrupt_entry_is_detected_and_rebuilt(
     # and the new entry is now a hit
     assert cache.get_or_build(KEY, builder) == (rebuilt, True)
     assert builder.calls == 2
+
+
+def test_same_size_rewrite_with_old_time_needs_full_verify(tmp_path: Path) -> None:
+    # The one change a quick hit does not see (same size, time put back): the
+    # full verification finds it, and a cache made with full_verify rebuilds.
+    builder = CountingBuilder()
+    folder, _ = ArtifactCache(tmp_path).get_or_build(KEY, builder)
+    _keeping_time(_flip_byte)(folder)
+
+    assert verify_entry(folder) is None
+    assert verify_entry(folder, full=True) == "model.pte: content differs from the manifest"
+    strict = ArtifactCache(tmp_path, full_verify=True)
+    assert strict.lookup(KEY) is None
+    rebuilt, hit = strict.get_or_build(KEY, builder)
+    assert (rebuilt, hit, builder.calls) == (folder, False, 2)
+    assert (rebuilt / "model.pte").read_bytes() == b"program bytes"
+
+
+class HashCounter:
+    """Counts the files hashed by harness.build.cache."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.names: list[str] = []
+        real = cache_module._sha256
+
+        def counting(path: Path) -> str:
+            self.names.append(path.name)
+            return real(path)
+
+        monkeypatch.setattr(cache_module, "_sha256", counting)
+
+
+def test_a_hit_hashes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = ArtifactCache(tmp_path)
+    folder, _ = cache.get_or_build(KEY, CountingBuilder(b"x" * 100_000))
+    hashed = HashCounter(monkeypatch)
+    for _ in range(3):
+        assert cache.get_or_build(KEY, CountingBuilder()) == (folder, True)
+    assert hashed.names == []
+    assert verify_entry(folder, full=True) is None
+    assert sorted(hashed.names) == ["info.json", "model.pte"]
+
+
+def test_touched_files_are_hashed_once_then_restamped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copied or restored cache (new times, same bytes) is served after one
+    # hash of the touched files, and its manifest takes the new times.
+    cache = ArtifactCache(tmp_path)
+    folder, _ = cache.get_or_build(KEY, CountingBuilder())
+    later = time.time_ns() - 10**9  # in the past: not in the manifest's clock tick
+    os.utime(folder / "model.pte", ns=(later, later))
+    hashed = HashCounter(monkeypatch)
+
+    assert cache.lookup(KEY) == folder
+    assert hashed.names == ["model.pte"]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["files"]["model.pte"]["mtime_ns"] == later
+    assert cache.lookup(KEY) == folder
+    assert hashed.names == ["model.pte"]  # not hashed again
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert verify_entry(folder, full=True) is None
+
+
+def test_a_manifest_without_times_is_verified_then_restamped(tmp_path: Path) -> None:
+    # Entries written before times were recorded: hashed once, then quick.
+    cache = ArtifactCache(tmp_path)
+    folder, _ = cache.get_or_build(KEY, CountingBuilder())
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for info in manifest["files"].values():
+        del info["mtime_ns"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert cache.lookup(KEY) == folder
+    restamped = json.loads((folder / MANIFEST).read_text())["files"]
+    assert all(isinstance(info["mtime_ns"], int) for info in restamped.values())
+    # and a corrupt old-style entry is still refused
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    _flip_byte(folder)
+    assert cache.lookup(KEY) is None
 
 
 def test_disabled_cache_always_builds_and_close_removes_scratch(tmp_path: Path) -> None:

@@ -4,10 +4,14 @@ examples/arm/executor_runner/arm_executor_runner.cpp)."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
 from harness.runner.log import (
+    RunState,
+    RunWatch,
     UartOutputError,
     find_run,
     normalize_uart,
@@ -168,3 +172,71 @@ def test_firmware_that_prints_no_output_lines_is_a_config_problem() -> None:
     with pytest.raises(UartOutputError, match="-DET_LOG_DUMP_OUTPUT=ON") as info:
         parse_uart_outputs(text, [spec])
     assert not info.value.lost
+
+
+# ------------------------------------------------------------ RunWatch
+# Pieces of captures for RunWatch, each a case find_run tells apart: reruns,
+# faults of the old program before any start line (hard fault or F line, in
+# either order), a start line mid-line, exit codes, CR-only line ends, EOT
+# without a line end, and bytes that are not UTF-8.
+_PIECES = [
+    START.encode(),
+    b"boot ROM v1\r\n",
+    b"\xff\xfe garbage \xe2\x82\r\n",
+    "caf\u00e9 \u20ac\r\n".encode(),
+    b"Hard fault. irq=-13, pc=0x10001a2c\r\n",
+    _log("In function run_model(), assert failed", "F", "run_model").encode(),
+    b"Application exit code: 1.\r\n",
+    b"Application exit code: -3.\r",
+    _log("Program complete, exiting.").encode(),
+    b"\x04",
+    b"noise PTE @ 0x60000000 [----BP08] tail\n",
+    b'echo "QUJD" | base64 -d >etdump.bin\r\n',
+    b"Output[0][0]: (float) 1.500000\r\n",
+]
+
+
+def _state(raw: bytes) -> RunState:
+    run = find_run(normalize_uart(raw))
+    if run is None:
+        return RunState(found=False, started=False, end=None, exit_code=None)
+    return RunState(found=True, started=run.magic is not None, end=run.end, exit_code=run.exit_code)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_run_watch_agrees_with_find_run_after_every_chunk(seed: int) -> None:
+    # A capture of random pieces, cut into random chunks (a CRLF, a UTF-8
+    # sequence or a start line split across reads): after every chunk the
+    # watch must say what find_run says of the whole capture so far.
+    rng = random.Random(seed)
+    raw = b"".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 12)))
+    watch = RunWatch()
+    pos = 0
+    while pos < len(raw):
+        chunk = raw[pos : pos + rng.choice([1, 2, 3, 7, 16, 64])]
+        pos += len(chunk)
+        watch.feed(chunk)
+        assert watch.state() == _state(raw[:pos]), raw[:pos]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # the F line comes first, but find_run takes the run from the hard fault
+        (
+            b"F [executorch:x.cpp:1 f()] died\r\nApplication exit code: 2.\r\n"
+            b"Hard fault. irq=-13\r\n",
+            RunState(found=True, started=False, end="fault", exit_code=None),
+        ),
+        # an EOT before the start line belongs to the earlier run
+        (
+            b"\x04" + START.encode() + _log("Program complete, exiting.").encode(),
+            RunState(found=True, started=True, end="complete", exit_code=None),
+        ),
+        (b"boot\r\n", RunState(found=False, started=False, end=None, exit_code=None)),
+    ],
+)
+def test_run_watch_hand_picked_cases(raw: bytes, expected: RunState) -> None:
+    watch = RunWatch()
+    watch.feed(raw)
+    assert watch.state() == expected == _state(raw)

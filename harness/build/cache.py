@@ -7,10 +7,14 @@ Layout under the cache root::
     tmp/                          entries being written, renamed into place when done
 
 An entry appears only by an atomic ``rename`` of a complete folder, and its
-``manifest.json`` (written last) records the size and SHA-256 of every file.
-A lookup verifies the manifest; an entry that fails it is removed and rebuilt,
-never used. Builders of the same key serialize on a file lock, so concurrent
-xdist workers and separate pytest runs build each key once.
+``manifest.json`` (written last) records the size, modification time
+(``mtime_ns``) and SHA-256 of every file. A lookup checks sizes and times
+against the manifest, and hashes only a file whose time differs (or could not
+be recorded: see :func:`write_manifest`); an entry that fails is removed and
+rebuilt, never used. ``verify_entry(folder, full=True)`` hashes every file
+(bit rot, or a file rewritten with its old time restored). Builders of the same
+key serialize on a file lock, so concurrent xdist workers and separate pytest
+runs build each key once.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import filelock
 
@@ -52,33 +58,103 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# How long write_manifest waits for the filesystem clock to pass the files'
+# times (Linux stamps files from a clock with a tick of a few ms; filesystems
+# with 1-2 s stamps would wait too long, so their files are hashed on hits).
+SETTLE_MAX_S = 0.05
+
+
+def _records(folder: Path, hashes: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Size, mtime_ns and SHA-256 of every file of ``folder`` but the manifest
+    (``hashes``: SHA-256 already known by name, not computed again)."""
+    records: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name == MANIFEST:
+            continue
+        name = path.relative_to(folder).as_posix()
+        st = path.stat()
+        known = (hashes or {}).get(name)
+        records[name] = {
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "sha256": known or _sha256(path),
+        }
+    return records
+
+
+def _stamp(manifest: Path, records: dict[str, dict[str, Any]]) -> str:
+    """The manifest text for ``records``, written to ``manifest``.
+
+    A hit trusts a file whose size and time match the manifest. That holds only
+    if any later write gives the file a different time: timestamps are coarse,
+    so a write in the same clock tick as the build would keep the recorded
+    time. The manifest's own time tells when the tick is over: wait (briefly)
+    until it is later than every file's, and record no time (hash on every
+    hit) for a file still in the manifest's tick.
+    """
+    manifest.write_text("{}")
+    newest = max((r["mtime_ns"] for r in records.values()), default=0)
+    deadline = time.monotonic() + SETTLE_MAX_S
+    while manifest.stat().st_mtime_ns <= newest and time.monotonic() < deadline:
+        time.sleep(0.002)
+        os.utime(manifest)  # now, on the filesystem's clock
+    settled = manifest.stat().st_mtime_ns
+    for record in records.values():
+        if record["mtime_ns"] >= settled:
+            record["mtime_ns"] = None
+    text = json.dumps({"files": records}, indent=1)
+    manifest.write_text(text)
+    return text
+
+
 def write_manifest(folder: Path) -> None:
-    """Record size and SHA-256 of every file in ``folder`` (call when it is complete)."""
-    files = {
-        p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
-    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+    """Record size, mtime_ns and SHA-256 of every file in ``folder`` (call when
+    it is complete; takes up to ``SETTLE_MAX_S`` more, see :func:`_stamp`)."""
+    _stamp(folder / MANIFEST, _records(folder))
 
 
-def verify_entry(folder: Path) -> str | None:
-    """Why the entry at ``folder`` cannot be used, or ``None`` when it is intact."""
+def _read_manifest(folder: Path) -> dict[str, dict[str, Any]] | None:
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return "manifest missing or unreadable"
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+        for info in files.values():
+            if not isinstance(info["size"], int) or not isinstance(info["sha256"], str):
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return files if isinstance(files, dict) else None
+
+
+def verify_entry(folder: Path, *, full: bool = False) -> str | None:
+    """Why the entry at ``folder`` cannot be used, or ``None`` when it is intact.
+
+    Every file must exist with the size in the manifest. A file whose
+    modification time is the recorded one is taken as unchanged; any other
+    (and every file when ``full``) is hashed and compared.
+    """
+    return _check(folder, full=full)[0]
+
+
+def _check(folder: Path, *, full: bool) -> tuple[str | None, bool]:
+    """(problem or None, whether some file's time differed but its content matched)."""
+    files = _read_manifest(folder)
+    if files is None:
+        return "manifest missing or unreadable", False
+    stale = False
     for name, info in files.items():
         path = folder / name
         try:
-            if path.stat().st_size != info["size"]:
-                return f"{name}: size differs from the manifest"
+            st = path.stat()
         except OSError:
-            return f"{name}: missing"
+            return f"{name}: missing", False
+        if st.st_size != info["size"]:
+            return f"{name}: size differs from the manifest", False
+        same_time = info.get("mtime_ns") is not None and st.st_mtime_ns == info["mtime_ns"]
+        if same_time and not full:
+            continue
         if _sha256(path) != info["sha256"]:
-            return f"{name}: content differs from the manifest"
-    return None
+            return f"{name}: content differs from the manifest", False
+        stale = stale or not same_time
+    return None, stale
 
 
 class ArtifactCache:
@@ -88,11 +164,14 @@ class ArtifactCache:
         root: the cache folder (created when needed).
         enabled: when False every lookup misses and builds go to a private
             temporary folder (``--no-cache``).
+        full_verify: hash every file of an entry on every hit, rather than
+            trusting files whose size and time match the manifest.
     """
 
-    def __init__(self, root: Path, *, enabled: bool = True) -> None:
+    def __init__(self, root: Path, *, enabled: bool = True, full_verify: bool = False) -> None:
         self.root = Path(root)
         self.enabled = enabled
+        self.full_verify = full_verify
         self._scratch: Path | None = None
 
     def entry_dir(self, key: str) -> Path:
@@ -107,11 +186,39 @@ class ArtifactCache:
         folder = self.entry_dir(key)
         if not folder.exists():
             return None
-        problem = verify_entry(folder)
+        problem, stale = _check(folder, full=self.full_verify)
         if problem is None:
+            if stale:
+                self._restamp(folder)
             return folder
         log.warning("cache entry %s is corrupt (%s); rebuilding it", folder, problem)
         return None
+
+    def _restamp(self, folder: Path) -> None:
+        """Record the current times of an intact entry whose files were touched
+        or copied (a CI cache restore, ``cp -r``), so later hits need no hashing.
+        Best effort: a read-only shared cache keeps hashing those files."""
+        files = _read_manifest(folder)
+        if files is None:
+            return
+        tmp_root = self.root / "tmp"
+        try:
+            tmp_root.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="manifest-", dir=tmp_root)
+            os.close(fd)
+            tmp = Path(name)
+            try:
+                records = _records(folder, {n: info["sha256"] for n, info in files.items()})
+                if set(records) != set(files):
+                    return  # files added or removed since the check: leave it to the next lookup
+                _stamp(tmp, records)
+                tmp.chmod(0o644)  # mkstemp makes it 0600; a shared cache must be readable
+                # atomic: a concurrent reader sees the old manifest or the new one
+                os.replace(tmp, folder / MANIFEST)
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            log.debug("cache entry %s: manifest not refreshed (%s)", folder, exc)
 
     @contextlib.contextmanager
     def _lock(self, key: str) -> Iterator[None]:

@@ -228,6 +228,134 @@ def _with_end(run: UartRun) -> UartRun:
     return dataclasses.replace(run, end=end, exit_code=exit_code)
 
 
+@dataclasses.dataclass(frozen=True)
+class _EndSigns:
+    """What :func:`_with_end` looks for, gathered over a run's text line by line."""
+
+    eot: bool = False
+    exit_code: int | None = None
+    fault: bool = False
+    complete: bool = False
+
+    def add(self, segment: str) -> _EndSigns:
+        """These signs and those of ``segment`` (one line, or a line's end)."""
+        exit_code = self.exit_code
+        if exit_code is None and (match := _EXIT_CODE.search(segment)):
+            exit_code = int(match.group(1))
+        return _EndSigns(
+            eot=self.eot or EOT in segment,
+            exit_code=exit_code,
+            fault=self.fault or bool(_HARD_FAULT.search(segment) or _FATAL.search(segment)),
+            complete=self.complete or _COMPLETE in segment,
+        )
+
+    @property
+    def end(self) -> str | None:
+        """How the run ended, by the order of :func:`_with_end`."""
+        if self.eot:
+            return "eot"
+        if self.exit_code is not None:
+            return "exit"
+        if self.fault:
+            return "fault"
+        return "complete" if self.complete else None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunState:
+    """What :func:`find_run` would say of a capture so far, without its text.
+
+    Attributes:
+        found: a run has started (a start line, or a fault before any).
+        started: a start line has been seen (the run has a ``magic``).
+        end: as :attr:`UartRun.end`.
+        exit_code: as :attr:`UartRun.exit_code`.
+    """
+
+    found: bool
+    started: bool
+    end: str | None
+    exit_code: int | None
+
+
+@dataclasses.dataclass
+class _Scan:
+    # Signs since the last start line; before any, since the first hard fault
+    # and since the first F line (find_run takes a hard fault over an F line).
+    since_start: _EndSigns | None = None
+    since_hard_fault: _EndSigns | None = None
+    since_fatal: _EndSigns | None = None
+
+    def add_line(self, line: str) -> None:
+        # Every pattern of find_run and _with_end lies within one line, so a
+        # line is looked at once, when it is complete.
+        if starts := list(_START.finditer(line)):
+            self.since_start = _EndSigns().add(line[starts[-1].start() :])
+        elif self.since_start is not None:
+            self.since_start = self.since_start.add(line)
+        else:
+            if self.since_hard_fault is not None:
+                self.since_hard_fault = self.since_hard_fault.add(line)
+            elif fault := _HARD_FAULT.search(line):
+                self.since_hard_fault = _EndSigns().add(line[fault.start() :])
+            if self.since_fatal is not None:
+                self.since_fatal = self.since_fatal.add(line)
+            elif _FATAL.search(line):
+                self.since_fatal = _EndSigns().add(line)
+
+    def state(self) -> RunState:
+        signs = self.since_start or self.since_hard_fault or self.since_fatal
+        if signs is None:
+            return RunState(found=False, started=False, end=None, exit_code=None)
+        return RunState(
+            found=True,
+            started=self.since_start is not None,
+            end=signs.end,
+            exit_code=signs.exit_code,
+        )
+
+
+class RunWatch:
+    """:func:`find_run` over a capture that grows, at the cost of each byte once.
+
+    Re-reading the whole capture on every line is quadratic: a run printing a
+    large ETDump block or many output lines would spend minutes in the parser.
+    This looks at each complete line once, as :func:`normalize_uart` would
+    read it, and at the unfinished last line only when asked.
+    """
+
+    def __init__(self) -> None:
+        self._scan = _Scan()
+        self._partial = bytearray()  # bytes after the last LF
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes read from the port."""
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            self._partial += chunk
+            return
+        self._partial += chunk[:cut]
+        # LF and CR never occur inside a UTF-8 sequence, so lines decode alone
+        # exactly as in the whole capture.
+        for line in bytes(self._partial).split(b"\n"):
+            self._add(line, self._scan)
+        self._partial = bytearray(chunk[cut + 1 :])
+
+    @staticmethod
+    def _add(line: bytes, scan: _Scan) -> None:
+        for part in line.decode("utf-8", errors="replace").split("\r"):
+            scan.add_line(part)
+
+    def state(self) -> RunState:
+        """What :func:`find_run` says of everything fed so far (the unfinished
+        last line included: EOT comes without a line end)."""
+        if not self._partial:
+            return self._scan.state()
+        scan = dataclasses.replace(self._scan)  # _EndSigns are immutable: a shallow copy
+        self._add(bytes(self._partial), scan)
+        return scan.state()
+
+
 def bundle_abort(text: str) -> bool:
     """Whether the run ended only because the runner's own BundleIO check failed:
     ``main()`` then asserts ``model_ok`` ("Problem running model"), which traps

@@ -4,7 +4,9 @@ A run's bytes are told from earlier ones in two ways: the input is drained
 until the line has been quiet for a while *before* the board is reset (an
 earlier run still printing, or bytes held in the USB adapter, are discarded),
 and the parser takes the run from its last start line on
-(:func:`harness.runner.log.find_run`).
+(:func:`harness.runner.log.find_run`). While capturing, a
+:class:`~harness.runner.log.RunWatch` tells when the run is over, reading each
+line once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 
 import serial
 
-from harness.runner.log import find_run, normalize_uart
+from harness.runner.log import RunWatch
 
 READ_TIMEOUT_S = 0.05
 END_GRACE_S = 0.5  # after "Program complete" or a fault, bytes still due (EOT, exit code)
@@ -123,6 +125,7 @@ class SerialLink:
             PortLost: the port failed mid-run (what was read is in ``args[1]``).
         """
         raw = bytearray()
+        watch = RunWatch()
         deadline = time.monotonic() + timeout_s
         quiet_since = time.monotonic()
         ending = False
@@ -137,17 +140,16 @@ class SerialLink:
                 raise PortLost(str(exc), bytes(raw)) from exc
             if chunk:
                 raw += chunk
+                watch.feed(chunk)
                 quiet_since = now
                 if sink is not None:
                     sink(chunk)
                 if b"\n" in chunk or b"\x04" in chunk:
-                    run = find_run(normalize_uart(bytes(raw)))
-                    end = run.end if run is not None else None
-                    started = run is not None and run.magic is not None
-                    if end == "eot" and started:
+                    run = watch.state()
+                    if run.end == "eot" and run.started:
                         return bytes(raw), False
-                    ending = end is not None
-                    grace = END_GRACE_S if started else NO_START_GRACE_S
+                    ending = run.end is not None
+                    grace = END_GRACE_S if run.started else NO_START_GRACE_S
             elif ending and now - quiet_since >= grace:
                 return bytes(raw), False
 
