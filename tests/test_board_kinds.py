@@ -152,3 +152,25 @@ def test_a_run_of_an_undeclared_fidelity_is_refused(tmp_path: Path, lamp_kind: B
         "board 'l1' of kind 'lamp' returned fidelity 'host-wall', which its kind does not "
         "declare (lamp-wall); add it to the kind's BoardKind(fidelities=...)"
     )
+
+
+def test_a_broken_entry_point_is_a_config_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed plug-in whose module does not import ends ``et-hil`` with a message
+    naming the entry point, not a traceback."""
+    from importlib import metadata
+
+    broken = metadata.EntryPoint(
+        name="broken", value="no_such_module_for_et_hil:KIND", group=registry.ENTRY_POINT_GROUP
+    )
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [broken])
+    with pytest.raises(ConfigError, match=r"entry point 'broken = no_such_module_for_et_hil:KIND'"):
+        registry.load_entry_points()
+
+
+def test_an_entry_point_giving_a_non_kind_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    odd = metadata.EntryPoint(name="odd", value="math:pi", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [odd])
+    with pytest.raises(ConfigError, match="give a BoardKind"):
+        registry.load_entry_points()

@@ -118,10 +118,25 @@ def load_entry_points() -> None:
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        value = entry.load()
-        if callable(value) and not isinstance(value, BoardKind):
-            value = value()
-        register([value] if isinstance(value, BoardKind) else value, source=entry.value)
+        package = entry.dist.name if entry.dist is not None else "an installed package"
+        source = f"entry point '{entry.name} = {entry.value}' of {package}"
+        try:
+            value = entry.load()
+            if callable(value) and not isinstance(value, BoardKind):
+                value = value()
+        except Exception as error:  # a plug-in's import or factory failed
+            raise ConfigError(
+                f"board kind {source} failed to load: {type(error).__name__}: {error}. "
+                f"Fix or uninstall {package}"
+            ) from error
+        if isinstance(value, BoardKind):
+            value = [value]
+        elif not isinstance(value, Iterable):
+            raise ConfigError(
+                f"board kind {source} gave {value!r}: give a BoardKind, a list of them, "
+                "or a function returning either"
+            )
+        register(value, source=source)
 
 
 def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None) -> Board:

@@ -333,9 +333,11 @@ def _settings(
             return None, None
     if board_kind.check_settings is not None:
         found = board_kind.check_settings(settings, path)
-        problems += found
         if found:
-            return None, ConfigError(found[0])
+            # The kind's checks speak in messages, not exceptions: there is no
+            # lower-level error to keep as the cause.
+            problems += found
+            return None, None
     return settings, None
 
 
