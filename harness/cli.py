@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.boards import Availability, Board, BoardOptions, make_board
+from harness.boards import Availability, Board, BoardOptions, make_board, registry
 from harness.boards.spec import BoardSpec, load_boards, resolve_board_names
 from harness.build.cache import default_cache_dir
 from harness.errors import ConfigError, HarnessError
@@ -49,11 +49,13 @@ def _board_options(
             raise ConfigError(f"--runner-elf {value}: unknown board '{name}'")
         for target in [name] if sep else selected:
             elves[target] = Path(path).expanduser().resolve()
-    from harness.boards.fvp.kind import from_environment
-
     common = BoardOptions(
         cache_dir=_cache_dir(args).expanduser().resolve(),
-        kind_options={"fvp": from_environment()},
+        kind_options={
+            kind.name: kind.options_from_environment()
+            for kind in registry.kinds().values()
+            if kind.options_from_environment is not None
+        },
     )
     return {name: dataclasses.replace(common, runner_elf=elves.get(name)) for name in boards}
 
@@ -77,7 +79,6 @@ def _why_not(availability: Availability) -> str:
 
 def _kinds_table() -> str:
     """Each registered board kind: its table in a board file, fidelities and summary."""
-    from harness.boards import registry
 
     rows = [("kind", "table", "fidelities", "what it is")]
     for kind in registry.kinds().values():
@@ -177,7 +178,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     Exit status 1 when a basic check fails (Python, the pinned stack, the cache, the
     host board) or, with ``--board``, when a named board cannot run here.
     """
-    from harness.boards import registry
 
     boards = load_boards(args.board_file)
     named = resolve_board_names(args.board, boards)
@@ -400,6 +400,9 @@ def _parser() -> argparse.ArgumentParser:
         help="write it to FILE (harness/boards/board-file.schema.json is the published one)",
     )
     schema_cmd.set_defaults(func=cmd_schema)
+    from harness.firmware.cli import add_parser as add_firmware_parser
+
+    add_firmware_parser(sub, common)
     return parser
 
 

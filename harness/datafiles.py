@@ -31,3 +31,13 @@ def fvp_platform_dir() -> Path:
 def runner_failures_file() -> Path:
     """The runner's failure patterns (regular expressions over its log)."""
     return data_dir("harness.runner") / "failures.toml"
+
+
+def qemu_machine_dir() -> Path:
+    """Folder of the QEMU machine files (one TOML per ``-machine``: CPU, memory map)."""
+    return data_dir("harness.boards.qemu", "machines")
+
+
+def firmware_platform_dir(name: str) -> Path:
+    """The platform layer (startup, device header, linker script) runner builds use."""
+    return data_dir("harness.firmware", "platforms") / name

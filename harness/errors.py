@@ -10,6 +10,8 @@
     └── RunError                 a run on a board produced no result (carries the log tail and path)
         ├── RunTimeout           timeout: the run exceeded its time limit and was stopped
         ├── RunCrashed           crash: the runtime aborted, faulted or exited badly
+        ├── RunnerConfigError    runner_config: the firmware as built cannot run this program
+                                 (operator missing from its kernel list, a buffer too small)
         └── InfrastructureError  infrastructure_error: the harness's own plumbing failed
                                  (worker launch, FVP licence, serial link, flash command, disk)
 
@@ -32,6 +34,7 @@ class FailureClass(enum.StrEnum):
     BOARD_UNAVAILABLE = "board_unavailable"
     TIMEOUT = "timeout"
     CRASH = "crash"
+    RUNNER_CONFIG = "runner_config"
     NUMERIC_MISMATCH = "numeric_mismatch"
     INFRASTRUCTURE = "infrastructure_error"
     CPU_FALLBACK = "cpu_fallback"
@@ -138,6 +141,14 @@ class RunCrashed(RunError):
     """The runtime aborted, faulted or exited with a bad status."""
 
     failure_class = FailureClass.CRASH
+
+
+class RunnerConfigError(RunError):
+    """The runner firmware, as it was built, cannot run this program: an operator
+    missing from its kernel list, or a buffer (intermediate outputs, method pool)
+    too small. Not the model's fault: rebuild the runner (the message says how)."""
+
+    failure_class = FailureClass.RUNNER_CONFIG
 
 
 class InfrastructureError(RunError):

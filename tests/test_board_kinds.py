@@ -53,7 +53,7 @@ def test_the_readme_toy_kind_runs_from_a_users_conftest(et_pytester: pytest.Pyte
 
 def test_the_builtin_kinds_are_registered() -> None:
     kinds = registry.kinds()
-    assert list(kinds)[:4] == ["host", "tosa", "fvp", "serial"]
+    assert list(kinds)[:5] == ["host", "tosa", "fvp", "qemu", "serial"]
     assert kinds["fvp"].settings_table == "fvp"
     assert set(kinds["fvp"].fidelities) == {"fvp-fast", "fvp-cycles"}
 
@@ -64,7 +64,7 @@ def test_an_unknown_kind_names_the_known_ones_and_the_hook(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         load_board_file(path)
     assert str(info.value) == (
-        f"board file {path}: field 'kind' = 'fpga': must be one of host, tosa, fvp, serial"
+        f"board file {path}: field 'kind' = 'fpga': must be one of host, tosa, fvp, qemu, serial"
     )
 
 

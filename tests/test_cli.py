@@ -25,8 +25,9 @@ NO_FVP_320 = "FVP_Corstone_SSE-320 (FVP 11.27_25) is not on PATH"
 
 @pytest.fixture
 def bare_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No FVP on PATH, no Docker engine, a private cache and lock folder."""
+    """No FVP on PATH, no QEMU, no Docker engine, a private cache and lock folder."""
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin")
+    monkeypatch.setenv("ET_HIL_QEMU", str(tmp_path / "no-qemu-system-arm"))
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     monkeypatch.setenv("ET_HIL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("ET_HIL_LOCK_DIR", str(tmp_path / "locks"))

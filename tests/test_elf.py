@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.runner.elf import EM_ARM, SHT_ARM_ATTRIBUTES, check_runner_elf, read_elf
+from harness.runner.elf import (
+    EM_ARM,
+    SHT_ARM_ATTRIBUTES,
+    MemoryRegion,
+    check_memory_map,
+    check_runner_elf,
+    read_elf,
+    segments_outside,
+)
 from tests.fvp_double.make_elf import attributes_subsection
 from tests.fvp_double.make_elf import write_elf as write_test_elf
 
@@ -209,3 +217,64 @@ def test_check_rejects_truncated_elf(tmp_path: Path, content: bytes) -> None:
     path.write_bytes(content)
     with pytest.raises(ConfigError, match="truncated"):
         read_elf(path)
+
+
+# ---------------------------------------------------------------- memory maps
+
+# Upstream's Corstone-300.ld places code in ITCM at 0x10000000 (512 KiB) and the
+# pools in DDR at 0x70000000; Corstone-320.ld has a 32 KiB ITCM at the same address.
+CORSTONE300_LAYOUT = [(0x10000000, 0x60000), (0x30000000, 0x10000), (0x70000000, 0x4000000)]
+
+
+def _platform_regions(name: str) -> list[MemoryRegion]:
+    from harness.boards.fvp.platform import load_platform
+
+    return load_platform(name).regions()
+
+
+def test_segments_are_read_from_the_program_headers(tmp_path: Path) -> None:
+    path = tmp_path / "runner.elf"
+    write_test_elf(path, "cortex-m55", segments=CORSTONE300_LAYOUT)
+    info = read_elf(path)
+    assert [(s.vaddr, s.paddr, s.memsz) for s in info.segments] == [
+        (a, a, n) for a, n in CORSTONE300_LAYOUT
+    ]
+
+
+def test_a_corstone300_layout_fits_corstone300_and_qemu(tmp_path: Path) -> None:
+    from harness.boards.qemu.kind import load_machine
+
+    path = tmp_path / "runner.elf"
+    write_test_elf(path, "cortex-m55", segments=CORSTONE300_LAYOUT)
+    info = read_elf(path)
+    check_memory_map(path, info, _platform_regions("corstone300-u55"), "corstone300", "300")
+    check_memory_map(path, info, load_machine("mps3-an547").regions(), "qemu-m55", "an547")
+
+
+def test_a_corstone300_layout_is_refused_by_corstone320(tmp_path: Path) -> None:
+    path = tmp_path / "runner.elf"
+    write_test_elf(path, "cortex-m55", segments=CORSTONE300_LAYOUT)
+    with pytest.raises(ConfigError) as caught:
+        check_memory_map(
+            path, read_elf(path), _platform_regions("corstone320"), "corstone320", "Corstone-320"
+        )
+    message = str(caught.value)
+    assert "board 'corstone320'" in message
+    assert str(path) in message
+    # 0x60000 bytes at 0x10000000 overflow the 32 KiB (0x8000) ITCM of Corstone-320.ld
+    assert "segment of 0x60000 bytes runs at 0x10000000: overflows ITCM (0x10000000 + 0x8000)" in (
+        message
+    )
+
+
+def test_a_segment_outside_every_memory_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "runner.elf"
+    write_test_elf(path, "cortex-m55", segments=[(0x50000000, 0x100)])
+    problems = segments_outside(read_elf(path), _platform_regions("corstone300-u55"))
+    assert problems == ["segment of 0x100 bytes runs at 0x50000000: is in no memory of the board"]
+
+
+def test_an_unknown_memory_map_checks_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "runner.elf"
+    write_test_elf(path, "cortex-m55", segments=[(0x50000000, 0x100)])
+    assert segments_outside(read_elf(path), []) == []

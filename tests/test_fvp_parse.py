@@ -411,7 +411,8 @@ def test_corstone320_semihosting_command_exactly() -> None:
         f"{sub}cpu0.semihosting-heap_limit=0",
         f"{sub}cpu0.semihosting-cwd=/tmp/run0",
         f"{sub}ethosu.extra_args='--fast'",
-        f"{sub}cpu0.semihosting-cmd_line='executor_runner -m program.pte -o out'",
+        # a program without inputs goes as a bundle, the line padded to the runner's 7 arguments
+        f"{sub}cpu0.semihosting-cmd_line='executor_runner -m program.bpte -o out -o out'",
     ]
 
 
@@ -445,7 +446,10 @@ def test_corstone300_uart_command_exactly() -> None:
 
 
 def test_semihosting_command_line() -> None:
-    assert semihosting_command_line(0) == "executor_runner -m program.pte -o out"
+    # The runner refuses fewer than 7 arguments and wants one -i per program input;
+    # a program without inputs goes as a BundleIO program with "-o out" given twice.
+    assert semihosting_command_line(0) == "executor_runner -m program.bpte -o out -o out"
+    assert semihosting_command_line(1) == "executor_runner -m program.pte -o out -i i0.bin"
     assert semihosting_command_line(2) == CMD_LINE
 
 

@@ -15,7 +15,7 @@ import grimp
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "harness"
-STAGES = ["build", "runner", "boards", "verdict", "report", "pytest"]
+STAGES = ["build", "firmware", "runner", "boards", "verdict", "report", "pytest"]
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:

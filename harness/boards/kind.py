@@ -41,6 +41,8 @@ class BoardKind:
             (handed to its boards as ``BoardOptions.for_kind(name)``).
         options_type: the dataclass ``options_from`` returns (repro folders save
             and restore it).
+        options_from_environment: the kind's options from the environment alone,
+            for ``et-hil`` commands, which have no pytest options.
         doctor: the module with the kind's ``et-hil doctor`` checks:
             ``machine_checks(boards)`` and ``board_checks(board, runs, required)``,
             each returning ``(ok, what, detail)`` rows (``ok`` None: a warning).
@@ -59,6 +61,7 @@ class BoardKind:
     add_options: Callable[[Any], None] | None = None
     options_from: Callable[[Any], Any] | None = None
     options_type: type | None = None
+    options_from_environment: Callable[[], Any] | None = None
     doctor: str | None = None
 
     def board_factory(self) -> Callable[..., Board]:

@@ -39,6 +39,7 @@ _kinds: dict[str, BoardKind] = {}
 
 def _builtin_kinds() -> list[BoardKind]:
     from harness.boards.fvp.kind import FVP_KIND
+    from harness.boards.qemu.kind import QEMU_KIND
     from harness.boards.serial.kind import SERIAL_KIND
 
     host = BoardKind(
@@ -53,7 +54,7 @@ def _builtin_kinds() -> list[BoardKind]:
         summary="the TOSA reference model running the delegated part, host runtime the rest",
         fidelities={"tosa-reference": "wall time of the TOSA reference model: not a device"},
     )
-    return [host, tosa, FVP_KIND, SERIAL_KIND]
+    return [host, tosa, FVP_KIND, QEMU_KIND, SERIAL_KIND]
 
 
 def _ensure_builtins() -> None:

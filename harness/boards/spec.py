@@ -357,7 +357,9 @@ def _memory_problems(memory: Mapping[str, Any], kind: str | None) -> list[str]:
     board_kind = registry.get(kind)
     for other in registry.kinds().values():
         for key, what in other.memory_fields.items():
-            if key in memory and other.name != kind:
+            # A field several kinds declare (the semihosting runner's file pool, for
+            # FVP and QEMU boards) belongs to each of them.
+            if key in memory and other.name != kind and key not in board_kind.memory_fields:
                 problems.append(
                     f"[memory] field '{key}' is {what}, for kind '{other.name}'; this board "
                     f"is kind '{kind}'"

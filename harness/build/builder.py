@@ -1,9 +1,11 @@
 """Model -> artifact: export, quantize, lower, serialize; cached by content.
 
-The stages are separate functions so that targets with a quantizer and a
-partitioner (the Arm ones) plug in without changing the flow::
+The stages are separate functions so that targets with a quantizer, a
+partitioner (the Arm ones) or edge passes (the Cortex-M ones) plug in without
+changing the flow::
 
-    check eager -> torch.export -> [PT2E quantize + re-export] -> lower -> to_executorch
+    check eager -> torch.export -> [PT2E quantize + re-export]
+        -> lower (to_edge_transform_and_lower, then the target's edge passes) -> to_executorch
 """
 
 from __future__ import annotations
@@ -226,7 +228,10 @@ def partition_report(edge_program: Any) -> dict[str, Any]:
 
     Quantize/dequantize ops at the program's edges stay on the CPU by design;
     they are listed under ``cpu_ops`` but not under ``cpu_fallback``, which
-    holds only the ops that a backend could have taken and did not.
+    holds only the ops that a backend could have taken and did not. The
+    ``cortex_m`` ops a Cortex-M target's passes put in are the backend's own
+    kernels: in ``cpu_ops`` only, so its ``cpu_fallback`` lists what stayed on
+    the portable kernels.
     """
     graph_module = edge_program.exported_program().graph_module
     partitions: list[dict[str, Any]] = []
@@ -234,6 +239,8 @@ def partition_report(edge_program: Any) -> dict[str, Any]:
     for node in graph_module.graph.nodes:
         if node.op != "call_function":
             continue
+        if getattr(node.target, "__module__", None) == "executorch.exir.memory":
+            continue  # memory.alloc (scratch buffers the Cortex-M passes add): no kernel
         name = _op_name(node)
         if "executorch_call_delegate" in name:
             lowered = getattr(graph_module, node.args[0].target)
@@ -248,7 +255,7 @@ def partition_report(edge_program: Any) -> dict[str, Any]:
     fallback = {
         k: v
         for k, v in cpu.items()
-        if not k.startswith(("quantized_decomposed.", "executorch_devtools."))
+        if not k.startswith(("quantized_decomposed.", "executorch_devtools.", "cortex_m."))
     }
     delegated = sum(sum(p["ops"].values()) for p in partitions)
     return {
@@ -267,14 +274,20 @@ def lower_and_serialize(
     folder: Path,
     name: str,
     after_lowering: Callable[[Any], None] | None = None,
+    *,
+    quantized: bool,
 ) -> dict[str, Any]:
-    """Lower to edge (partitioning for the target), serialize ``.pte`` and ETRecord.
+    """Lower to edge (partitioning for the target, then its edge passes), serialize
+    ``.pte`` and ETRecord.
 
+    ``quantized`` says whether ``exported`` is a PT2E-quantized program (the target's
+    edge configuration and passes may differ for float programs).
     ``after_lowering`` sees (and may edit) the lowered edge program before
     ``to_executorch``: where tap placeholders are located and stripped.
 
     Returns:
-        Metadata from lowering: partition report, compiler reports, planned memory.
+        Metadata from lowering: partition report, compiler reports, planned memory,
+        program I/O and the operators the program calls (``operators``).
 
     Raises:
         BuildError: naming the model and the stage.
@@ -289,10 +302,14 @@ def lower_and_serialize(
             edge = to_edge_transform_and_lower(
                 exported,
                 partitioner=target.partitioners(compiler_dir) or None,
+                compile_config=target.edge_compile_config(quantized),
                 # An ETRecord of a tapped program would hold the tap placeholders,
                 # which cannot be serialized; the untapped build keeps the ETRecord.
                 generate_etrecord=after_lowering is None,
             )
+        stage = "the target's edge passes"
+        edge = target.edge_passes(edge, quantized)
+        stage = "the partition report"
         report = partition_report(edge)
         if after_lowering is not None:
             stage = "tap placement"
@@ -309,6 +326,7 @@ def lower_and_serialize(
         plan = program.executorch_program.execution_plan[0]
         planned = int(sum(plan.non_const_buffer_sizes))
         io = program_io(plan)
+        operators = program_operators(program.executorch_program)
     except BuildError:
         raise
     except Exception as exc:
@@ -326,8 +344,21 @@ def lower_and_serialize(
         "delegation": report,
         "planned_memory_bytes": planned,
         "program_io": io,
+        "operators": operators,
         **reports,
     }
+
+
+def program_operators(program: Any) -> list[str]:
+    """Every operator the program's methods call on the CPU, by full name
+    (``cortex_m::quantized_linear.out``, ``aten::add.out``), sorted: the kernels a
+    firmware build must register (delegated work is not listed: the delegate runs it)."""
+    names = {
+        f"{op.name}.{op.overload}" if op.overload else op.name
+        for plan in program.execution_plan
+        for op in plan.operators
+    }
+    return sorted(names)
 
 
 def _dtype_name(code: int) -> str:
@@ -525,7 +556,9 @@ class Builder:
                 # What a fresh process must register to load that file (op_libraries).
                 reference_namespaces = op_libraries.namespaces_of(exported.graph_module)
             graph_hash = hashlib.sha256(str(program.graph).encode()).hexdigest()
-            lowered = lower_and_serialize(program, compile_target, folder, name, after_lowering)
+            lowered = lower_and_serialize(
+                program, compile_target, folder, name, after_lowering, quantized=applied is not None
+            )
             artifact_files.write_metadata(
                 folder,
                 {

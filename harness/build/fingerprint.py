@@ -8,9 +8,10 @@ computable without ``torch.export`` (a warm run exports nothing). It covers:
   (numbers, strings, dtypes, tuples, dicts: what ``forward`` may read);
 * every parameter and buffer (persistent or not) and tensor attribute:
   name, dtype, shape and bytes;
-* the example inputs' specs (shape, dtype), and their values when they
-  calibrate quantization;
-* the compile target, build options and tool versions.
+* the example inputs' specs (shape, dtype, dim order when not contiguous),
+  and their values when they calibrate quantization;
+* the compile target, its options (``CompileTarget.options``), the build
+  options and tool versions.
 
 Code a module calls outside its class (module-level helpers) is not covered;
 ``--no-cache`` rebuilds everything when in doubt.
@@ -128,8 +129,27 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 def input_specs(inputs: Sequence[torch.Tensor]) -> list[dict[str, Any]]:
-    """Shape and dtype of each example input, JSON-safe."""
-    return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in inputs]
+    """Shape and dtype of each example input, JSON-safe; and its dim order when it is
+    not contiguous (a channels_last example input gives a channels_last program, and
+    on Cortex-M targets decides which convolutions are lowered to CMSIS-NN)."""
+    specs = []
+    for t in inputs:
+        dtype = str(t.dtype).removeprefix("torch.")
+        spec: dict[str, Any] = {"shape": list(t.shape), "dtype": dtype}
+        order = _dim_order(t)
+        if order != list(range(t.dim())):
+            spec["dim_order"] = order
+        specs.append(spec)
+    return specs
+
+
+def _dim_order(tensor: torch.Tensor) -> list[int]:
+    """The tensor's dim order (outermost dimension first), from its strides."""
+    try:
+        return [int(d) for d in tensor.dim_order()]
+    except (RuntimeError, ValueError):  # strides that no dim order describes
+        strides = tensor.stride()
+        return sorted(range(tensor.dim()), key=lambda d: -strides[d])
 
 
 def values_fingerprint(tensors: Sequence[Sequence[torch.Tensor]]) -> str:

@@ -24,13 +24,17 @@ BUILT_IN = frozenset({"aten", "prims", "higher_order", "_operator", "builtins", 
 
 # The module whose import registers each custom namespace (upstream's own
 # registries; importing them is the documented way to make the ops resolvable).
+# cortex_m: its registry, ``executorch.backends.cortex_m.ops.operators``, cannot be
+# imported first in ExecuTorch 1.5 (it imports the passes package, which looks up
+# the edge cortex_m ops before that module has defined them); the passes package
+# imports it first itself, and so registers the namespace.
 REGISTRIES: dict[str, str] = {
     "quantized_decomposed": "torch.ao.quantization.fx._decomposed",
     "dim_order_ops": "executorch.exir.passes.dim_order_ops_registry",
     "executorch_prim": "executorch.exir.passes.executorch_prim_ops_registry",
     "et_copy": "executorch.exir.passes._device_copy_ops_registry",
     "tosa": "executorch.backends.arm.tosa.dialect",
-    "cortex_m": "executorch.backends.cortex_m.ops.operators",
+    "cortex_m": "executorch.backends.cortex_m.passes",
     "executorch_devtools": "executorch.devtools.intermediate_output_tap.custom_ops_lib",
 }
 

@@ -6,15 +6,22 @@ targets take Vela settings from the board file's ``[vela]`` table.
 * ``portable``: no delegate; every operator runs on the portable (and quantized) kernels.
 * ``tosa-int`` / ``tosa-fp``: the TOSA backend (``TOSA-1.0+INT`` / ``+FP``).
 * ``ethos-u55-N``, ``ethos-u65-N``, ``ethos-u85-N``: the Ethos-U backend through Vela.
+* ``cortex-m55``, ``cortex-m85``: no delegate; ExecuTorch's Cortex-M backend
+  (``backends/cortex_m``) replaces the quantized operators with ``cortex_m::``
+  operators, which run on CMSIS-NN kernels; the rest runs on the portable kernels.
 
-Cortex-M CPU-only targets (``cortex-m55``, ``cortex-m85``) are named so board
-files can use them, and fail the build plainly: they are not implemented yet.
+How a program is lowered for any target: ``to_edge_transform_and_lower`` with
+the target's edge compile configuration and partitioners (the delegating
+targets), then the target's edge passes (the Cortex-M targets: upstream's
+``CortexMPassManager``, which rewrites operators in place instead of delegating
+subgraphs), then ``to_executorch``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,6 +66,14 @@ class CompileTarget(Protocol):
     def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
         """Context in which lowering runs (per-partition compiler output folders)."""
 
+    def edge_compile_config(self, quantized: bool) -> Any:
+        """The ``EdgeCompileConfig`` for ``to_edge_transform_and_lower`` of a quantized
+        or float program; ``None`` for ExecuTorch's default."""
+
+    def edge_passes(self, edge: Any, quantized: bool) -> Any:
+        """The lowered ``EdgeProgramManager`` after the target's own passes (run before
+        ``to_executorch``); ``edge`` itself for targets without passes."""
+
     def reports(self, folder: Path) -> dict[str, Any]:
         """Compiler estimates gathered after lowering (Vela cycles, memory)."""
 
@@ -101,6 +116,14 @@ class PortableTarget:
     def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
         """Nothing to set up."""
         return contextlib.nullcontext()
+
+    def edge_compile_config(self, quantized: bool) -> Any:
+        """ExecuTorch's default."""
+        return None
+
+    def edge_passes(self, edge: Any, quantized: bool) -> Any:
+        """No passes of its own."""
+        return edge
 
     def reports(self, folder: Path) -> dict[str, Any]:
         """No compiler estimates."""
@@ -181,6 +204,14 @@ class TosaTarget:
         """Nothing to set up."""
         return contextlib.nullcontext()
 
+    def edge_compile_config(self, quantized: bool) -> Any:
+        """ExecuTorch's default."""
+        return None
+
+    def edge_passes(self, edge: Any, quantized: bool) -> Any:
+        """No passes of its own."""
+        return edge
+
     def reports(self, folder: Path) -> dict[str, Any]:
         """No compiler estimates for TOSA."""
         return {}
@@ -246,11 +277,133 @@ class EthosUTarget:
 
         return per_partition_vela_folders(folder)
 
+    def edge_compile_config(self, quantized: bool) -> Any:
+        """ExecuTorch's default."""
+        return None
+
+    def edge_passes(self, edge: Any, quantized: bool) -> Any:
+        """No passes of its own."""
+        return edge
+
     def reports(self, folder: Path) -> dict[str, Any]:
         """Vela's estimates, per partition and in total."""
         from harness.build.vela import read_vela_reports
 
         return {"vela": read_vela_reports(folder)}
+
+
+class _DropPassManagerDeprecation(logging.Filter):
+    """Drops the "PassManager is deprecated" record ExecuTorch logs for every
+    ``CortexMPassManager`` (an ``exir.pass_manager.PassManager``) the Cortex-M quantizer
+    and passes make: upstream's internals, nothing a test author can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "PassManager is deprecated" not in record.getMessage()
+
+
+def _quiet_pass_manager_deprecation() -> None:
+    """Install :class:`_DropPassManagerDeprecation` (idempotent)."""
+    logger = logging.getLogger("executorch.exir.pass_manager")
+    if not any(isinstance(f, _DropPassManagerDeprecation) for f in logger.filters):
+        logger.addFilter(_DropPassManagerDeprecation())
+
+
+@dataclasses.dataclass(frozen=True)
+class CortexMTarget:
+    """ExecuTorch's Cortex-M backend: CMSIS-NN kernels on the CPU, no delegate.
+
+    Quantized with upstream's ``CortexMQuantizer`` (int8: convolution weights per
+    channel, other weights per tensor, activations per tensor), lowered to edge with
+    upstream's edge compile configuration, then ``CortexMPassManager`` replaces each
+    quantized pattern (dequantize -> op -> quantize) with a ``cortex_m::`` operator
+    and the remaining quantize/dequantize with ``cortex_m::`` ones. What it does not
+    match stays on the portable kernels. Float programs are lowered as the portable
+    target lowers them (ExecuTorch's default edge configuration, no passes): upstream's
+    configuration keeps ops undecomposed (``hardswish``, ``silu``) that the portable
+    kernels lack, and its passes assume a quantized graph.
+
+    Attributes:
+        name: ``cortex-m55`` or ``cortex-m85`` (upstream's ``CortexMTargetConfig``
+            derives the CMSIS-NN variant from it: MVE on both).
+        explicit_layout: upstream's experimental explicit-layout pipeline, which
+            also lowers convolutions on NCHW tensors (inserting ``cortex_m::transpose``).
+            Off by default, as upstream: convolutions are then lowered only when the
+            example inputs are channels_last; others stay float, on the portable kernels.
+    """
+
+    name: str
+    explicit_layout: bool = False
+    int_only: bool = False
+    delegates: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The lowering pipeline (the CPU is the target's name)."""
+        return {"explicit_layout": self.explicit_layout}
+
+    def quantizer(self, config: QuantConfig) -> Any:
+        """Upstream's ``CortexMQuantizer``: int8, with its own weight granularity."""
+        if config.scheme != "int8":
+            raise BuildError(
+                f"target '{self.name}': quantization scheme '{config.scheme}' is not "
+                "supported; use 'int8'"
+            )
+        if not config.per_channel:
+            raise BuildError(
+                f"target '{self.name}': per_channel=False is not supported: the Cortex-M "
+                "quantizer quantizes convolution weights per channel and other weights "
+                "per tensor (CMSIS-NN's kernels); build with per_channel=True"
+            )
+        from executorch.backends.cortex_m.quantizer.quantizer import CortexMQuantizer
+
+        _quiet_pass_manager_deprecation()
+        return CortexMQuantizer(use_explicit_layout=self.explicit_layout)
+
+    def partitioners(self, folder: Path) -> list[Any]:
+        """None: the Cortex-M backend rewrites operators instead (:meth:`edge_passes`)."""
+        return []
+
+    def lowering(self, folder: Path) -> contextlib.AbstractContextManager[None]:
+        """Nothing to set up."""
+        return contextlib.nullcontext()
+
+    def edge_compile_config(self, quantized: bool) -> Any:
+        """Quantized programs: upstream's (keeps ``linear`` and the activations the passes
+        match from being decomposed, and skips the edge dialect check the rewritten graphs
+        do not pass). Float programs: ExecuTorch's default."""
+        if not quantized:
+            return None
+        from executorch.backends.cortex_m.edge_compile_config import (
+            cortex_m_edge_compile_config,
+        )
+
+        return cortex_m_edge_compile_config()
+
+    def edge_passes(self, edge: Any, quantized: bool) -> Any:
+        """Quantized programs: every method of ``edge`` transformed by upstream's
+        ``CortexMPassManager``. Float programs: ``edge`` unchanged."""
+        if not quantized:
+            return edge
+        from executorch.backends.cortex_m.passes.cortex_m_pass_manager import CortexMPassManager
+        from executorch.backends.cortex_m.target_config import CortexMTargetConfig
+
+        config = CortexMTargetConfig.from_target_string(self.name)
+        _quiet_pass_manager_deprecation()
+        for method in edge.methods:
+            manager = CortexMPassManager(
+                edge.exported_program(method),
+                target_config=config,
+                use_explicit_layout=self.explicit_layout,
+            )
+            # The pass manager returns a new ExportedProgram; in ExecuTorch 1.5 the
+            # EdgeProgramManager takes it by replacing the method's program (as
+            # upstream's own Cortex-M tester does): EdgeProgramManager.transform
+            # takes pass lists, not this pass manager.
+            edge._edge_programs[method] = manager.transform()
+        return edge
+
+    def reports(self, folder: Path) -> dict[str, Any]:
+        """No compiler estimates."""
+        return {}
 
 
 def _known_targets() -> str:
@@ -265,7 +418,6 @@ def check_target_name(name: str) -> str | None:
 
     Cheap (no torch, no executorch): the board file loader calls it for every
     board at collection, and :func:`get_target` calls it too, so both say the same.
-    Cortex-M targets are valid names; :func:`get_target` says they are not built yet.
     """
     if name in ("portable", "tosa-int", "tosa-fp") or _CORTEX_M.match(name):
         return None
@@ -286,7 +438,7 @@ def is_ethos_u(name: str) -> bool:
 
 def has_delegate(name: str) -> bool:
     """False for targets whose programs have no delegate (every op on the CPU kernels)."""
-    return name != "portable"
+    return name != "portable" and _CORTEX_M.match(name) is None
 
 
 def vela_problems(vela: Mapping[str, Any]) -> list[str]:
@@ -319,7 +471,7 @@ def get_target(name: str, *, board: str, vela: Mapping[str, Any] | None = None) 
     """The target called ``name`` (from the board file of ``board``).
 
     Raises:
-        BuildError: the target is unknown, badly configured, or not implemented yet.
+        BuildError: the target is unknown or badly configured.
     """
     if problem := check_target_name(name):
         raise BuildError(f"board '{board}': target '{name}': {problem}")
@@ -329,7 +481,4 @@ def get_target(name: str, *, board: str, vela: Mapping[str, Any] | None = None) 
         return TosaTarget(profile=name.removeprefix("tosa-").upper())
     if is_ethos_u(name):
         return EthosUTarget(name=name, **_vela_options(board, vela or {}))
-    raise BuildError(
-        f"board '{board}': compile target '{name}' (Cortex-M, CMSIS-NN) is not implemented "
-        "in this version of et-hil; use an Ethos-U or portable target meanwhile"
-    )
+    return CortexMTarget(name=name)  # check_target_name leaves no other name

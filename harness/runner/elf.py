@@ -1,11 +1,13 @@
-"""Checking a runner ELF: its machine, and the CPU from its ``.ARM.attributes``
-(the build attributes every Arm toolchain writes), read with pyelftools."""
+"""Checking a runner ELF: its machine, the CPU from its ``.ARM.attributes`` (the
+build attributes every Arm toolchain writes), and whether its load segments fit a
+board's memory map; read with pyelftools."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
@@ -33,13 +35,37 @@ CPU_ARCH_OF = {
 
 
 @dataclasses.dataclass(frozen=True)
+class Segment:
+    """A ``PT_LOAD`` segment: where it runs (``vaddr``), where it is loaded
+    (``paddr``), and its size in memory."""
+
+    vaddr: int
+    paddr: int
+    memsz: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryRegion:
+    """A memory of a board's map (from its platform data)."""
+
+    name: str
+    base: int
+    size: int
+
+    def holds(self, start: int, size: int) -> bool:
+        """True when ``[start, start + size)`` lies inside this region."""
+        return self.base <= start and start + size <= self.base + self.size
+
+
+@dataclasses.dataclass(frozen=True)
 class ElfInfo:
-    """What a runner ELF was built for."""
+    """What a runner ELF was built for, and where it loads."""
 
     machine: int
     cpu_name: str | None
     cpu_arch: int | None
     sha256: str
+    segments: tuple[Segment, ...] = ()
 
 
 def _machine_number(machine: str | int) -> int:
@@ -83,6 +109,11 @@ def read_elf(path: Path) -> ElfInfo:
         elf = ELFFile(io.BytesIO(data))
         machine = _machine_number(elf["e_machine"])
         tags = _cpu_tags(elf)
+        segments = tuple(
+            Segment(int(seg["p_vaddr"]), int(seg["p_paddr"]), int(seg["p_memsz"]))
+            for seg in elf.iter_segments()
+            if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > 0
+        )
     except (ELFError, ConstructError, ValueError, KeyError) as exc:
         raise ConfigError(f"runner ELF {path}: malformed ELF or .ARM.attributes ({exc})") from exc
     name, arch = tags.get(TAG_CPU_NAME), tags.get(TAG_CPU_ARCH)
@@ -91,6 +122,7 @@ def read_elf(path: Path) -> ElfInfo:
         str(name) if name is not None else None,
         int(arch) if isinstance(arch, int) else None,
         hashlib.sha256(data).hexdigest(),
+        segments,
     )
 
 
@@ -123,3 +155,47 @@ def check_runner_elf(path: Path, cpu: str, board: str) -> ElfInfo:
             f"{cpu} needs {CPU_ARCH_NAMES[wanted_arch]}"
         )
     return info
+
+
+def segments_outside(info: ElfInfo, regions: Sequence[MemoryRegion]) -> list[str]:
+    """Each load segment that does not lie inside one region of ``regions``
+    (by its run and its load address), described for a message; none when the
+    map is unknown (empty)."""
+    if not regions:
+        return []
+    problems = []
+    for seg in info.segments:
+        for address, what in ((seg.vaddr, "runs at"), (seg.paddr, "loads at")):
+            if any(r.holds(address, seg.memsz) for r in regions):
+                continue
+            near = [r for r in regions if r.base <= address < r.base + r.size]
+            where = (
+                f"overflows {near[0].name} (0x{near[0].base:08x} + 0x{near[0].size:x})"
+                if near
+                else "is in no memory of the board"
+            )
+            problems.append(f"segment of 0x{seg.memsz:x} bytes {what} 0x{address:08x}: {where}")
+            break
+    return problems
+
+
+def check_memory_map(
+    path: Path, info: ElfInfo, regions: Sequence[MemoryRegion], board: str, layout: str
+) -> None:
+    """Refuse a runner ELF whose load segments do not fit the board's memories:
+    a runner linked for another platform (a Corstone-300 layout on Corstone-320)
+    would fault or hang instead of running.
+
+    Raises:
+        ConfigError: naming the ELF, the board, the platform layout and each segment.
+    """
+    problems = segments_outside(info, regions)
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        )
+        raise ConfigError(
+            f"board '{board}': runner ELF {path} does not fit the {layout} memory map: {shown}. "
+            f"Use a runner linked for {layout} (upstream's linker script for it, or "
+            "'et-hil firmware build' for QEMU boards)"
+        )

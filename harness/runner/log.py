@@ -35,6 +35,7 @@ class FailurePattern:
     failure_class: str
     regex: re.Pattern[str]
     what: str
+    kind: str | None = None  # which runner limit a runner_config line names
 
 
 @functools.cache
@@ -42,7 +43,7 @@ def load_failure_patterns() -> tuple[list[FailurePattern], list[re.Pattern[str]]
     """The failure patterns and the lines to ignore first (``harness/runner/failures.toml``)."""
     data = tomllib.loads(runner_failures_file().read_text())
     patterns = [
-        FailurePattern(p["class"], re.compile(p["regex"], re.MULTILINE), p["what"])
+        FailurePattern(p["class"], re.compile(p["regex"], re.MULTILINE), p["what"], p.get("kind"))
         for p in data["pattern"]
     ]
     ignore = [re.compile(r) for r in data.get("ignore", {}).get("regex", [])]
@@ -56,6 +57,8 @@ class LogFinding:
     failure_class: str
     what: str
     line: str
+    kind: str | None = None
+    detail: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the regex's named groups
 
 
 def find_failures(log: str) -> list[LogFinding]:
@@ -66,8 +69,13 @@ def find_failures(log: str) -> list[LogFinding]:
         if any(r.match(line) for r in ignore):
             continue
         for pattern in patterns:
-            if pattern.regex.match(line):
-                findings.append(LogFinding(pattern.failure_class, pattern.what, line.strip()))
+            if match := pattern.regex.match(line):
+                detail = {k: v for k, v in match.groupdict().items() if v is not None}
+                findings.append(
+                    LogFinding(
+                        pattern.failure_class, pattern.what, line.strip(), pattern.kind, detail
+                    )
+                )
                 break
     return findings
 

@@ -122,15 +122,27 @@ def run_program(cwd: Path, model: str, inputs: list[str], out: str, mode: str) -
     log("I", 1461, "main", f"Reading pte model from file {model}")
     data = pte.read_bytes()
     log("I", 1523, "main", f"PTE @ 0x70000000 [----{data[4:8].decode(errors='replace')}]")
+    bundled: list[bytes] | None = None
+    if data[4:8] == b"BP08":  # a BundleIO program: its inputs come from test case 0
+        from executorch.devtools.bundled_program.serialize import (
+            deserialize_from_flatbuffer_to_bundled_program,
+        )
+
+        bundle = deserialize_from_flatbuffer_to_bundled_program(data)
+        pte = cwd / ".fvp_double_program.pte"
+        pte.write_bytes(bundle.program)
+        case = bundle.method_test_suites[0].test_cases[0]
+        bundled = [bytes(value.val.data) for value in case.inputs]
+        log("I", 886, "runner_init", "Input testset[0] from bundled bpte")
     module = _C._load_for_executorch(str(pte), enable_etdump=True, debug_buffer_size=0)
     meta = module.method_meta("forward")
     log("I", 700, "runner_init", "Running method forward")
-    if meta.num_inputs() != len(inputs):
+    if bundled is None and (not inputs or meta.num_inputs() != len(inputs)):
         log(
             "E",
             463,
             "prepare_input_tensors",
-            f"Expected {meta.num_inputs()} inputs, got {len(inputs)}",
+            "Wrong number of inputs allocated compared to method",
         )
         log("F", 898, "runner_init", "Failed to prepare inputs 0x12")
         return 1
@@ -145,10 +157,13 @@ def run_program(cwd: Path, model: str, inputs: list[str], out: str, mode: str) -
         7: torch.float64,
         11: torch.bool,
     }
-    for k, name in enumerate(inputs):
-        log("I", 1480, "main", f"Reading input tensor {k} from file {name}")
+    for k in range(meta.num_inputs()):
         info = meta.input_tensor_meta(k)
-        raw = (cwd / name).read_bytes()
+        if bundled is not None:
+            raw = bundled[k]
+        else:
+            log("I", 1480, "main", f"Reading input tensor {k} from file {inputs[k]}")
+            raw = (cwd / inputs[k]).read_bytes()
         if len(raw) != info.nbytes():
             log(
                 "E",

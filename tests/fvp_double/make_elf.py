@@ -23,19 +23,29 @@ def attributes_subsection(vendor: str, cpu_name: str) -> bytes:
 
 
 def write_elf(
-    path: Path, cpu_name: str, machine: int = 40, attributes: bytes | None = None
+    path: Path,
+    cpu_name: str,
+    machine: int = 40,
+    attributes: bytes | None = None,
+    segments: list[tuple[int, int]] | None = None,
 ) -> None:
     """ELF32 LE (machine 40 = Arm), one .ARM.attributes section naming ``cpu_name``
-    (or holding ``attributes``, as given)."""
+    (or holding ``attributes``, as given), and a PT_LOAD program header for each
+    ``(address, size)`` of ``segments`` (no bytes in the file: like .bss)."""
     if attributes is None:
         attributes = b"A" + attributes_subsection("aeabi", cpu_name)
+    phdrs = segments or []
     names = b"\0.ARM.attributes\0.shstrtab\0"
-    attr_off, str_off = 52, 52 + len(attributes)
+    ph_off = 52 if phdrs else 0
+    attr_off = 52 + 32 * len(phdrs)
+    str_off = attr_off + len(attributes)
     sh_off = (str_off + len(names) + 3) & ~3
     header = b"\x7fELF" + bytes([1, 1, 1, 0]) + b"\0" * 8
     header += struct.pack(
-        "<HHIIIIIHHHHHH", 2, machine, 1, 0, 0, sh_off, 0x05000400, 52, 0, 0, 40, 3, 2
+        "<HHIIIIIHHHHHH", 2, machine, 1, 0, ph_off, sh_off, 0x05000400, 52, 32, len(phdrs), 40, 3, 2
     )
+    for address, size in phdrs:  # p_type PT_LOAD, offset 0, filesz 0, flags RW, align 4
+        header += struct.pack("<8I", 1, 0, address, address, 0, size, 6, 4)
     data = header + attributes + names
     data += b"\0" * (sh_off - len(data))
     data += struct.pack("<10I", *([0] * 10))

@@ -13,14 +13,13 @@ on this machine (:mod:`harness.boards.fvp.executor`) or in a container
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
+from harness.boards import semihosting
 from harness.boards.base import (
     Availability,
     BoardOptions,
@@ -38,57 +37,13 @@ from harness.boards.fvp.executor import (
 )
 from harness.boards.fvp.kind import FvpOptions, FvpSettings
 from harness.boards.spec import BoardSpec
-from harness.build import dim_order
 from harness.build.artifact import Artifact
-from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunTimeout
+from harness.errors import ConfigError, InfrastructureError, RunTimeout
 from harness.runner import log as runner_log
-from harness.runner.elf import check_runner_elf
-from harness.runner.etdump import load_etdump
-from harness.runner.failures import failure_error
+from harness.runner.build_record import read_build_record, runner_facts
+from harness.runner.elf import check_memory_map, check_runner_elf
+from harness.runner.failures import RunnerFacts
 from harness.validation import convert_all
-
-
-def _write_inputs(artifact: Artifact, inputs: Sequence[npt.NDArray[Any]], run_dir: Path) -> None:
-    """``i<k>.bin``: each input's raw bytes in the program's dim order, exact size."""
-    specs = artifact.metadata.get("program_io", {}).get("inputs", [])
-    for k, array in enumerate(inputs):
-        spec = specs[k] if k < len(specs) else {}
-        data = dim_order.to_memory(array, spec.get("dim_order"))
-        sizes: list[int] = list(spec.get("sizes") or array.shape)
-        expected = int(np.prod(sizes)) * array.dtype.itemsize
-        if data.nbytes != expected:
-            raise ConfigError(
-                f"input {k}: {data.nbytes} bytes, the program expects {expected} "
-                f"({spec.get('sizes')} {spec.get('dtype')})"
-            )
-        (run_dir / f"i{k}.bin").write_bytes(data.tobytes())
-
-
-def read_outputs(artifact: Artifact, run_dir: Path) -> list[npt.NDArray[Any]]:
-    """Decode ``out-<i>.bin`` with the program's output dtypes, sizes and dim orders.
-
-    Raises:
-        RunCrashed: a file is missing or has the wrong size (truncated output).
-    """
-    outputs = []
-    for i, spec in enumerate(artifact.metadata["program_io"]["outputs"]):
-        if spec.get("kind") != "tensor":
-            raise RunCrashed(f"output {i} is not a tensor ({spec.get('kind')}); cannot decode it")
-        path = run_dir / f"out-{i}.bin"
-        dtype = np.dtype(spec["dtype"])
-        order = spec["dim_order"]
-        memory_shape = [spec["sizes"][d] for d in order]
-        expected = int(np.prod(memory_shape)) * dtype.itemsize
-        if not path.exists():
-            raise RunCrashed(f"the runner wrote no {path.name} (expected {expected} bytes)")
-        size = path.stat().st_size
-        if size != expected:
-            raise RunCrashed(
-                f"{path.name} has {size} bytes, expected {expected} "
-                f"({spec['sizes']} {spec['dtype']}): truncated or wrong output"
-            )
-        outputs.append(dim_order.from_memory(np.fromfile(path, dtype=dtype), spec["sizes"], order))
-    return outputs
 
 
 class FvpBoard(RunsGivenInputs):
@@ -131,6 +86,8 @@ class FvpBoard(RunsGivenInputs):
         )
         self.executor: FvpExecutor = self.executors[0]
         self.elf_sha256: str | None = None
+        self.build_record: dict[str, Any] | None = None
+        self.runner_facts: RunnerFacts | None = None
 
     def _executors(self) -> list[FvpExecutor]:
         """Where the FVP may run, in order of preference (``[fvp] backends``, ``--fvp-backend``)."""
@@ -204,11 +161,20 @@ class FvpBoard(RunsGivenInputs):
                 info = check_runner_elf(
                     self.runner_elf, self.spec.cpu or self.platform.cpu, self.spec.name
                 )
+                check_memory_map(
+                    self.runner_elf,
+                    info,
+                    self.platform.regions(),
+                    self.spec.name,
+                    f"FVP platform '{self.platform.name}'",
+                )
             except ConfigError as exc:
                 reasons.append(str(exc))
                 hints.append("use the runner ELF built for this board")
             else:
                 self.elf_sha256 = info.sha256
+                self.build_record = read_build_record(self.runner_elf, info.sha256)
+                self.runner_facts = runner_facts(self.runner_elf, self.build_record)
         if reasons:
             return Availability(False, "; ".join(reasons), "; ".join(h for h in hints if h))
         return Availability(True)
@@ -243,15 +209,7 @@ class FvpBoard(RunsGivenInputs):
             elf = image_runner
         else:
             raise ConfigError(f"board '{self.spec.name}': no runner ELF configured")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in [
-            *run_dir.glob("out-*.bin"),
-            run_dir / "etdump.bin",
-            run_dir / "debug_buffer.bin",
-        ]:
-            stale.unlink(missing_ok=True)  # never read an earlier run's results
-        shutil.copyfile(artifact.pte_path, run_dir / "program.pte")
-        _write_inputs(artifact, inputs, run_dir)
+        semihosting.prepare_run_dir(artifact, inputs, run_dir, expected)
         limit = int(timeout_s or self.spec.run_timeout_s)
         argv = fvp.render_command(
             self.platform,
@@ -281,71 +239,42 @@ class FvpBoard(RunsGivenInputs):
     ) -> RunResult:
         outcome = self.executor.run(argv, run_dir, wall_s, host_elf=self.runner_elf)
         log_path = str(run_dir / LOG_NAME)
-        tail = runner_log.log_tail(outcome.log)
         if outcome.timed_out:
             raise RunTimeout(
                 f"board '{self.spec.name}': no result after {wall_s:g} s (FVP --timelimit "
                 f"{int(wall_s - WALL_GRACE_S)} s + {WALL_GRACE_S:g} s); the FVP was killed",
-                log_tail=tail,
+                log_tail=runner_log.log_tail(outcome.log),
                 log_path=log_path,
             )
-        failure = failure_error(
-            runner_log.find_failures(outcome.log),
-            f"board '{self.spec.name}'",
-            context=f" (attempt {attempt})",
-            log_tail=tail,
+        found = semihosting.collect(
+            artifact,
+            run_dir,
+            who=f"board '{self.spec.name}'",
+            log=outcome.log,
+            exit_code=outcome.exit_code,
             log_path=log_path,
+            simulator="the FVP",
+            context=f" (attempt {attempt})",
+            runner=self.runner_facts,
         )
-        if failure is not None:
-            raise failure
-        try:
-            outputs = read_outputs(artifact, run_dir)
-        except RunCrashed as exc:
-            raise RunCrashed(
-                f"board '{self.spec.name}': {exc.message} (FVP exit code {outcome.exit_code})",
-                log_tail=tail,
-                log_path=log_path,
-            ) from exc
-        if outcome.exit_code not in (0, None):
-            raise RunCrashed(
-                f"board '{self.spec.name}': the FVP exited with status {outcome.exit_code}",
-                log_tail=tail,
-                log_path=log_path,
-            )
-        etdump = run_dir / "etdump.bin"
-        debug = run_dir / "debug_buffer.bin"
-        try:
-            block = runner_log.parse_etdump_block(outcome.log)
-        except runner_log.EtdumpBlockError as exc:
-            raise RunCrashed(
-                f"board '{self.spec.name}': {exc}", log_tail=tail, log_path=log_path
-            ) from exc
-        for name, payload in block.items():
-            (run_dir / name).write_bytes(payload)
-        if etdump.exists():
-            try:
-                load_etdump(etdump)
-            except RunCrashed as exc:
-                raise RunCrashed(
-                    f"board '{self.spec.name}': {exc.message}", log_tail=tail, log_path=log_path
-                ) from exc
-        pmu = runner_log.parse_pmu(outcome.log)
         return RunResult(
             board=self.spec.name,
-            outputs=tuple(outputs),
+            outputs=found.outputs,
             execute_s=outcome.wall_s,
             load_s=0.0,
             fidelity=Fidelity.FVP_CYCLES if self.cycles else Fidelity.FVP_FAST,
             run_dir=run_dir,
-            etdump_path=etdump if etdump.exists() else None,
-            debug_buffer_path=debug if debug.exists() else None,
+            etdump_path=found.etdump_path,
+            debug_buffer_path=found.debug_buffer_path,
             log=outcome.log,
             extra={
                 "fvp_wall_s": outcome.wall_s,
                 "fvp": f"{self.platform.executable} {self.platform.version}",
                 "where": outcome.where,
                 "runner_elf_sha256": self.elf_sha256,
+                **({"firmware": self.build_record} if self.build_record else {}),
                 "attempts": attempt,
-                **({"pmu": pmu} if pmu else {}),
+                **({"pmu": found.pmu} if found.pmu else {}),
+                **({"bundle_result": found.bundle_result} if found.bundle_result else {}),
             },
         )

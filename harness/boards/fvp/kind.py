@@ -158,5 +158,6 @@ FVP_KIND = BoardKind(
     add_options=add_options,
     options_from=options_from,
     options_type=FvpOptions,
+    options_from_environment=from_environment,
     doctor="harness.boards.fvp.doctor",
 )

@@ -16,9 +16,9 @@ import msgspec
 
 from harness.datafiles import fvp_platform_dir
 from harness.errors import ConfigError
+from harness.runner.command_line import runner_argv
+from harness.runner.elf import MemoryRegion
 from harness.validation import convert_all, problems_message
-
-RUNNER_ARGV0 = "executor_runner"  # argv[0] of the semihosting command line; ignored by the runner
 
 _Text = Annotated[str, msgspec.Meta(min_length=1, extra={"expect": "a non-empty string"})]
 _Count = Annotated[int, msgspec.Meta(gt=0, extra={"expect": "a positive integer"})]
@@ -28,6 +28,14 @@ _Params = Annotated[
         description="FVP parameters (-C), in order", extra={"expect": "a list of strings"}
     ),
 ]
+
+
+class MemorySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One memory of a platform's map (a runner's load segments must lie in them)."""
+
+    name: _Text
+    base: Annotated[int, msgspec.Meta(ge=0, extra={"expect": "an address"})]
+    size: _Count
 
 
 class FvpPlatform(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -51,6 +59,14 @@ class FvpPlatform(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     uart: _Params
     uart_mode_extra: _Params = ()
     semihosting: _Params
+    memory_map: Annotated[
+        tuple[MemorySpec, ...],
+        msgspec.Meta(description="the memories a runner ELF may load into"),
+    ] = ()
+
+    def regions(self) -> list[MemoryRegion]:
+        """The memory map, for :func:`harness.runner.elf.check_memory_map`."""
+        return [MemoryRegion(m.name, m.base, m.size) for m in self.memory_map]
 
 
 def platform_dir() -> Path:
@@ -84,11 +100,9 @@ def load_platform(name: str) -> FvpPlatform:
 
 
 def semihosting_command_line(input_count: int) -> str:
-    """The runner's argv, as upstream writes it: basenames only, to stay short."""
-    line = f"{RUNNER_ARGV0} -m program.pte -o out"
-    for i in range(input_count):
-        line += f" -i i{i}.bin"
-    return line
+    """The runner's argv as one line, as upstream writes it (basenames only, to stay
+    short; :func:`harness.runner.command_line.runner_argv`)."""
+    return " ".join(runner_argv(input_count))
 
 
 def render_command(

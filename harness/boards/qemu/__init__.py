@@ -1,0 +1,1 @@
+"""QEMU boards: the genuine upstream runner on QEMU's Cortex-M machines."""

@@ -1,0 +1,117 @@
+"""``et-hil firmware build``: build (or find in the cache) the runner firmware.
+
+Either what a QEMU board file's ``[qemu.firmware]`` describes (``--board NAME``)
+or what the options say. The ELF lands in the build cache
+(``<cache>/firmware/<key>/``) with its build record beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+
+def byte_size(text: str) -> int:
+    """``2097152``, ``0x200000``, ``2M`` or ``512K`` as a number of bytes."""
+    scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:].upper(), 1)
+    try:
+        return int(text[:-1] if scale > 1 else text, 0) * scale
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 2M, 0x200000)") from exc
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    """The ``firmware`` subcommand of ``et-hil``."""
+    firmware = sub.add_parser(
+        "firmware", parents=[common], help="build the upstream runner firmware for QEMU boards"
+    )
+    firmware.add_argument("action", choices=("build",))
+    firmware.add_argument(
+        "--board",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="build what this QEMU board's [qemu.firmware] describes (repeatable)",
+    )
+    firmware.add_argument("--ops", help="a selected kernel list: aten::add.out,aten::mm.out,...")
+    firmware.add_argument(
+        "--wide", action="store_true", help="every portable and quantized kernel (the default)"
+    )
+    firmware.add_argument(
+        "--no-cmsis", action="store_true", help="without the cortex_m (CMSIS-NN) kernels"
+    )
+    firmware.add_argument(
+        "--intermediate-buffer",
+        type=byte_size,
+        default=0,
+        metavar="BYTES",
+        help="ETDump intermediate-output buffer (default 0: no intermediate outputs)",
+    )
+    firmware.add_argument(
+        "--method-pool", type=byte_size, metavar="BYTES", help="method allocator pool"
+    )
+    firmware.add_argument(
+        "--executorch-src",
+        type=Path,
+        metavar="DIR",
+        default=os.environ.get("ET_HIL_EXECUTORCH_SRC"),
+        help="ExecuTorch source tree (default: $ET_HIL_EXECUTORCH_SRC, else the pinned bundle)",
+    )
+    firmware.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    firmware.set_defaults(func=cmd_firmware)
+
+
+def cmd_firmware(args: argparse.Namespace) -> int:
+    """Build each requested runner; print where it is and what it holds."""
+    from harness.boards.qemu.kind import QemuSettings
+    from harness.build.cache import default_cache_dir
+    from harness.firmware.service import (
+        FirmwareRequest,
+        describe,
+        ensure_runner,
+        parse_ops,
+        request_for,
+    )
+
+    cache_dir = Path(args.build_cache) if args.build_cache else default_cache_dir()
+    requests: list[tuple[str, FirmwareRequest]] = []
+    if args.board:
+        from harness.boards.spec import load_boards
+
+        boards = load_boards([Path(p) for p in args.board_file])
+        for name in args.board:
+            spec = boards.get(name)
+            if spec is None:
+                raise ConfigError(f"--board {name}: unknown board (known: {', '.join(boards)})")
+            if spec.kind != "qemu":
+                raise ConfigError(
+                    f"--board {name}: kind '{spec.kind}' boards take no et-hil firmware build; "
+                    "QEMU boards do"
+                )
+            settings = spec.settings or QemuSettings()
+            requests.append((f"board '{name}'", request_for(settings.firmware)))
+    else:
+        requests.append(
+            (
+                "runner",
+                FirmwareRequest(
+                    ops=parse_ops(args.ops) if args.ops else None,
+                    cmsis=not args.no_cmsis,
+                    intermediate_buffer_bytes=args.intermediate_buffer,
+                    method_pool_bytes=args.method_pool,
+                ),
+            )
+        )
+    for what, request in requests:
+        print(f"{what}: building (a cold build takes minutes; cached builds return at once)")
+        sys.stdout.flush()
+        built = ensure_runner(
+            request, cache_dir=cache_dir, executorch_src=args.executorch_src, jobs=args.jobs
+        )
+        for line in describe(built):
+            print(f"  {line}")
+    return 0

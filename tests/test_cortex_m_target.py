@@ -1,0 +1,382 @@
+"""The Cortex-M targets (``cortex-m55``, ``cortex-m85``): programs built through the
+harness's Builder call upstream's ``cortex_m::`` (CMSIS-NN) operators.
+
+The host runtime (ExecuTorch's pybindings) registers no ``cortex_m`` kernels, so
+these programs cannot run here; what is checked instead: the operators in the
+``.pte`` and in the metadata a firmware build selects kernels from, the
+fake-quant reference, and the lowered graph run through upstream's Python
+implementations of the ``cortex_m`` operators (within 1 LSB of fake-quant).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from harness.build import op_libraries
+from harness.build.artifact import Artifact
+from harness.build.builder import Builder, export_model, quantize_model
+from harness.build.fingerprint import input_specs
+from harness.build.quantization import QuantConfig, generated_calibration
+from harness.build.taps import TapPlan
+from harness.build.targets import CortexMTarget, get_target, has_delegate
+from harness.errors import BuildError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What the CMSIS-NN lowering of each model must call (full names, as a firmware
+# build's operator selection spells them).
+CONV_OPS = {
+    "cortex_m::quantize_per_tensor.out",
+    "cortex_m::quantized_conv2d.out",
+    "cortex_m::quantized_linear.out",
+    "cortex_m::dequantize_per_tensor.out",
+}
+ADD_OPS = {
+    "cortex_m::quantize_per_tensor.out",
+    "cortex_m::quantized_add.out",
+    "cortex_m::dequantize_per_tensor.out",
+}
+
+
+class ConvReluLinear(nn.Module):
+    """conv -> relu -> flatten -> linear: tiny (3x4x4 input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(torch.relu(self.conv(x)).flatten(1))
+        return out
+
+
+class Add(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x + y
+
+
+def conv_model() -> ConvReluLinear:
+    torch.manual_seed(0)
+    return ConvReluLinear().eval()
+
+
+def conv_inputs(channels_last: bool = True) -> tuple[torch.Tensor]:
+    x = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    # The legacy Cortex-M pipeline (upstream's default) lowers convolutions on
+    # channels_last tensors only.
+    return (x.to(memory_format=torch.channels_last) if channels_last else x,)
+
+
+def add_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g)
+
+
+@pytest.fixture(scope="module")
+def conv_artifact(builder: Builder) -> Artifact:
+    return builder.build(
+        conv_model(), conv_inputs(), target="cortex-m55", board="b", quantize="int8"
+    )
+
+
+@pytest.fixture(scope="module")
+def add_artifact(builder: Builder) -> Artifact:
+    return builder.build(Add(), add_inputs(), target="cortex-m55", board="b", quantize="int8")
+
+
+def pte_operators(artifact: Artifact) -> set[str]:
+    """The operators the serialized program itself lists (not the metadata)."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    program = deserialize_pte_binary(artifact.pte_path.read_bytes()).program
+    return {f"{op.name}.{op.overload}" for plan in program.execution_plan for op in plan.operators}
+
+
+# ---------------------------------------------------------------- the targets
+
+
+@pytest.mark.parametrize("name", ["cortex-m55", "cortex-m85"])
+def test_the_cortex_m_targets_are_cpu_only(name: str) -> None:
+    target = get_target(name, board="b")
+    assert isinstance(target, CortexMTarget)
+    assert target.name == name
+    assert not target.delegates
+    assert not has_delegate(name)  # the board file check says the same
+    assert not target.int_only  # float programs run on the portable kernels
+    assert target.partitioners(Path("unused")) == []
+    assert target.options() == {"explicit_layout": False}
+    assert CortexMTarget(name, explicit_layout=True).options() != target.options()
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (QuantConfig(scheme="a16w8"), "quantization scheme 'a16w8' is not supported"),
+        (QuantConfig(per_channel=False), "per_channel=False is not supported"),
+    ],
+)
+def test_what_the_cortex_m_quantizer_cannot_do_is_refused(
+    config: QuantConfig, problem: str
+) -> None:
+    with pytest.raises(BuildError, match=problem):
+        CortexMTarget("cortex-m55").quantizer(config)
+
+
+# ---------------------------------------------------------------- built programs
+
+
+def test_conv_relu_linear_calls_cmsis_nn_operators(conv_artifact: Artifact) -> None:
+    metadata = conv_artifact.metadata
+    assert metadata["target"] == "cortex-m55"
+    operators = metadata["operators"]
+    assert operators == sorted(operators)
+    assert set(operators) >= CONV_OPS, operators
+    # Nothing of the quantized graph is left to the portable kernels.
+    assert not [op for op in operators if op.startswith(("quantized_decomposed::", "aten::conv"))]
+    # The metadata lists what the program itself calls.
+    assert set(operators) == pte_operators(conv_artifact)
+    delegation = metadata["delegation"]
+    assert delegation["delegated_subgraphs"] == 0
+    assert delegation["cpu_ops"]["cortex_m.quantized_conv2d"] == 1
+    assert delegation["cpu_ops"]["cortex_m.quantized_linear"] == 1
+    # The backend's own operators are not "fallback"; scratch allocations are not ops.
+    assert not [op for op in delegation["cpu_fallback"] if op.startswith("cortex_m.")]
+    assert "alloc" not in delegation["cpu_ops"]
+    # The channels_last input is the program's, and part of the cache key.
+    assert metadata["program_io"]["inputs"][0]["dim_order"] == [0, 2, 3, 1]
+    assert metadata["input_specs"][0]["dim_order"] == [0, 2, 3, 1]
+
+
+def test_add_calls_the_quantized_add_operator(add_artifact: Artifact) -> None:
+    operators = set(add_artifact.metadata["operators"])
+    assert operators == ADD_OPS
+    assert operators == pte_operators(add_artifact)
+    assert add_artifact.metadata["delegation"]["cpu_fallback"] == {}
+
+
+def test_cortex_m85_is_its_own_build(builder: Builder, add_artifact: Artifact) -> None:
+    m85 = builder.build(Add(), add_inputs(), target="cortex-m85", board="b", quantize="int8")
+    assert m85.key != add_artifact.key  # the target's name is part of the key
+    assert m85.metadata["target"] == "cortex-m85"
+    assert set(m85.metadata["operators"]) == ADD_OPS
+
+
+def test_an_nchw_convolution_stays_on_the_portable_kernel(
+    builder: Builder, conv_artifact: Artifact
+) -> None:
+    """Upstream's default pipeline lowers convolutions on channels_last tensors only:
+    the same model with a contiguous input is another program (and cache key), whose
+    convolution stays float and is reported as left to the CPU."""
+    nchw = builder.build(
+        conv_model(), conv_inputs(channels_last=False), target="cortex-m55", board="b",
+        quantize="int8",
+    )  # fmt: skip
+    assert nchw.key != conv_artifact.key
+    assert "dim_order" not in nchw.metadata["input_specs"][0]
+    assert "aten::convolution.out" in nchw.metadata["operators"]
+    assert "cortex_m::quantized_linear.out" in nchw.metadata["operators"]
+    assert "aten.convolution" in nchw.metadata["delegation"]["cpu_fallback"]
+
+
+def test_a_tapped_build_keeps_the_cmsis_nn_operators(builder: Builder) -> None:
+    tapped = builder.build(
+        conv_model(), conv_inputs(), target="cortex-m55", board="b", quantize="int8",
+        taps=TapPlan(),
+    )  # fmt: skip
+    assert set(tapped.metadata["operators"]) >= CONV_OPS
+    taps = tapped.metadata["taps"]
+    assert taps
+    assert all(tap["where"] == "CPU" for tap in taps)
+    outputs = tapped.metadata["program_io"]["outputs"]
+    assert len(outputs) == 1 + len(taps)
+    assert {o["dtype"] for o in outputs[1:]} == {"int8"}  # quantized values, exactly
+
+
+class ConvHardswish(nn.Module):
+    """Upstream's Cortex-M passes fail on this graph when it is float."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.hardswish(self.conv(x))
+
+
+def test_a_float_program_is_lowered_for_the_portable_kernels(builder: Builder) -> None:
+    """Nothing to give CMSIS-NN: ExecuTorch's default lowering, which the host runtime
+    (portable kernels) runs."""
+    from executorch.extension.pybindings import portable_lib
+
+    torch.manual_seed(0)
+    model = ConvHardswish().eval()
+    inputs = conv_inputs(channels_last=False)
+    artifact = builder.build(model, inputs, target="cortex-m55", board="b")
+    operators = artifact.metadata["operators"]
+    assert not [op for op in operators if op.startswith("cortex_m::")]
+    assert "aten::convolution.out" in operators
+    assert "aten::hardswish.out" not in operators  # decomposed, as for the portable target
+    module = portable_lib._load_for_executorch_from_buffer(artifact.pte_path.read_bytes())
+    (out,) = module.run_method("forward", inputs)
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(*inputs), atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- references and runtimes
+
+
+def test_the_fake_quant_reference_still_works(conv_artifact: Artifact) -> None:
+    from harness.verdict.check import fake_quant_outputs
+
+    namespaces = conv_artifact.metadata["reference_op_namespaces"]
+    assert set(namespaces) <= set(op_libraries.REGISTRIES)
+    (fake_quant,) = fake_quant_outputs(conv_artifact, conv_inputs())
+    with torch.no_grad():
+        eager = conv_model()(*conv_inputs())
+    (scale,) = conv_artifact.output_scales
+    assert scale is not None
+    # Quantization error of a conv and a linear: a few output LSBs at most.
+    assert float((fake_quant - eager).abs().max()) / scale <= 8
+
+
+def test_the_reference_loads_in_a_fresh_process(conv_artifact: Artifact) -> None:
+    """A later run finds the artifact in the cache: it must load its reference (and the
+    cortex_m operator library) without the imports the build made."""
+    from harness.verdict.check import fake_quant_outputs
+
+    (expected,) = fake_quant_outputs(conv_artifact, conv_inputs())
+    code = (
+        "import json, sys, torch\n"
+        "from pathlib import Path\n"
+        "from harness.build import op_libraries\n"
+        "from harness.build.artifact import Artifact\n"
+        "from harness.verdict.check import fake_quant_outputs\n"
+        "op_libraries.register(['cortex_m'])\n"
+        "assert torch.ops.cortex_m.quantized_conv2d.default is not None\n"
+        f"artifact = Artifact.from_folder('k', Path({str(conv_artifact.folder)!r}),"
+        " cache_hit=True, obtain_s=0.0)\n"
+        "x = torch.tensor(json.loads(sys.stdin.read()))"
+        ".to(memory_format=torch.channels_last)\n"
+        "(out,) = fake_quant_outputs(artifact, (x,))\n"
+        "print(json.dumps(out.tolist()))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        input=json.dumps(conv_inputs()[0].tolist()),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = torch.tensor(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert torch.equal(got, expected)
+
+
+def test_the_host_runtime_has_no_cortex_m_kernels(conv_artifact: Artifact) -> None:
+    """ExecuTorch's pybindings (portable and quantized kernels) register no ``cortex_m``
+    kernel, so the host cannot run these programs: it refuses to load the method. When
+    a wheel does register them, the program is run and compared with fake-quant."""
+    import executorch.kernels.quantized  # noqa: F401  (the quantized_decomposed kernels)
+    from executorch.extension.pybindings import portable_lib
+
+    registered = set(portable_lib._get_operator_names())
+    missing = set(conv_artifact.metadata["operators"]) - registered
+    if missing:
+        assert missing == {op for op in CONV_OPS if op.startswith("cortex_m::")}, missing
+        program = conv_artifact.pte_path.read_bytes()
+        with pytest.raises(RuntimeError):
+            portable_lib._load_for_executorch_from_buffer(program).run_method(
+                "forward", conv_inputs()
+            )
+        return
+    from harness.verdict.check import fake_quant_outputs
+
+    module = portable_lib._load_for_executorch_from_buffer(conv_artifact.pte_path.read_bytes())
+    (out,) = module.run_method("forward", conv_inputs())
+    (expected,) = fake_quant_outputs(conv_artifact, conv_inputs())
+    (scale,) = conv_artifact.output_scales
+    assert scale is not None
+    assert float((out - expected).abs().max()) / scale <= 1 + 1e-6
+
+
+def lowered_dialect(
+    target: CortexMTarget, model: nn.Module, inputs: tuple[torch.Tensor, ...]
+) -> tuple[Any, Any, float]:
+    """The target's lowering of ``model``, stopped before ``to_executorch``: the edge
+    program with its ``cortex_m`` operators, the fake-quant model, the output scale."""
+    from executorch.exir import to_edge_transform_and_lower
+
+    from harness.build.builder import output_scales
+
+    config = QuantConfig()
+    exported = export_model(model, inputs)
+    fake_quant = quantize_model(
+        exported, target, config, generated_calibration(inputs, config), "m"
+    )
+    requantized = export_model(fake_quant, inputs)
+    (scale,) = output_scales(requantized)
+    assert scale is not None
+    edge = to_edge_transform_and_lower(
+        requantized, compile_config=target.edge_compile_config(quantized=True)
+    )
+    return target.edge_passes(edge, quantized=True).exported_program(), fake_quant, scale
+
+
+def _op_names(program: Any) -> set[str]:
+    return {
+        str(getattr(node.target, "_name", node.target))
+        for node in program.graph.nodes
+        if node.op == "call_function"
+    }
+
+
+@pytest.mark.parametrize(
+    ("explicit_layout", "model", "inputs", "expected"),
+    [
+        (False, conv_model, conv_inputs, "cortex_m::quantized_conv2d"),
+        (False, Add, add_inputs, "cortex_m::quantized_add"),
+        # Upstream's experimental pipeline also lowers an NCHW convolution.
+        (
+            True,
+            conv_model,
+            lambda: conv_inputs(channels_last=False),
+            "cortex_m::quantized_conv2d_nhwc",
+        ),
+    ],
+    ids=["conv-relu-linear", "add", "conv-nchw-explicit-layout"],
+)
+def test_the_lowered_graph_matches_fake_quant_within_one_lsb(
+    explicit_layout: bool,
+    model: Callable[[], nn.Module],
+    inputs: Callable[[], tuple[torch.Tensor, ...]],
+    expected: str,
+) -> None:
+    """The lowered graph run through upstream's Python implementations of the
+    ``cortex_m`` operators (integer requantization, as the CMSIS-NN kernels do)."""
+    target = CortexMTarget("cortex-m55", explicit_layout=explicit_layout)
+    program, fake_quant, scale = lowered_dialect(target, model().eval(), inputs())
+    names = _op_names(program)
+    assert expected in names, names
+    assert not [n for n in names if n.startswith("quantized_decomposed::")]
+    with torch.no_grad():
+        (lowered,) = torch.utils._pytree.tree_leaves(program.module()(*inputs()))
+        (reference,) = torch.utils._pytree.tree_leaves(fake_quant(*inputs()))
+    assert float((lowered - reference).abs().max()) / scale <= 1 + 1e-6
+
+
+def test_channels_last_inputs_have_their_own_cache_key() -> None:
+    contiguous = input_specs(conv_inputs(channels_last=False))
+    channels_last = input_specs(conv_inputs())
+    assert contiguous == [{"shape": [1, 3, 4, 4], "dtype": "float32"}]
+    assert channels_last == [{"shape": [1, 3, 4, 4], "dtype": "float32", "dim_order": [0, 2, 3, 1]}]
