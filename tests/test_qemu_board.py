@@ -1,0 +1,264 @@
+"""The qemu board kind on the genuine upstream runner: built from the pinned
+sources by the firmware recipe, run on ``qemu-system-arm -machine mps3-an547``.
+
+Every fault here is the genuine runner's own behaviour (its own log lines), not a
+double's. The runner is built once per content (the first run on a machine takes
+minutes; CI builds it before the tests, with ``et-hil firmware build``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.boards import BoardOptions, make_board
+from harness.boards.qemu.board import QemuBoard
+from harness.boards.spec import load_board_file
+from harness.build.builder import Builder
+from harness.build.cache import ArtifactCache, default_cache_dir
+from harness.datafiles import builtin_board_dir
+from harness.errors import ConfigError, RunCrashed, RunnerConfigError, RunTimeout
+from harness.firmware.service import FirmwareRequest, ensure_runner
+from harness.firmware.toolchain import missing_build_tools
+from harness.verdict.check import CheckResult, check_model
+
+pytestmark = pytest.mark.slow
+
+
+def _need_tools() -> None:
+    """Skip where QEMU or the toolchain is missing, unless CI requires them."""
+    missing = [what for what, _ in missing_build_tools(None)]
+    if shutil.which("qemu-system-arm") is None:
+        missing.append("qemu-system-arm is not on PATH")
+    if missing:
+        if os.environ.get("ET_HIL_REQUIRE_QEMU") == "1":
+            pytest.fail("; ".join(missing) + " [ET_HIL_REQUIRE_QEMU=1]")
+        pytest.skip("; ".join(missing))
+
+
+@pytest.fixture(scope="module")
+def builder(tmp_path_factory: pytest.TempPathFactory) -> Builder:
+    return Builder(ArtifactCache(tmp_path_factory.mktemp("cache")))
+
+
+def qemu_board(tmp_path: Path, name: str = "qemu-m55", **options: object) -> QemuBoard:
+    """A built-in QEMU board, opened (its runner from the shared firmware cache)."""
+    _need_tools()
+    spec = load_board_file(builtin_board_dir() / f"{name}.toml")
+    board = make_board(
+        spec, tmp_path / "logs", BoardOptions(cache_dir=default_cache_dir(), **options)
+    )
+    assert isinstance(board, QemuBoard)
+    assert board.availability().ok, board.availability()
+    board.open()
+    return board
+
+
+@pytest.fixture
+def qemu(tmp_path: Path) -> Iterator[QemuBoard]:
+    the_board = qemu_board(tmp_path)
+    yield the_board
+    the_board.close()
+
+
+class SmallCNN(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+class Constant(torch.nn.Module):
+    """A program without inputs: the runner's argument check would refuse it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.arange(6, dtype=torch.float32).reshape(2, 3))
+        self.bias = torch.nn.Parameter(torch.full((2, 3), -2.0))
+
+    def forward(self) -> torch.Tensor:
+        return torch.relu(self.weight + self.bias) * self.weight
+
+
+class Cumsum(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cumsum(x, dim=1)
+
+
+def image(seed: int = 1) -> torch.Tensor:
+    return torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def check(
+    builder: Builder,
+    board: QemuBoard,
+    model: torch.nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    tmp_path: Path,
+    **kw: object,
+) -> CheckResult:
+    return check_model(builder, board, model, inputs, run_dir=tmp_path / "run", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_a_program_runs_on_the_genuine_runner(
+    builder: Builder, qemu: QemuBoard, tmp_path: Path, quantize: str | None
+) -> None:
+    result = check(builder, qemu, SmallCNN(), (image(),), tmp_path, quantize=quantize)
+    assert result.passed, result.summary()
+    run = result.run
+    assert run.fidelity == "qemu"
+    assert run.etdump_path is not None
+    assert run.etdump_path.stat().st_size > 0
+    assert "Program complete, exiting." in run.log  # the genuine runner's last line
+    facts = run.extra
+    assert facts["machine"] == "mps3-an547"
+    assert facts["firmware"]["elf_sha256"] == facts["runner_elf_sha256"]
+    assert facts["firmware"]["intermediate_buffer_bytes"] == 0
+    assert facts["pmu_note"].startswith("not recorded")
+
+
+def test_a_program_without_inputs_runs_as_a_bundle(
+    builder: Builder, qemu: QemuBoard, tmp_path: Path
+) -> None:
+    """The runner wants at least one -i; the harness sends a BundleIO program instead."""
+    result = check(builder, qemu, Constant(), (), tmp_path)
+    assert result.passed, result.summary()
+    # relu([0..5] - 2) * [0..5], worked by hand
+    np.testing.assert_array_equal(result.run.outputs[0], [[0, 0, 0], [3, 8, 15]])
+    command = (tmp_path / "run" / "command.txt").read_text()
+    assert "arg=-m,arg=program.bpte,arg=-o,arg=out,arg=-o,arg=out" in command
+    assert "[----BP08]" in result.run.log  # the runner saw a bundle
+
+
+def test_a_corrupt_program_is_a_crash_with_the_runners_lines(
+    builder: Builder, qemu: QemuBoard, tmp_path: Path
+) -> None:
+    artifact = builder.build(SmallCNN(), (image(),), target="portable", board="qemu-m55")
+    folder = tmp_path / "broken"
+    shutil.copytree(artifact.folder, folder)
+    broken = replace(artifact, folder=folder)
+    data = bytearray(broken.pte_path.read_bytes())
+    data[4:8] = b"XX99"  # the program identifier
+    broken.pte_path.write_bytes(bytes(data))
+    with pytest.raises(RunCrashed) as caught:
+        qemu.run(broken, [image().numpy()], run_dir=tmp_path / "run")
+    assert "Program identifier 'XX99' != expected 'ET12'" in caught.value.message
+    assert caught.value.failure_class == "crash"
+
+
+def test_a_run_past_its_time_limit_is_a_timeout(
+    builder: Builder, qemu: QemuBoard, tmp_path: Path
+) -> None:
+    artifact = builder.build(SmallCNN(), (image(),), target="portable", board="qemu-m55")
+    # QEMU takes longer than 1 ms to start the runner at all
+    with pytest.raises(RunTimeout, match=r"no result after 0\.001 s; QEMU was killed"):
+        qemu.run(artifact, [image().numpy()], run_dir=tmp_path / "run", timeout_s=0.001)
+
+
+def test_a_missing_operator_names_it_and_the_runners_list(builder: Builder, tmp_path: Path) -> None:
+    """A runner built with a short kernel list (a relink of the wide build's tree)."""
+    _need_tools()
+    built = ensure_runner(
+        FirmwareRequest(ops=("aten::add.out", "aten::mul.out"), cmsis=False),
+        cache_dir=default_cache_dir(),
+    )
+    qemu = qemu_board(tmp_path, runner_elf=built.elf)
+    x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    with pytest.raises(RunnerConfigError) as caught:
+        check(builder, qemu, Cumsum(), (x,), tmp_path)
+    message = caught.value.message
+    assert "kernel 'aten::cumsum.out' not found." in message  # the runner's own line
+    assert "operator 'aten::cumsum.out' is not in the runner's kernel list" in message
+    assert "aten::add.out" in message
+    assert "et-hil firmware build --ops aten::add.out,aten::mul.out" in message
+    assert caught.value.failure_class == "runner_config"
+
+
+class Wide(torch.nn.Module):
+    """Intermediate tensors of 4 x 16 KiB: more than a 16 KiB debug buffer holds."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.relu(x * 2.0) + 1.0) - 3.0
+
+
+def test_a_full_intermediate_buffer_names_its_size(builder: Builder, tmp_path: Path) -> None:
+    _need_tools()
+    built = ensure_runner(
+        FirmwareRequest(intermediate_buffer_bytes=16384), cache_dir=default_cache_dir()
+    )
+    qemu = qemu_board(tmp_path, runner_elf=built.elf)
+    x = torch.randn(64, 64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(RunnerConfigError) as caught:
+        check(builder, qemu, Wide(), (x,), tmp_path)
+    message = caught.value.message
+    assert "Ran out of space to store intermediate outputs." in message
+    assert "debug buffer (16384 bytes)" in message
+
+
+def test_a_runner_linked_for_another_machine_is_refused_before_the_run(tmp_path: Path) -> None:
+    from tests.fvp_double.make_elf import write_elf
+
+    elf = tmp_path / "corstone320-runner.elf"
+    # Corstone-320.ld's BRAM at 0x12000000: no memory of mps3-an547
+    write_elf(elf, "cortex-m55", segments=[(0x12000000, 0x1000)])
+    spec = load_board_file(builtin_board_dir() / "qemu-m55.toml")
+    board = make_board(spec, tmp_path, BoardOptions(runner_elf=elf))
+    answer = board.availability()
+    assert not answer.ok
+    assert "does not fit the QEMU machine 'mps3-an547' memory map" in answer.reason
+    assert "runs at 0x12000000: is in no memory of the board" in answer.reason
+
+
+def test_an_unknown_machine_is_a_board_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    lines = ['name = "b"', 'kind = "qemu"', 'target = "portable"', "[qemu]", 'machine = "vexpress"']
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"\[qemu\] machine 'vexpress' is unknown"):
+        load_board_file(path)
+
+
+def _corrupt_first_plan_offset(pte: Path) -> None:
+    """Point the program's first execution plan 2 GiB past the program: reading it
+    leaves every memory of the machine (a precise bus fault, escalated to HardFault).
+
+    Flatbuffer layout: the root table's offset is the file's first word; its vtable
+    gives field 1 (``execution_plan``, a vector of table offsets); the vector's
+    first element follows its length word.
+    """
+    data = bytearray(pte.read_bytes())
+    root = struct.unpack_from("<I", data, 0)[0]
+    vtable = root - struct.unpack_from("<i", data, root)[0]
+    field = struct.unpack_from("<H", data, vtable + 4 + 2 * 1)[0]
+    vector = root + field + struct.unpack_from("<I", data, root + field)[0]
+    struct.pack_into("<I", data, vector + 4, 0x7FFF0000)
+    pte.write_bytes(bytes(data))
+
+
+def test_a_hard_fault_is_a_crash_with_the_fault_report(
+    builder: Builder, qemu: QemuBoard, tmp_path: Path
+) -> None:
+    artifact = builder.build(SmallCNN(), (image(),), target="portable", board="qemu-m55")
+    folder = tmp_path / "broken"
+    shutil.copytree(artifact.folder, folder)
+    broken = replace(artifact, folder=folder)
+    _corrupt_first_plan_offset(broken.pte_path)
+    with pytest.raises(RunCrashed) as caught:
+        qemu.run(broken, [image().numpy()], run_dir=tmp_path / "run")
+    message = caught.value.message
+    assert "CPU hard fault" in message
+    # the platform layer's fault report: CFSR 0x8200 = BFARVALID | PRECISERR
+    assert "Hard fault. irq=3" in message
+    assert "cfsr=0x00008200" in caught.value.log_tail
