@@ -47,3 +47,18 @@ def runner_facts(elf: Path, record: dict[str, Any] | None) -> RunnerFacts:
         intermediate_buffer_bytes=record.get("intermediate_buffer_bytes"),
         rebuild=str(record.get("rebuild") or RunnerFacts(elf="").rebuild),
     )
+
+
+SHOWN_OPERATORS = 40  # a selected kernel list up to this long goes into results whole
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What results carry of a build record: everything but a long kernel list,
+    which is counted instead (the record beside the ELF keeps it whole)."""
+    operators = record.get("operators")
+    brief = {k: v for k, v in record.items() if k not in ("operators", "sizes", "rebuild")}
+    if isinstance(operators, list):
+        brief["operator_count"] = len(operators)
+        if not record.get("wide") and len(operators) <= SHOWN_OPERATORS:
+            brief["operators"] = operators
+    return brief

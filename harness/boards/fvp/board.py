@@ -40,7 +40,7 @@ from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.errors import ConfigError, InfrastructureError, RunTimeout
 from harness.runner import log as runner_log
-from harness.runner.build_record import read_build_record, runner_facts
+from harness.runner.build_record import read_build_record, runner_facts, summary
 from harness.runner.elf import check_memory_map, check_runner_elf
 from harness.runner.failures import RunnerFacts
 from harness.validation import convert_all
@@ -272,7 +272,7 @@ class FvpBoard(RunsGivenInputs):
                 "fvp": f"{self.platform.executable} {self.platform.version}",
                 "where": outcome.where,
                 "runner_elf_sha256": self.elf_sha256,
-                **({"firmware": self.build_record} if self.build_record else {}),
+                **({"firmware": summary(self.build_record)} if self.build_record else {}),
                 "attempts": attempt,
                 **({"pmu": found.pmu} if found.pmu else {}),
                 **({"bundle_result": found.bundle_result} if found.bundle_result else {}),

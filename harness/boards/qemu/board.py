@@ -36,7 +36,7 @@ from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.errors import ConfigError, InfrastructureError, RunTimeout
 from harness.runner import log as runner_log
-from harness.runner.build_record import read_build_record, runner_facts
+from harness.runner.build_record import read_build_record, runner_facts, summary
 from harness.runner.elf import check_memory_map, check_runner_elf
 from harness.runner.failures import RunnerFacts
 
@@ -211,7 +211,7 @@ class QemuBoard(RunsGivenInputs):
                 "qemu_wall_s": finished.wall_s,
                 "machine": self.machine.name,
                 "runner_elf_sha256": self.elf_sha256,
-                **({"firmware": self.build_record} if self.build_record else {}),
+                **({"firmware": summary(self.build_record)} if self.build_record else {}),
                 # QEMU's PMU counters read zero: figures from its log would mislead.
                 "pmu_note": "not recorded: QEMU has no PMU (its counters read zero)",
                 **({"bundle_result": found.bundle_result} if found.bundle_result else {}),
