@@ -39,6 +39,15 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     firmware.add_argument("--ops", help="a selected kernel list: aten::add.out,aten::mm.out,...")
     firmware.add_argument(
+        "--ops-from",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="select the kernels the programs here call: a .pte/.bpte, or a folder searched "
+        "for them (e.g. the build cache after a --build-only run); repeatable",
+    )
+    firmware.add_argument(
         "--wide", action="store_true", help="every portable and quantized kernel (the default)"
     )
     firmware.add_argument(
@@ -65,6 +74,29 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     firmware.set_defaults(func=cmd_firmware)
 
 
+def _selected_ops(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The kernel list of ``--ops`` and ``--ops-from`` together; ``None``: wide."""
+    from harness.firmware.ops import ops_in_program
+    from harness.firmware.service import parse_ops
+
+    ops = set(parse_ops(args.ops)) if args.ops else set()
+    for path in args.ops_from:
+        if not path.exists():
+            raise ConfigError(f"--ops-from {path}: no such file or folder")
+        programs = [path] if path.is_file() else sorted(path.rglob("*.pte"))
+        if not programs:
+            raise ConfigError(f"--ops-from {path}: no .pte programs in it")
+        for program in programs:
+            data = program.read_bytes()
+            if data[4:8] == b"BP08":
+                raise ConfigError(f"--ops-from {program}: a bundle; give its .pte")
+            try:
+                ops.update(ops_in_program(data))
+            except Exception as exc:  # the deserializer raises assorted types
+                raise ConfigError(f"--ops-from {program}: not a readable program ({exc})") from exc
+    return tuple(sorted(ops)) if ops else None
+
+
 def cmd_firmware(args: argparse.Namespace) -> int:
     """Build each requested runner; print where it is and what it holds."""
     from harness.boards.qemu.kind import QemuSettings
@@ -73,7 +105,6 @@ def cmd_firmware(args: argparse.Namespace) -> int:
         FirmwareRequest,
         describe,
         ensure_runner,
-        parse_ops,
         request_for,
     )
 
@@ -99,7 +130,7 @@ def cmd_firmware(args: argparse.Namespace) -> int:
             (
                 "runner",
                 FirmwareRequest(
-                    ops=parse_ops(args.ops) if args.ops else None,
+                    ops=_selected_ops(args),
                     cmsis=not args.no_cmsis,
                     intermediate_buffer_bytes=args.intermediate_buffer,
                     method_pool_bytes=args.method_pool,

@@ -1,0 +1,66 @@
+"""``et-hil firmware build``: requests, the content-keyed cache, kernel lists
+selected from programs, and the messages of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.build.builder import Builder
+from harness.build.cache import ArtifactCache, default_cache_dir
+from harness.cli import main
+from harness.firmware.ops import ops_in_program
+from harness.firmware.service import FirmwareRequest
+from harness.runner.build_record import record_path
+from tests.test_qemu_board import SmallCNN, _need_tools, image
+
+
+def test_a_request_names_the_command_that_rebuilds_it() -> None:
+    request = FirmwareRequest(ops=("aten::add.out",), intermediate_buffer_bytes=4096)
+    assert request.flags() == ["--ops", "aten::add.out", "--intermediate-buffer", "4096"]
+    assert FirmwareRequest(cmsis=False, method_pool_bytes=1 << 20).flags() == [
+        "--wide",
+        "--no-cmsis",
+        "--intermediate-buffer",
+        "0",
+        "--method-pool",
+        "1048576",
+    ]
+
+
+def test_ops_from_a_missing_path_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["firmware", "build", "--ops-from", str(tmp_path / "nothing")]) == 2
+    assert f"--ops-from {tmp_path / 'nothing'}: no such file or folder" in capsys.readouterr().err
+
+
+def test_a_non_qemu_board_takes_no_firmware_build(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["firmware", "build", "--board", "corstone320"]) == 2
+    assert "kind 'fvp' boards take no et-hil firmware build" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kernels_selected_from_a_program(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A relink of the shared build tree (the wide runner's, built first by CI)."""
+    _need_tools()
+    artifact = Builder(ArtifactCache(tmp_path / "cache")).build(
+        SmallCNN(), (image(),), target="portable", board="qemu-m55", quantize="int8"
+    )
+    cache = default_cache_dir()
+    args = ["firmware", "build", "--ops-from", str(artifact.pte_path), "--build-cache", str(cache)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    elf = Path(next(line for line in out.splitlines() if "runner: /" in line).split(": ", 1)[1])
+    record = json.loads(record_path(elf).read_text())
+    program_ops = set(ops_in_program(artifact.pte_path.read_bytes()))
+    assert program_ops <= set(record["operators"])
+    assert not record["wide"]
+    assert "quantized_decomposed::quantize_per_tensor.out" in program_ops
+    # the same request again: from the cache, at once
+    assert main(args) == 0
+    assert "cached in" in capsys.readouterr().out
