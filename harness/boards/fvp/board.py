@@ -274,7 +274,14 @@ class FvpBoard(RunsGivenInputs):
                 "runner_elf_sha256": self.elf_sha256,
                 **({"firmware": summary(self.build_record)} if self.build_record else {}),
                 "attempts": attempt,
-                **({"pmu": found.pmu} if found.pmu else {}),
+                # PMU figures mean something in cycle mode only: with --fast the NPU
+                # model is functional and its counters are not cycle figures.
+                **({"pmu": found.pmu} if found.pmu and self.cycles else {}),
+                **(
+                    {"pmu_note": "not recorded: --fast NPU model (run with --fvp-cycles)"}
+                    if found.pmu and not self.cycles
+                    else {}
+                ),
                 **({"bundle_result": found.bundle_result} if found.bundle_result else {}),
             },
         )
