@@ -94,3 +94,15 @@ def test_a_submodule_import_stays_light(module: str, not_imported: list[str]) ->
     code = f"import sys, {module}; print(' '.join(m for m in {not_imported!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_the_kinds_registry_stays_light() -> None:
+    """Every pytest run loads the board kinds; reading ELFs or firmware is a board's
+    job, when it runs (pyelftools alone cost ~30 ms of start-up)."""
+    code = (
+        "import sys; from harness.boards import registry; registry.kinds(); "
+        "print(' '.join(m for m in ('elftools', 'harness.firmware', 'numpy', 'torch') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

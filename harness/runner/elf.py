@@ -17,6 +17,7 @@ from elftools.elf.enums import ENUM_E_MACHINE
 from elftools.elf.sections import ARMAttributesSection
 
 from harness.errors import ConfigError
+from harness.runner.memory_map import MemoryRegion
 
 EM_ARM = 40
 SHT_ARM_ATTRIBUTES = 0x70000003
@@ -42,19 +43,6 @@ class Segment:
     vaddr: int
     paddr: int
     memsz: int
-
-
-@dataclasses.dataclass(frozen=True)
-class MemoryRegion:
-    """A memory of a board's map (from its platform data)."""
-
-    name: str
-    base: int
-    size: int
-
-    def holds(self, start: int, size: int) -> bool:
-        """True when ``[start, start + size)`` lies inside this region."""
-        return self.base <= start and start + size <= self.base + self.size
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import msgspec
 from harness.datafiles import fvp_platform_dir
 from harness.errors import ConfigError
 from harness.runner.command_line import runner_argv
-from harness.runner.elf import MemoryRegion
+from harness.runner.memory_map import MemoryRegion
 from harness.validation import convert_all, problems_message
 
 _Text = Annotated[str, msgspec.Meta(min_length=1, extra={"expect": "a non-empty string"})]

@@ -15,7 +15,7 @@ import msgspec
 
 from harness.boards.kind import BoardKind
 from harness.errors import ConfigError
-from harness.runner.elf import MemoryRegion
+from harness.runner.memory_map import MemoryRegion
 from harness.validation import convert_all, problems_message
 
 _Count = Annotated[int, msgspec.Meta(gt=0, extra={"expect": "a positive integer"})]
