@@ -40,9 +40,13 @@ A16W8_CASES = ["conv2d_3x3_padded", "linear_2d", "sigmoid", "softmax_last", "add
 @pytest.mark.parametrize("name", A16W8_CASES)
 def test_op_a16w8(et_check, board, name):
     # int16 activations, int8 weights: an Arm quantizer configuration (TOSA with the
-    # int16 extension, Ethos-U); the portable target's quantizer has no such scheme.
-    if board.spec.target == "portable":
-        pytest.skip("a16w8 needs an Arm target (tosa-int, ethos-u*)")
+    # int16 extension, Ethos-U). The portable target's quantizer has no such scheme;
+    # nor has the Cortex-M targets' (upstream's Cortex-M quantizer takes int16
+    # activations for a few elementwise operators only, not for convolutions and
+    # linears, so the harness builds these targets int8 only).
+    target = board.spec.target
+    if target == "portable" or target.startswith("cortex-m"):
+        pytest.skip(f"a16w8 needs an Arm target (tosa-int, ethos-u*); {target} quantizes int8 only")
     module, inputs = make_case(name)
     result = et_check(module, inputs, quantize="a16w8")
     # 1 LSB of an int16 scale: far tighter than int8 (seen: 48-83 dB against eager float).

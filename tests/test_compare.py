@@ -272,7 +272,7 @@ def test_compare_quantized_max_lsb(actual, expected_lsb, passed) -> None:
 
 def test_compare_one_float32_step_just_over_one_lsb_passes() -> None:
     # float32(0.6) - float32(0.5) = 0.10000002384 in float64: with scale 0.1 one
-    # quantization step measures 1.00000024 LSB. The check allows max_lsb + 1e-6.
+    # quantization step measures 1.00000024 LSB. The check allows max_lsb + 1e-4.
     reference = np.float32([0.5])
     actual = np.float32([0.6])
     comparison = _compare([actual], [reference], Tolerance(max_lsb=1.0), scales=[0.1])
@@ -285,11 +285,14 @@ def test_compare_one_float32_step_just_over_one_lsb_passes() -> None:
     ("diff", "passed"),
     [
         pytest.param(1.0 + 1e-7, True, id="1+1e-7-lsb-passes"),
-        pytest.param(1.0 + 1e-5, False, id="1+1e-5-lsb-fails"),
+        # seen on the genuine runner: one int8 step dequantized in float32 (-127 vs -126)
+        pytest.param(1.0000075, True, id="1.0000075-lsb-passes"),
+        pytest.param(1.0 + 1e-3, False, id="1+1e-3-lsb-fails"),
     ],
 )
 def test_compare_max_lsb_epsilon(diff, passed) -> None:
-    # scale 1: the error in LSB is the difference itself; the slack is 1e-6
+    # scale 1: the error in LSB is the difference itself; the slack is 1e-4 (float32
+    # dequantization noise, see harness/verdict/compare.py)
     comparison = _compare([[diff]], [[0.0]], Tolerance(max_lsb=1.0), scales=[1.0])
     assert comparison.passed is passed
 

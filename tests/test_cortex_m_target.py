@@ -312,9 +312,10 @@ def test_the_host_runtime_has_no_cortex_m_kernels(conv_artifact: Artifact) -> No
 
 def lowered_dialect(
     target: CortexMTarget, model: nn.Module, inputs: tuple[torch.Tensor, ...]
-) -> tuple[Any, Any, float]:
+) -> tuple[Any, Any, list[float | None]]:
     """The target's lowering of ``model``, stopped before ``to_executorch``: the edge
-    program with its ``cortex_m`` operators, the fake-quant model, the output scale."""
+    program with its ``cortex_m`` operators, the fake-quant model, the output scales
+    (``None`` for an output the quantizer left in float)."""
     from executorch.exir import to_edge_transform_and_lower
 
     from harness.build.builder import output_scales
@@ -325,12 +326,11 @@ def lowered_dialect(
         exported, target, config, generated_calibration(inputs, config), "m"
     )
     requantized = export_model(fake_quant, inputs)
-    (scale,) = output_scales(requantized)
-    assert scale is not None
+    scales = output_scales(requantized)
     edge = to_edge_transform_and_lower(
         requantized, compile_config=target.edge_compile_config(quantized=True)
     )
-    return target.edge_passes(edge, quantized=True).exported_program(), fake_quant, scale
+    return target.edge_passes(edge, quantized=True).exported_program(), fake_quant, scales
 
 
 def _op_names(program: Any) -> set[str]:
@@ -339,6 +339,61 @@ def _op_names(program: Any) -> set[str]:
         for node in program.graph.nodes
         if node.op == "call_function"
     }
+
+
+def _nodes(program: Any, name: str) -> list[Any]:
+    return [
+        node
+        for node in program.graph.nodes
+        if node.op == "call_function" and getattr(node.target, "_name", None) == name
+    ]
+
+
+class Unary(nn.Module):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class SharedLinear(nn.Module):
+    """A linear whose output a relu and a sigmoid both read (no relu fusion)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.fc(x)
+        return torch.relu(y), torch.sigmoid(y)
+
+
+class Attention(nn.Module):
+    """linear -> chunk -> matmul: the matmul's operands come from the linear (and a
+    hardswish the passes make a table of, while the linear's bias is cast)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(16, 48)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ nn.functional.hardswish(v)
+
+
+def image(channels_last: bool = False) -> tuple[torch.Tensor]:
+    x = torch.randn(1, 8, 8, 8, generator=torch.Generator().manual_seed(3))
+    return (x.to(memory_format=torch.channels_last) if channels_last else x,)
+
+
+def sequence() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 6, 16, generator=torch.Generator().manual_seed(4)),)
+
+
+def rows() -> tuple[torch.Tensor]:
+    return (torch.randn(3, 8, generator=torch.Generator().manual_seed(5)),)
 
 
 @pytest.mark.parametrize(
@@ -353,8 +408,27 @@ def _op_names(program: Any) -> set[str]:
             lambda: conv_inputs(channels_last=False),
             "cortex_m::quantized_conv2d_nhwc",
         ),
+        # Not after a convolution or linear: a table lookup (upstream left it on int8).
+        (False, lambda: Unary(nn.functional.hardswish), image, "cortex_m::quantized_activation"),
+        # Pooling on NCHW tensors: on channels_last copies (the kernels need them).
+        (False, lambda: nn.AvgPool2d(2), image, "cortex_m::quantized_avg_pool2d"),
+        (False, lambda: nn.MaxPool2d(3, 2, 1), image, "cortex_m::quantized_max_pool2d"),
+        (False, lambda: nn.AdaptiveAvgPool2d(1), image, "cortex_m::quantized_avg_pool2d"),
+        # The relu is not fused (the linear has two users): a clamp at quantized bounds.
+        (False, SharedLinear, rows, "cortex_m::quantized_linear"),
+        (False, Attention, sequence, "cortex_m::quantized_batch_matmul"),
     ],
-    ids=["conv-relu-linear", "add", "conv-nchw-explicit-layout"],
+    ids=[
+        "conv-relu-linear",
+        "add",
+        "conv-nchw-explicit-layout",
+        "hardswish",
+        "avg-pool-nchw",
+        "max-pool-nchw",
+        "adaptive-avg-pool-nchw",
+        "shared-linear-relu",
+        "attention",
+    ],
 )
 def test_the_lowered_graph_matches_fake_quant_within_one_lsb(
     explicit_layout: bool,
@@ -365,14 +439,127 @@ def test_the_lowered_graph_matches_fake_quant_within_one_lsb(
     """The lowered graph run through upstream's Python implementations of the
     ``cortex_m`` operators (integer requantization, as the CMSIS-NN kernels do)."""
     target = CortexMTarget("cortex-m55", explicit_layout=explicit_layout)
-    program, fake_quant, scale = lowered_dialect(target, model().eval(), inputs())
+    program, fake_quant, scales = lowered_dialect(target, model().eval(), inputs())
     names = _op_names(program)
     assert expected in names, names
     assert not [n for n in names if n.startswith("quantized_decomposed::")]
     with torch.no_grad():
-        (lowered,) = torch.utils._pytree.tree_leaves(program.module()(*inputs()))
-        (reference,) = torch.utils._pytree.tree_leaves(fake_quant(*inputs()))
-    assert float((lowered - reference).abs().max()) / scale <= 1 + 1e-6
+        lowered = torch.utils._pytree.tree_leaves(program.module()(*inputs()))
+        reference = torch.utils._pytree.tree_leaves(fake_quant(*inputs()))
+    assert len(lowered) == len(reference) == len(scales)
+    for out, ref, scale in zip(lowered, reference, scales, strict=True):
+        assert scale is not None
+        # float32 dequantized values: one step can measure a few 1e-6 over 1.
+        assert float((out - ref).abs().max()) / scale <= 1 + 1e-4
+
+
+def test_pooling_runs_on_channels_last_copies_of_nchw_tensors() -> None:
+    """The CMSIS-NN pooling kernels refuse NCHW tensors: the pool reads a channels_last
+    copy of its input, and the rest of the program gets its output back in NCHW."""
+    from harness.build.cortex_m_passes import dim_order
+
+    target = CortexMTarget("cortex-m55")
+    program, _, _ = lowered_dialect(target, nn.AvgPool2d(2).eval(), image())
+    (pool,) = _nodes(program, "cortex_m::quantized_avg_pool2d")
+    (pad,) = pool.all_input_nodes[:1]  # counts its padding: a cortex_m::pad in between
+    assert pad.target._name == "cortex_m::pad"
+    (copy,) = pad.all_input_nodes
+    assert copy.target._name == "dim_order_ops::_to_dim_order_copy"
+    assert dim_order(pool.meta["val"]) == dim_order(pad.meta["val"]) == (0, 2, 3, 1)
+    (back,) = pool.users
+    assert back.target._name == "dim_order_ops::_to_dim_order_copy"
+    assert dim_order(back.meta["val"]) == (0, 1, 2, 3)
+    # A channels_last program needs no copies.
+    program, _, _ = lowered_dialect(target, nn.AvgPool2d(2).eval(), image(channels_last=True))
+    assert _nodes(program, "cortex_m::quantized_avg_pool2d")
+    assert not _nodes(program, "dim_order_ops::_to_dim_order_copy")
+
+
+def test_a_relu_the_linear_cannot_take_clamps_at_the_zero_point() -> None:
+    """Upstream leaves this relu on the raw int8 values (clamping at 0, not at the
+    output's zero point) because it sees the linear's output typed int32."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), SharedLinear().eval(), rows())
+    assert not _nodes(program, "aten::relu")
+    (clamp,) = _nodes(program, "aten::clamp")
+    (linear,) = _nodes(program, "cortex_m::quantized_linear")
+    assert clamp.args[0] is linear
+    assert clamp.args[1] == linear.args[6]  # the linear's output zero point
+    # The int8 cast the linear's bias had in between is gone.
+    assert not _nodes(program, "dim_order_ops::_to_dim_order_copy")
+
+
+def test_a_float_activation_is_decomposed_for_the_portable_kernels(builder: Builder) -> None:
+    """The quantizer leaves a hardsigmoid after an add in float; upstream's edge
+    configuration keeps it whole, and no portable kernel implements it."""
+
+    class AddHardsigmoid(nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return nn.functional.hardsigmoid(x + y)
+
+    artifact = builder.build(
+        AddHardsigmoid(), add_inputs(), target="cortex-m55", board="b", quantize="int8"
+    )
+    operators = artifact.metadata["operators"]
+    assert "cortex_m::quantized_add.out" in operators
+    assert not [op for op in operators if "hardsigmoid" in op]
+    program, fake_quant, (scale,) = lowered_dialect(
+        CortexMTarget("cortex-m55"), AddHardsigmoid(), add_inputs()
+    )
+    # dequantize -> the float decomposition -> quantize
+    (div,) = _nodes(program, "aten::div.Scalar")
+    assert div.args[0].target._name == "aten::clamp"
+    assert div.args[0].meta["val"].dtype == torch.float32
+    assert scale is not None
+    with torch.no_grad():
+        lowered = program.module()(*add_inputs())
+        reference = fake_quant(*add_inputs())
+    assert float((lowered - reference).abs().max()) / scale <= 1 + 1e-4
+
+
+def test_the_harness_passes_go_around_upstreams() -> None:
+    from executorch.backends.arm._passes import FoldAndAnnotateQParamsPass
+    from executorch.backends.cortex_m.passes.aten_to_cortex_m_pass import AtenToCortexMPass
+    from executorch.backends.cortex_m.passes.cortex_m_pass_manager import CortexMPassManager
+
+    from harness.build import cortex_m_passes as ours
+
+    for explicit_layout in (False, True):
+        passes = ours.pass_list(explicit_layout)
+        upstream = (
+            CortexMPassManager.explicit_layout_pass_list
+            if explicit_layout
+            else CortexMPassManager.legacy_pass_list
+        )
+        assert [p for p in passes if p.__module__ != ours.__name__] == upstream
+        fold, lower = passes.index(FoldAndAnnotateQParamsPass), passes.index(AtenToCortexMPass)
+        assert passes[fold + 1] is ours.TraceQuantizedLinearsAsInt8
+        assert passes[lower - 2 : lower] == [
+            ours.LutForUnfusedActivations,
+            ours.RestoreLinearBiases,
+        ]
+        assert passes[lower + 1 :] == [
+            ours.ChannelsLastCmsisOperands,
+            ours.DecomposeFloatActivations,
+        ]
+
+
+def test_an_unlowered_linear_is_named() -> None:
+    """What upstream's edge configuration keeps whole and its passes leave has no
+    portable kernel: the build names it instead of making a program no runner loads."""
+    from executorch.exir import to_edge_transform_and_lower
+
+    from harness.build.cortex_m_passes import unlowered_preserved_ops
+
+    target = CortexMTarget("cortex-m55")
+    model = nn.Linear(8, 4).eval()
+    edge = to_edge_transform_and_lower(
+        export_model(model, rows()), compile_config=target.edge_compile_config(quantized=True)
+    )
+    assert unlowered_preserved_ops(edge.exported_program()) == [
+        "aten::linear (aten_linear_default)"
+    ]
+    program, _, _ = lowered_dialect(target, model, rows())
+    assert unlowered_preserved_ops(program) == []
 
 
 def test_channels_last_inputs_have_their_own_cache_key() -> None:

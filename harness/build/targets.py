@@ -317,10 +317,17 @@ class CortexMTarget:
     upstream's edge compile configuration, then ``CortexMPassManager`` replaces each
     quantized pattern (dequantize -> op -> quantize) with a ``cortex_m::`` operator
     and the remaining quantize/dequantize with ``cortex_m::`` ones. What it does not
-    match stays on the portable kernels. Float programs are lowered as the portable
-    target lowers them (ExecuTorch's default edge configuration, no passes): upstream's
-    configuration keeps ops undecomposed (``hardswish``, ``silu``) that the portable
-    kernels lack, and its passes assume a quantized graph.
+    match stays on the portable kernels. The manager runs upstream's pass list with
+    the harness's passes in (:mod:`harness.build.cortex_m_passes`), for what
+    upstream's list leaves that the runtime rejects or computes wrongly: pooling on
+    NCHW tensors, an unfused quantized hardswish, a relu on a shared linear output,
+    a matmul of linear outputs, activations left in float. A program that still calls
+    an operator no portable kernel implements is a ``BuildError`` naming it.
+
+    Float programs are lowered as the portable target lowers them (ExecuTorch's
+    default edge configuration, no passes): upstream's configuration keeps ops
+    undecomposed (``hardswish``, ``silu``) that the portable kernels lack, and its
+    passes assume a quantized graph.
 
     Attributes:
         name: ``cortex-m55`` or ``cortex-m85`` (upstream's ``CortexMTargetConfig``
@@ -380,17 +387,27 @@ class CortexMTarget:
 
     def edge_passes(self, edge: Any, quantized: bool) -> Any:
         """Quantized programs: every method of ``edge`` transformed by upstream's
-        ``CortexMPassManager``. Float programs: ``edge`` unchanged."""
+        ``CortexMPassManager`` (with the harness's passes). Float programs: ``edge``
+        unchanged.
+
+        Raises:
+            BuildError: the passes left an operator that upstream's edge configuration
+                keeps whole (no portable kernel implements it).
+        """
         if not quantized:
             return edge
         from executorch.backends.cortex_m.passes.cortex_m_pass_manager import CortexMPassManager
         from executorch.backends.cortex_m.target_config import CortexMTargetConfig
 
+        from harness.build import cortex_m_passes
+
         config = CortexMTargetConfig.from_target_string(self.name)
+        passes = cortex_m_passes.pass_list(self.explicit_layout)
         _quiet_pass_manager_deprecation()
         for method in edge.methods:
             manager = CortexMPassManager(
                 edge.exported_program(method),
+                passes=passes,
                 target_config=config,
                 use_explicit_layout=self.explicit_layout,
             )
@@ -398,7 +415,15 @@ class CortexMTarget:
             # EdgeProgramManager takes it by replacing the method's program (as
             # upstream's own Cortex-M tester does): EdgeProgramManager.transform
             # takes pass lists, not this pass manager.
-            edge._edge_programs[method] = manager.transform()
+            program = manager.transform()
+            if left := cortex_m_passes.unlowered_preserved_ops(program):
+                raise BuildError(
+                    f"target '{self.name}', method '{method}': the Cortex-M passes left "
+                    f"{', '.join(left)} unlowered; upstream's edge configuration keeps "
+                    "these whole for the passes to lower, and no portable kernel "
+                    "implements them"
+                )
+            edge._edge_programs[method] = program
         return edge
 
     def reports(self, folder: Path) -> dict[str, Any]:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 Array = npt.NDArray[Any]
 
+LSB_EPSILON = 1e-4  # float32 dequantization noise on an LSB count (see _limit_checks)
+
 
 @dataclasses.dataclass(frozen=True)
 class OutputMetrics:
@@ -181,10 +183,17 @@ def _limit_checks(
         limit = f"{tol.atol:g}" + (f" + {rtol:g}*|ref|" if rtol else "")
         checks.append(Check(name, "max_abs_err", m.max_abs, limit, m.max_excess <= tol.atol))
     if tol.max_lsb is not None and m.max_lsb is not None:
-        # A tiny epsilon: max_abs/scale of exactly one step can land at 1.0000001.
+        # Outputs are dequantized in float32: (q - zp) * scale rounds each value to
+        # 2^-24 of itself, and |q - zp| <= 255 steps, so a difference of exactly
+        # one step measures 1 +- 255 * 2 * 2^-24 ~ 1 +- 3e-5 LSB (seen: 1.0000075
+        # on the genuine runner). 1e-4 covers that and no real extra step.
         checks.append(
             Check(
-                name, "max_err_lsb", m.max_lsb, f"{tol.max_lsb:g}", m.max_lsb <= tol.max_lsb + 1e-6
+                name,
+                "max_err_lsb",
+                m.max_lsb,
+                f"{tol.max_lsb:g}",
+                m.max_lsb <= tol.max_lsb + LSB_EPSILON,
             )
         )
     if tol.min_snr_db is not None:
