@@ -22,6 +22,7 @@ import torch
 from harness.boards import BoardOptions, make_board
 from harness.boards.qemu.board import QemuBoard
 from harness.boards.spec import load_board_file
+from harness.build.artifact import Artifact
 from harness.build.builder import Builder
 from harness.build.cache import ArtifactCache, default_cache_dir
 from harness.datafiles import builtin_board_dir
@@ -143,13 +144,18 @@ def test_a_program_without_inputs_runs_as_a_bundle(
     assert "[----BP08]" in result.run.log  # the runner saw a bundle
 
 
-def test_a_corrupt_program_is_a_crash_with_the_runners_lines(
-    builder: Builder, qemu: QemuBoard, tmp_path: Path
-) -> None:
+def copy_of_program(builder: Builder, tmp_path: Path) -> Artifact:
+    """SmallCNN's artifact, copied to a folder of the test's own (to corrupt)."""
     artifact = builder.build(SmallCNN(), (image(),), target="portable", board="qemu-m55")
     folder = tmp_path / "broken"
     shutil.copytree(artifact.folder, folder)
-    broken = replace(artifact, folder=folder)
+    return replace(artifact, folder=folder)
+
+
+def test_a_corrupt_program_is_a_crash_with_the_runners_lines(
+    builder: Builder, qemu: QemuBoard, tmp_path: Path
+) -> None:
+    broken = copy_of_program(builder, tmp_path)
     data = bytearray(broken.pte_path.read_bytes())
     data[4:8] = b"XX99"  # the program identifier
     broken.pte_path.write_bytes(bytes(data))
@@ -250,10 +256,7 @@ def _corrupt_first_plan_offset(pte: Path) -> None:
 def test_a_hard_fault_is_a_crash_with_the_fault_report(
     builder: Builder, qemu: QemuBoard, tmp_path: Path
 ) -> None:
-    artifact = builder.build(SmallCNN(), (image(),), target="portable", board="qemu-m55")
-    folder = tmp_path / "broken"
-    shutil.copytree(artifact.folder, folder)
-    broken = replace(artifact, folder=folder)
+    broken = copy_of_program(builder, tmp_path)
     _corrupt_first_plan_offset(broken.pte_path)
     with pytest.raises(RunCrashed) as caught:
         qemu.run(broken, [image().numpy()], run_dir=tmp_path / "run")
