@@ -7,11 +7,27 @@ empty artifact cache (every program is built in the process that runs it), then
 with the cache the first run filled (every saved artifact is loaded by a process
 that never built it: the reference loader must register the op libraries itself).
 Both runs must give the same verdict and the same metrics for every test.
+
+The same runs also hold the genuine upstream runner to the host's verdicts
+(sharing the cold build of every portable program):
+
+* ``qemu-m55``: the genuine runner on QEMU through the qemu board kind;
+* ``corstone300-genuine``: the corstone boards' own FVP code path (command line,
+  local executor, run folder, log and ETDump reading), answered by
+  ``tests/genuine_fvp``, which runs the genuine runner on QEMU;
+* ``qemu-m55-cmsis``: the same runner with int8 programs on its CMSIS-NN kernels.
+
+Any difference between host and the first two is a bug: same programs, same
+kernels (compiled for the M55), same tolerances. The CMSIS-NN board runs other
+programs (cortex_m operators), so it must pass on its own.
 """
 
 from __future__ import annotations
 
+import collections
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +37,31 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SUITES = Path(__file__).resolve().parent.parent / "suites"
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ROOT / "suites"
+GENUINE_FVP = ROOT / "tests" / "genuine_fvp"
+GENUINE = ("qemu-m55", "corstone300-genuine", "qemu-m55-cmsis")
 
 
-def run_suites(cache: Path, results: Path, cwd: Path) -> list[dict[str, Any]]:
-    """``pytest suites --board=host --board=tosa -n 2`` in a fresh process; its records."""
+def genuine_args() -> list[str]:
+    """The genuine runner's boards (its firmware built or found in the cache)."""
+    from harness.boards.qemu.kind import QemuSettings
+    from harness.build.cache import default_cache_dir
+    from harness.firmware.service import ensure_runner, request_for
+
+    elf = ensure_runner(request_for(QemuSettings().firmware), cache_dir=default_cache_dir()).elf
+    return [
+        *(f"--board={name}" for name in GENUINE),
+        f"--board-file={GENUINE_FVP / 'corstone300-portable.toml'}",
+        f"--runner-elf=corstone300-genuine={elf}",
+    ]
+
+
+def run_suites(cache: Path, results: Path, cwd: Path, extra: list[str]) -> list[dict[str, Any]]:
+    """``pytest suites --board=host --board=tosa ... -n 2`` in a fresh process; its records."""
+    env = dict(os.environ)
+    env["PATH"] = f"{GENUINE_FVP}{os.pathsep}{env['PATH']}"
+    env["ET_HIL_DOUBLE_PYTHON"] = sys.executable
     proc = subprocess.run(
         [
             sys.executable,
@@ -34,6 +70,7 @@ def run_suites(cache: Path, results: Path, cwd: Path) -> list[dict[str, Any]]:
             str(SUITES),
             "--board=host",
             "--board=tosa",
+            *extra,
             "-n",
             "2",
             f"--build-cache={cache}",
@@ -43,6 +80,7 @@ def run_suites(cache: Path, results: Path, cwd: Path) -> list[dict[str, Any]]:
             "-q",
         ],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=1500,
@@ -67,20 +105,75 @@ def verdicts(records: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     }
 
 
+def by_test(records: list[dict[str, Any]]) -> dict[str, dict[str, tuple[str, str | None]]]:
+    """Per test (board left out of its id): each board's outcome and failure class."""
+    table: dict[str, dict[str, tuple[str, str | None]]] = collections.defaultdict(dict)
+    names = sorted(("host", "tosa", *GENUINE), key=len, reverse=True)  # -cmsis first
+    pattern = re.compile(r"\[(" + "|".join(map(re.escape, names)) + r")-?")
+    for r in records:
+        test = pattern.sub("[", r["test"]).replace("[]", "")
+        table[test][r["board"]] = (r["outcome"], r["failure_class"])
+    return table
+
+
+def assert_genuine_verdicts(records: list[dict[str, Any]]) -> None:
+    """qemu-m55 and the FVP path give host's verdict on every test; CMSIS-NN passes."""
+    table = by_test(records)
+    differ = {
+        test: boards
+        for test, boards in table.items()
+        if "host" in boards
+        and not boards["host"] == boards["qemu-m55"] == boards["corstone300-genuine"]
+    }
+    assert differ == {}
+    # every portable program that runs on host ran on the genuine runner (seen: 34
+    # of the 56 suite tests; the others skip on all three with the same reasons)
+    ran = [t for t, boards in table.items() if boards.get("qemu-m55", ("",))[0] == "passed"]
+    assert len(ran) >= 30
+
+    genuine = [r for r in records if r["board"] == "corstone300-genuine" and r.get("ran")]
+    assert genuine, "the FVP path ran nothing"
+    facts = genuine[0]["board_facts"]
+    assert facts["where"] == "local"
+    assert facts["firmware"]["elf_sha256"] == facts["runner_elf_sha256"]
+    assert facts["firmware"]["operator_count"] > 200  # the wide kernel list
+    assert "operators" not in facts["firmware"]  # a wide list stays in the build record
+
+    cmsis = [r for r in records if r["board"] == "qemu-m55-cmsis"]
+    failed = [(r["test"], r["failure_class"]) for r in cmsis if r["outcome"] == "failed"]
+    assert failed == []
+    # seen: 51 passed, 5 skipped (a16w8: cortex-m quantizes int8 only)
+    assert sum(r["outcome"] == "passed" for r in cmsis) >= 45
+
+
 @pytest.mark.timeout(3000)  # two whole-suite runs, each bounded by its subprocess timeout
 def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    cold = run_suites(cache, tmp_path / "cold.jsonl", tmp_path)
-    warm = run_suites(cache, tmp_path / "warm.jsonl", tmp_path)
+    from tests.test_qemu_board import _need_tools
 
-    ran = [r for r in cold if r["outcome"] == "passed"]
+    _need_tools()
+    extra = genuine_args()
+    cache = tmp_path / "cache"
+    cold = run_suites(cache, tmp_path / "cold.jsonl", tmp_path, extra)
+    warm = run_suites(cache, tmp_path / "warm.jsonl", tmp_path, extra)
+    assert_genuine_verdicts(cold)
+
+    ran = [r for r in cold if r["outcome"] == "passed" and r["board"] in ("host", "tosa")]
     # both boards ran the suites (seen: 80 of 112 ran; the rest skip with reasons: float
     # programs on tosa, a16w8 and ops the portable quantizer leaves in float on host)
     assert len(ran) >= 80
-    assert {r["board"] for r in ran} == {"host", "tosa"}
+    assert {r["board"] for r in ran} == {"host", "tosa"}  # (the genuine boards share them)
     assert any("edge" in r["test"] and "int8" in r["test"] for r in ran)
     # the cold run built every program in the process that ran it
-    assert not any(c["artifact"]["cache_hit"] for r in ran for c in r["checks"])
+    # (a portable program is shared by host and the genuine boards: one of them
+    # built it, in its own process, and the others found it)
+    built: dict[str, bool] = collections.defaultdict(bool)
+    for r in cold:
+        for c in r.get("checks", []):
+            built[c["artifact"]["key"]] |= not c["artifact"]["cache_hit"]
+    assert all(built.values())
+    assert not any(
+        c["artifact"]["cache_hit"] for r in ran if r["board"] == "tosa" for c in r["checks"]
+    )
     # the warm run built nothing: every artifact came from the cache, loaded fresh
     assert all(
         c["artifact"]["cache_hit"] for r in warm if r["outcome"] == "passed" for c in r["checks"]
