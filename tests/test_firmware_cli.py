@@ -37,6 +37,17 @@ def test_ops_from_a_missing_path_is_refused(
     assert f"--ops-from {tmp_path / 'nothing'}: no such file or folder" in capsys.readouterr().err
 
 
+def test_a_missing_source_bundle_is_named_with_the_fix(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ET_HIL_THIRD_PARTY", str(tmp_path / "no-bundle"))
+    args = ["firmware", "build", "--wide", "--build-cache", str(tmp_path / "cache")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"no source bundle at {tmp_path / 'no-bundle'}" in err
+    assert "set ET_HIL_THIRD_PARTY" in err
+
+
 def test_a_non_qemu_board_takes_no_firmware_build(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["firmware", "build", "--board", "corstone320"]) == 2
     assert "kind 'fvp' boards take no et-hil firmware build" in capsys.readouterr().err

@@ -142,6 +142,16 @@ class BoardSpec:
     settings: Any = None
     path: Path | None = None
 
+    def file_path(self, value: str | Path | None) -> Path | None:
+        """A path the board file names (a runner ELF ...): relative to the file's
+        folder, absolute as given; ``None`` stays ``None``."""
+        if value is None or value == "":
+            return None
+        path = Path(value)
+        if self.path is not None and not path.is_absolute():
+            path = self.path.parent / path
+        return path.resolve()
+
 
 def _error(path: Path, problems: list[str]) -> ConfigError:
     """One error for every problem of a file: one line for one, a list for several."""

@@ -105,9 +105,17 @@ def recipe_digest() -> str:
 
 def sources_id(executorch_src: Path | None) -> str:
     """What the sources are: the bundle's checksums, or a checkout's revision
-    (plus a hash of its uncommitted changes), or, without git, its path."""
-    from harness.firmware.sources import CHECKSUMS, default_bundle
+    (plus a hash of its uncommitted changes), or, without git, its path.
 
+    Raises:
+        ConfigError: the sources cannot be found (what is missing, and the fix).
+    """
+    from harness.firmware.sources import CHECKSUMS, default_bundle, find_sources_problem
+
+    problem = find_sources_problem(executorch_src)
+    if problem is not None:
+        what, fix = problem
+        raise ConfigError(f"{what}: {fix}")
     bundle = (default_bundle() / CHECKSUMS).read_bytes()
     if executorch_src is None:
         return "bundle:" + _digest(bundle)[:16]

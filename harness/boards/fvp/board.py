@@ -74,10 +74,7 @@ class FvpBoard(RunsGivenInputs):
             settings = converted
         self.settings = settings
         self.platform = fvp.load_platform(settings.platform)
-        elf: str | Path | None = self.options.runner_elf or settings.runner_elf
-        if elf is not None and spec.path is not None and not Path(elf).is_absolute():
-            elf = spec.path.parent / elf
-        self.runner_elf = Path(elf).resolve() if elf else None
+        self.runner_elf = spec.file_path(self.options.runner_elf or settings.runner_elf)
         self.cycles = self.fvp_options.cycles or settings.cycles
         retries = self.fvp_options.retries
         self.retries = retries if retries is not None else settings.retries

@@ -62,10 +62,7 @@ class QemuBoard(RunsGivenInputs):
         self.qemu_options: QemuOptions = self.options.for_kind("qemu", QemuOptions())
         self.settings: QemuSettings = spec.settings or QemuSettings()
         self.machine = load_machine(self.settings.machine)
-        elf: str | Path | None = self.options.runner_elf or self.settings.runner_elf
-        if elf is not None and spec.path is not None and not Path(elf).is_absolute():
-            elf = spec.path.parent / elf
-        self.given_elf = Path(elf).resolve() if elf else None
+        self.given_elf = spec.file_path(self.options.runner_elf or self.settings.runner_elf)
         self.runner_elf: Path | None = self.given_elf
         self.elf_sha256: str | None = None
         self.build_record: dict[str, Any] | None = None
