@@ -341,6 +341,26 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML page of results files (the newest is the current run,
+    all of them make the trend); ``--screenshot``: also render it in headless Chromium."""
+    from harness.report import html
+
+    runs = html.load_runs(args.results)
+    out = html.write_report(runs, Path(args.output), title=args.title)
+    print(f"wrote {out}: {len(runs[-1].records)} records of {runs[-1].path}, {len(runs)} runs")
+    if args.screenshot is None:
+        return 0
+    from harness.report import browser
+
+    check = browser.render(out, Path(args.screenshot))
+    for problem in check.problems():
+        print(f"et-hil: page problem: {problem}", file=sys.stderr)
+    if check.screenshot is not None:
+        print(f"screenshot {check.screenshot}")
+    return 0 if check.ok else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="et-hil", description="ExecuTorch hardware-in-the-loop test harness"
@@ -400,9 +420,22 @@ def _parser() -> argparse.ArgumentParser:
         help="write it to FILE (harness/boards/board-file.schema.json is the published one)",
     )
     schema_cmd.set_defaults(func=cmd_schema)
+    report_cmd = sub.add_parser(
+        "report", parents=[common], help="write one self-contained HTML page of results files"
+    )
+    report_cmd.add_argument("results", nargs="+", metavar="RESULTS", help="results .jsonl files")
+    report_cmd.add_argument("-o", "--output", default="report.html", metavar="HTML")
+    report_cmd.add_argument("--title", default="et-hil report", help="the page's title")
+    report_cmd.add_argument(
+        "--screenshot", metavar="PNG", help="render the page in headless Chromium to this PNG"
+    )
+    report_cmd.set_defaults(func=cmd_report)
     from harness.firmware.cli import add_parser as add_firmware_parser
 
     add_firmware_parser(sub, common)
+    from harness.report.commands import add_parsers as add_results_parsers
+
+    add_results_parsers(sub, common)
     return parser
 
 

@@ -41,6 +41,8 @@ class FailureClass(enum.StrEnum):
     DOES_NOT_FIT = "does_not_fit"
     CONFIG_ERROR = "config_error"
     TEST_ERROR = "test_error"
+    REGRESSION = "regression"  # a figure got worse than the baseline allows
+    QUARANTINE_EXPIRED = "quarantine_expired"
 
 
 class HarnessError(Exception):

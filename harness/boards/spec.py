@@ -100,6 +100,13 @@ class BoardFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     vela: Annotated[
         dict[str, Any], msgspec.Meta(description="Vela options of Ethos-U targets")
     ] = {}
+    baseline: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            description="regression limits against a baseline, per figure "
+            '(e.g. cycles_total = "+5%", snr_db = "warn -2")'
+        ),
+    ] = {}
 
 
 _TOP_LEVEL = tuple(f.name for f in msgspec.structs.fields(BoardFile))
@@ -122,6 +129,8 @@ class BoardSpec:
         memory: capacities in bytes (:data:`MEMORY_FIELDS`; :mod:`harness.verdict.fit`
             says which one each runner mode uses).
         tolerance: default tolerances of the board.
+        baseline_limits: regression limits over the defaults, per figure
+            (:mod:`harness.report.baseline`).
         sections: the file's ``[vela]`` and kind tables, as plain tables.
         settings: the kind's own table converted to the kind's settings type
             (``FvpSettings`` ...), or ``None``.
@@ -138,6 +147,7 @@ class BoardSpec:
     require_full_delegation: bool = False
     memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
     tolerance: TolerancePolicy = dataclasses.field(default_factory=TolerancePolicy)
+    baseline_limits: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     settings: Any = None
     path: Path | None = None
@@ -210,6 +220,7 @@ def _check_board(
         problems += _memory_problems(memory, kind)
     tolerance, tolerance_cause = _tolerance(data, path, problems)
     problems += _vela_problems(data, target)
+    problems += _baseline_problems(data)
     settings, settings_cause = _settings(data, tables, kind, path, problems)
     cause = tolerance_cause or settings_cause
     if problems or board is None or name is None or kind is None or target is None:
@@ -230,11 +241,22 @@ def _check_board(
         require_full_delegation=board.require_full_delegation,
         memory={k: v for k in MEMORY_FIELDS if (v := getattr(board.memory, k)) is not None},
         tolerance=tolerance,
+        baseline_limits=dict(board.baseline),
         sections=sections,
         settings=settings,
         path=path,
     )
     return spec, [], None
+
+
+def _baseline_problems(data: Mapping[str, Any]) -> list[str]:
+    """Each ``[baseline]`` limit that does not parse (:class:`harness.report.baseline.Limit`)."""
+    table = data.get("baseline")
+    if not isinstance(table, Mapping):
+        return []
+    from harness.report.baseline import check_overrides
+
+    return check_overrides(table, "[baseline]")
 
 
 def _known_fields(problem: str) -> str:

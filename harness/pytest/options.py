@@ -19,6 +19,9 @@ from harness.boards.spec import CAPABILITIES, load_board_files, load_boards, res
 from harness.build.cache import default_cache_dir
 from harness.errors import ConfigError, HarnessError
 from harness.pytest.session import HarnessConfig
+from harness.pytest.shard import parse_shard, recorded_durations
+from harness.report.baseline import Baseline, check_overrides
+from harness.report.quarantine import QuarantineEntry, load_quarantine
 from harness.verdict.tolerance import Tolerance
 
 CONFIG_KEY = pytest.StashKey[HarnessConfig]()  # set by the plugin's pytest_configure
@@ -31,6 +34,8 @@ MARKERS = (
     "left to the CPU (named in the failure)",
     "et_tolerance(**limits, vs_float=None): override the board's default tolerance "
     "(atol, rtol, max_lsb, min_snr_db, min_cosine, min_top1) for this test",
+    "et_baseline(limits=None, **limits): regression limits against --baseline for this test, "
+    "per figure (e.g. cycles_total='+5%', snr_db='warn -2'; a dict for full figure names)",
 )
 
 
@@ -99,6 +104,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="time limit of one run on a board (default: the board file's run_timeout_s)",
     )
+    group.addoption(
+        "--baseline",
+        metavar="FILE",
+        help="compare each test's figures (accuracy, Vela cycles/SRAM/flash, PMU cycles, "
+        "sizes, run time) with this baseline file; a regression past its limit fails "
+        "the test. 'et-hil baseline update' writes one",
+    )
+    group.addoption(
+        "--quarantine",
+        metavar="FILE",
+        help="known failures (TOML: test, board, reason, issue, expires) that run and are "
+        "reported but do not fail the run until they expire (default: the "
+        "et_quarantine ini setting)",
+    )
+    group.addoption(
+        "--shard",
+        metavar="I/N",
+        help="run shard I of N (from 1) of the selected tests, balanced by recorded "
+        "durations; every test lands in exactly one shard",
+    )
+    group.addoption(
+        "--durations-from",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="results files whose durations balance --shard (default: the --results "
+        "file of the last run, if there is one)",
+    )
+    parser.addini(
+        "et_quarantine", "quarantine file used when --quarantine is not given", default=""
+    )
     for kind in registry.kinds().values():  # built-in kinds' own options (--fvp-...)
         if kind.add_options is not None:
             kind.add_options(group)
@@ -161,6 +197,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         )
         for name in boards
     }
+    baseline, quarantine, shard, durations = _regression_settings(config, results.resolve())
     return HarnessConfig(
         boards=boards,
         selected=tuple(selected),
@@ -172,7 +209,42 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         run_timeout_s=option.run_timeout,
         board_options=board_options,
         debug="off" if option.build_only else option.et_debug,
+        baseline=baseline,
+        quarantine=quarantine,
+        shard=shard,
+        shard_durations=durations,
     )
+
+
+def _regression_settings(
+    config: pytest.Config, results: Path
+) -> tuple[Baseline | None, tuple[QuarantineEntry, ...], tuple[int, int] | None, dict[str, float]]:
+    """``--baseline``, ``--quarantine`` (or the ini setting), ``--shard`` and the
+    durations that balance it; a bad one is a usage error naming it."""
+    option = config.option
+    here = Path(config.invocation_params.dir)
+    try:
+        baseline = Baseline.load(here / option.baseline) if option.baseline else None
+        quarantine_file = option.quarantine or config.getini("et_quarantine")
+        quarantine: tuple[QuarantineEntry, ...] = ()
+        if quarantine_file:
+            base = here if option.quarantine else config.rootpath
+            quarantine = tuple(load_quarantine(base / quarantine_file))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    shard = None
+    durations: dict[str, float] = {}
+    if option.shard:
+        try:
+            shard = parse_shard(option.shard)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        sources = [here / p for p in option.durations_from] or [results]
+        for source in sources:
+            if option.durations_from and not source.is_file():
+                raise pytest.UsageError(f"--durations-from {source}: no such results file")
+        durations = recorded_durations(sources)
+    return baseline, quarantine, shard, durations
 
 
 def marker_tolerances(
@@ -185,3 +257,21 @@ def marker_tolerances(
     Tolerance.from_mapping(main, f"{where}: et_tolerance")
     Tolerance.from_mapping(vs_float, f"{where}: et_tolerance(vs_float=...)")
     return main, vs_float
+
+
+def marker_baseline_limits(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """An ``et_baseline`` marker's limits (a dict argument and keywords); raises
+    ValueError naming ``where`` when one does not parse."""
+    limits: dict[str, Any] = {}
+    for arg in args:
+        if not isinstance(arg, Mapping):
+            raise ValueError(f"{where}: et_baseline takes a dict of figure -> limit, got {arg!r}")
+        limits.update(arg)
+    limits.update(kwargs.get("limits") or {})
+    limits.update({k: v for k, v in kwargs.items() if k != "limits"})
+    problems = check_overrides(limits, f"{where}: et_baseline")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return limits

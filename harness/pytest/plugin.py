@@ -30,7 +30,15 @@ from harness.pytest.options import (
     MARKERS,
     RUN_ID_KEY,
     _resolve_config,
+    marker_baseline_limits,
     marker_tolerances,
+)
+from harness.pytest.regressions import (
+    apply_baseline,
+    apply_quarantine,
+    select_shard,
+    summary_lines,
+    write_plan,
 )
 from harness.report import repro
 from harness.report.record import Outcome, Record, make_record
@@ -131,6 +139,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 marker_tolerances(marker.kwargs, where=item.nodeid)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from exc
+        for marker in item.iter_markers("et_baseline"):
+            try:
+                marker_baseline_limits(marker.args, marker.kwargs, where=item.nodeid)
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from exc
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """After -k/-m deselection: keep this ``--shard``'s tests and note the plan."""
+    hc = config.stash[CONFIG_KEY]
+    if hc.shard is not None:
+        select_shard(config, items, hc.shard, hc.shard_durations)
+    write_plan(config, items)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -167,6 +189,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 this.repro = str(exc.repro_dir) if exc.repro_dir else None
         report.longrepr = text
     if "board" in getattr(item, "fixturenames", ()):
+        if report.when == "call":
+            # A figure past its baseline limit fails a test that passed (or only
+            # built); a quarantined failure becomes xfailed, an expired entry fails.
+            apply_baseline(item, report)
+        if report.when in ("setup", "call"):
+            apply_quarantine(item, report)
         reports = item.stash.setdefault(REPORTS_KEY, {})
         reports[report.when] = report
         if report.when == "teardown":
@@ -193,6 +221,8 @@ def _outcome(reports: Mapping[str, pytest.TestReport]) -> tuple[Outcome, str]:
         report = reports.get(when)
         if report is None:
             continue
+        if hasattr(report, "et_quarantined_failure"):  # the true outcome, quarantined
+            return ("failed" if when == "call" else "error"), report.et_quarantined_failure
         if report.failed:
             return ("failed" if when == "call" else "error"), str(report.longrepr)[:2000]
         if report.skipped:
@@ -223,6 +253,7 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
         versions=tool_versions(),
         # a test skipped before its board fixture ran (skip/skipif markers)
         board=callspec.params.get("board") if callspec else hc.selected[0],
+        shard=hc.shard_label,
     )
     repro_root = hc.results_path.parent / "repro"
     writer = ResultsWriter(
@@ -267,4 +298,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"errors {counts['error']}, skipped {counts['skipped']}; "
             f"programs from cache {hits}/{len(artifacts)}; median execute {median}"
         )
+    for line in summary_lines(records, hc):
+        terminalreporter.write_line(line)
     terminalreporter.write_line(f"records: {hc.results_path} ({len(records)} tests)")

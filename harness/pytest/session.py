@@ -10,6 +10,8 @@ from harness.boards import Board, BoardOptions, make_board
 from harness.boards.spec import BoardSpec
 from harness.build.builder import Builder
 from harness.build.cache import ArtifactCache
+from harness.report.baseline import Baseline
+from harness.report.quarantine import QuarantineEntry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +30,10 @@ class HarnessConfig:
         board_options: command-line settings per board (runner ELF, FVP mode).
         debug: when to make the per-layer divergence table (``--et-debug``):
             ``on-failure``, ``always`` or ``off``.
+        baseline: figures to compare each test with (``--baseline``).
+        quarantine: known failures that do not fail the run (``--quarantine``).
+        shard: (index, count) of ``--shard``, counting from 1.
+        shard_durations: recorded test durations that balance the shards.
     """
 
     boards: Mapping[str, BoardSpec]
@@ -40,6 +46,15 @@ class HarnessConfig:
     run_timeout_s: float | None = None
     board_options: Mapping[str, BoardOptions] = dataclasses.field(default_factory=dict)
     debug: str = "on-failure"
+    baseline: Baseline | None = None
+    quarantine: tuple[QuarantineEntry, ...] = ()
+    shard: tuple[int, int] | None = None
+    shard_durations: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def shard_label(self) -> str | None:
+        """``i/n`` of ``--shard``, as records carry it."""
+        return f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
 
     @property
     def log_dir(self) -> Path:

@@ -114,6 +114,9 @@ class RecordDraft(msgspec.Struct, kw_only=True):
         artifact: the summary of the last program built (``et_build``/``et_check``).
         checks: one per ``et_check`` call, in call order.
         debug_reports: the tables of ``et_debug`` calls.
+        baseline: the comparison with the baseline (``--baseline``): its file and changes.
+        quarantine: the quarantine entry covering the test, if any.
+        quarantined_failure: the failure text a quarantine turned into ``xfailed``.
     """
 
     board: str | None = None
@@ -121,6 +124,9 @@ class RecordDraft(msgspec.Struct, kw_only=True):
     artifact: dict[str, Any] | None = None
     checks: list[CheckRecord] = msgspec.field(default_factory=list)
     debug_reports: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    quarantine: dict[str, Any] | None = None
+    quarantined_failure: str | None = None
 
 
 class Record(msgspec.Struct, kw_only=True):
@@ -156,6 +162,9 @@ class Record(msgspec.Struct, kw_only=True):
     comparisons: list[ComparisonRecord] | UnsetType = UNSET
     checks: list[CheckRecord] | UnsetType = UNSET
     debug_reports: list[dict[str, Any]] | UnsetType = UNSET
+    shard: str | UnsetType = UNSET
+    baseline: dict[str, Any] | UnsetType = UNSET
+    quarantine: dict[str, Any] | UnsetType = UNSET
 
     def fields(self) -> dict[str, Any]:
         """The record as plain JSON-ready values (unset fields left out).
@@ -192,6 +201,7 @@ def make_record(
     finished_at: str,
     versions: Mapping[str, str | None],
     board: str | None = None,
+    shard: str | None = None,
 ) -> Record:
     """The record of one finished test.
 
@@ -207,6 +217,7 @@ def make_record(
         versions: tool versions (:func:`harness.versions.tool_versions`).
         board: the board when the draft has none (the test was skipped before
             its ``board`` fixture ran).
+        shard: ``i/n`` when the run was one shard of a split suite.
     """
     failure_class = draft.failure_class
     if outcome == "passed":
@@ -226,6 +237,9 @@ def make_record(
         versions=dict(versions),
         artifact=UNSET if draft.artifact is None else draft.artifact,
         debug_reports=list(draft.debug_reports) or UNSET,
+        shard=UNSET if shard is None else shard,
+        baseline=UNSET if draft.baseline is None else draft.baseline,
+        quarantine=UNSET if draft.quarantine is None else draft.quarantine,
     )
     if draft.checks:
         main = main_check(draft.checks)
