@@ -20,6 +20,10 @@ The same runs also hold the genuine upstream runner to the host's verdicts
 Any difference between host and the first two is a bug: same programs, same
 kernels (compiled for the M55), same tolerances. The CMSIS-NN board runs other
 programs (cortex_m operators), so it must pass on its own.
+
+The warm run is made as a CI matrix makes it: three ``--shard i/3`` runs balanced
+by the cold run's durations, joined by ``et-hil merge``. The merged shards must
+hold exactly the unsharded run's tests, each once, with the same verdicts.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from harness.report.merge import merge_results
 
 pytestmark = pytest.mark.slow
 
@@ -154,8 +160,21 @@ def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
     extra = genuine_args()
     cache = tmp_path / "cache"
     cold = run_suites(cache, tmp_path / "cold.jsonl", tmp_path, extra)
-    warm = run_suites(cache, tmp_path / "warm.jsonl", tmp_path, extra)
+    shards = [tmp_path / f"warm-{i}.jsonl" for i in (1, 2, 3)]
+    for i, results in enumerate(shards, 1):
+        shard = ["--shard", f"{i}/3", f"--durations-from={tmp_path / 'cold.jsonl'}"]
+        run_suites(cache, results, tmp_path, [*extra, *shard])
+    merged = merge_results(shards, expect_shards=3)
+    warm = merged.records
     assert_genuine_verdicts(cold)
+    # every test of the unsharded run ran in exactly one shard
+    assert merged.missing == []
+    assert (merged.duplicates, merged.replaced) == (0, 0)
+    assert sum(merged.inputs.values()) == len(cold)
+    assert sorted((r["test"], r["board"]) for r in warm) == sorted(
+        (r["test"], r["board"]) for r in cold
+    )
+    assert all(n > 0 for n in merged.inputs.values())
 
     ran = [r for r in cold if r["outcome"] == "passed" and r["board"] in ("host", "tosa")]
     # both boards ran the suites (seen: 80 of 112 ran; the rest skip with reasons: float

@@ -267,6 +267,12 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
     return record
 
 
+def _quarantined(record: Mapping[str, Any]) -> bool:
+    """A failure its (unexpired) quarantine entry keeps from failing the run."""
+    entry = record.get("quarantine")
+    return bool(entry) and not entry["expired"] and record["outcome"] in ("failed", "error")
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Per-board summary of this run, read back from the results file."""
     if hasattr(config, "workerinput"):
@@ -281,8 +287,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for r in records:
         by_board.setdefault(r.get("board", "?"), []).append(r)
     for name, rows in by_board.items():
+        held = [r for r in rows if _quarantined(r)]
         counts = {
-            o: sum(1 for r in rows if r["outcome"] == o)
+            o: sum(1 for r in rows if r["outcome"] == o and not _quarantined(r))
             for o in ("passed", "failed", "error", "skipped")
         }
         artifacts = [r["artifact"] for r in rows if r.get("artifact")]
@@ -295,7 +302,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         median = f"{statistics.median(executes) * 1e3:.3f} ms" if executes else "-"
         terminalreporter.write_line(
             f"{name:<16} passed {counts['passed']}, failed {counts['failed']}, "
-            f"errors {counts['error']}, skipped {counts['skipped']}; "
+            f"errors {counts['error']}, skipped {counts['skipped']}"
+            + (f", quarantined {len(held)}" if held else "")
+            + "; "
             f"programs from cache {hits}/{len(artifacts)}; median execute {median}"
         )
     for line in summary_lines(records, hc):

@@ -91,9 +91,11 @@ def load_quarantine(path: Path) -> list[QuarantineEntry]:
             problems.append(f"{where}: {found}")
         else:
             entries.append(found)
+    if len(problems) == 1:
+        raise ConfigError(f"quarantine file {path}: {problems[0]}")
     if problems:
         lines = "".join(f"\n  - {p}" for p in problems)
-        raise ConfigError(f"quarantine file {path}: {len(problems)} problem(s):{lines}")
+        raise ConfigError(f"quarantine file {path}: {len(problems)} problems:{lines}")
     return entries
 
 
