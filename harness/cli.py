@@ -347,7 +347,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import html
 
     runs = html.load_runs(args.results)
-    out = html.write_report(runs, Path(args.output), title=args.title)
+    changes = None
+    if args.baseline:
+        from harness.report.commands import baseline_changes
+
+        changes = baseline_changes(runs[-1].records, Path(args.baseline), args.board_file)
+    out = html.write_report(runs, Path(args.output), title=args.title, baseline_changes=changes)
     print(f"wrote {out}: {len(runs[-1].records)} records of {runs[-1].path}, {len(runs)} runs")
     if args.screenshot is None:
         return 0
@@ -426,6 +431,12 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("results", nargs="+", metavar="RESULTS", help="results .jsonl files")
     report_cmd.add_argument("-o", "--output", default="report.html", metavar="HTML")
     report_cmd.add_argument("--title", default="et-hil report", help="the page's title")
+    report_cmd.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="compare the newest run with this baseline (default: the changes its records "
+        "carry from pytest --baseline)",
+    )
     report_cmd.add_argument(
         "--screenshot", metavar="PNG", help="render the page in headless Chromium to this PNG"
     )

@@ -269,7 +269,7 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
 
 def _quarantined(record: Mapping[str, Any]) -> bool:
     """A failure its (unexpired) quarantine entry keeps from failing the run."""
-    entry = record.get("quarantine")
+    entry = record.get("quarantine") or {}
     return bool(entry) and not entry["expired"] and record["outcome"] in ("failed", "error")
 
 

@@ -35,6 +35,25 @@ def _board_limits(args: argparse.Namespace) -> dict[str, Mapping[str, Any]]:
     return {name: spec.baseline_limits for name, spec in load_boards(args.board_file).items()}
 
 
+def baseline_changes(
+    records: Sequence[Mapping[str, Any]], path: Path, board_files: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The changes of ``records`` against the baseline at ``path``, each with its
+    ``test``, ``board`` and ``file`` (as the HTML report lists them)."""
+    from harness.boards.spec import load_boards
+
+    baseline = baselines.Baseline.load(path)
+    limits = {name: spec.baseline_limits for name, spec in load_boards(board_files).items()}
+    found = []
+    for record in records:
+        board = str(record.get("board"))
+        for change in baseline.changes_for(record, [limits.get(board, {})]) or ():
+            found.append(
+                {"test": record.get("test"), "board": board, "file": str(path), **change.as_dict()}
+            )
+    return found
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge results files into one results file (and JUnit); name what never reported."""
     merged = merge_results(
