@@ -302,7 +302,8 @@ def test_every_problem_of_a_file_in_one_error(tmp_path: Path) -> None:
         load_board_file(path)
     assert _problems(info.value, path) == [
         "unknown field 'colour' (known: name, kind, target, description, cpu, capabilities, "
-        "run_timeout_s, require_full_delegation, memory, tolerance, vela, fvp, qemu, serial)",
+        "run_timeout_s, require_full_delegation, memory, tolerance, vela, baseline, fvp, qemu, "
+        "serial)",
         "field 'target' = 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, not 100",
         "[vela] unknown field 'sytem_config' (known: system_config, memory_mode, extra_flags)",
     ]
@@ -582,3 +583,25 @@ def test_a_lab_file_lists_every_problem_of_every_board(tmp_path: Path) -> None:
     assert problems[6].startswith("board 'right': pyOCD needs 'probe_id' for every unit")
     assert problems[7].startswith("board 'fvp': [fvp] platform 'corstone999' is unknown")
     assert problems[8:] == ["board 'host': field 'run_timeout_s' must be a positive number, got -1"]
+
+
+def test_a_baseline_table_gives_the_boards_limits_and_a_bad_limit_is_named(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text(
+        'name = "b"\nkind = "host"\ntarget = "portable"\n'
+        '[baseline]\ncycles_total = "+5%"\nsnr_db = { limit = "-2", action = "warn" }\n'
+    )
+    spec = load_board_file(good)
+    assert spec.baseline_limits == {
+        "cycles_total": "+5%",
+        "snr_db": {"limit": "-2", "action": "warn"},
+    }
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'name = "b"\nkind = "host"\ntarget = "portable"\n[baseline]\nsram_bytes = "less"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_file(bad)
+    assert str(info.value).startswith(
+        f"board file {bad}: [baseline]: sram_bytes: limit 'less' is not one of the forms '+2%'"
+    )
