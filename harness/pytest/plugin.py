@@ -301,7 +301,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         ]
         median = f"{statistics.median(executes) * 1e3:.3f} ms" if executes else "-"
         terminalreporter.write_line(
-            f"{name:<16} passed {counts['passed']}, failed {counts['failed']}, "
+            f"{name!s:<16} passed {counts['passed']}, failed {counts['failed']}, "
             f"errors {counts['error']}, skipped {counts['skipped']}"
             + (f", quarantined {len(held)}" if held else "")
             + "; "

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError
-from harness.report.figures import base_name, figures_of, higher_is_worse
+from harness.report.figures import HIGHER_IS_WORSE, base_name, figures_of, higher_is_worse
 
 Action = Literal["fail", "warn"]
 ChangeKind = Literal["regression", "warning", "improvement", "new", "missing"]
@@ -41,12 +41,15 @@ class Limit:
             else it is in the figure's unit (``+0`` bytes, ``-1`` dB).
         action: ``fail`` fails the test; ``warn`` only reports it.
         text: the limit as written, for tables.
+        signed: the text gave the worse direction's sign (else :func:`limit_for` puts
+            the figure's own).
     """
 
     amount: float
     relative: bool
     action: Action
     text: str
+    signed: bool = True
 
     @classmethod
     def parse(cls, value: Any, where: str) -> Limit:
@@ -54,7 +57,7 @@ class Limit:
         (``{limit = "+2%", action = "warn"}``).
 
         The sign is the worse direction and must match the figure's (checked by
-        :func:`limit_for`); here it is only written back in ``text``.
+        :func:`limit_for` and :func:`check_overrides`); here it is kept in ``text``.
 
         Raises:
             ConfigError: naming ``where`` and the accepted forms.
@@ -79,9 +82,14 @@ class Limit:
         relative = match["pct"] is not None
         chosen: Action = "warn" if (action or match["action"]) == "warn" else "fail"
         text = match["amount"] + ("%" if relative else "")
-        if not text.startswith(("+", "-")):
-            text = "+" + text
-        return cls(amount / 100 if relative else amount, relative, chosen, text)
+        signed = text.startswith(("+", "-"))
+        return cls(
+            amount / 100 if relative else amount,
+            relative,
+            chosen,
+            text if signed else "+" + text,
+            signed,
+        )
 
     def allows(self, change: float) -> bool:
         """Whether a change in the worse direction (>= 0 is worse) is within the limit."""
@@ -135,7 +143,32 @@ def limit_for(figure: str, overrides: Iterable[Mapping[str, Any]] = (), where: s
         chosen = DEFAULT_LIMITS.get(base) or (
             DEFAULT_LIMITS["pmu"] if base.startswith("pmu.") else DEFAULT_LIMITS["*"]
         )
-    return Limit.parse(chosen, where or f"limit of {figure}")
+    limit = Limit.parse(chosen, where or f"limit of {figure}")
+    if problem := _sign_problem(figure, limit):
+        raise ConfigError(f"{where or 'limit'}: {problem}")
+    if not limit.signed:  # unsigned: the figure's worse direction
+        sign = "+" if higher_is_worse(figure) else "-"
+        limit = dataclasses.replace(limit, text=sign + limit.text[1:], signed=True)
+    return limit
+
+
+def _sign_problem(key: str, limit: Limit) -> str | None:
+    """Why a limit's sign contradicts its figure's worse direction (None: it does not)."""
+    known = [b for b in HIGHER_IS_WORSE if b in (key, base_name(key)) or _short(b) == key]
+    if base_name(key).startswith("pmu."):
+        worse_up = True
+    elif known:
+        worse_up = higher_is_worse(known[0])
+    else:
+        return None  # a figure this version does not know: no direction to check
+    sign = "+" if worse_up else "-"
+    if limit.signed and limit.text[0] != sign:
+        direction = "larger" if worse_up else "smaller"
+        return (
+            f"limit {limit.text!r} for {key}: a {direction} {key} is worse, so its limit "
+            f"is written '{sign}{limit.text[1:]}'"
+        )
+    return None
 
 
 def check_overrides(table: Mapping[str, Any], where: str) -> list[str]:
@@ -143,9 +176,12 @@ def check_overrides(table: Mapping[str, Any], where: str) -> list[str]:
     problems = []
     for key, value in table.items():
         try:
-            Limit.parse(value, f"{where}: {key}")
+            limit = Limit.parse(value, f"{where}: {key}")
         except ConfigError as exc:
             problems.append(str(exc))
+            continue
+        if problem := _sign_problem(str(key), limit):
+            problems.append(f"{where}: {problem}")
     return problems
 
 
@@ -325,7 +361,14 @@ class Baseline:
         """The file's text: one sorted entry per line, keys sorted."""
         lines = [
             json.dumps(
-                {"test": test, "board": board, "figures": dict(sorted(figures.items()))},
+                {
+                    "test": test,
+                    "board": board,
+                    # strict JSON: infinities as results files write them ("inf")
+                    "figures": {
+                        k: v if math.isfinite(v) else str(v) for k, v in sorted(figures.items())
+                    },
+                },
                 sort_keys=True,
             )
             for (test, board), figures in sorted(self.entries.items())

@@ -9,12 +9,21 @@ failure is ``skipped`` as pytest writes an ``xfail``.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+# Characters XML 1.0 cannot hold (ANSI escapes, a NUL from a UART log): pytest's
+# own JUnit writer replaces them too, or the file does not parse.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"#x{ord(m.group()):02X}", text)
 
 
 def _names(test: str) -> tuple[str, str]:
@@ -44,14 +53,14 @@ def junit_xml(records: Iterable[Mapping[str, Any]], suite: str = "et-hil") -> by
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total = 0.0
     for record in records:
-        classname, name = _names(str(record.get("test")))
+        classname, name = _names(_xml_text(str(record.get("test"))))
         duration = float(record.get("duration_s") or 0.0)
         total += duration
         case = ET.Element("testcase", classname=classname, name=name, time=f"{duration:.3f}")
         props = ET.SubElement(case, "properties")
         for key, value in _properties(record):
-            ET.SubElement(props, "property", name=key, value=value)
-        outcome, message = record.get("outcome"), str(record.get("message") or "")
+            ET.SubElement(props, "property", name=key, value=_xml_text(value))
+        outcome, message = record.get("outcome"), _xml_text(str(record.get("message") or ""))
         quarantine = record.get("quarantine")
         counts["tests"] += 1
         if outcome in ("failed", "error") and quarantine and not quarantine.get("expired"):

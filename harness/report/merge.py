@@ -11,6 +11,7 @@ with no record, boards expected but absent, and tests a shard planned (its
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -89,8 +90,8 @@ def merge_results(
             elif old.get("run_id") == record.get("run_id"):
                 duplicates += 1
             else:
-                replaced += 1
-                if str(record.get("finished_at", "")) >= str(old.get("finished_at", "")):
+                replaced += 1  # one of the two stays: the newer
+                if _finished(record) >= _finished(old):
                     chosen[key] = record
         inputs[str(path)] = count
         if (plan := _read_plan(planned_path(path))) is not None:
@@ -98,6 +99,17 @@ def merge_results(
     records = [chosen[key] for key in sorted(chosen)]
     missing = _missing(records, planned, expect_shards, list(expect_boards))
     return Merged(records, inputs, duplicates, replaced, missing)
+
+
+def _finished(record: Mapping[str, Any]) -> datetime.datetime:
+    """When a record's test finished: local time with its offset, compared in UTC
+    (machines of a matrix may sit in different time zones)."""
+    text = str(record.get("finished_at") or "")
+    try:
+        when = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return when.astimezone(datetime.UTC)
 
 
 def _read_plan(path: Path) -> dict[str, Any] | None:
@@ -118,7 +130,7 @@ def _missing(
     missing = []
     shards = {str(r["shard"]) for r in records if r.get("shard")}
     shards |= {str(p["shard"]) for p in planned if p.get("shard")}
-    counts = {int(s.split("/")[1]) for s in shards if "/" in s}
+    counts = {int(n) for s in shards if (n := s.partition("/")[2]).isdigit()}
     if expect_shards:
         counts.add(expect_shards)
     reported = {str(r["shard"]) for r in records if r.get("shard")}

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import fnmatch
+import functools
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -35,7 +36,7 @@ class QuarantineEntry:
     """One known failure.
 
     Attributes:
-        test: node-id pattern (``fnmatch``: ``*`` and ``?``).
+        test: node-id pattern (``*`` and ``?`` match; ``[...]`` is literal).
         board: board-name pattern (``*`` when the file leaves it out).
         reason: why it fails, for the reader of the report.
         issue: where its fix is tracked.
@@ -52,7 +53,7 @@ class QuarantineEntry:
 
     def matches(self, test: str, board: str | None) -> bool:
         """Whether this entry covers ``test`` on ``board``."""
-        return fnmatch.fnmatchcase(test, self.test) and fnmatch.fnmatchcase(board or "", self.board)
+        return bool(_pattern(self.test).match(test) and _pattern(self.board).match(board or ""))
 
     def expired(self, today: datetime.date) -> bool:
         """Past its last day."""
@@ -66,6 +67,14 @@ class QuarantineEntry:
             "expires": self.expires.isoformat(),
             "entry": self.line,
         }
+
+
+@functools.cache
+def _pattern(glob: str) -> re.Pattern[str]:
+    """``*`` and ``?`` as wildcards, everything else literal: node ids hold ``[...]``,
+    which fnmatch would read as a character set."""
+    literal = re.escape(glob).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.compile(literal + r"\Z", re.DOTALL)
 
 
 def load_quarantine(path: Path) -> list[QuarantineEntry]:
@@ -83,8 +92,12 @@ def load_quarantine(path: Path) -> list[QuarantineEntry]:
         raise ConfigError(f"quarantine file {path}: not valid TOML: {exc}") from exc
     unknown_top = set(data) - {"quarantine"}
     problems = [f"unknown table or key {k!r} (entries are [[quarantine]])" for k in unknown_top]
+    tables = data.get("quarantine", [])
+    if not isinstance(tables, list):
+        tables = []
+        problems.append("'quarantine' must be a list of tables: write each entry as [[quarantine]]")
     entries = []
-    for number, raw in enumerate(data.get("quarantine", []), 1):
+    for number, raw in enumerate(tables, 1):
         where = f"[[quarantine]] #{number}"
         found = _entry(raw, f"{path}:{where}")
         if isinstance(found, str):
