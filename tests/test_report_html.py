@@ -203,6 +203,22 @@ def test_the_matrix_has_a_row_per_case_and_a_column_per_board() -> None:
             assert cls == f"o-{text}"
 
 
+def test_a_build_only_cell_says_built() -> None:
+    rows = records(BUILD_ONLY)
+    built = {
+        (case_name(r["test"], r["board"]), r["board"])
+        for r in rows
+        if r.get("ran") is False and r.get("artifact")
+    }
+    assert built  # --build-only records: every program was made, nothing ran
+    found = tables(render_report(load_runs([BUILD_ONLY])))["matrix"]
+    boards = [text for text, _ in found[0][1:]]
+    for row in found[1:]:
+        for (text, cls), board in zip(row[1:], boards, strict=True):
+            if (row[0][0], board) in built:
+                assert (text, cls) == ("built", "o-skipped")
+
+
 def test_failure_cells_name_their_class_and_quarantine_is_marked(tmp_path: Path) -> None:
     rows = failing_run(tmp_path)
     found = tables(render_report(load_runs([write_jsonl(tmp_path / "r.jsonl", rows)])))
