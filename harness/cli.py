@@ -358,7 +358,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     from harness.report import browser
 
-    check = browser.render(out, Path(args.screenshot))
+    # tall enough for the matrix and every plot of a nightly page in one picture
+    check = browser.render(out, Path(args.screenshot), window=(1400, 7000))
     for problem in check.problems():
         print(f"et-hil: page problem: {problem}", file=sys.stderr)
     if check.screenshot is not None:

@@ -110,13 +110,14 @@ def apply_baseline(item: pytest.Item, report: pytest.TestReport) -> None:
         draft.baseline = {"file": where, "entry": False, "changes": []}
         return
     draft.baseline = {"file": where, "entry": True, "changes": [c.as_dict() for c in changes]}
+    regressions = [c for c in changes if c.kind == "regression"]
+    fails = bool(regressions) and (report.passed or report.skipped)
     noted = [c for c in changes if c.kind in ("regression", "warning", "improvement")]
-    if noted:
+    if noted and not fails:  # (a failure prints the table as its message)
         report.sections.append(
             ("et-hil baseline", baselines.table(noted, ("regression", "warning", "improvement")))
         )
-    regressions = [c for c in changes if c.kind == "regression"]
-    if regressions and (report.passed or report.skipped):
+    if fails:
         report.outcome = "failed"
         report.longrepr = (
             f"{len(regressions)} figure(s) regressed against baseline {where} "
