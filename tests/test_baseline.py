@@ -16,7 +16,9 @@ from harness.report.baseline import (
     Change,
     Limit,
     change_text,
+    check_overrides,
     compare_figures,
+    fmt,
     limit_for,
     table,
 )
@@ -68,7 +70,7 @@ TOSA_BASELINE = {
     "planned_memory_bytes": 144.0,
     "pte_bytes": 14368.0,
     "snr_db@eager_float": 40.2144,
-    "snr_db@fake_quant": math.inf,
+    "snr_db@fake_quant": 100.0,  # bit-exact (inf), at the 100 dB ceiling
     "top1@eager_float": 1.0,
     "top1@fake_quant": 1.0,
 }
@@ -318,20 +320,26 @@ def test_max_lsb_may_grow_by_one_step() -> None:
 
 
 def test_losing_an_exact_match_is_a_regression() -> None:
-    # SNR inf (bit-exact against fake-quant) -> 60 dB: a change of -inf.
+    # SNR inf (bit-exact against fake-quant) counts as the 100 dB ceiling -> 60 dB: -40 dB.
     change = _only(compare_figures({"snr_db@fake_quant": 60.0}, {"snr_db@fake_quant": math.inf}))
     assert change.kind == "regression"
-    assert change.change == -math.inf
-    assert change_text(change) == "-inf"
+    assert change.change == -40.0
+    assert change_text(change) == "-40"
 
 
 def test_becoming_an_exact_match_is_an_improvement() -> None:
     change = _only(compare_figures({"snr_db@fake_quant": math.inf}, {"snr_db@fake_quant": 60.0}))
-    assert (change.kind, change.change) == ("improvement", math.inf)
+    assert (change.kind, change.change) == ("improvement", 40.0)  # 60 -> the 100 dB ceiling
 
 
 def test_exact_match_both_times_is_no_change() -> None:
     assert compare_figures({"snr_db@fake_quant": math.inf}, {"snr_db@fake_quant": math.inf}) == []
+
+
+def test_snr_above_the_ceiling_is_float_noise_and_never_a_change() -> None:
+    # 141 dB (a float program's rounding noise on one CPU) against bit-exact on another
+    assert compare_figures({"snr_db@eager_float": 141.2}, {"snr_db@eager_float": math.inf}) == []
+    assert compare_figures({"snr_db@eager_float": 137.5}, {"snr_db@eager_float": 156.2}) == []
 
 
 def test_rounding_to_six_digits_is_never_a_change() -> None:
@@ -683,3 +691,52 @@ def test_written_file_is_strict_json() -> None:
 
     for line in baseline.dumps().splitlines():
         json.loads(line, parse_constant=refuse)
+
+
+def test_a_change_read_back_from_a_results_file_takes_infinities_as_strings() -> None:
+    # the results writer writes inf as "inf"; the summary and the report read it back
+    change = Change.from_dict(
+        {
+            "figure": "x",
+            "baseline": "inf",
+            "now": 60.0,
+            "change": "-inf",
+            "limit": "-1",
+            "kind": "regression",
+            "action": "fail",
+        }
+    )
+    assert (change.baseline, change.change) == (math.inf, -math.inf)
+    assert fmt(change.baseline) == "inf"
+    assert change_text(change) == "-inf"
+
+
+def test_override_keys_must_name_a_figure_and_pmu_limits_apply() -> None:
+    assert check_overrides({"cycles_totl": "+5%"}, "[baseline]") == [
+        "[baseline]: cycles_totl: no such figure (figures: snr_db, max_lsb, top1, "
+        "vela.cycles_total, vela.cycles_npu, vela.inference_time_s, vela.sram_bytes, "
+        "vela.off_chip_flash_bytes, pte_bytes, planned_memory_bytes, execute_s, pmu, "
+        "pmu.<counter>, their last parts, and NAME@QUALIFIER)"
+    ]
+    assert check_overrides({"pmu": "+5%", "cpu_cycles": "+1%"}, "[baseline]") == []
+    # a PMU counter is worse when it grows: '-5%' is refused before any run
+    [problem] = check_overrides({"cpu_cycles": "-5%"}, "[baseline]")
+    assert "a larger cpu_cycles is worse" in problem
+    assert limit_for("pmu.cpu_cycles@fvp-cycles", [{"pmu": "+5%"}]).text == "+5%"
+
+
+def test_update_accepts_a_test_failed_only_by_its_regression() -> None:
+    # the reviewer's way to accept a deliberate change: update from the failing run
+    old = {**TOSA_BASELINE, "pte_bytes": 10000.0}
+    baseline = Baseline({(TOSA_TEST, "tosa"): old})
+    failed = {**TOSA_RUN, "outcome": "failed", "failure_class": "regression"}
+    assert baseline.update([failed]) == {"added": 0, "changed": 1, "kept": 0}
+    assert baseline.entries[(TOSA_TEST, "tosa")]["pte_bytes"] == 14368.0
+
+
+def test_whole_numbers_are_kept_exact() -> None:
+    # a plan of 2,097,153 bytes is one byte more than 2 MiB: 6 digits would hide it
+    baseline = Baseline()
+    record = {**VELA_BUILD, "artifact": {**VELA_BUILD["artifact"], "planned_memory_bytes": 2097153}}
+    baseline.update([record])
+    assert baseline.entries[(VELA_TEST, "corstone320")]["planned_memory_bytes"] == 2097153.0

@@ -143,7 +143,8 @@ def test_tosa_record_gives_accuracy_per_reference_and_execute_time() -> None:
         "planned_memory_bytes": 144.0,
         "pte_bytes": 14368.0,
         "snr_db@eager_float": 40.214426389205535,
-        "snr_db@fake_quant": math.inf,  # the string 'inf' read as a number
+        # the string 'inf' (bit-exact) read as a number, at the 100 dB ceiling
+        "snr_db@fake_quant": 100.0,
         "top1@eager_float": 1.0,
         "top1@fake_quant": 1.0,
     }
@@ -153,7 +154,8 @@ def test_tosa_record_gives_accuracy_per_reference_and_execute_time() -> None:
 def test_null_metrics_are_absent() -> None:
     figures = figures_of(HOST_FLOAT)
     assert "max_lsb@eager_float" not in figures
-    assert figures["snr_db@eager_float"] == 141.1725179682272
+    # 141.17 dB is float32 rounding noise: it counts as the 100 dB ceiling
+    assert figures["snr_db@eager_float"] == 100.0
     assert figures["execute_s@host-wall"] == 0.003093
 
 

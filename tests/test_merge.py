@@ -123,20 +123,31 @@ def test_a_missing_input_is_named(tmp_path: Path) -> None:
 
 def test_a_shard_that_never_reported_is_named_from_the_labels(tmp_path: Path) -> None:
     one = results(tmp_path / "1.jsonl", rec(RELU_HOST, "host", shard="1/3"))
-    three = results(tmp_path / "3.jsonl", rec(CONV_TOSA, "tosa", shard="3/3"))
+    three = results(tmp_path / "3.jsonl", rec(RELU_HOST + "x", "host", shard="3/3"))
     merged = merge_results([one, three])
-    assert merged.missing == ["shard(s) 2/3 never reported a record"]
+    assert merged.missing == ["board host: shard(s) 2/3 never reported a record"]
+
+
+def test_another_boards_shard_does_not_hide_a_missing_one(tmp_path: Path) -> None:
+    # A matrix job is one board's shard: tosa's shard 2 died, host's reported.
+    a = results(
+        tmp_path / "a.jsonl",
+        rec(RELU_HOST, "host", shard="1/2"),
+        rec(RELU_HOST + "x", "host", shard="2/2"),
+        rec(CONV_TOSA, "tosa", shard="1/2"),
+    )
+    assert merge_results([a]).missing == ["board tosa: shard(s) 2/2 never reported a record"]
 
 
 def test_expected_shards_are_named_even_without_labels(tmp_path: Path) -> None:
     # An unsharded run given where four shards were expected: none of them reported.
     a = results(tmp_path / "a.jsonl", rec(RELU_HOST, "host"))
     merged = merge_results([a], expect_shards=4)
-    assert merged.missing == ["shard(s) 1/4, 2/4, 3/4, 4/4 never reported a record"]
+    assert merged.missing == ["board host: shard(s) 1/4, 2/4, 3/4, 4/4 never reported a record"]
     both = results(
         tmp_path / "b.jsonl",
         rec(RELU_HOST, "host", shard="1/2"),
-        rec(CONV_TOSA, "tosa", shard="2/2"),
+        rec(RELU_HOST + "x", "host", shard="2/2"),
     )
     assert merge_results([both], expect_shards=2).missing == []
 
@@ -157,7 +168,7 @@ def test_planned_tests_that_never_finished_are_named(tmp_path: Path) -> None:
     write_planned(path, run_id="1063bc6da9e2", shard="1/2", tests=planned)
     # the run was killed after its first two tests
     results(path, *(rec(t, b, shard="1/2") for t, b in planned[:2]))
-    other = results(tmp_path / "shard-2.jsonl", rec(CONV_TOSA, "tosa", shard="2/2"))
+    other = results(tmp_path / "shard-2.jsonl", rec(RELU_HOST, "host", shard="2/2"))
     merged = merge_results([path, other])
     assert merged.missing == [
         "4 planned test(s) of shard 1/2 (run 1063bc6da9e2) never finished: "
@@ -171,12 +182,12 @@ def test_a_planned_shard_with_no_record_is_named_twice(tmp_path: Path) -> None:
     # Shard 2/2 collected its tests, then crashed before the first record.
     one = results(tmp_path / "shard-1.jsonl", rec(RELU_HOST, "host", shard="1/2"))
     two = tmp_path / "shard-2.jsonl"
-    write_planned(two, run_id="cccccccccccc", shard="2/2", tests=[(CONV_TOSA, "tosa")])
+    write_planned(two, run_id="cccccccccccc", shard="2/2", tests=[(RELU_HOST + "x", "host")])
     two.write_text("")
     merged = merge_results([one, two])
     assert merged.missing == [
-        "shard(s) 2/2 never reported a record",
-        f"1 planned test(s) of shard 2/2 (run cccccccccccc) never finished: {CONV_TOSA} on tosa",
+        "board host: shard(s) 2/2 never reported a record",
+        f"1 planned test(s) of shard 2/2 (run cccccccccccc) never finished: {RELU_HOST}x on host",
     ]
 
 

@@ -129,8 +129,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="RESULTS",
-        help="results files whose durations balance --shard (default: the --results "
-        "file of the last run, if there is one)",
+        help="results files whose durations balance --shard, the same for every shard "
+        "(e.g. last night's merged results); without it every test weighs the same",
     )
     parser.addini(
         "et_quarantine", "quarantine file used when --quarantine is not given", default=""
@@ -239,9 +239,11 @@ def _regression_settings(
             shard = parse_shard(option.shard)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from exc
-        sources = [here / p for p in option.durations_from] or [results]
+        # Only given files: every job of a matrix must see the same durations, and a
+        # job's own last results differ from job to job (without them: equal weights).
+        sources = [here / p for p in option.durations_from]
         for source in sources:
-            if option.durations_from and not source.is_file():
+            if not source.is_file():
                 raise pytest.UsageError(f"--durations-from {source}: no such results file")
         durations = recorded_durations(sources)
     return baseline, quarantine, shard, durations

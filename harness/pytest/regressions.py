@@ -12,7 +12,6 @@ Called from :mod:`harness.pytest.plugin`'s hooks:
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,6 +56,8 @@ def write_plan(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
     """
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and workerinput.get("workerid") != "gw0":
+        return
+    if config.option.collectonly:  # nothing will run: the last run's plan stays
         return
     pairs = [
         (item.nodeid, _board_of(item) or "")
@@ -104,12 +105,21 @@ def apply_baseline(item: pytest.Item, report: pytest.TestReport) -> None:
         versions={},
         board=board,
     ).fields()
-    changes = hc.baseline.changes_for(fields, _limit_overrides(item, hc, board))
+    overrides = _limit_overrides(item, hc, board)
+    changes = hc.baseline.changes_for(fields, overrides)
     where = str(hc.baseline.path)
+    # The limits over the defaults (board file, then markers), so that offline
+    # comparisons (et-hil baseline compare, the report) judge as this run did.
+    limits = {k: v for table in overrides for k, v in table.items()}
     if changes is None:
-        draft.baseline = {"file": where, "entry": False, "changes": []}
+        draft.baseline = {"file": where, "entry": False, "limits": limits, "changes": []}
         return
-    draft.baseline = {"file": where, "entry": True, "changes": [c.as_dict() for c in changes]}
+    draft.baseline = {
+        "file": where,
+        "entry": True,
+        "limits": limits,
+        "changes": [c.as_dict() for c in changes],
+    }
     regressions = [c for c in changes if c.kind == "regression"]
     fails = bool(regressions) and (report.passed or report.skipped)
     noted = [c for c in changes if c.kind in ("regression", "warning", "improvement")]
@@ -134,7 +144,7 @@ def apply_quarantine(item: pytest.Item, report: pytest.TestReport) -> None:
     if entry is None:
         return
     draft = draft_of(item)
-    expired = entry.expired(datetime.date.today())
+    expired = entry.expired(hc.today)
     draft.quarantine = {**entry.as_dict(), "expired": expired}
     if expired:
         if report.when == "call" or report.failed:
@@ -167,7 +177,7 @@ def summary_lines(records: Sequence[Mapping[str, Any]], hc: HarnessConfig) -> li
                 continue
             no_entry += not found.get("entry")
             for change in found.get("changes", []):
-                c = baselines.Change(**change)
+                c = baselines.Change.from_dict(change)
                 kinds.setdefault(c.kind, []).append(
                     f"  {c.kind:<11} {record['test']}: {c.figure} "
                     f"{baselines.fmt(c.baseline)} -> {baselines.fmt(c.now)} "
@@ -183,7 +193,7 @@ def summary_lines(records: Sequence[Mapping[str, Any]], hc: HarnessConfig) -> li
             if len(shown) > 20:
                 lines.append(f"  ... and {len(shown) - 20} more {kind}s (see the records)")
     quarantined = [r for r in records if r.get("quarantine")]
-    if quarantined:
+    if quarantined or any(e.expired(hc.today) for e in hc.quarantine):
         held = sum(
             1
             for r in quarantined
@@ -202,4 +212,8 @@ def summary_lines(records: Sequence[Mapping[str, Any]], hc: HarnessConfig) -> li
             f"  expired {r['quarantine']['expires']}: {r['test']} ({r['quarantine']['entry']})"
             for r in expired
         ]
+    used = {r["quarantine"]["entry"] for r in quarantined}
+    for entry in hc.quarantine:
+        if entry.line not in used and entry.expired(hc.today):
+            lines.append(f"quarantine: expired entry {entry.line} matched no test of this run")
     return lines

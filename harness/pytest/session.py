@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class HarnessConfig:
         quarantine: known failures that do not fail the run (``--quarantine``).
         shard: (index, count) of ``--shard``, counting from 1.
         shard_durations: recorded test durations that balance the shards.
+        today: the day quarantine expiries are judged by (one per run: a run that
+            crosses midnight does not change its verdicts halfway).
     """
 
     boards: Mapping[str, BoardSpec]
@@ -50,6 +53,7 @@ class HarnessConfig:
     quarantine: tuple[QuarantineEntry, ...] = ()
     shard: tuple[int, int] | None = None
     shard_durations: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    today: datetime.date = dataclasses.field(default_factory=datetime.date.today)
 
     @property
     def shard_label(self) -> str | None:

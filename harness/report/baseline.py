@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError
-from harness.report.figures import HIGHER_IS_WORSE, base_name, figures_of, higher_is_worse
+from harness.report.figures import (
+    HIGHER_IS_WORSE,
+    PMU_FIGURES,
+    SNR_CEILING_DB,
+    base_name,
+    figures_of,
+    higher_is_worse,
+    number,
+)
 
 Action = Literal["fail", "warn"]
 ChangeKind = Literal["regression", "warning", "improvement", "new", "missing"]
@@ -131,7 +139,12 @@ def limit_for(figure: str, overrides: Iterable[Mapping[str, Any]] = (), where: s
     An override key names a figure exactly (``snr_db@eager_float``), by base name
     (``snr_db``, ``vela.cycles_total``) or by its last part (``cycles_total``).
     """
-    keys = (figure, base_name(figure), _short(figure))
+    keys = (
+        figure,
+        base_name(figure),
+        _short(figure),
+        *(("pmu",) if figure.startswith("pmu.") else ()),
+    )
     chosen: Any = None
     for table in overrides:
         for key in keys:
@@ -152,10 +165,21 @@ def limit_for(figure: str, overrides: Iterable[Mapping[str, Any]] = (), where: s
     return limit
 
 
+def _is_pmu(key: str) -> bool:
+    base = base_name(key)
+    return base == "pmu" or base.startswith("pmu.") or base in PMU_FIGURES
+
+
+def _known_key(key: str) -> bool:
+    """Whether an override key names a figure (exactly, by base or by last part)."""
+    base = base_name(key)
+    return _is_pmu(key) or any(b == base or _short(b) == base for b in HIGHER_IS_WORSE)
+
+
 def _sign_problem(key: str, limit: Limit) -> str | None:
     """Why a limit's sign contradicts its figure's worse direction (None: it does not)."""
     known = [b for b in HIGHER_IS_WORSE if b in (key, base_name(key)) or _short(b) == key]
-    if base_name(key).startswith("pmu."):
+    if _is_pmu(key):
         worse_up = True
     elif known:
         worse_up = higher_is_worse(known[0])
@@ -180,7 +204,12 @@ def check_overrides(table: Mapping[str, Any], where: str) -> list[str]:
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        if problem := _sign_problem(str(key), limit):
+        if not _known_key(str(key)):
+            problems.append(
+                f"{where}: {key}: no such figure (figures: {', '.join(HIGHER_IS_WORSE)}, "
+                f"pmu, pmu.<counter>, their last parts, and NAME@QUALIFIER)"
+            )
+        elif problem := _sign_problem(str(key), limit):
             problems.append(f"{where}: {problem}")
     return problems
 
@@ -212,6 +241,19 @@ class Change:
         """JSON-ready fields (the results writer turns infinities into strings)."""
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+        """A change as a results file holds it (infinities as strings: 'inf')."""
+        return cls(
+            figure=str(data.get("figure")),
+            baseline=number(data.get("baseline")),
+            now=number(data.get("now")),
+            change=number(data.get("change")),
+            limit=str(data.get("limit")),
+            kind=data.get("kind", "regression"),
+            action=data.get("action", "fail"),
+        )
+
 
 def compare_figures(
     now: Mapping[str, float],
@@ -225,6 +267,9 @@ def compare_figures(
     for figure in sorted(set(now) | set(baseline)):
         limit = limit_for(figure, overrides)
         old, new = baseline.get(figure), now.get(figure)
+        if base_name(figure) == "snr_db":  # (values from before the ceiling, or raw)
+            old = None if old is None else min(old, SNR_CEILING_DB)
+            new = None if new is None else min(new, SNR_CEILING_DB)
         # Baselines keep 6 significant digits: compare at that precision, so the
         # rounding itself is never a change.
         new = None if new is None else _round(new)
@@ -259,8 +304,11 @@ def _change(old: float, new: float, relative: bool) -> float | None:
 
 
 def _round(value: float) -> float:
-    """6 significant digits: enough to see a regression, few enough to keep diffs quiet."""
-    return value if not math.isfinite(value) else float(f"{value:.6g}")
+    """6 significant digits: enough to see a regression, few enough to keep diffs quiet.
+    Whole numbers (bytes, cycles) stay exact: a few bytes more of a 2 MB plan count."""
+    if not math.isfinite(value) or (value.is_integer() and abs(value) < 2**53):
+        return value
+    return float(f"{value:.6g}")
 
 
 @dataclasses.dataclass
@@ -287,7 +335,7 @@ class Baseline:
                 "'et-hil baseline update RESULTS --baseline FILE'"
             ) from exc
         entries: dict[tuple[str, str], dict[str, float]] = {}
-        for number, line in enumerate(text.splitlines(), 1):
+        for line_no, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -296,7 +344,7 @@ class Baseline:
                 figures = {str(k): float(v) for k, v in entry["figures"].items()}
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConfigError(
-                    f"baseline {path}:{number}: not a baseline entry "
+                    f"baseline {path}:{line_no}: not a baseline entry "
                     '({"test": ..., "board": ..., "figures": {...}}): ' + f"{exc}"
                 ) from exc
             entries[key] = figures
@@ -321,9 +369,9 @@ class Baseline:
         overrides_for: Callable[[str], Iterable[Mapping[str, Any]]] = lambda board: (),
     ) -> dict[str, int]:
         """Take the figures of tests that passed (or were skipped after building,
-        as under ``--build-only``) from ``records``.
+        as under ``--build-only``, or failed only by a baseline regression) from ``records``.
 
-        Entries of tests not in ``records`` (or that failed) are kept as they are.
+        Entries of tests not in ``records`` (or that failed otherwise) are kept as they are.
         Within an entry, a figure keeps its old value while the new one is within its
         limit both ways, so run-to-run noise does not rewrite the file.
 
@@ -336,7 +384,10 @@ class Baseline:
         """
         original = dict(self.entries)
         for record in records:
-            if record.get("outcome") not in ("passed", "skipped"):
+            # A test failed only by its regression is taken: updating is how a
+            # reviewer accepts it (the diff of the file shows what moved).
+            accepted = record.get("failure_class") == "regression"
+            if record.get("outcome") not in ("passed", "skipped") and not accepted:
                 continue
             now = {k: _round(v) for k, v in figures_of(record).items()}
             if not now:  # skipped before anything was built

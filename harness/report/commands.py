@@ -35,6 +35,15 @@ def _board_limits(args: argparse.Namespace) -> dict[str, Mapping[str, Any]]:
     return {name: spec.baseline_limits for name, spec in load_boards(args.board_file).items()}
 
 
+def _overrides(
+    record: Mapping[str, Any], limits: Mapping[str, Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The limits a record is judged by: its board file's, then those its pytest run
+    applied (board file and ``et_baseline`` markers, kept in the record)."""
+    recorded = (record.get("baseline") or {}).get("limits") or {}
+    return [limits.get(str(record.get("board")), {}), recorded]
+
+
 def baseline_changes(
     records: Sequence[Mapping[str, Any]], path: Path, board_files: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
@@ -47,7 +56,7 @@ def baseline_changes(
     found = []
     for record in records:
         board = str(record.get("board"))
-        for change in baseline.changes_for(record, [limits.get(board, {})]) or ():
+        for change in baseline.changes_for(record, _overrides(record, limits)) or ():
             found.append(
                 {"test": record.get("test"), "board": board, "file": str(path), **change.as_dict()}
             )
@@ -61,9 +70,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
         expect_shards=args.expect_shards,
         expect_boards=args.expect_board,
     )
-    write_results(merged.records, Path(args.output))
-    if args.junit:
-        write_junit(merged.records, Path(args.junit))
+    try:
+        write_results(merged.records, Path(args.output))
+        if args.junit:
+            write_junit(merged.records, Path(args.junit))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     for name, count in merged.inputs.items():
         print(f"  {count:6d} records  {name}")
     boards = sorted({str(r.get("board")) for r in merged.records})
@@ -89,7 +101,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.action == "update":
         baseline = baselines.Baseline.load(path) if path.exists() else baselines.Baseline()
         counts = baseline.update(records, overrides_for=lambda board: [limits.get(board, {})])
-        baseline.write(path)
+        try:
+            baseline.write(path)
+        except OSError as exc:
+            raise ConfigError(f"baseline {path}: cannot write it ({exc.strerror})") from exc
         print(
             f"wrote {path}: {len(baseline.entries)} entries ({counts['added']} added, "
             f"{counts['changed']} changed, {counts['kept']} kept)"
@@ -99,7 +114,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     regressions = 0
     for record in records:
         board = str(record.get("board"))
-        changes = baseline.changes_for(record, [limits.get(board, {})])
+        changes = baseline.changes_for(record, _overrides(record, limits))
         shown = [c for c in changes or () if c.kind in ("regression", "warning", "improvement")]
         if not shown:
             continue

@@ -5,7 +5,8 @@ comes from, and figures measured at different fidelities never share a name:
 
 =============================  =========================================================
 ``snr_db@<reference>``         worst (lowest) SNR over the outputs, per reference
-                               (``eager_float``, ``fake_quant``)
+                               (``eager_float``, ``fake_quant``), at most
+                               :data:`SNR_CEILING_DB`
 ``max_lsb@<reference>``        worst (largest) error in quantization steps
 ``top1@<reference>``           worst top-1 agreement (classifier outputs only)
 ``vela.cycles_total``          Vela's estimate of the whole inference (Ethos-U builds)
@@ -27,6 +28,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+# SNR above this is float32 rounding noise (or a bit-exact match, inf): the eager
+# reference's last bits change with the CPU's vector unit and thread count, and so
+# would a 140 dB figure. Every such SNR is this figure, on every machine.
+SNR_CEILING_DB = 100.0
 
 # How each figure's base name (before any '@') is read: True when a larger value is worse.
 HIGHER_IS_WORSE: dict[str, bool] = {
@@ -50,7 +56,7 @@ _VELA_FIGURES = (
     "off_chip_flash_bytes",
 )
 # PMU counters worth tracking, as the runner's log parser names them (harness.runner.log).
-_PMU_FIGURES = ("npu_active_cycles", "cpu_cycles", "cpu_cycles_in_npu_delegate")
+PMU_FIGURES = ("npu_active_cycles", "cpu_cycles", "cpu_cycles_in_npu_delegate")
 
 
 def base_name(figure: str) -> str:
@@ -98,6 +104,8 @@ def _accuracy(record: Mapping[str, Any]) -> dict[str, float]:
     for reference, metrics in sorted(per_reference.items()):
         for metric in ("snr_db", "max_lsb", "top1"):
             value = _worst((number(m.get(metric)) for m in metrics), higher_is_worse(metric))
+            if value is not None and metric == "snr_db":
+                value = min(value, SNR_CEILING_DB)
             if value is not None:
                 figures[f"{metric}@{reference}"] = value
     return figures
@@ -122,7 +130,7 @@ def figures_of(record: Mapping[str, Any]) -> dict[str, float]:
     if record.get("ran") and (value := number(timings.get("execute_s"))) is not None:
         figures[f"execute_s@{fidelity}"] = value
     pmu = (record.get("board_facts") or {}).get("pmu") or {}
-    for name in _PMU_FIGURES:
+    for name in PMU_FIGURES:
         if (value := number(pmu.get(name))) is not None:
             figures[f"pmu.{name}@{fidelity}"] = value
     return dict(sorted(figures.items()))

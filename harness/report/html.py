@@ -199,8 +199,9 @@ def _case(record: Mapping[str, Any]) -> str:
 def _outcome(record: Mapping[str, Any]) -> str:
     """The outcome a person should see: a quarantined failure is not a failure."""
     outcome = str(record.get("outcome"))
-    if outcome in ("failed", "error") and record.get("quarantine"):
-        return "quarantined"
+    entry = record.get("quarantine") or {}
+    if outcome in ("failed", "error") and entry and not entry.get("expired"):
+        return "quarantined"  # (an expired entry's failure is a failure)
     return outcome
 
 

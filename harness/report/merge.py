@@ -133,12 +133,24 @@ def _missing(
     counts = {int(n) for s in shards if (n := s.partition("/")[2]).isdigit()}
     if expect_shards:
         counts.add(expect_shards)
-    reported = {str(r["shard"]) for r in records if r.get("shard")}
-    for count in sorted(counts):
-        absent = [f"{i}/{count}" for i in range(1, count + 1) if f"{i}/{count}" not in reported]
-        if absent:
-            missing.append(f"shard(s) {', '.join(absent)} never reported a record")
+    # Per board: a matrix job is one board's shard, and another board's shard i
+    # reporting says nothing of this board's.
     boards = {str(r.get("board")) for r in records}
+    reported = {(str(r.get("board")), str(r["shard"])) for r in records if r.get("shard")}
+    sharded_boards = {board for board, _ in reported} | set(expect_boards)
+    if expect_shards:
+        sharded_boards |= boards
+    for board in sorted(sharded_boards if counts else ()):
+        for count in sorted(counts):
+            absent = [
+                f"{i}/{count}"
+                for i in range(1, count + 1)
+                if (board, f"{i}/{count}") not in reported
+            ]
+            if absent:
+                missing.append(
+                    f"board {board}: shard(s) {', '.join(absent)} never reported a record"
+                )
     for board in expect_boards:
         if board not in boards:
             missing.append(f"board {board} never reported a record")

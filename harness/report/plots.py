@@ -122,7 +122,8 @@ def points_of(records: Iterable[Mapping[str, Any]]) -> list[Point]:
                 case=case,
                 model=str(model),
                 outcome=str(record.get("outcome")),
-                quarantined=bool(record.get("quarantine")),
+                quarantined=bool(record.get("quarantine"))
+                and not (record.get("quarantine") or {}).get("expired"),
                 figures=figures_of(record),
             )
         )

@@ -97,8 +97,10 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
         with Path(path).open(encoding="utf-8") as f:
             for line in f:
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except ValueError:
                     continue
+                if isinstance(record, dict):  # a stray non-record line is not a record
+                    yield record
     except FileNotFoundError:
         return
