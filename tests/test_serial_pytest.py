@@ -194,23 +194,38 @@ def test_ctrl_c_mid_run_leaves_nothing_held_or_running(
             f"--build-cache={shared_cache}",
             f"--results={results}",
             "--run-timeout=300",
+            f"--basetemp={tmp_path / 'inner'}",
             "-p",
             "no:cacheprovider",
         ],
         cwd=tmp_path,
         env=env,
+        # not this xdist worker's stdin: that is its channel to the controller
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
-    while (board.folder / "mode").exists():  # both resets happened: the board hangs now
+
+    def hanging() -> bool:
+        """The second run's UART log shows the board stuck in its inference."""
+        logs = (tmp_path / "inner").glob("test_hangs*/**/uart.log")
+        return any(b"Starting running 1 inferences" in log.read_bytes() for log in logs)
+
+    deadline = time.monotonic() + 180
+    while (board.folder / "mode").exists() or not hanging():
         assert proc.poll() is None, "pytest ended before the hang"
         assert time.monotonic() < deadline, "the runs never started"
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(0.5)  # well inside the capture
     proc.send_signal(signal.SIGINT)
     interrupted = time.monotonic()
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        # Where did it stick? pytest's faulthandler dumps every thread on SIGABRT.
+        proc.send_signal(signal.SIGABRT)
+        out, _ = proc.communicate(timeout=30)
+        pytest.fail(f"pytest did not stop 120 s after SIGINT:\n{out.decode()[-6000:]}")
     # Stopped by the signal, not by the 300 s run timeout: the 60 s bound is
     # generous for pytest's teardown on a busy 2-core machine (seen: 2.6 s).
     assert time.monotonic() - interrupted < 60
