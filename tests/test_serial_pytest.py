@@ -162,6 +162,12 @@ def test_the_suites_pass_on_the_virtual_board(
     assert all(r["board_facts"]["bundleio"][0]["result"] in ("PASS", "FAIL") for r in ran)
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_mid_run_leaves_nothing_held_or_running(
     two_boards: list[VirtualBoard], tmp_path: Path, shared_cache: Path
 ) -> None:
@@ -202,6 +208,10 @@ def test_ctrl_c_mid_run_leaves_nothing_held_or_running(
         env=env,
         # not this xdist worker's stdin: that is its channel to the controller
         stdin=subprocess.DEVNULL,
+        # Ctrl-C as a terminal gives it. A job a non-interactive shell started in
+        # the background (`cmd &`, as CI runners may) inherits SIGINT ignored, and
+        # Python keeps an ignored SIGINT ignored: the interrupt would never come.
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
