@@ -22,7 +22,7 @@ PINNED = {
 
 # Bump when the build pipeline changes what it produces for the same inputs:
 # it is part of every cache key.
-PIPELINE_VERSION = "6"  # 6: Cortex-M lowering fixes (layouts, activations, int8 bias typing)
+PIPELINE_VERSION = "7"  # 7: no host paths in delegate compile specs (same .pte anywhere)
 
 
 def installed_version(distribution: str) -> str | None:

@@ -173,3 +173,30 @@ def test_npu_sram_overflow_fails_the_fit_check_in_build_only(et_pytester):
     result.stdout.fnmatch_lines(
         ["*does not fit board 'tiny-npu'*NPU SRAM: Vela plans * B (* KiB), the board has 1024 B*"]
     )
+
+
+@pytest.mark.parametrize("target", ["tosa-int", "ethos-u55-128"])
+def test_program_bytes_do_not_depend_on_where_they_were_built(tmp_path, target):
+    """The same model built under two cache folders of different path lengths is the
+    same .pte, byte for byte, and holds neither path (upstream serializes the
+    compiler's intermediates folder into the program unless it is stripped; a
+    nightly in another checkout then saw every tosa .pte 128 bytes bigger)."""
+    import torch
+
+    from harness.build.builder import Builder
+    from harness.build.cache import ArtifactCache
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh()).eval()
+    inputs = (torch.randn(1, 3, 8, 8),)
+    short = tmp_path / "c"
+    deep = tmp_path / "a-much-longer-checkout-path" / "with" / "more" / "levels"
+    programs = []
+    for root in (short, deep):
+        artifact = Builder(ArtifactCache(root)).build(
+            model, inputs, target=target, board="b", quantize="int8"
+        )
+        data = artifact.pte_path.read_bytes()
+        assert str(root).encode() not in data, f"{root} is inside the {target} program"
+        programs.append(data)
+    assert programs[0] == programs[1]

@@ -268,6 +268,27 @@ def partition_report(edge_program: Any) -> dict[str, Any]:
     }
 
 
+# Compile-spec entries that only tell the host compiler where to write its files.
+# Upstream serializes every compile spec into the program, so left in, the
+# checkout's path would make the same model a different .pte (other bytes, other
+# size) on every machine; no runtime reads them.
+HOST_ONLY_COMPILE_SPECS = frozenset({"debug_artifact_path"})
+
+
+def strip_host_paths(edge: Any) -> None:
+    """Drop host-only compile-spec entries from every delegate of ``edge``, in place,
+    so the serialized program does not depend on where it was built."""
+    from executorch.exir.lowered_backend_module import LoweredBackendModule
+
+    for method in edge.methods:
+        for lowered in edge.exported_program(method).graph_module.modules():
+            if not isinstance(lowered, LoweredBackendModule):
+                continue
+            lowered._compile_specs = [
+                spec for spec in lowered.compile_specs if spec.key not in HOST_ONLY_COMPILE_SPECS
+            ]
+
+
 def lower_and_serialize(
     exported: Any,
     target: CompileTarget,
@@ -317,6 +338,7 @@ def lower_and_serialize(
         if target.name.startswith("tosa-"):
             stage = "saving the lowered program"
             save_lowered_program(edge.exported_program(), folder / artifact_files.LOWERED_NAME)
+        strip_host_paths(edge)
         stage = "to_executorch"
         program = edge.to_executorch()
         stage = "serialize"
