@@ -32,6 +32,8 @@ class VirtualBoard:
         tag: ``ET_HIL_TEST_TAG`` of its process (leftover checks).
         run_delay_s: extra seconds per inference (a slower board).
         dump_outputs: log outputs into the ETDump (``-DET_DUMP_OUTPUTS=ON``).
+        link: where its pty is linked (default ``<folder>/ttyVB0``; a labgrid
+            exporter serves ports under ``/dev`` only).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class VirtualBoard:
         tag: str = "",
         run_delay_s: float = 0.0,
         dump_outputs: bool = False,
+        link: Path | None = None,
     ) -> None:
         self.folder = folder
         self.name = name
@@ -54,11 +57,16 @@ class VirtualBoard:
         self.tag = tag
         self.run_delay_s = run_delay_s
         self.dump_outputs = dump_outputs
-        self.link = folder / "ttyVB0"
+        self.link = link or folder / "ttyVB0"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> VirtualBoard:
         """Start the process and wait until its pty is there."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> VirtualBoard:
+        """Start the process (several boards start faster launched together,
+        then each waited for with :meth:`wait_ready`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, str(BOARD), "--state", str(self.folder), "--link", str(self.link)]
         if self.bundle_io:
@@ -74,6 +82,11 @@ class VirtualBoard:
         env = {**os.environ, "ET_HIL_TEST_TAG": self.tag} if self.tag else None
         log = (self.folder / "board.log").open("wb")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def wait_ready(self) -> VirtualBoard:
+        """Wait until the launched process serves its pty."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not (self.folder / "board.pid").exists() or not self.link.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.boards.base import Availability, BoardOptions, Fidelity, RunResult, check_inputs_match
+from harness.boards.labgrid.places import PlaceAgent, PlaceLease, labgrid_availability
 from harness.boards.serial import lock as board_lock
 from harness.boards.serial.commands import run_board_command, tool_exists
 from harness.boards.serial.link import PortLost, SerialLink, is_url, wait_for_port
@@ -82,6 +83,13 @@ class SerialBoard:
         self.firmware_image = self.options.runner_elf or self.settings.firmware_image
         cache = self.options.cache_dir or work_dir
         self.firmware_dir = cache / "firmware"
+        lab = self.settings.labgrid
+        # Boards in a labgrid lab: a place per run from labgrid's queue, instead
+        # of a unit locked on this machine.
+        self.places = (
+            PlaceAgent(spec.name, lab, work_dir, board_lock.lock_dir()) if lab is not None else None
+        )
+        self._lab_reached = False
 
     # ----------------------------------------------------------- Board protocol
 
@@ -89,8 +97,16 @@ class SerialBoard:
         """Available when a unit's port is present, the flash and reset tools are
         installed, and the configured firmware image exists."""
         settings = self.settings
+        if settings.labgrid is not None and not self._lab_reached:
+            # Checked until it first holds: once the lab was there, a coordinator
+            # that goes away mid-session (a restart) is the run's infrastructure
+            # error to report (the place agent reconnects), not a reason to skip.
+            lab = labgrid_availability(settings.labgrid)
+            if not lab.ok:
+                return lab
+            self._lab_reached = True
         present = [u for u in settings.units if is_url(u.port) or os.path.exists(u.port)]
-        if not present:
+        if settings.labgrid is None and not present:
             ports = ", ".join(u.port for u in settings.units)
             return Availability(
                 False,
@@ -124,7 +140,10 @@ class SerialBoard:
         """Nothing to hold between runs: units are locked per run, so workers take turns."""
 
     def close(self) -> None:
-        """Nothing is left open between runs."""
+        """Nothing is left open between runs; a labgrid board's place agent ends
+        (it holds nothing between runs)."""
+        if self.places is not None:
+            self.places.close()
 
     def inputs_it_runs(
         self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]
@@ -162,13 +181,11 @@ class SerialBoard:
         with (run_dir / COMMAND_LOG).open("a") as commands:
             # a firmware build can take minutes: not while holding a board
             image, address = self._image(program, commands)
-            with board_lock.held(
-                self.spec.name, self.settings.units, self.settings.lock_timeout_s
-            ) as lease:
+            with self._unit_held() as lease:
                 held_from = time.time()
-                self._ensure_firmware(lease, commands)
+                firmware = self._ensure_firmware(lease, commands)
                 outcome = self._run_with_retries(
-                    lease.unit, image, address, timeout, run_dir, artifact, magic, commands
+                    lease, image, address, timeout, run_dir, artifact, magic, commands
                 )
                 held_s = time.time() - held_from
         return dataclasses.replace(
@@ -181,8 +198,17 @@ class SerialBoard:
                 "lock_held": [round(held_from, 6), round(held_from + held_s, 6)],
                 "program": program.name,
                 "firmware_mode": self.settings.firmware_mode,
+                **({"firmware_sha256": firmware} if firmware else {}),
+                **(lease.facts() if isinstance(lease, PlaceLease) else {}),
             },
         )
+
+    def _unit_held(self) -> contextlib.AbstractContextManager[board_lock.Lease | PlaceLease]:
+        """A unit for one run: a labgrid place from the lab's queue, or a unit
+        of the board file's pool locked on this machine."""
+        if self.places is not None:
+            return self.places.held()
+        return board_lock.held(self.spec.name, self.settings.units, self.settings.lock_timeout_s)
 
     # ------------------------------------------------------------ the program
 
@@ -235,26 +261,43 @@ class SerialBoard:
                 os.replace(scratch, output)
         return output, settings.image_address
 
-    def _ensure_firmware(self, lease: board_lock.Lease, commands: IO[str]) -> None:
-        """Flash the address-mode firmware when the unit does not have it yet."""
+    def _ensure_firmware(
+        self, lease: board_lock.Lease | PlaceLease, commands: IO[str]
+    ) -> str | None:
+        """Flash the address-mode firmware when the unit does not have it yet.
+
+        Returns:
+            The SHA-256 of the firmware image the unit runs, when the board file names one.
+        """
         image = self.firmware_image
         if image is None or self.settings.firmware_mode != "address":
-            return
+            return None
         sha = hashlib.sha256(image.read_bytes()).hexdigest()
         if lease.state().get("firmware_sha256") == sha:
-            return
+            return sha
         lease.set_state(firmware_sha256=None)  # a failed or partial flash forces a reflash
         argv, text, wall = run_board_command(
             flash_command(self.settings, image),
-            self._values(lease.unit, image, self.settings.image_address),
+            self._values(lease, image, self.settings.image_address),
             board=self.spec.name,
             what="firmware flash",
         )
         _log_command(commands, "firmware flash", argv, text, wall)
         lease.set_state(firmware_sha256=sha, firmware=str(image))
+        return sha
 
-    def _values(self, unit: Unit, image: Path, address: int | None) -> dict[str, Any]:
+    def _values(
+        self, lease: board_lock.Lease | PlaceLease, image: Path, address: int | None
+    ) -> dict[str, Any]:
+        """A command's placeholder values."""
+        unit = lease.unit
+        lab = (
+            {"place": lease.place, "exporter": lease.exporter}
+            if isinstance(lease, PlaceLease)
+            else {}
+        )
         return {
+            **lab,
             "image": str(image),
             "address": f"0x{address:08x}" if address is not None else "",
             "port": unit.port,
@@ -268,7 +311,7 @@ class SerialBoard:
 
     def _run_with_retries(
         self,
-        unit: Unit,
+        lease: board_lock.Lease | PlaceLease,
         image: Path,
         address: int | None,
         timeout_s: float,
@@ -278,7 +321,8 @@ class SerialBoard:
         commands: IO[str],
     ) -> RunResult:
         settings = self.settings
-        values = self._values(unit, image, address)
+        unit = lease.unit
+        values = self._values(lease, image, address)
         log_path = run_dir / UART_LOG
         flashed = False
         attempts = settings.retries + 1

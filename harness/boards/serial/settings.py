@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
 
+from harness.boards.labgrid.settings import LabgridSettings, LabgridTable, labgrid_settings
 from harness.errors import ConfigError
 from harness.validation import convert_all, problems_message
 
@@ -54,6 +55,7 @@ FIRMWARE_MODES = ("address", "embedded")
 FLASH_METHODS = ("pyocd", "command")
 RESET_METHODS = ("pyocd", "command", "none")
 FLASH_PLACEHOLDERS = ("image", "address", "port", "probe_id", "target", "board", "unit")
+LABGRID_PLACEHOLDERS = ("place", "exporter")  # boards reached through labgrid only
 BUILD_PLACEHOLDERS = ("program", "output", "board")
 
 # ------------------------------------------------------------------ declared types
@@ -231,6 +233,12 @@ class SerialTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
             extra={"expect": "a non-empty array of [[serial.unit]] tables"},
         ),
     ] = None
+    labgrid: Annotated[
+        LabgridTable | None,
+        msgspec.Meta(
+            description="reach the board through a labgrid lab (instead of port or units)"
+        ),
+    ] = None
 
 
 # ------------------------------------------------------------------ settings a board runs with
@@ -288,6 +296,8 @@ class SerialSettings:
         reconnect_s: how long a vanished port may take to come back.
         retries: reruns after a link failure (port lost, bytes dropped).
         lock_timeout_s: how long a run waits for a free unit.
+        labgrid: the labgrid place or pool, for boards in a labgrid lab (then
+            ``units`` is empty: labgrid hands out a place per run).
     """
 
     units: tuple[Unit, ...]
@@ -307,6 +317,7 @@ class SerialSettings:
     reconnect_s: float
     retries: int
     lock_timeout_s: float
+    labgrid: LabgridSettings | None = None
 
 
 def _address(value: int | str | None) -> int | None:
@@ -352,6 +363,13 @@ def _command(
 
 
 def _units(table: SerialTable, problems: list[str]) -> tuple[Unit, ...]:
+    if table.labgrid is not None:
+        if table.port is not None or table.unit is not None:
+            problems.append(
+                "[serial] with [serial.labgrid] takes no 'port' or [[serial.unit]]: "
+                "labgrid hands out the place and its console"
+            )
+        return ()
     if table.unit is None:
         if table.port is None:
             problems.append("[serial] needs 'port' (or [[serial.unit]] tables, one per board)")
@@ -382,6 +400,8 @@ def _resolve(table: SerialTable, path: Path | None) -> tuple[SerialSettings | No
     'pte_address', or which placeholders a command may use)."""
     problems: list[str] = []
     units = _units(table, problems)
+    lab = labgrid_settings(table.labgrid, problems) if table.labgrid is not None else None
+    command_placeholders = FLASH_PLACEHOLDERS + (LABGRID_PLACEHOLDERS if lab else ())
 
     firmware = table.firmware
     mode = firmware.mode
@@ -449,7 +469,7 @@ def _resolve(table: SerialTable, path: Path | None) -> tuple[SerialSettings | No
             flash = _command(
                 flash_table.command,
                 "serial.flash",
-                FLASH_PLACEHOLDERS,
+                command_placeholders,
                 flash_table.timeout_s,
                 problems,
             )
@@ -471,13 +491,18 @@ def _resolve(table: SerialTable, path: Path | None) -> tuple[SerialSettings | No
             reset = _command(
                 reset_table.command,
                 "serial.reset",
-                FLASH_PLACEHOLDERS,
+                command_placeholders,
                 reset_table.timeout_s,
                 problems,
             )
     if method == "pyocd":  # pyOCD resets the board itself when nothing else does
         extra = flash_table.extra_args
         flash = pyocd_load_command(extra, flash_table.timeout_s, reset_after=reset is None)
+    if lab is not None and (method == "pyocd" or reset_method == "pyocd") and not table.probe_id:
+        problems.append(
+            "[serial.labgrid] boards flash and reset with method 'command' (which may name "
+            "{place} and {exporter}); pyOCD needs [serial] probe_id, which fits one place only"
+        )
     if method == "pyocd" or reset_method == "pyocd":
         missing = [u.name for u in units if u.probe_id is None]
         if missing:
@@ -506,6 +531,7 @@ def _resolve(table: SerialTable, path: Path | None) -> tuple[SerialSettings | No
         reconnect_s=table.reconnect_s,
         retries=table.retries,
         lock_timeout_s=table.lock_timeout_s,
+        labgrid=lab,
     ), []
 
 
