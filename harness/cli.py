@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from harness.boards import Availability, Board, BoardOptions, make_board, registry
 from harness.boards.spec import BoardSpec, load_boards, resolve_board_names
 from harness.build.cache import default_cache_dir
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, InfrastructureError
 from harness.versions import PINNED, docker_build_args, installed_version
 
 if TYPE_CHECKING:
-    pass
+    from harness.boards.labgrid.settings import LabgridSettings
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -109,11 +109,15 @@ def cmd_units(args: argparse.Namespace) -> int:
     from harness.boards.serial import lock as board_lock
     from harness.boards.serial.settings import serial_settings
 
-    rows = [("board", "unit", "port", "present", "lock")]
+    rows: list[tuple[str, ...]] = [("board", "unit", "port", "present", "lock")]
     for name, spec in sorted(load_boards(args.board_file).items()):
         if spec.kind != "serial":
             continue
-        for unit in serial_settings(spec).units:
+        settings = serial_settings(spec)
+        if settings.labgrid is not None:
+            rows += _labgrid_rows(name, settings.labgrid)
+            continue
+        for unit in settings.units:
             present = "://" in unit.port or Path(unit.port).exists()
             try:
                 _, who = board_lock.unit_status(unit)
@@ -126,6 +130,36 @@ def cmd_units(args: argparse.Namespace) -> int:
     print(_table(rows))
     print(f"locks: {board_lock.lock_dir()}")
     return 0
+
+
+def _labgrid_rows(name: str, lab: LabgridSettings) -> list[tuple[str, ...]]:
+    """A labgrid board's places, as its coordinator tells (through a place agent)."""
+    from harness.boards.labgrid.places import PlaceAgent, labgrid_availability
+
+    where = f"labgrid {lab.address()}"
+    reach = labgrid_availability(lab)
+    if not reach.ok:
+        return [(name, lab.describe(), where, "no", reach.reason)]
+    with tempfile.TemporaryDirectory(prefix="et-hil-units-") as scratch:
+        agent = PlaceAgent(name, lab, Path(scratch), Path(scratch))
+        try:
+            places = agent.status()
+        except InfrastructureError as exc:
+            return [(name, lab.describe(), where, "?", exc.message)]
+        finally:
+            agent.close()
+    if not places:
+        return [(name, lab.describe(), where, "no", "no place matches")]
+    rows: list[tuple[str, ...]] = []
+    for place in places:
+        if place["acquired"]:
+            who = f"acquired by {place['acquired']}"
+        elif place["reserved_by"]:
+            who = f"reserved by {place['reserved_by']}"
+        else:
+            who = "free"
+        rows.append((name, place["place"], where, "yes", who))
+    return rows
 
 
 def _check(ok: bool | None, what: str, detail: str) -> tuple[str, str, str]:

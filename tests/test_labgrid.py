@@ -242,6 +242,11 @@ def test_a_place_another_client_holds_makes_the_run_wait_then_name_the_holder(
         proc = run_pytest(tmp_path, "test_one.py", f"--board={board_file}", tag=tag,
                           cache=shared_cache)  # fmt: skip
         took = time.monotonic() - started
+        # `et-hil units` asks the coordinator: one row per place of the board
+        units = subprocess.run(
+            [str(BIN / "et-hil"), "units", f"--board-file={board_file}"],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
     finally:
         subprocess.run(
             [str(BIN / "labgrid-client"), "-x", fresh.address, "-p", "vboard1", "release"],
@@ -254,6 +259,8 @@ def test_a_place_another_client_holds_makes_the_run_wait_then_name_the_holder(
     assert "vboard1 acquired by " in row["message"]
     assert "/alice" in row["message"]
     assert took < 120  # waited its 3 s, not the default 30 minutes
+    (row_line,) = [line for line in units.splitlines() if " vboard1 " in line]
+    assert "acquired by " in row_line and "/alice" in row_line, units
     assert fresh.acquired()["vboard1"] is None
     assert_nothing_left(tag)
 

@@ -16,7 +16,8 @@ from tests.labgrid_lab import Lab
 
 
 def up(folder: Path, port: int) -> int:
-    lab = Lab(folder, port=port, tag="cilab")
+    # the tag names the /dev links: one per port, so two labs never share one
+    lab = Lab(folder, port=port, tag=f"cilab{port}")
     try:
         lab.start()
     except BaseException:

@@ -21,6 +21,8 @@ agent answers each with one line on stdout; diagnostics go to stderr.
 ``{"op": "release"}``
     release the place, cancelling its reservation first (so the next waiter is
     allocated at once).
+``{"op": "status", "filters": {...}}``
+    each matching place with who acquired it and who reserved it (``et-hil units``).
 
     python -m harness.boards.labgrid.agent --coordinator 127.0.0.1:20408
 """
@@ -93,6 +95,8 @@ class Agent:
         if op == "release":
             await self.release()
             return {"ok": True}
+        if op == "status":
+            return {"ok": True, "places": await self.status(dict(request.get("filters") or {}))}
         raise LabError(f"unknown request {op!r}")
 
     # ------------------------------------------------------------ acquiring
@@ -222,14 +226,31 @@ class Agent:
                 await asyncio.wait_for(self.gone.wait(), pause)
             pause = min(POLL_S, pause * 2)
 
-    async def _holders(self, filters: Mapping[str, str]) -> str:
-        """Who holds each candidate place, and who waits, as one line."""
-        owners: dict[str, str] = {}
+    async def status(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Each place matching ``filters``: who holds it, who reserved it."""
+        if self.session.stopping.is_set():
+            await self._reconnect()
+        owners = await self._reservation_owners()
+        return [
+            {
+                "place": place.name,
+                "acquired": place.acquired,
+                "reserved_by": owners.get(place.reservation) if place.reservation else None,
+            }
+            for place in self._matching(filters)
+        ]
+
+    async def _reservation_owners(self) -> dict[str, str]:
         with contextlib.suppress(LabError):
             response = await self._rpc(
                 self.session.stub.GetReservations(self.pb.GetReservationsRequest())
             )
-            owners = {r.token: r.owner for r in response.reservations}
+            return {r.token: r.owner for r in response.reservations}
+        return {}
+
+    async def _holders(self, filters: Mapping[str, str]) -> str:
+        """Who holds each candidate place, and who waits, as one line."""
+        owners = await self._reservation_owners()
         parts = []
         for place in self._matching(filters):
             if place.acquired:

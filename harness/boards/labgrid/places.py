@@ -272,11 +272,32 @@ class PlaceAgent:
                 f"board '{self.board}': releasing its labgrid place failed: {answer.get('error')}"
             )
 
+    def status(self) -> list[dict[str, Any]]:
+        """The board's places: each one's name, who acquired it and who reserved it.
+
+        Raises:
+            InfrastructureError: the lab is unreachable.
+        """
+        with self._lock:
+            answer = self._request(
+                {"op": "status", "filters": dict(self.settings.filters)},
+                ANSWER_MARGIN_S,
+                "asking for its places",
+            )
+        if not answer.get("ok"):
+            raise InfrastructureError(f"board '{self.board}': {answer.get('error')}")
+        places: list[dict[str, Any]] = answer["places"]
+        return places
+
     @contextlib.contextmanager
     def held(self) -> Iterator[PlaceLease]:
-        """:meth:`acquire` as a context manager that always releases."""
+        """:meth:`acquire` as a context manager that always releases (a failed
+        release does not hide the error that ended the run)."""
         lease = self.acquire()
         try:
             yield lease
-        finally:
-            self.release()
+        except BaseException:
+            with contextlib.suppress(InfrastructureError):
+                self.release()
+            raise
+        self.release()
