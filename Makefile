@@ -40,7 +40,8 @@ typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest tests -n 2
+	# --durations: the slowest tests, to see where CI time goes
+	$(BIN)/pytest tests -n 2 --durations=30
 
 nightly: install
 	BIN=$(BIN) .ci/nightly
