@@ -345,9 +345,17 @@ def _filter_text(filters: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(filters.items())) or "any place"
 
 
-def _reply(data: Mapping[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
+_replies: Any = None  # the parent's pipe; fd 1 is moved to stderr (see main)
+
+
+def _reply(data: Mapping[str, Any]) -> bool:
+    """Answer the parent; False when it is gone (its end of the pipe closed)."""
+    try:
+        _replies.write(json.dumps(data) + "\n")
+        _replies.flush()
+    except (BrokenPipeError, ValueError):
+        return False
+    return True
 
 
 def _read_requests(
@@ -386,7 +394,8 @@ async def _handle_stream(agent: Agent, queue: asyncio.Queue[bytes]) -> None:
             traceback.print_exc()
             await agent.release()
             reply = {"ok": False, "error": f"labgrid client error: {describe_error(exc)}"}
-        _reply(reply)
+        if not _reply(reply):
+            return  # nobody to hold the place for: released on the way out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.boards.labgrid.agent")
     parser.add_argument("--coordinator", required=True, help="HOST:PORT of labgrid-coordinator")
     args = parser.parse_args(argv)
+    # Replies get the original stdout to themselves; anything else printed
+    # (labgrid prints) goes to stderr, the agent's log, and cannot garble them.
+    global _replies
+    _replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     # Ctrl-C at a terminal goes to the whole foreground group: the agent must
     # outlive its parent's unwinding to release for it, so it ignores SIGINT
     # and ends when the parent's pipe closes.
