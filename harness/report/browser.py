@@ -15,17 +15,16 @@ all is well, so every console message counts as a problem.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.boards import processes
 from harness.errors import HarnessError
 
 # Debian's packages: the headless shell is the small one, made for this.
@@ -92,34 +91,20 @@ def find_browser() -> Path:
 
 
 def _run(command: Sequence[str], timeout_s: float) -> tuple[int, str, str]:
-    """Run ``command`` in its own process group; on timeout kill the group and raise."""
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-        start_new_session=True,  # its renderers and helpers share its group: one kill ends all
-    )
+    """Run ``command`` in its own process group (its renderers and helpers share
+    it: one kill ends all); on timeout kill the group and raise."""
+    process = processes.start(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(process)
         raise HarnessError(
             f"Chromium did not finish within {timeout_s:g} s: {' '.join(command[-2:])}"
         ) from None
     finally:
-        # Helpers that outlived a finished browser (zygotes) are still in its group.
-        _kill_group(process, quiet=True)
-    return process.returncode, out, err
-
-
-def _kill_group(process: subprocess.Popen[str], quiet: bool = False) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(process.pid, signal.SIGKILL)
-    if not quiet:
-        process.communicate()
+        # At the time limit, the whole browser; after it, helpers that outlived
+        # it (zygotes), still in its group.
+        processes.kill_group(process)
+    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def render(

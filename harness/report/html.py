@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.report.baseline import Change, change_text
 from harness.report.figures import case_name, number
 from harness.report.plots import Plot
 from harness.report.results import read_records
@@ -463,13 +464,8 @@ def _debug(debug: Mapping[str, Any]) -> str:
 
 
 def _change_text(change: Mapping[str, Any]) -> str:
-    """A change as its limit reads it: relative limits ('+2%') as a percentage."""
-    value = number(change.get("change"))
-    if value is None:
-        return "-"
-    if str(change.get("limit") or "").strip().endswith("%"):
-        return f"{value * 100:+.2f}%"
-    return f"{value:+.4g}"
+    """A change as its limit reads it (as the terminal and `baseline compare` write it)."""
+    return change_text(Change.from_dict(change))
 
 
 def _changes(changes: Sequence[Mapping[str, Any]]) -> str:
