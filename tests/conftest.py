@@ -8,6 +8,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# Imported here, in every test process, before any in-process pytester run: such
+# a run drops the modules first imported inside it from sys.modules when it ends,
+# while classes of theirs live on (board kinds, cached platforms), and msgspec
+# resolves a Struct's string annotations through sys.modules[cls.__module__].
+# A kind's table checked in a later in-process run then fails with NameError.
+import harness.boards.fvp.kind
+import harness.boards.fvp.platform
+import harness.boards.labgrid.settings
+import harness.boards.qemu.kind
+import harness.boards.serial.settings
+import harness.boards.spec
+import harness.report.record  # noqa: F401  (the imports above are for their side effect)
+
 if TYPE_CHECKING:
     from harness.boards.host import HostBoard
     from harness.build.builder import Builder
@@ -70,7 +83,7 @@ def et_pytester(pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pyteste
     pytester.makeini(
         f"""
         [pytest]
-        addopts = -p no:cacheprovider --build-cache={shared_cache}
+        addopts = -p no:cacheprovider -p no:labgrid --build-cache={shared_cache}
         filterwarnings = ignore::DeprecationWarning
             ignore::FutureWarning
             ignore::UserWarning

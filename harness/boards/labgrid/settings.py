@@ -14,8 +14,9 @@ place and its console for each run. Flash and reset commands may name
 ``{place}`` and ``{exporter}`` (the host the place's resources are on).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec reads these annotations
+# as objects, not as strings to evaluate in this module's namespace later (a
+# pytester in-process run can drop this module from sys.modules in between).
 import dataclasses
 import os
 import re
