@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Any
 
 
 class FailureClass(enum.StrEnum):
@@ -114,6 +115,9 @@ class RunError(HarnessError):
         self.message = message
         self.log_tail = log_tail
         self.log_path = log_path
+        # Where the failed run was, as a board knows it (the unit, the labgrid
+        # place): recorded as the check's board_facts, so a flaky unit shows up.
+        self.board_facts: dict[str, Any] = {}
         super().__init__(self._text())
 
     def _text(self) -> str:

@@ -340,6 +340,9 @@ def test_an_exporter_killed_mid_run_is_an_infrastructure_error_and_frees_the_pla
     (row,) = records(tmp_path / "results.jsonl")
     assert row["failure_class"] == "infrastructure_error", row["message"]
     assert "serial link failed" in row["message"] or "labgrid" in row["message"]
+    # a failed run's record says where it failed, as a passed one does
+    assert row["board_facts"]["labgrid_place"] == "vboard0"
+    assert row["board_facts"]["labgrid_reservation"]
     assert fresh.acquired()["vboard0"] is None  # released, by labgrid's account
     assert_nothing_left(tag)
 

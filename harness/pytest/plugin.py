@@ -187,6 +187,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 this = draft.checks[-1]
                 this.failure_class = str(exc.failure_class)
                 this.repro = str(exc.repro_dir) if exc.repro_dir else None
+                if exc.board_facts and not this.board_facts:
+                    this.board_facts = dict(exc.board_facts)
         report.longrepr = text
     if "board" in getattr(item, "fixturenames", ()):
         if report.when == "call":

@@ -46,6 +46,7 @@ from harness.errors import (
     ConfigError,
     InfrastructureError,
     RunCrashed,
+    RunError,
     RunTimeout,
 )
 from harness.runner import log as runner_log
@@ -183,23 +184,25 @@ class SerialBoard:
             image, address = self._image(program, commands)
             with self._unit_held() as lease:
                 held_from = time.time()
-                firmware = self._ensure_firmware(lease, commands)
-                outcome = self._run_with_retries(
-                    lease, image, address, timeout, run_dir, artifact, magic, commands
-                )
+                try:
+                    firmware = self._ensure_firmware(lease, commands)
+                    outcome = self._run_with_retries(
+                        lease, image, address, timeout, run_dir, artifact, magic, commands
+                    )
+                except RunError as exc:  # the record says where it failed
+                    exc.board_facts = {**exc.board_facts, **_where(lease)}
+                    raise
                 held_s = time.time() - held_from
         return dataclasses.replace(
             outcome,
             extra={
                 **outcome.extra,
-                "unit": lease.unit.name,
-                "port": lease.unit.port,
+                **_where(lease),
                 "lock_wait_s": round(lease.waited_s, 6),
                 "lock_held": [round(held_from, 6), round(held_from + held_s, 6)],
                 "program": program.name,
                 "firmware_mode": self.settings.firmware_mode,
                 **({"firmware_sha256": firmware} if firmware else {}),
-                **(lease.facts() if isinstance(lease, PlaceLease) else {}),
             },
         )
 
@@ -506,6 +509,15 @@ class SerialBoard:
             if exc.lost:
                 raise LinkCorrupted(str(exc)) from exc
             raise ConfigError(f"board '{self.spec.name}': {exc}") from exc
+
+
+def _where(lease: board_lock.Lease | PlaceLease) -> dict[str, Any]:
+    """The unit a run held, and for a labgrid place its exporter and reservation."""
+    return {
+        "unit": lease.unit.name,
+        "port": lease.unit.port,
+        **(lease.facts() if isinstance(lease, PlaceLease) else {}),
+    }
 
 
 def _writer(log: IO[bytes]) -> Any:
