@@ -86,3 +86,17 @@ def test_place_and_exporter_placeholders_are_for_labgrid_boards_only() -> None:
     }
     with pytest.raises(ConfigError, match=r"unknown placeholder '\{place\}'"):
         parse_serial(section, Path("b.toml"))
+
+
+def test_an_unreachable_coordinator_makes_the_board_unavailable_naming_where_it_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.boards.labgrid.places import labgrid_availability
+
+    monkeypatch.setenv("LG_COORDINATOR", "127.0.0.1:1")  # nothing listens on port 1
+    settings = parse_serial(LAB, Path("b.toml")).labgrid
+    assert settings is not None
+    found = labgrid_availability(settings)
+    assert not found.ok
+    assert "labgrid coordinator 127.0.0.1:1 ($LG_COORDINATOR) is not reachable" in found.reason
+    assert "README 'Board farms'" in found.hint

@@ -53,7 +53,7 @@ def labgrid_availability(settings: LabgridSettings) -> Availability:
         why = getattr(exc, "strerror", None) or str(exc)
         return Availability(
             False,
-            f"labgrid coordinator {address} is not reachable ({why})",
+            f"labgrid coordinator {address} ({settings.address_source()}) is not reachable ({why})",
             "start labgrid-coordinator (README 'Board farms'), or fix [serial.labgrid] "
             "coordinator / $LG_COORDINATOR",
         )

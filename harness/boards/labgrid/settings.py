@@ -89,6 +89,14 @@ class LabgridSettings:
         (labgrid's own variable), else labgrid's default."""
         return self.coordinator or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
 
+    def address_source(self) -> str:
+        """Where :meth:`address` came from, for messages."""
+        if self.coordinator:
+            return "[serial.labgrid] coordinator"
+        if os.environ.get("LG_COORDINATOR"):
+            return "$LG_COORDINATOR"
+        return "labgrid's default; set $LG_COORDINATOR or [serial.labgrid] coordinator"
+
     def describe(self) -> str:
         """``place vboard0`` or ``a place with pool=ci``, for messages."""
         if set(self.filters) == {"name"}:
