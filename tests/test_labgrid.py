@@ -10,6 +10,7 @@ CI (.ci/run) starts a lab as the README says and names it in
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -204,6 +205,9 @@ def test_the_suites_pass_on_two_places_never_two_runs_on_one(
     assert len({f["labgrid_reservation"] for f in facts}) == len(ran)
     assert all(f["labgrid_exporter"] == "127.0.0.1" for f in facts)
     assert len({f["labgrid_owner"] for f in facts}) == 2  # one per xdist worker
+    # beside the place: the firmware the place runs (the lab's address-mode image)
+    image = board_file.parent / "runner.bin"
+    assert {f["firmware_sha256"] for f in facts} == {hashlib.sha256(image.read_bytes()).hexdigest()}
     # labgrid's own record: per place, acquired and released alternate, so no
     # two holders at once; and it saw every one of our runs.
     events = acquisitions(log)

@@ -75,6 +75,9 @@ class Lab:
             )
             for place in places
         }
+        # the address-mode "runner" the virtual boards are flashed with (its
+        # bytes do not matter to them; its hash goes into every record)
+        self.firmware = self.folder / "runner.bin"
         self.coordinator: subprocess.Popen[bytes] | None = None
         self.exporters: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -135,6 +138,7 @@ class Lab:
     def start(self) -> Lab:
         """Boards, coordinator, exporters, then the places (tagged ``pool``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.firmware.write_bytes(f"virtual address-mode runner of lab {self.tag}".encode())
         for board in self.boards.values():
             board.launch()
         self.start_coordinator()  # while the boards import torch
@@ -262,6 +266,8 @@ timeout_s = {timeout_s}
 [serial.firmware]
 mode = "address"
 pte_address = 0x70000000
+image = "{self.firmware}"        # flashed once per place, named in every record by its hash
+image_address = 0x10000000
 
 [serial.flash]
 method = "command"
