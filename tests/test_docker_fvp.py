@@ -61,7 +61,11 @@ def docker_env(et_pytester, monkeypatch, ci_image):
 
 
 def containers(tag: str) -> list:
-    return _client().containers.list(all=True, filters={"label": f"org.et-hil.tag={tag}"})
+    # ignore_removed: the SDK inspects each listed container, and the harness may
+    # remove one in between (seen in CI: a 404 from this helper, mid-cancel)
+    return _client().containers.list(
+        all=True, filters={"label": f"org.et-hil.tag={tag}"}, ignore_removed=True
+    )
 
 
 def args(image: str, *extra: str) -> list[str]:

@@ -15,6 +15,7 @@ all is well, so every console message counts as a problem.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -97,6 +98,11 @@ def _run(command: Sequence[str], timeout_s: float) -> tuple[int, str, str]:
     try:
         out, err = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        processes.kill_group(process)
+        # Read the pipes to their end: then every process of the group that
+        # held them (renderers, helpers) is gone too, not only the browser.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=processes.REAP_S)
         raise HarnessError(
             f"Chromium did not finish within {timeout_s:g} s: {' '.join(command[-2:])}"
         ) from None

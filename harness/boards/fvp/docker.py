@@ -181,8 +181,10 @@ class DockerFvpExecutor:
         """Remove containers of this machine's harness processes that no longer run."""
         removed = []
         host = _namespace()
+        # ignore_removed: another process may remove a listed container before the
+        # SDK inspects it (a 404 would end the sweep)
         for container in self._connect().containers.list(
-            all=True, filters={"label": f"{MANAGED}=true"}
+            all=True, filters={"label": f"{MANAGED}=true"}, ignore_removed=True
         ):
             owner = container.labels.get(OWNER, "")
             owner_host, _, pid = owner.rpartition(":")
@@ -201,7 +203,7 @@ class DockerFvpExecutor:
         removed = []
         with contextlib.suppress(Exception):  # closing must not fail on a lost engine
             for container in self._client.containers.list(
-                all=True, filters={"label": f"{OWNER}={_owner()}"}
+                all=True, filters={"label": f"{OWNER}={_owner()}"}, ignore_removed=True
             ):
                 container.remove(force=True)
                 removed.append(container.name)
