@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.boards.base import Availability
-from harness.boards.labgrid.settings import LabgridSettings
+from harness.boards.labgrid.settings import DEFAULT_COORDINATOR, LabgridSettings
 from harness.boards.serial.settings import Unit
 from harness.errors import InfrastructureError
 
@@ -46,8 +46,11 @@ def labgrid_availability(settings: LabgridSettings) -> Availability:
         return Availability(False, "labgrid is not installed", "pip install labgrid")
     address = settings.address()
     host, _, port = address.rpartition(":")
+    default_port = DEFAULT_COORDINATOR.rpartition(":")[2]
     try:
-        with socket.create_connection((host or address, int(port or 20408)), REACH_TIMEOUT_S):
+        with socket.create_connection(
+            (host or address, int(port or default_port)), REACH_TIMEOUT_S
+        ):
             pass
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or str(exc)
@@ -139,7 +142,6 @@ class PlaceAgent:
         self.state_dir = state_dir
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # one request at a time on the pipe
-        self.owner = ""
 
     # ------------------------------------------------------------ the process
 
@@ -170,7 +172,6 @@ class PlaceAgent:
                 "(README 'Board farms'), or fix [serial.labgrid] coordinator / $LG_COORDINATOR",
                 log_path=str(log_path),
             )
-        self.owner = str(hello.get("owner", ""))
         return proc
 
     def _answer(self, timeout_s: float, doing: str) -> dict[str, Any]:
