@@ -19,6 +19,7 @@ from harness.report.merge import (
     write_results,
 )
 from harness.report.results import read_records
+from harness.report.sessions import LiveRun
 
 # Node ids, boards, run ids and times as in a real run of
 # `pytest suites --board=host --board=tosa` (records trimmed to what merge and JUnit read).
@@ -160,6 +161,22 @@ def test_an_expected_board_that_never_reported_is_named(tmp_path: Path) -> None:
 
 def test_planned_path_is_beside_the_results(tmp_path: Path) -> None:
     assert planned_path(tmp_path / "shard-1.jsonl") == tmp_path / "shard-1.planned.json"
+
+
+def test_plans_of_sessions_sharing_a_results_file_are_all_kept(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    ended, live = LiveRun(path, "ended"), LiveRun(path, "live")
+    ended.start()
+    live.start()
+    write_planned(path, run_id="ended", shard=None, tests=[("t::old", "host")])
+    ended.end()
+    write_planned(path, run_id="live", shard=None, tests=[("t::a", "host")])
+    write_planned(path, run_id="new", shard=None, tests=[("t::b", "tosa")])
+    live.end()
+    results(path, rec("t::a", "host"))  # the run of t::b was killed before its record
+    assert merge_results([path]).missing == [
+        "1 planned test(s) (run new) never finished: t::b on tosa"
+    ]
 
 
 def test_planned_tests_that_never_finished_are_named(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_only_our_marked_folders_of_the_same_results_file_are_removed(tmp_path: 
     mark_run_folder(elsewhere, results, "old")
     (root / "x-link").symlink_to(elsewhere)
 
-    removed = prune_replaced_runs(root, results, keep_run_id="new")
+    removed = prune_replaced_runs(root, results, keep={"new"})
 
     assert removed == [replaced]
     assert not replaced.exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from harness.report.record import (
     make_record,
 )
 from harness.report.results import ResultsWriter, read_records
+from harness.report.sessions import LiveRun, live_dir, live_runs
 
 WORKERS = 4
 RECORDS_PER_WORKER = 50
@@ -31,9 +34,49 @@ def test_a_new_run_starts_the_file_afresh_and_calls_back(tmp_path: Path) -> None
     ResultsWriter(path, run_id="run1").append({"test": "old2"})  # same run: appended
     assert [r["test"] for r in read_records(path)] == ["old", "old2"]
     started = []
-    ResultsWriter(path, run_id="run2", on_new_run=lambda: started.append(1)).append({"test": "new"})
+    ResultsWriter(path, run_id="run2", on_new_run=started.append).append({"test": "new"})
     assert list(read_records(path)) == [{"test": "new"}]
-    assert started == [1]
+    assert started == [frozenset({"run2"})]
+
+
+def test_a_new_run_keeps_the_records_of_runs_still_live_and_drops_the_ended(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.jsonl"
+    ended, live = LiveRun(path, "ended"), LiveRun(path, "live")
+    ended.start()
+    live.start()
+    ResultsWriter(path, run_id="ended").append({"run_id": "ended", "test": "e"})
+    ResultsWriter(path, run_id="live").append({"run_id": "live", "test": "l1"})
+    assert [r["test"] for r in read_records(path)] == ["e", "l1"]  # both live: both kept
+    ended.end()
+    joined = []
+    ResultsWriter(path, run_id="new", on_new_run=joined.append).append(
+        {"run_id": "new", "test": "n"}
+    )
+    ResultsWriter(path, run_id="live").append({"run_id": "live", "test": "l2"})
+    assert [r["test"] for r in read_records(path)] == ["l1", "n", "l2"]
+    assert joined == [frozenset({"live", "new"})]
+    live.end()
+    assert not live_dir(path).exists()  # the last run to end leaves no folder behind
+
+
+def test_a_killed_run_is_not_taken_for_a_live_one(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    code = (
+        "import sys, time; from harness.report.sessions import LiveRun; "
+        f"LiveRun({str(path)!r}, 'killed').start(); print('up', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "up"
+        assert live_runs(path) == {"killed"}
+    finally:
+        child.kill()
+        child.wait()
+    assert live_runs(path) == set()
+    assert not (live_dir(path) / "killed").exists()  # its leftover file is gone too
 
 
 def test_a_torn_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:

@@ -43,11 +43,13 @@ from harness.pytest.regressions import (
 from harness.report import repro
 from harness.report.record import Outcome, Record, make_record
 from harness.report.results import ResultsWriter, read_records
+from harness.report.sessions import LiveRun
 
 pytest_plugins = ("harness.pytest.options", "harness.pytest.fixtures")
 
 REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
+LIVE_KEY = pytest.StashKey[LiveRun]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -85,6 +87,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[RUN_ID_KEY] = workerinput.get("et_hil_run_id", "unknown")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mark this run live on its results file (controlling process only) until it
+    ends, so another session sharing the file keeps its records and repro folders."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    hc = config.stash[CONFIG_KEY]
+    live = LiveRun(hc.results_path, config.stash[RUN_ID_KEY])
+    try:
+        live.start()
+    except OSError:
+        return  # an unwritable results folder: writing the first record says so
+    config.stash[LIVE_KEY] = live
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist: give workers the run id of the controller."""
@@ -97,6 +114,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if SESSION_KEY in config.stash:
             config.stash[SESSION_KEY].close()
     finally:
+        if LIVE_KEY in config.stash:
+            config.stash[LIVE_KEY].end()
         signals.restore(config.stash.get(SIGNALS_KEY, {}))
 
 
@@ -261,9 +280,9 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
     writer = ResultsWriter(
         hc.results_path,
         run_id=run_id,
-        # A new run replaces the file's records; it may drop the repro folders it
-        # can prove belonged to those records, and nothing else.
-        on_new_run=lambda: repro.prune_replaced_runs(repro_root, hc.results_path, run_id),
+        # A new run drops the records of runs that ended; it may drop the repro
+        # folders it can prove belonged to those records, and nothing else.
+        on_new_run=lambda keep: repro.prune_replaced_runs(repro_root, hc.results_path, keep),
     )
     writer.append(record)
     return record

@@ -30,13 +30,28 @@ def planned_path(results: Path) -> Path:
 def write_planned(
     results: Path, *, run_id: str, shard: str | None, tests: Sequence[tuple[str, str]]
 ) -> None:
-    """Write the (test, board) pairs a run is about to run, for ``et-hil merge``."""
+    """Write the (test, board) pairs a run is about to run, for ``et-hil merge``.
+
+    The plans of other runs still live on the same results file stay beside it
+    (two sessions in one folder share the file; see :mod:`harness.report.sessions`).
+    """
+    import filelock
+
+    from harness.report.sessions import live_runs
+
     path = planned_path(results)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"run_id": run_id, "shard": shard, "tests": [list(t) for t in tests]}
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data), encoding="utf-8")
-    partial.replace(path)
+    this = {"run_id": run_id, "shard": shard, "tests": [list(t) for t in tests]}
+    with filelock.FileLock(str(results) + ".lock"):
+        live = live_runs(Path(results))
+        others = [
+            plan
+            for plan in _read_plans(path)
+            if plan.get("run_id") != run_id and plan.get("run_id") in live
+        ]
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps({"plans": [*others, this]}), encoding="utf-8")
+        partial.replace(path)
 
 
 @dataclasses.dataclass
@@ -94,8 +109,7 @@ def merge_results(
                 if _finished(record) >= _finished(old):
                     chosen[key] = record
         inputs[str(path)] = count
-        if (plan := _read_plan(planned_path(path))) is not None:
-            planned.append(plan)
+        planned += _read_plans(planned_path(path))
     records = [chosen[key] for key in sorted(chosen)]
     missing = _missing(records, planned, expect_shards, list(expect_boards))
     return Merged(records, inputs, duplicates, replaced, missing)
@@ -112,12 +126,17 @@ def _finished(record: Mapping[str, Any]) -> datetime.datetime:
     return when.astimezone(datetime.UTC)
 
 
-def _read_plan(path: Path) -> dict[str, Any] | None:
+def _read_plans(path: Path) -> list[dict[str, Any]]:
+    """The plans in a ``.planned.json`` (one run's plan, as older runs wrote it, or
+    ``{"plans": [...]}`` of the runs that shared a results file)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        return []
+    if not isinstance(data, dict):
+        return []
+    plans = data.get("plans") if "plans" in data else [data]
+    return [p for p in plans or [] if isinstance(p, dict)]
 
 
 def _missing(

@@ -15,8 +15,9 @@ A failed check leaves a folder that stands on its own::
 Ownership: repro folders live under ``<results folder>/repro/<run folder>/``,
 and each run folder carries a marker naming the results file and run that made
 it. The harness removes only run folders whose marker it wrote for the same
-results file (their records were just replaced); a folder without a marker, or
-made for another results file, is never touched.
+results file, of runs that have ended and whose records were just dropped; a
+folder of a live run, without a marker, or made for another results file, is
+never touched.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,13 +73,18 @@ def mark_run_folder(folder: Path, results_path: Path, run_id: str) -> None:
     )
 
 
-def prune_replaced_runs(repro_root: Path, results_path: Path, keep_run_id: str) -> list[Path]:
-    """Remove the run folders of earlier runs of ``results_path`` (whose records the
-    new run has just replaced). Only folders with our marker for this very results
-    file are removed; everything else under ``repro_root`` is left as it is."""
+def prune_replaced_runs(repro_root: Path, results_path: Path, keep: Collection[str]) -> list[Path]:
+    """Remove the run folders of earlier runs of ``results_path`` (whose records a
+    new run has just dropped). Only folders with our marker for this very results
+    file are removed, and never those of the runs in ``keep`` or of a run still
+    live (:mod:`harness.report.sessions`: a failure message it printed names them);
+    everything else under ``repro_root`` is left as it is."""
+    from harness.report.sessions import live_runs
+
     removed: list[Path] = []
     if not repro_root.is_dir():
         return removed
+    keep = {*keep, *live_runs(results_path)}
     wanted = str(results_path.resolve())
     for folder in sorted(repro_root.iterdir()):
         marker = folder / MARKER
@@ -90,7 +96,7 @@ def prune_replaced_runs(repro_root: Path, results_path: Path, keep_run_id: str) 
             continue  # not provably ours
         if owner.get("tool") != "et-hil" or owner.get("results") != wanted:
             continue
-        if owner.get("run_id") == keep_run_id:
+        if owner.get("run_id") in keep:
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)

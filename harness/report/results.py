@@ -32,21 +32,32 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _line(fields: Mapping[str, Any]) -> str:
+    return json.dumps(_json_safe(fields), sort_keys=True) + "\n"
+
+
 class ResultsWriter:
     """Appends records to a JSON Lines file shared by all workers of a run.
 
-    The file belongs to one run at a time: the first record of a new run id
-    starts it afresh (and calls ``on_new_run``), so pytest runs that record
-    nothing never touch it, and all workers of one run share it.
+    The file holds the records of the runs that wrote to it and are still live
+    (see :mod:`harness.report.sessions`), or else of the last run. The first
+    record of a new run id drops the records of runs that have ended (and
+    calls ``on_new_run`` with the runs whose records stay), so pytest runs
+    that record nothing never touch it, all workers of one run share it, and
+    two sessions started in one folder both keep every record.
 
     Args:
         path: the ``.jsonl`` file.
         run_id: the id every record of this run carries.
-        on_new_run: called (under the lock) when this run takes the file over.
+        on_new_run: called (under the lock) when this run joins the file, with
+            the ids of the runs whose records it keeps (this one included).
     """
 
     def __init__(
-        self, path: Path, run_id: str = "", on_new_run: Callable[[], object] | None = None
+        self,
+        path: Path,
+        run_id: str = "",
+        on_new_run: Callable[[frozenset[str]], object] | None = None,
     ) -> None:
         self.path = Path(path)
         self.run_id = run_id
@@ -54,13 +65,36 @@ class ResultsWriter:
         self._lock = filelock.FileLock(str(self.path) + ".lock")
         self._owner = self.path.with_name(self.path.name + ".run")
 
+    def _owners(self) -> list[str]:
+        """The runs whose records the file holds (one id a line)."""
+        try:
+            return self._owner.read_text().splitlines()
+        except OSError:
+            return []
+
     def _claim_locked(self) -> None:
-        owner = self._owner.read_text() if self._owner.exists() else None
-        if owner != self.run_id:
+        owners = self._owners()
+        if self.run_id in owners:
+            return
+        from harness.report.sessions import live_runs
+
+        staying = [run for run in owners if run in live_runs(self.path)]
+        if not staying:
             self.path.write_text("")
-            self._owner.write_text(self.run_id)
-            if self.on_new_run is not None:
-                self.on_new_run()
+        elif staying != owners:  # drop the records of runs that ended, keep the live ones'
+            partial = self.path.with_name(self.path.name + ".partial")
+            try:
+                text = "".join(_lines_of(self.path, set(staying)))
+            except FileNotFoundError:
+                text = ""
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, self.path)  # readers see the old file or the new, whole
+        keep = [*staying, self.run_id]
+        partial_owner = self._owner.with_name(self._owner.name + ".partial")
+        partial_owner.write_text("".join(f"{run}\n" for run in keep))
+        os.replace(partial_owner, self._owner)
+        if self.on_new_run is not None:
+            self.on_new_run(frozenset(keep))
 
     def claim(self) -> None:
         """Make the file this run's (starting it afresh if another run had it)."""
@@ -75,7 +109,7 @@ class ResultsWriter:
         writes) or any mapping of JSON values.
         """
         fields = record if isinstance(record, Mapping) else record.fields()
-        line = json.dumps(_json_safe(fields), sort_keys=True) + "\n"
+        line = _line(fields)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._claim_locked()
@@ -89,6 +123,18 @@ class ResultsWriter:
                 f.write(line.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
+
+
+def _lines_of(path: Path, runs: set[str]) -> Iterator[str]:
+    """The lines of ``path``'s records of ``runs``, as written (a torn line is dropped)."""
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("run_id") in runs:
+                yield line if line.endswith("\n") else line + "\n"
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
