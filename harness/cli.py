@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -244,22 +243,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_cache(args: argparse.Namespace) -> int:
-    """Show or clear the artifact cache."""
-    root = _cache_dir(args)
-    entries = list((root / "entries").glob("*/*")) if root.exists() else []
-    if args.action == "clear":
-        # Only what the cache made: the root may be a folder the user also uses,
-        # and lock files may be held by running builds.
-        for part in ("entries", "tmp"):
-            shutil.rmtree(root / part, ignore_errors=True)
-        print(f"removed {len(entries)} entries from {root}")
-        return 0
-    size = sum(p.stat().st_size for e in entries for p in e.rglob("*") if p.is_file())
-    print(f"{root}: {len(entries)} entries, {size / 1e6:.1f} MB")
-    return 0
-
-
 def _docker_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "docker"
 
@@ -430,9 +413,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "units", parents=[common], help="serial boards' units: present, free or held, and by whom"
     ).set_defaults(func=cmd_units)
-    cache = sub.add_parser("cache", parents=[common], help="show or clear the artifact cache")
-    cache.add_argument("action", choices=("info", "clear"), nargs="?", default="info")
-    cache.set_defaults(func=cmd_cache)
+    from harness.build.cache_cli import add_parser as add_cache_parser
+
+    add_cache_parser(sub, common)
     docker_cmd = sub.add_parser(
         "docker", parents=[common], help="build the FVP image; reap leftover containers"
     )

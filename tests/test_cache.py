@@ -211,6 +211,33 @@ def test_same_size_rewrite_with_old_time_needs_full_verify(tmp_path: Path) -> No
     assert (rebuilt / "model.pte").read_bytes() == b"program bytes"
 
 
+def _program_builder(folder: Path) -> None:
+    (folder / "program.pte").write_bytes(b"ET12" + bytes(range(256)) * 40)
+    (folder / "metadata.json").write_text('{"model": "m"}')
+    (folder / "etrecord.bin").write_bytes(b"etrecord" * 100)
+
+
+def test_a_program_rewritten_in_place_with_size_and_time_kept_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    # What a user hit: the program changed, its size and mtime kept, served and
+    # crashing on every rerun. The program is hashed on every hit.
+    cache = ArtifactCache(tmp_path)
+    folder, _ = cache.get_or_build(KEY, _program_builder)
+    program = folder / "program.pte"
+    st = program.stat()
+    data = bytearray(program.read_bytes())
+    data[100] ^= 0x55
+    program.write_bytes(bytes(data))
+    os.utime(program, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (program.stat().st_size, program.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+    assert cache.lookup(KEY) is None
+    rebuilt, hit = cache.get_or_build(KEY, _program_builder)
+    assert (rebuilt, hit) == (folder, False)
+    assert verify_entry(rebuilt, full=True) is None
+
+
 class HashCounter:
     """Counts the files hashed by harness.build.cache."""
 
@@ -225,7 +252,19 @@ class HashCounter:
         monkeypatch.setattr(cache_module, "_sha256", counting)
 
 
+def test_a_hit_hashes_the_program_and_its_metadata_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ArtifactCache(tmp_path)
+    folder, _ = cache.get_or_build(KEY, _program_builder)
+    hashed = HashCounter(monkeypatch)
+    for _ in range(3):
+        assert cache.get_or_build(KEY, _program_builder) == (folder, True)
+    assert hashed.names == ["metadata.json", "program.pte"] * 3
+
+
 def test_a_hit_hashes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ... of the files it does not run (here every file: none is named program.pte)
     cache = ArtifactCache(tmp_path)
     folder, _ = cache.get_or_build(KEY, CountingBuilder(b"x" * 100_000))
     hashed = HashCounter(monkeypatch)

@@ -301,11 +301,11 @@ def test_boards_takes_a_board_file_after_the_subcommand(bare_machine, capsys) ->
 def test_cache_takes_the_build_cache_after_the_subcommand(bare_machine, capsys) -> None:
     folder = bare_machine / "my-cache"
     assert main(["cache", "--build-cache", str(folder)]) == 0
-    assert capsys.readouterr().out.startswith(f"{folder}: 0 entries")
+    assert capsys.readouterr().out.startswith(f"{folder}: 0.0 MiB")
     # After the subcommand wins over before it, as the nearer one.
     other = bare_machine / "other"
     assert main(["--build-cache", str(other), "cache", "--build-cache", str(folder)]) == 0
-    assert capsys.readouterr().out.startswith(f"{folder}: 0 entries")
+    assert capsys.readouterr().out.startswith(f"{folder}: 0.0 MiB")
 
 
 def test_doctor_takes_the_build_cache_after_the_subcommand(bare_machine, capsys) -> None:

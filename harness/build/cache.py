@@ -9,12 +9,19 @@ Layout under the cache root::
 An entry appears only by an atomic ``rename`` of a complete folder, and its
 ``manifest.json`` (written last) records the size, modification time
 (``mtime_ns``) and SHA-256 of every file. A lookup checks sizes and times
-against the manifest, and hashes only a file whose time differs (or could not
-be recorded: see :func:`write_manifest`); an entry that fails is removed and
-rebuilt, never used. ``verify_entry(folder, full=True)`` hashes every file
-(bit rot, or a file rewritten with its old time restored). Builders of the same
-key serialize on a file lock, so concurrent xdist workers and separate pytest
-runs build each key once.
+against the manifest, hashes the files that decide what runs (the program and
+its metadata, :data:`HASHED_ON_EVERY_HIT`) every time, and hashes any other
+file only when its time differs (or could not be recorded: see
+:func:`write_manifest`); an entry that fails is removed and rebuilt, never
+used. ``verify_entry(folder, full=True)`` hashes every file (bit rot, or a
+file rewritten with its old time restored). Builders of the same key
+serialize on a file lock, so concurrent xdist workers and separate pytest runs
+build each key once.
+
+Each process holds the entries it uses (:mod:`harness.build.cache_use`), and
+each hit stamps its entry folder's time: ``et-hil cache prune`` removes the
+least recently used first and never an entry a session holds
+(:mod:`harness.build.cache_admin`).
 """
 
 from __future__ import annotations
@@ -28,18 +35,26 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import filelock
 
+from harness.build.artifact import METADATA_NAME, PTE_NAME
+from harness.build.cache_use import EntryUses
 from harness.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 LOCK_TIMEOUT_S = 1800.0  # a cold build of a large model under a slow lowering
+# Hashed on every hit, whatever their times say: a program rewritten in place
+# with its size and time kept would otherwise be served, and crash, on every
+# rerun. SHA-256 of a 10 MB program takes about 8 ms here (SHA-NI); the other
+# files (ETRecord, the fake-quant reference) are checked by size and time, and
+# hashed by `et-hil cache verify`.
+HASHED_ON_EVERY_HIT = (PTE_NAME, METADATA_NAME)
 
 
 def default_cache_dir() -> Path:
@@ -124,17 +139,18 @@ def _read_manifest(folder: Path) -> dict[str, dict[str, Any]] | None:
     return files if isinstance(files, dict) else None
 
 
-def verify_entry(folder: Path, *, full: bool = False) -> str | None:
+def verify_entry(folder: Path, *, full: bool = False, always: Collection[str] = ()) -> str | None:
     """Why the entry at ``folder`` cannot be used, or ``None`` when it is intact.
 
     Every file must exist with the size in the manifest. A file whose
-    modification time is the recorded one is taken as unchanged; any other
-    (and every file when ``full``) is hashed and compared.
+    modification time is the recorded one is taken as unchanged, unless it is
+    named in ``always``; any other (and every file when ``full``) is hashed and
+    compared.
     """
-    return _check(folder, full=full)[0]
+    return _check(folder, full=full, always=always)[0]
 
 
-def _check(folder: Path, *, full: bool) -> tuple[str | None, bool]:
+def _check(folder: Path, *, full: bool, always: Collection[str] = ()) -> tuple[str | None, bool]:
     """(problem or None, whether some file's time differed but its content matched)."""
     files = _read_manifest(folder)
     if files is None:
@@ -149,7 +165,7 @@ def _check(folder: Path, *, full: bool) -> tuple[str | None, bool]:
         if st.st_size != info["size"]:
             return f"{name}: size differs from the manifest", False
         same_time = info.get("mtime_ns") is not None and st.st_mtime_ns == info["mtime_ns"]
-        if same_time and not full:
+        if same_time and not full and name not in always:
             continue
         if _sha256(path) != info["sha256"]:
             return f"{name}: content differs from the manifest", False
@@ -166,13 +182,24 @@ class ArtifactCache:
             temporary folder (``--no-cache``).
         full_verify: hash every file of an entry on every hit, rather than
             trusting files whose size and time match the manifest.
+        hashed_on_hit: files hashed on every hit even when their size and
+            time match the manifest.
     """
 
-    def __init__(self, root: Path, *, enabled: bool = True, full_verify: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        enabled: bool = True,
+        full_verify: bool = False,
+        hashed_on_hit: Collection[str] = HASHED_ON_EVERY_HIT,
+    ) -> None:
         self.root = Path(root)
         self.enabled = enabled
         self.full_verify = full_verify
+        self.hashed_on_hit = frozenset(hashed_on_hit)
         self._scratch: Path | None = None
+        self._uses = EntryUses(self.root / "locks")
 
     def entry_dir(self, key: str) -> Path:
         """Where the entry for ``key`` lives once built."""
@@ -186,10 +213,13 @@ class ArtifactCache:
         folder = self.entry_dir(key)
         if not folder.exists():
             return None
-        problem, stale = _check(folder, full=self.full_verify)
+        self._uses.hold(key)  # before the check: a prune cannot take it from here on
+        problem, stale = _check(folder, full=self.full_verify, always=self.hashed_on_hit)
         if problem is None:
             if stale:
                 self._restamp(folder)
+            with contextlib.suppress(OSError):  # last use, for prune (read-only: skipped)
+                os.utime(folder)
             return folder
         log.warning("cache entry %s is corrupt (%s); rebuilding it", folder, problem)
         return None
@@ -253,6 +283,7 @@ class ArtifactCache:
                 f"cache folder {self.root} cannot be created ({exc.strerror}); "
                 "choose another with --build-cache DIR or ET_HIL_CACHE_DIR"
             ) from exc
+        self._uses.hold(key)
         with self._lock(key):
             # Another process may have finished it while we waited for the lock.
             if (hit := self.lookup(key)) is not None:
@@ -286,7 +317,9 @@ class ArtifactCache:
         return folder
 
     def close(self) -> None:
-        """Delete the scratch folder of ``--no-cache`` builds."""
+        """Let go of the entries this process used; delete the scratch folder of
+        ``--no-cache`` builds."""
+        self._uses.release_all()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None

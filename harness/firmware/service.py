@@ -165,7 +165,9 @@ def ensure_runner(
     root.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(root / f"{key}.lock")).acquire(timeout=LOCK_TIMEOUT_S):
         record = _read_record(elf)
-        if record is not None:
+        # An ELF changed since its build (its SHA-256 is in the record; ~2 ms to
+        # hash) is rebuilt, never run.
+        if record is not None and runner_problem(elf) is None:
             return BuiltRunner(elf, record, built=False, seconds=time.monotonic() - started)
         tree = root / ("tree-" + _digest(source.encode())[:12])
         result = build_runner(
@@ -247,6 +249,33 @@ def runner_for_board(
     except ConfigError as exc:
         raise ConfigError(f"board '{board}': runner firmware: {exc}") from exc
     return built.elf
+
+
+def cached_runners(cache_dir: Path) -> list[Path]:
+    """The runner ELFs of finished builds in the cache at ``cache_dir``."""
+    return sorted(firmware_dir(cache_dir).glob(f"*/{ELF_FILE}"))
+
+
+def build_trees(cache_dir: Path) -> list[Path]:
+    """The CMake trees builds share (one per source tree): relinks reuse them."""
+    return sorted(p for p in firmware_dir(cache_dir).glob("tree-*") if p.is_dir())
+
+
+def runner_problem(elf: Path) -> str | None:
+    """Why a cached runner cannot be trusted (its bytes differ from its build
+    record, or it has none), or ``None``."""
+    from harness.runner.build_record import read_build_record
+
+    record = read_build_record(elf)
+    if record is None or not record.get("elf_sha256"):
+        return "build record missing or unreadable"
+    digest = hashlib.sha256()
+    with elf.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != record["elf_sha256"]:
+        return "ELF differs from the SHA-256 in its build record"
+    return None
 
 
 def parse_ops(text: str) -> tuple[str, ...]:

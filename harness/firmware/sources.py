@@ -161,6 +161,11 @@ def unpack_bundle(bundle: Path, cache_dir: Path) -> Path:
     return root
 
 
+def unpacked_bundles(cache_dir: Path) -> list[Path]:
+    """The source bundles unpacked under ``cache_dir`` (one per ``SHA256SUMS``)."""
+    return sorted(p.parent for p in (cache_dir / "sources").glob(f"*/{_COMPLETE}"))
+
+
 def find_sources_problem(executorch_src: Path | None) -> tuple[str, str] | None:
     """Why a build could not get its sources, as ``(what, how to fix)``; ``None`` if it can.
 
