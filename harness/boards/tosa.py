@@ -1,10 +1,10 @@
 """The ``tosa`` board: what an Ethos-U NPU should compute, on any machine.
 
-Programs built for a TOSA target keep their lowered edge program beside the
-``.pte``. This board runs it in a worker process: each delegated segment on the
-TOSA reference model, the CPU ops between them (quantize at the inputs,
-dequantize at the outputs, any fallback op) on their PyTorch kernels, exactly
-as upstream's TOSA tests do. Timings are reference-model wall time.
+This board runs a program built for a TOSA target (the ``.pte`` itself, nothing
+else) in a worker process: each delegated segment on the TOSA reference model,
+the CPU ops between them (quantize at the inputs, dequantize at the outputs,
+any fallback op) on their PyTorch kernels, as upstream's TOSA tests do.
+Timings are reference-model wall time.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from harness.boards.base import (
     RunResult,
     RunsGivenInputs,
     check_inputs_match,
-    input_dim_orders,
 )
 from harness.boards.host import RuntimeWorker
 from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.errors import ConfigError
 from harness.versions import PINNED
+
+TOSA_TARGETS = ("tosa-int", "tosa-fp")
 
 
 class TosaBoard(RunsGivenInputs):
@@ -81,28 +82,30 @@ class TosaBoard(RunsGivenInputs):
         debug_buffer_size: int = 0,
         expected: Sequence[npt.NDArray[Any]] | None = None,
     ) -> RunResult:
-        """Run the artifact's lowered program once; see :meth:`harness.boards.base.Board.run`.
+        """Run the artifact's program once; see :meth:`harness.boards.base.Board.run`.
 
         Raises:
             ConfigError: the artifact was not built for a TOSA target.
             RunCrashed: the reference model or a CPU op failed.
             RunTimeout: no result within the time limit.
         """
-        if artifact.lowered_program_path is None:
+        backends = {
+            part.get("backend")
+            for part in (artifact.metadata.get("delegation") or {}).get("partitions") or []
+        }
+        if backends - {"TOSABackend"} or (
+            not backends and artifact.metadata.get("target") not in (None, *TOSA_TARGETS)
+        ):
             raise ConfigError(
                 f"board '{self.spec.name}': program of model '{artifact.model_name}' was built "
-                f"for target '{artifact.target}'; this board runs TOSA-lowered programs "
-                "(target tosa-int or tosa-fp)"
+                f"for target '{artifact.target}'"
+                + (f" (delegates to {', '.join(sorted(map(str, backends)))})" if backends else "")
+                + "; this board runs TOSA-lowered programs (target tosa-int or tosa-fp)"
             )
         inputs = check_inputs_match(artifact, inputs, self.spec.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         reply = self.worker.request(
-            {
-                "op": "run",
-                "lowered": str(artifact.lowered_program_path),
-                "inputs": list(inputs),
-                "dim_orders": input_dim_orders(artifact),
-            },
+            {"op": "run", "program": str(artifact.pte_path), "inputs": list(inputs)},
             timeout_s or self.spec.run_timeout_s,
             subject=f"model '{artifact.model_name}'",
         )

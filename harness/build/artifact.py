@@ -12,7 +12,6 @@ PTE_NAME = "program.pte"
 ETRECORD_NAME = "etrecord.bin"
 REFERENCE_NAME = "fake_quant_reference.pt2"
 METADATA_NAME = "metadata.json"
-LOWERED_NAME = "lowered_program.pkl"  # tosa targets: the edge program with its delegates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +49,6 @@ class Artifact:
     def reference_path(self) -> Path | None:
         """The fake-quant reference program (``torch.export`` format), if quantized."""
         path = self.folder / REFERENCE_NAME
-        return path if path.exists() else None
-
-    @property
-    def lowered_program_path(self) -> Path | None:
-        """The lowered edge program (TOSA targets only), for the reference-model board."""
-        path = self.folder / LOWERED_NAME
         return path if path.exists() else None
 
     @property

@@ -335,9 +335,6 @@ def lower_and_serialize(
         if after_lowering is not None:
             stage = "tap placement"
             after_lowering(edge)
-        if target.name.startswith("tosa-"):
-            stage = "saving the lowered program"
-            save_lowered_program(edge.exported_program(), folder / artifact_files.LOWERED_NAME)
         strip_host_paths(edge)
         stage = "to_executorch"
         program = edge.to_executorch()
@@ -409,24 +406,6 @@ def program_io(plan: Any) -> dict[str, list[dict[str, Any]]]:
         "inputs": [describe(i) for i in plan.inputs],
         "outputs": [describe(i) for i in plan.outputs],
     }
-
-
-def save_lowered_program(program: Any, path: Path) -> None:
-    """Save the lowered edge program, delegates included (ExecuTorch's own serializer)."""
-    import pickle
-
-    from executorch.exir.serde.serialize import serialize
-
-    path.write_bytes(pickle.dumps(serialize(program)))
-
-
-def load_lowered_program(path: Path) -> Any:
-    """Load what :func:`save_lowered_program` saved (an ``ExportedProgram``)."""
-    import pickle
-
-    from executorch.exir.serde.serialize import deserialize
-
-    return deserialize(pickle.loads(path.read_bytes()))
 
 
 def _tapped(
