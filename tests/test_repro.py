@@ -165,3 +165,61 @@ def test_a_failed_check_leaves_a_folder_that_reruns_to_the_same_verdict(et_pytes
         for m in c["metrics"]
     )
     assert f"{snr:.6g}" in rerun.stdout
+
+
+# ---------------------------------------------------------------- size at real scale
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_a_real_models_repro_folder_links_its_program_and_reruns_after_the_cache_is_gone(
+    et_pytester, tmp_path
+):
+    from harness.report.keep import own_bytes
+
+    et_pytester.makepyfile(resnet18=(Path(__file__).parent / "resnet18.py").read_text())
+    et_pytester.makepyfile(
+        test_big="""
+        import resnet18 as r
+
+        def test_resnet18(et_check):
+            et_check(r.resnet18(), r.image(), reference=r.resnet18(seed=1))
+        """
+    )
+    cache = tmp_path / "cache"
+    result = et_pytester.runpytest_subprocess(f"--build-cache={cache}", "--et-debug=off")
+    result.assert_outcomes(failed=1)
+    [record] = _records(et_pytester.path / "et-hil-results" / "results.jsonl")
+    repro, artifact = Path(record["repro"]), Path(record["artifact"]["folder"])
+    assert record["artifact"]["pte_bytes"] > 40e6  # a real model: 11.7 M float parameters
+
+    # What the folder used to hold: a full copy of the artifact, and all the rest.
+    own = own_bytes(repro, shared_with=cache)
+    before = _folder_bytes(artifact) + own
+    print(f"repro folder: {own / 1e6:.2f} MB of its own, was {before / 1e6:.1f} MB")
+    assert own < 0.1 * before
+    program = repro / "artifact" / "program.pte"
+    assert program.stat().st_ino == (artifact / "program.pte").stat().st_ino  # one copy on disk
+    assert {p.name for p in (repro / "artifact").iterdir()} == {"program.pte", "metadata.json"}
+    assert json.loads((repro / "case.json").read_text())["artifact_folder"] == str(artifact)
+
+    # The cache cleared, the folder still reruns to the same verdict and numbers.
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "harness.cli", "cache", "clear", "--build-cache", str(cache)],
+            check=False,
+        ).returncode
+        == 0
+    )
+    assert not artifact.exists()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "repro", str(repro)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+    assert "verdict: numeric_mismatch" in rerun.stdout
+    max_abs = record["comparisons"][0]["metrics"][0]["max_abs"]
+    assert f"max_abs_err  {max_abs:.6g}" in rerun.stdout

@@ -2,8 +2,10 @@
 
 A failed check leaves a folder that stands on its own::
 
-    case.json              board, tolerances, failure, versions, the rerun command
-    artifact/              the program as built (.pte, metadata, ETRecord, references)
+    case.json              board, tolerances, failure, versions, the rerun command,
+                           the cache entry the artifact came from (ETRecord, references)
+    artifact/              what a rerun needs of it: program.pte and metadata.json,
+                           hard links to the cache entry's files (copies across filesystems)
     inputs.npz             the inputs the board ran (logical layout)
     outputs.npz            what the board gave (when it gave anything)
     reference_<name>.npz   the reference outputs it was compared with
@@ -37,8 +39,9 @@ import numpy.typing as npt
 
 from harness.boards.base import BoardOptions
 from harness.boards.spec import BoardSpec
-from harness.build.artifact import Artifact
+from harness.build.artifact import METADATA_NAME, PTE_NAME, Artifact
 from harness.datafiles import builtin_board_dir
+from harness.report.keep import keep_file, keep_tree
 from harness.verdict.tolerance import Tolerances
 
 if TYPE_CHECKING:
@@ -46,6 +49,8 @@ if TYPE_CHECKING:
 
 MARKER = ".et-hil-run.json"
 CASE = "case.json"
+# What a rerun reads of an artifact: every board runs the .pte itself.
+RERUN_FILES = (PTE_NAME, METADATA_NAME)
 
 
 # -- run folders and their ownership ------------------------------------------------------
@@ -146,9 +151,13 @@ def save_case(
 ) -> Path:
     """Write a repro folder for one failed check; returns it.
 
-    The artifact is copied (not linked): a cache may be cleared, and a repro
-    folder is evidence that must outlive it. ``owner`` (results file, run id)
-    marks the parent run folder as the harness's (see :func:`mark_run_folder`).
+    Of the artifact, only what a rerun needs is kept (the program and its
+    metadata), as hard links to the cache entry's files: they outlive a cleared
+    or pruned cache and cost no space while the cache has them (copies where a
+    link cannot be made). The run folder's copy of the program is linked to the
+    same bytes. ``case.json`` names the cache entry, where the ETRecord and the
+    fake-quant reference stay. ``owner`` (results file, run id) marks the parent
+    run folder as the harness's (see :func:`mark_run_folder`).
     """
     from harness.versions import tool_versions
 
@@ -156,14 +165,17 @@ def save_case(
         mark_run_folder(folder.parent, *owner)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    shutil.copytree(artifact.folder, folder / "artifact")
+    kept = folder / "artifact"
+    for name in RERUN_FILES:
+        if (artifact.folder / name).is_file():
+            keep_file(artifact.folder / name, kept / name)
     np.savez(folder / "inputs.npz", **{f"in_{k}": np.asarray(a) for k, a in enumerate(inputs)})
     if outputs is not None:
         _save_arrays(folder / "outputs.npz", outputs)
     for name, arrays in references.items():
         _save_arrays(folder / f"reference_{name}.npz", arrays)
     if run_dir is not None and run_dir.is_dir():
-        shutil.copytree(run_dir, folder / "run", dirs_exist_ok=True)
+        keep_tree(run_dir, folder / "run", known=[kept / PTE_NAME])
     board_file = None
     if spec.path is not None and spec.path.is_file() and spec.path.parent != builtin_board_dir():
         board_file = "board.toml"
@@ -179,6 +191,8 @@ def save_case(
             # command-line settings of the board (runner ELF, FVP mode and backends)
             "board_options": dataclasses.asdict(options) if options else None,
             "artifact_key": artifact.key,
+            # the whole artifact (ETRecord, fake-quant reference) while the cache keeps it
+            "artifact_folder": str(artifact.folder),
             "model": artifact.model_name,
             "target": artifact.target,
             "quantized": artifact.quantized,
