@@ -338,7 +338,13 @@ def cmd_repro(args: argparse.Namespace) -> int:
     """Rerun one failed check from its repro folder: exit 0 when it passes now."""
     from harness.report import repro
 
-    return repro.main(args.folder, args.board, args.board_file)
+    return repro.main(
+        args.folder,
+        args.board,
+        args.board_file,
+        trust_board_file=args.trust_board_file,
+        cache_dir=Path(args.build_cache) if args.build_cache else None,
+    )
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -431,6 +437,12 @@ def _parser() -> argparse.ArgumentParser:
     repro_cmd.add_argument("folder", help="the repro folder a failure message names")
     repro_cmd.add_argument(
         "--board", metavar="NAME", help="rerun on this board instead of the one that failed"
+    )
+    repro_cmd.add_argument(
+        "--trust-board-file",
+        action="store_true",
+        help="use the folder's own board file and saved board options (their flash, reset "
+        "and build commands run on this machine); by default your own board of that name",
     )
     repro_cmd.set_defaults(func=cmd_repro)
     schema_cmd = sub.add_parser(

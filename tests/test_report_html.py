@@ -404,6 +404,31 @@ def test_the_page_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert (gray < 0.5).mean() > 0.005  # some dark pixels: text was drawn
 
 
+def test_script_in_a_results_file_renders_as_text_in_chromium(tmp_path: Path) -> None:
+    # Results files travel (CI artifacts, mail): one made to attack the reader.
+    chromium = _browser_or_skip()
+    attack = "<script>document.title='pwned';console.log('pwned')</script>"
+    image = "<img src=x onerror=\"console.log('pwned-img')\">"
+    rows = failing_run(tmp_path)
+    failed = next(r for r in rows if r["failure_class"] == "numeric_mismatch")
+    failed["test"] = failed["test"].replace("[", f"[{attack}-", 1)
+    failed["message"] = f"outputs differ {attack} {image}"
+    failed["board"] = "tosa"
+    page = write_report(
+        load_runs([write_jsonl(tmp_path / "hostile.jsonl", rows)]),
+        tmp_path / "report.html",
+        title="et-hil report",
+    )
+    check = browser.render(page, tmp_path / "report.png", browser=chromium)
+    assert check.problems() == []  # nothing logged: neither payload ran
+    assert "<title>et-hil report</title>" in check.dom  # the title was not rewritten
+    # The payloads are on the page as text, escaped in the DOM Chromium built.
+    assert "&lt;script&gt;document.title='pwned';console.log('pwned')&lt;/script&gt;" in check.dom
+    assert "&lt;img src=x onerror=" in check.dom
+    assert "<script>document.title" not in check.dom
+    assert '<img src="x"' not in check.dom
+
+
 def test_a_page_whose_script_fails_is_reported(tmp_path: Path) -> None:
     chromium = _browser_or_skip()
     page = tmp_path / "bad.html"

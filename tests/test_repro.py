@@ -223,3 +223,111 @@ def test_a_real_models_repro_folder_links_its_program_and_reruns_after_the_cache
     assert "verdict: numeric_mismatch" in rerun.stdout
     max_abs = record["comparisons"][0]["metrics"][0]["max_abs"]
     assert f"max_abs_err  {max_abs:.6g}" in rerun.stdout
+
+
+# ---------------------------------------------------------------- folders from elsewhere
+
+
+class _Hostile:
+    """Unpickling this writes a file: what a planted pickle would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pickle ran')",))
+
+
+HOSTILE_BOARD = """
+name = "{name}"
+kind = "serial"
+target = "tosa-int"
+[serial]
+port = "/dev/null"
+[serial.flash]
+method = "command"
+command = ["sh", "-c", "echo flashed > {marker}"]
+[serial.reset]
+method = "command"
+command = ["sh", "-c", "echo reset > {marker}"]
+"""
+
+
+def _tosa_case(builder, tmp_path: Path, board_file_name: str | None) -> Path:
+    import torch
+
+    from harness.boards.spec import load_boards
+    from harness.report.repro import save_case
+    from harness.verdict.tolerance import Tolerance, Tolerances
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()
+    x = torch.randn(2, 8)
+    artifact = builder.build(model, (x,), target="tosa-int", board="tosa", quantize="int8")
+    spec = load_boards()["tosa"]
+    folder = save_case(
+        tmp_path / "from-elsewhere",
+        artifact=artifact,
+        spec=spec,
+        inputs=[x.numpy()],
+        references={"eager_float": [model(x).detach().numpy()]},
+        tolerances=Tolerances(Tolerance(max_lsb=1), Tolerance(min_snr_db=10), Tolerance(atol=1)),
+        outputs=None,
+        run_dir=None,
+        failure_class="crash",
+        message="it crashed",
+    )
+    if board_file_name is not None:
+        case = json.loads((folder / "case.json").read_text())
+        case.update(board=board_file_name, board_file="board.toml")
+        (folder / "case.json").write_text(json.dumps(case))
+    return folder
+
+
+def _repro(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "repro", str(folder), *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_planted_pickle_and_the_folders_board_commands_never_run(builder, tmp_path):
+    import pickle
+
+    folder = _tosa_case(builder, tmp_path, board_file_name="tosa")
+    pickled, commanded = tmp_path / "pickle-ran", tmp_path / "command-ran"
+    payload = pickle.dumps(_Hostile(pickled))
+    # the stored program, and the lowered-program file older versions unpickled
+    (folder / "artifact" / "program.pte").unlink()  # a link to the cache: replace, not edit
+    (folder / "artifact" / "program.pte").write_bytes(payload)
+    (folder / "artifact" / "lowered_program.pkl").write_bytes(payload)
+    (folder / "board.toml").write_text(HOSTILE_BOARD.format(name="tosa", marker=commanded))
+
+    done = _repro(folder)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "board 'tosa' is yours (built in), not the folder's board.toml" in done.stdout
+    assert "verdict: crash" in done.stdout
+    assert "is not a readable ExecuTorch program" in done.stdout
+    assert not pickled.exists()
+    assert not commanded.exists()
+
+
+@pytest.mark.slow
+def test_the_folders_own_board_file_is_used_only_when_asked(builder, tmp_path):
+    folder = _tosa_case(builder, tmp_path, board_file_name="their-tosa")
+    (folder / "board.toml").write_text('name = "their-tosa"\nkind = "tosa"\ntarget = "tosa-int"\n')
+    refused = _repro(folder)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "ran on board 'their-tosa', defined by its own board.toml" in refused.stderr
+    assert "--trust-board-file to use the folder's" in refused.stderr
+
+    trusted = _repro(folder, "--trust-board-file")
+    assert "board 'their-tosa' from the folder's board.toml (trusted)" in trusted.stdout
+    assert "verdict: " in trusted.stdout
+    assert "numeric_mismatch" in trusted.stdout or "verdict: pass" in trusted.stdout
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text('name = "their-tosa"\nkind = "tosa"\ntarget = "tosa-int"\n')
+    own = _repro(folder, "--board-file", str(mine))
+    assert f"board 'their-tosa' is yours ({mine})" in own.stdout

@@ -148,6 +148,7 @@ def save_case(
     debug_buffer_size: int = 0,
     owner: tuple[Path, str] | None = None,
     options: BoardOptions | None = None,
+    runner_elf: Path | None = None,
 ) -> Path:
     """Write a repro folder for one failed check; returns it.
 
@@ -157,7 +158,8 @@ def save_case(
     link cannot be made). The run folder's copy of the program is linked to the
     same bytes. ``case.json`` names the cache entry, where the ETRecord and the
     fake-quant reference stay. ``owner`` (results file, run id) marks the parent
-    run folder as the harness's (see :func:`mark_run_folder`).
+    run folder as the harness's (see :func:`mark_run_folder`). ``runner_elf``: the
+    firmware that ran the program, which a rerun reuses while it is in the cache.
     """
     from harness.versions import tool_versions
 
@@ -190,6 +192,12 @@ def save_case(
             "board_file_origin": str(spec.path) if spec.path else None,
             # command-line settings of the board (runner ELF, FVP mode and backends)
             "board_options": dataclasses.asdict(options) if options else None,
+            # the firmware that ran: a rerun takes it from the build cache, byte for byte
+            "runner_elf": (
+                {"path": str(runner_elf), "sha256": _file_sha256(runner_elf)}
+                if runner_elf is not None and Path(runner_elf).is_file()
+                else None
+            ),
             "artifact_key": artifact.key,
             # the whole artifact (ETRecord, fake-quant reference) while the cache keeps it
             "artifact_folder": str(artifact.folder),
@@ -299,14 +307,124 @@ def _options(saved: Mapping[str, Any] | None) -> BoardOptions | None:
     return dataclasses.replace(options, kind_options=kind_options)
 
 
+@dataclasses.dataclass(frozen=True)
+class RerunSetup:
+    """Which board a rerun uses and with which options, and what to tell the user."""
+
+    spec: BoardSpec
+    options: BoardOptions
+    notes: tuple[str, ...]
+
+
+def _own_options(cache_dir: Path | None) -> BoardOptions:
+    """The options this machine's own settings give (as ``et-hil boards`` makes them)."""
+    from harness.boards import registry
+    from harness.build.cache import default_cache_dir
+
+    return BoardOptions(
+        cache_dir=(cache_dir or default_cache_dir()).expanduser().resolve(),
+        kind_options={
+            kind.name: kind.options_from_environment()
+            for kind in registry.kinds().values()
+            if kind.options_from_environment is not None
+        },
+    )
+
+
+def _cached_runner(case: Case, cache_dir: Path, trusted: bool) -> tuple[Path | None, str]:
+    """The runner ELF the case ran, when it is still here with the same bytes (a
+    folder from elsewhere: only from this machine's own build cache)."""
+    saved = case.data.get("runner_elf") or {}
+    path = Path(saved["path"]) if saved.get("path") else None
+    if path is None:
+        return None, ""
+    if not trusted and not path.resolve().is_relative_to((cache_dir / "firmware").resolve()):
+        return None, f"the runner ELF it names ({path}) is not in this machine's build cache"
+    if not path.is_file():
+        return None, f"the runner ELF it ran ({path}) is gone"
+    if _file_sha256(path) != saved.get("sha256"):
+        return None, f"the runner ELF it ran ({path}) has changed since"
+    return path, f"the runner ELF it ran, from the build cache: {path}"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def rerun_setup(
+    case: Case,
+    board_name: str | None = None,
+    extra_board_files: Sequence[str | Path] = (),
+    *,
+    trust_folder: bool = False,
+    cache_dir: Path | None = None,
+) -> RerunSetup:
+    """The board and options a rerun of ``case`` uses.
+
+    A repro folder is data from wherever it came from: its own board file (whose
+    flash, reset and build commands run on this machine) and its saved options
+    (FVP folder, image, environment) are used only with ``trust_folder``.
+    Otherwise the board of that name is this machine's own (built in, or from
+    ``extra_board_files``), with this machine's settings; the runner ELF the case
+    ran is reused when this machine's build cache still holds it, byte for byte.
+
+    Raises:
+        ConfigError: the board is defined only by the folder's board file, and it
+            is not trusted (the message says what to do).
+    """
+    from harness.boards.spec import load_boards, resolve_board_names
+    from harness.errors import ConfigError
+
+    notes: list[str] = []
+    wanted = board_name or case.board
+    folder_files = board_files_of(case)
+    if trust_folder:
+        boards = load_boards([*folder_files, *extra_board_files])
+        options = _options(case.data.get("board_options")) or _own_options(cache_dir)
+        if folder_files and board_name is None:
+            notes.append(f"board '{wanted}' from the folder's {folder_files[0].name} (trusted)")
+    else:
+        boards = load_boards(list(extra_board_files))
+        if folder_files and board_name is None and wanted not in boards:
+            raise ConfigError(
+                f"repro folder {case.folder} ran on board '{wanted}', defined by its own "
+                f"{folder_files[0].name}; a board file from elsewhere can run commands on this "
+                f"machine (flash, reset, build), so it is not used unless you ask: give your own "
+                f"board file (--board-file YOURS.toml, with a board '{wanted}'), another board "
+                f"(--board NAME), or --trust-board-file to use the folder's"
+            )
+        options = _own_options(cache_dir)
+        if folder_files and board_name is None:
+            path = boards[wanted].path
+            origin = "built in" if path is None or path.parent == builtin_board_dir() else path
+            notes.append(
+                f"board '{wanted}' is yours ({origin}), not the folder's {folder_files[0].name} "
+                "(--trust-board-file uses that one and its commands)"
+            )
+    name = resolve_board_names([wanted], boards)[0]
+    runner, note = _cached_runner(case, options.cache_dir or Path(), trust_folder)
+    if note and board_name is None:
+        notes.append(note)
+    if runner is not None and board_name is None and options.runner_elf is None:
+        options = dataclasses.replace(options, runner_elf=runner)
+    return RerunSetup(boards[name], options, tuple(notes))
+
+
 def rerun(
     case: Case,
     board_name: str | None = None,
     extra_board_files: Sequence[str | Path] = (),
     work_dir: Path | None = None,
+    *,
+    setup: RerunSetup | None = None,
 ) -> tuple[str, tuple[Comparison, ...]]:
     """Run a case's program again on its board (or ``board_name``) and judge it with
-    the case's own references and limits.
+    the case's own references and limits (the board as :func:`rerun_setup` chooses
+    it, unless ``setup`` is given).
 
     Returns:
         The verdict (``pass`` or ``numeric_mismatch``) and the comparisons.
@@ -316,18 +434,16 @@ def rerun(
             failure class is the verdict).
     """
     from harness.boards import make_board
-    from harness.boards.spec import load_boards, resolve_board_names
     from harness.errors import BoardUnavailable
     from harness.verdict.compare import compare_with_references
 
-    boards = load_boards([*board_files_of(case), *extra_board_files])
-    name = resolve_board_names([board_name or case.board], boards)[0]
+    setup = setup or rerun_setup(case, board_name, extra_board_files)
     work = work_dir or case.folder / "rerun"
     shutil.rmtree(work, ignore_errors=True)
-    board = make_board(boards[name], work / "logs", _options(case.data.get("board_options")))
+    board = make_board(setup.spec, work / "logs", setup.options)
     availability = board.availability()
     if not availability.ok:
-        raise BoardUnavailable(name, availability.reason, availability.hint)
+        raise BoardUnavailable(setup.spec.name, availability.reason, availability.hint)
     board.open()
     try:
         run = board.run(
@@ -347,18 +463,30 @@ def rerun(
     return ("pass" if passed else "numeric_mismatch"), comparisons
 
 
-def main(folder: str, board: str | None, board_files: Sequence[str]) -> int:
+def main(
+    folder: str,
+    board: str | None,
+    board_files: Sequence[str],
+    *,
+    trust_board_file: bool = False,
+    cache_dir: Path | None = None,
+) -> int:
     """``et-hil repro DIR``: rerun, print the verdict; exit 0 on pass, 1 on failure."""
     from harness.errors import HarnessError
     from harness.verdict.compare import format_table
 
     case = load_case(Path(folder))
+    setup = rerun_setup(
+        case, board, board_files, trust_folder=trust_board_file, cache_dir=cache_dir
+    )
     print(
         f"repro {case.folder}\n  test {case.data.get('test')}\n  model '{case.data['model']}' "
-        f"on board '{board or case.board}' (failed before as {case.data['failure_class']})"
+        f"on board '{setup.spec.name}' (failed before as {case.data['failure_class']})"
     )
+    for note in setup.notes:
+        print(f"  {note}")
     try:
-        verdict, comparisons = rerun(case, board, board_files)
+        verdict, comparisons = rerun(case, setup=setup)
     except HarnessError as exc:
         print(f"verdict: {exc.failure_class}\n{exc}")
         return 1

@@ -406,6 +406,7 @@ def run_and_compare(
             debug_buffer_size=debug_buffer_size,
             owner=repro_owner,
             options=getattr(board, "options", None),
+            runner_elf=getattr(board, "runner_elf", None),
         )
 
     t0 = time.perf_counter()
