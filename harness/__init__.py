@@ -41,6 +41,9 @@ _EXPORTS = {
     "Tolerance": "harness.verdict.tolerance",
     "TolerancePolicy": "harness.verdict.tolerance",
     "check_model": "harness.verdict.check",
+    "bundle_program": "harness.verdict.bundle_file",
+    "read_program": "harness.build.program_file",
+    "run_program": "harness.verdict.program_check",
     "BoardUnavailable": "harness.errors",
     "BuildError": "harness.errors",
     "ConfigError": "harness.errors",
@@ -76,6 +79,7 @@ __all__ = [
     "RunTimeout",
     "Tolerance",
     "TolerancePolicy",
+    "bundle_program",
     "check_model",
     "compare_outputs",
     "format_table",
@@ -83,6 +87,8 @@ __all__ = [
     "load_board_files",
     "load_boards",
     "make_board",
+    "read_program",
+    "run_program",
 ]
 
 
@@ -108,6 +114,7 @@ if TYPE_CHECKING:
     from harness.build.artifact import Artifact
     from harness.build.builder import Builder
     from harness.build.cache import ArtifactCache
+    from harness.build.program_file import read_program
     from harness.build.quantization import QuantConfig
     from harness.errors import (
         BoardUnavailable,
@@ -120,6 +127,8 @@ if TYPE_CHECKING:
         RunError,
         RunTimeout,
     )
+    from harness.verdict.bundle_file import bundle_program
     from harness.verdict.check import check_model
     from harness.verdict.compare import Comparison, compare_outputs, format_table
+    from harness.verdict.program_check import run_program
     from harness.verdict.tolerance import Tolerance, TolerancePolicy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.boards import Availability, Board, BoardOptions, make_board, registry
+from harness.boards.command_options import board_options
 from harness.boards.spec import BoardSpec, load_boards, resolve_board_names
 from harness.build.cache import default_cache_dir
 from harness.errors import ConfigError, HarnessError, InfrastructureError
@@ -36,27 +36,13 @@ def _board_options(
     args: argparse.Namespace, boards: Mapping[str, BoardSpec], selected: Sequence[str]
 ) -> dict[str, BoardOptions]:
     """Each board's options as a pytest run would set them from the environment, plus
-    ``--runner-elf [BOARD=]PATH`` (without ``BOARD=`` it applies to every selected board).
-
-    Raises:
-        ConfigError: ``--runner-elf`` names an unknown board.
-    """
-    elves: dict[str, Path] = {}
-    for value in getattr(args, "runner_elf", None) or ():
-        name, sep, path = value.rpartition("=")
-        if sep and name not in boards:
-            raise ConfigError(f"--runner-elf {value}: unknown board '{name}'")
-        for target in [name] if sep else selected:
-            elves[target] = Path(path).expanduser().resolve()
-    common = BoardOptions(
-        cache_dir=_cache_dir(args).expanduser().resolve(),
-        kind_options={
-            kind.name: kind.options_from_environment()
-            for kind in registry.kinds().values()
-            if kind.options_from_environment is not None
-        },
+    ``--runner-elf [BOARD=]PATH`` (see :func:`harness.boards.command_options.board_options`)."""
+    return board_options(
+        boards,
+        selected,
+        cache_dir=_cache_dir(args),
+        runner_elves=getattr(args, "runner_elf", None) or (),
     )
-    return {name: dataclasses.replace(common, runner_elf=elves.get(name)) for name in boards}
 
 
 def _make_boards(
@@ -474,6 +460,9 @@ def _parser() -> argparse.ArgumentParser:
     from harness.firmware.cli import add_parser as add_firmware_parser
 
     add_firmware_parser(sub, common)
+    from harness.verdict.run_cli import add_parser as add_run_parser
+
+    add_run_parser(sub, common)
     from harness.report.commands import add_parsers as add_results_parsers
 
     add_results_parsers(sub, common)
@@ -483,6 +472,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``et-hil``."""
     args = _parser().parse_args(argv)
+    from harness.build.quiet import quiet_third_party_logs
+
+    quiet_third_party_logs()
     args.board_file = [*args.board_file, *args.board_file_after]
     args.build_cache = args.build_cache_after or args.build_cache
     try:

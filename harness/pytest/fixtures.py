@@ -1,6 +1,6 @@
 """The fixtures of the pytest plugin: ``board``, ``et_build``, ``et_check``, ``et_debug``.
 
-Registered as a plugin by :mod:`harness.pytest.plugin` (its ``pytest_plugins``).
+Registered as a plugin by :mod:`harness.pytest.plugin` (its ``pytest_addhooks``).
 torch and ExecuTorch are imported only when a fixture first needs them.
 """
 
@@ -128,15 +128,18 @@ def et_build(request: pytest.FixtureRequest, board: Board) -> Callable[..., Arti
         quantize: bool | str | QuantConfig | None = None,
         calibration: Sequence[Sequence[torch.Tensor]] | None = None,
     ) -> Artifact:
-        artifact = session.builder.build(
-            model,
-            example_inputs,
-            target=board.spec.target,
-            board=board.spec.name,
-            quantize=quantize,
-            calibration=calibration,
-            vela=board.spec.sections.get("vela"),
-        )
+        from harness.build.quiet import third_party_warnings_silenced
+
+        with third_party_warnings_silenced():
+            artifact = session.builder.build(
+                model,
+                example_inputs,
+                target=board.spec.target,
+                board=board.spec.name,
+                quantize=quantize,
+                calibration=calibration,
+                vela=board.spec.sections.get("vela"),
+            )
         _add_artifact(request.node, artifact)
         return artifact
 

@@ -1,6 +1,6 @@
 """The et-hil command-line options, the markers, and the settings they resolve to.
 
-Registered as a plugin by :mod:`harness.pytest.plugin` (its ``pytest_plugins``);
+Registered as a plugin by :mod:`harness.pytest.plugin` (its ``pytest_addhooks``);
 like it, cheap to import: no torch.
 """
 

@@ -7,7 +7,7 @@ torch and ExecuTorch are imported only when a fixture first needs them.
 The plugin is three modules: this one (hooks: configuration, the board matrix,
 records and the summary), :mod:`harness.pytest.options` (command-line options
 and the settings they resolve to) and :mod:`harness.pytest.fixtures` (``board``,
-``et_build``, ``et_check``, ``et_debug``); ``pytest_plugins`` registers the other two.
+``et_build``, ``et_check``, ``et_debug``); :func:`pytest_addhooks` registers the other two.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from harness.boards import registry, signals
 from harness.boards.spec import CAPABILITIES
-from harness.build.quiet import quiet_torch_trace_log
+from harness.build.quiet import quiet_third_party_logs, quiet_torch_trace_log
 from harness.errors import ConfigError, HarnessError, RunError
 from harness.pytest.fixtures import SESSION_KEY, draft_of, repro_line, session_of
 from harness.pytest.options import (
@@ -45,18 +45,25 @@ from harness.report.record import Outcome, Record, make_record
 from harness.report.results import ResultsWriter, read_records
 from harness.report.sessions import LiveRun
 
-pytest_plugins = ("harness.pytest.options", "harness.pytest.fixtures")
-
 REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
 LIVE_KEY = pytest.StashKey[LiveRun]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """Add et-hil's hooks (``pytest_et_hil_board_kinds``)."""
-    from harness.pytest import hooks
+    """Add et-hil's hooks (``pytest_et_hil_board_kinds``), and register the plugin's
+    other two modules.
+
+    They are registered here, not named in ``pytest_plugins``: this module imports
+    them already, and pytest would warn twice (``PytestAssertRewriteWarning``) that
+    it cannot rewrite modules imported before it was asked to.
+    """
+    from harness.pytest import fixtures, hooks, options
 
     pluginmanager.add_hookspecs(hooks)
+    for module in (options, fixtures):
+        if pluginmanager.get_plugin(module.__name__) is None:
+            pluginmanager.register(module, module.__name__)
 
 
 def _register_board_kinds(config: pytest.Config) -> None:
@@ -76,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # CI cancels with SIGTERM: unwind as Ctrl-C does, so no simulator is orphaned.
     config.stash[SIGNALS_KEY] = signals.install()
     quiet_torch_trace_log()
+    quiet_third_party_logs()
     harness_config = _resolve_config(config)
     config.stash[CONFIG_KEY] = harness_config
     workerinput = getattr(config, "workerinput", None)

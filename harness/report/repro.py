@@ -318,17 +318,10 @@ class RerunSetup:
 
 def _own_options(cache_dir: Path | None) -> BoardOptions:
     """The options this machine's own settings give (as ``et-hil boards`` makes them)."""
-    from harness.boards import registry
+    from harness.boards.command_options import environment_options
     from harness.build.cache import default_cache_dir
 
-    return BoardOptions(
-        cache_dir=(cache_dir or default_cache_dir()).expanduser().resolve(),
-        kind_options={
-            kind.name: kind.options_from_environment()
-            for kind in registry.kinds().values()
-            if kind.options_from_environment is not None
-        },
-    )
+    return environment_options(cache_dir or default_cache_dir())
 
 
 def _cached_runner(case: Case, cache_dir: Path, trusted: bool) -> tuple[Path | None, str]:

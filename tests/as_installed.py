@@ -1,0 +1,34 @@
+"""Run pytest with this checkout's ``harness`` found the way an installed package is
+found (a meta path finder, as pip's editable installs and wheels do), not on
+``sys.path``: the way a user's repository sees the plugin.
+
+    python tests/as_installed.py PYTEST_ARGS...
+
+Run it without the checkout on ``PYTHONPATH``.
+"""
+
+import importlib.machinery
+import sys
+from pathlib import Path
+
+CHECKOUT = str(Path(__file__).resolve().parent.parent)
+
+
+class CheckoutFinder:
+    """Finds the top-level ``harness`` package in this checkout, and nothing else."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "harness":
+            return importlib.machinery.PathFinder.find_spec(name, [CHECKOUT])
+        return None
+
+
+# An editable install of another checkout would serve its harness: ours instead.
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+sys.meta_path.append(CheckoutFinder)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(CHECKOUT)]
+
+import pytest  # noqa: E402
+
+sys.exit(pytest.main(sys.argv[1:]))
