@@ -17,12 +17,14 @@ import pytest
 
 from harness.boards.base import Availability, RunsGivenInputs
 from harness.boards.spec import BoardSpec
+from harness.build.program_file import ProgramFile
 from harness.errors import ConfigError, FailureClass, HarnessError
 from harness.pytest.options import CONFIG_KEY, RUN_ID_KEY, marker_tolerances
 from harness.pytest.session import HarnessSession
 from harness.report import repro
 from harness.report.record import CheckRecord, ComparisonRecord, RecordDraft
 from harness.verdict.check import CheckHooks
+from harness.verdict.delegation import DelegationSpec
 from harness.verdict.tolerance import Tolerance
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from harness.build.artifact import Artifact
     from harness.build.quantization import QuantConfig
     from harness.verdict.check import CheckResult
+    from harness.verdict.program_check import ProgramResult
 
 SESSION_KEY = pytest.StashKey[HarnessSession]()
 DRAFT_KEY = pytest.StashKey[RecordDraft]()
@@ -292,7 +295,9 @@ def et_check(
     ``tolerance`` and ``vs_float`` (dicts of limits or
     :class:`~harness.verdict.tolerance.Tolerance`), ``debug_buffer_size``,
     ``require_full_delegation`` (default: the board file or the
-    ``et_full_delegation`` marker).
+    ``et_full_delegation`` marker), ``delegation`` (what must be delegated and
+    what may stay on the CPU, :class:`~harness.verdict.delegation.DelegationSpec`
+    or its dict; default: the ``et_delegation`` marker).
 
     The pipeline is :func:`harness.verdict.check.check_model`'s; the fixture adds
     the record, the JUnit properties, the skips, the per-layer pass and the failure.
@@ -313,6 +318,7 @@ def et_check(
         vs_float: Tolerance | Mapping[str, Any] | None = None,
         debug_buffer_size: int = 0,
         require_full_delegation: bool | None = None,
+        delegation: DelegationSpec | Mapping[str, Any] | None = None,
     ) -> CheckResult | None:
         from harness.build.quantization import QuantConfig
         from harness.build.targets import get_target
@@ -332,6 +338,7 @@ def et_check(
             require_full_delegation = spec.require_full_delegation or any(
                 True for _ in item.iter_markers("et_full_delegation")
             )
+        spec_of_delegation = _delegation(item, delegation)
         run_dir = tmp_path / ("run" if number == 1 else f"run{number}")  # one per call
         run_id = request.config.stash[RUN_ID_KEY]
         repro_dir = repro.run_folder(
@@ -358,6 +365,7 @@ def et_check(
             test=item.nodeid,
             repro_owner=(hc.results_path, run_id),
             hooks=hooks,
+            delegation=spec_of_delegation,
         )
         _record_result(item, this, result, started)
         divergence = ""
@@ -440,6 +448,107 @@ def et_debug(request: pytest.FixtureRequest, board: Board, tmp_path: Path) -> Ca
         return report
 
     return debug
+
+
+def marker_delegation(marker: pytest.Mark, where: str) -> DelegationSpec:
+    """The :class:`DelegationSpec` of an ``et_delegation`` marker.
+
+    Raises:
+        ValueError: bad keywords (names the test).
+    """
+    if marker.args:
+        raise ValueError(f"{where}: et_delegation takes keywords (partitions, delegated, cpu)")
+    return DelegationSpec.from_mapping(marker.kwargs, where)
+
+
+def _delegation(
+    item: pytest.Item, given: DelegationSpec | Mapping[str, Any] | None
+) -> DelegationSpec | None:
+    """The call's ``delegation=``, else the closest ``et_delegation`` marker's."""
+    if isinstance(given, DelegationSpec):
+        return given
+    if given is not None:
+        try:
+            return DelegationSpec.from_mapping(given, f"{item.nodeid}: delegation")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    marker = item.get_closest_marker("et_delegation")
+    return marker_delegation(marker, item.nodeid) if marker is not None else None
+
+
+@pytest.fixture
+def et_run(
+    request: pytest.FixtureRequest, board: Board, tmp_path: Path
+) -> Callable[..., ProgramResult]:
+    """``et_run(program, *, inputs=None, expected=None, tolerance=None, case=0)
+    -> ProgramResult``: run a program file (``.pte``, or BundleIO ``.bpte``) on this
+    test's board, without its model.
+
+    The outputs are judged against ``expected``, else the bundle's expected
+    outputs (a quantized program in LSB, within the board's quantized tolerance;
+    a float one within its float tolerance); a plain ``.pte`` with neither is run
+    for its outputs, timings and ETDump, and its record says nothing was compared.
+    The test fails with the metric table when the outputs differ.
+    """
+    hc = request.config.stash[CONFIG_KEY]
+    item = request.node
+    draft = draft_of(item)
+
+    def run(
+        program: str | Path | ProgramFile,
+        *,
+        inputs: Sequence[Any] | None = None,
+        expected: Sequence[Any] | None = None,
+        tolerance: Tolerance | Mapping[str, Any] | None = None,
+        case: int = 0,
+    ) -> ProgramResult:
+        from harness.build.program_file import read_program
+        from harness.verdict.program_check import run_program
+
+        file = program if isinstance(program, ProgramFile) else read_program(Path(program))
+        this = CheckRecord()
+        draft.checks.append(this)
+        if hc.build_only:
+            this.ran = False
+            pytest.skip(f"--build-only: program {file.path} is built already; nothing ran")
+        limits = tolerance
+        if isinstance(tolerance, Mapping):
+            try:
+                limits = Tolerance.from_mapping(tolerance, f"{item.nodeid}: tolerance")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+        run_dir = tmp_path / f"program{len(draft.checks)}"
+        started = time.perf_counter()
+        result = run_program(
+            board, file, run_dir=run_dir, inputs=inputs, expected=expected,
+            tolerance=limits if isinstance(limits, Tolerance) else None,
+            timeout_s=hc.run_timeout_s, case=case,
+        )  # fmt: skip
+        _add_artifact(item, result.artifact)
+        this.artifact = result.artifact.summary()
+        this.delegation = result.artifact.metadata.get("delegation")
+        this.ran = True
+        this.run_dir = str(run_dir)
+        this.timings = {
+            **{k: round(v, 6) for k, v in result.timings.items()},
+            **result.run.timings(),
+            "check_s": round(time.perf_counter() - started, 6),
+        }
+        this.etdump = str(result.run.etdump_path) if result.run.etdump_path else None
+        facts = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
+        this.board_facts = {**facts, "inputs": result.inputs_from}
+        this.comparisons = [ComparisonRecord.of(c) for c in result.comparisons]
+        this.passed = result.passed
+        if not result.passed:
+            this.failure_class = draft.failure_class = str(FailureClass.NUMERIC_MISMATCH)
+            pytest.fail(
+                f"program {file.path} on board '{board.spec.name}': outputs differ from the "
+                f"expected ones\n{result.table()}",
+                pytrace=False,
+            )
+        return result
+
+    return run
 
 
 def repro_line(folder: Path | None, error: str | None) -> str:

@@ -32,6 +32,8 @@ MARKERS = (
     f"({', '.join(CAPABILITIES)}); skipped with the reason elsewhere",
     "et_full_delegation: fail when ops other than the boundary quantize/dequantize are "
     "left to the CPU (named in the failure)",
+    "et_delegation(partitions=None, delegated=None, cpu=None): what must be delegated (ops, "
+    "optionally with counts; the number of partitions) and which ops may stay on the CPU",
     "et_tolerance(**limits, vs_float=None): override the board's default tolerance "
     "(atol, rtol, max_lsb, min_snr_db, min_cosine, min_top1) for this test",
     "et_baseline(limits=None, **limits): regression limits against --baseline for this test, "

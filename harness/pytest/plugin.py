@@ -24,7 +24,13 @@ from harness.boards import registry, signals
 from harness.boards.spec import CAPABILITIES
 from harness.build.quiet import quiet_third_party_logs, quiet_torch_trace_log
 from harness.errors import ConfigError, HarnessError, RunError
-from harness.pytest.fixtures import SESSION_KEY, draft_of, repro_line, session_of
+from harness.pytest.fixtures import (
+    SESSION_KEY,
+    draft_of,
+    marker_delegation,
+    repro_line,
+    session_of,
+)
 from harness.pytest.options import (
     CONFIG_KEY,
     MARKERS,
@@ -164,6 +170,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in item.iter_markers("et_tolerance"):
             try:
                 marker_tolerances(marker.kwargs, where=item.nodeid)
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from exc
+        for marker in item.iter_markers("et_delegation"):
+            try:
+                marker_delegation(marker, where=item.nodeid)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from exc
         for marker in item.iter_markers("et_baseline"):

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.build.taps import TapPlan
+    from harness.verdict.delegation import DelegationSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,11 +130,19 @@ def _to_numpy(tensors: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
     return [as_numpy(t) for t in tensors]
 
 
-def preflight(artifact: Artifact, board: Board, *, require_full_delegation: bool) -> None:
-    """Checks made before any run: full delegation (when required) and memory fit.
+def preflight(
+    artifact: Artifact,
+    board: Board,
+    *,
+    require_full_delegation: bool,
+    delegation: DelegationSpec | None = None,
+) -> None:
+    """Checks made before any run: full delegation (when required), what the test
+    says must be delegated (``delegation``), and memory fit.
 
     Raises:
-        DelegationError: ops other than the boundary quantize/dequantize stayed on the CPU.
+        DelegationError: ops other than the boundary quantize/dequantize stayed on
+            the CPU, or the partitions break ``delegation``.
         FitError: the program needs more memory than the board file gives.
     """
     from harness.errors import DelegationError, FitError
@@ -145,6 +154,13 @@ def preflight(artifact: Artifact, board: Board, *, require_full_delegation: bool
         raise DelegationError(
             f"board '{board.spec.name}' requires full delegation, but model "
             f"'{artifact.model_name}' leaves these ops to the CPU: {ops}"
+        )
+    if delegation is not None and (
+        problems := delegation.problems(artifact.metadata.get("delegation") or {})
+    ):
+        raise DelegationError(
+            f"model '{artifact.model_name}' on board '{board.spec.name}' is not delegated "
+            f"as the test requires: {'; '.join(problems)}"
         )
     # Checked against the memory the board's runner mode really puts the program in.
     if problems := fit_problems(artifact, board.spec):
@@ -230,6 +246,7 @@ def check_model(
     test: str | None = None,
     repro_owner: tuple[Path, str] | None = None,
     hooks: CheckHooks | None = None,
+    delegation: DelegationSpec | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -258,6 +275,9 @@ def check_model(
         repro_owner: (results file, run id) a repro folder belongs to, see
             :func:`harness.report.repro.save_case`.
         hooks: called between the stages (see :class:`CheckHooks`).
+        delegation: what must be delegated and what may stay on the CPU
+            (:class:`~harness.verdict.delegation.DelegationSpec`); not applicable,
+            and ignored, on targets without a delegate.
 
     Returns:
         The result; its ``timings`` start with ``artifact_s``, the build's seconds.
@@ -278,12 +298,14 @@ def check_model(
     if require_full_delegation is None:
         require_full_delegation = spec.require_full_delegation
     target = get_target(spec.target, board=spec.name, vela=spec.sections.get("vela"))
-    if require_full_delegation and not target.delegates:
+    if (require_full_delegation or delegation is not None) and not target.delegates:
         # Nothing can be delegated (e.g. the host board of a matrix whose test was
         # written for NPU boards): the requirement does not apply, the check still runs.
         hooks.delegation_not_applicable(f"not applicable: target {spec.target} has no delegate")
-        require_full_delegation = False
-    preflight(artifact, board, require_full_delegation=require_full_delegation)
+        require_full_delegation, delegation = False, None
+    preflight(
+        artifact, board, require_full_delegation=require_full_delegation, delegation=delegation
+    )
     hooks.before_run(artifact)
     result = run_and_compare(
         board,
