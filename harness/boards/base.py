@@ -159,15 +159,24 @@ def check_inputs_match(
     inputs = [as_numpy(x) for x in inputs]
     specs = artifact.input_specs
     given = [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in inputs]
+    dynamic = artifact.metadata.get("dynamic_dims")
     problem = None
     if len(specs) != len(inputs):
         problem = f"it takes {len(specs)} inputs, {len(inputs)} were given"
     else:
         for i, (spec, arr) in enumerate(zip(specs, inputs, strict=True)):
-            if list(arr.shape) != list(spec["shape"]) or str(arr.dtype) != str(spec["dtype"]):
+            if dynamic:  # bounded dynamic shapes: any size within the bounds
+                from harness.build.dynamic_shapes import shape_allowed
+
+                shape_ok = shape_allowed(dynamic, i, arr.shape)
+                wanted = f"{dynamic['inputs'][i]} ({_ranges(dynamic)})"
+            else:
+                shape_ok = list(arr.shape) == list(spec["shape"])
+                wanted = str(spec["shape"])
+            if not shape_ok or str(arr.dtype) != str(spec["dtype"]):
                 problem = (
                     f"input {i} is {list(arr.shape)} {arr.dtype}, "
-                    f"the program was built for {spec['shape']} {spec['dtype']}"
+                    f"the program was built for {wanted} {spec['dtype']}"
                 )
                 break
     if problem:
@@ -177,6 +186,10 @@ def check_inputs_match(
             f"(given: {given})"
         )
     return inputs
+
+
+def _ranges(dynamic: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} in {lo}..{hi}" for k, (lo, hi) in dynamic["symbols"].items())
 
 
 def as_numpy(value: Any) -> npt.NDArray[Any]:

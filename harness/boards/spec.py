@@ -40,7 +40,14 @@ from harness.errors import ConfigError
 from harness.validation import convert_all, json_schema
 from harness.verdict.tolerance import TolerancePolicy
 
-CAPABILITIES = ("npu", "etdump", "intermediate_outputs", "cycle_counts", "bundled_io")
+CAPABILITIES = (
+    "npu",
+    "etdump",
+    "intermediate_outputs",
+    "cycle_counts",
+    "bundled_io",
+    "dynamic_shapes",  # runs a program at any input size within its bounds
+)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1, extra={"expect": "a non-empty string"})]

@@ -24,6 +24,10 @@ from harness.build import op_libraries
 from harness.build import taps as tap_points
 from harness.build.artifact import Artifact
 from harness.build.cache import ArtifactCache
+from harness.build.dynamic_shapes import UNBOUNDED
+from harness.build.dynamic_shapes import describe as describe_dynamic_dims
+from harness.build.dynamic_shapes import spec_key as dynamic_shape_key
+from harness.build.dynamic_shapes import unbounded as unbounded_dims
 from harness.build.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
 from harness.build.quantization import QuantConfig, generated_calibration
 from harness.build.taps import TapPlan
@@ -138,8 +142,10 @@ def quantized_nodes(graph_module: Any) -> int:
     )
 
 
-def export_model(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Any:
-    """``torch.export`` the model.
+def export_model(
+    model: torch.nn.Module, inputs: Sequence[torch.Tensor], dynamic_shapes: Any = None
+) -> Any:
+    """``torch.export`` the model (with bounded ``dynamic_shapes``, as torch.export takes them).
 
     Raises:
         BuildError: export rejected the model, with torch's reason.
@@ -147,7 +153,9 @@ def export_model(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Any:
     import torch
 
     try:
-        return torch.export.export(model, tuple(inputs), strict=False)
+        return torch.export.export(
+            model, tuple(inputs), dynamic_shapes=dynamic_shapes, strict=False
+        )
     except Exception as exc:
         raise BuildError(
             f"torch.export rejected model '{model_name(model)}' "
@@ -210,7 +218,11 @@ def output_specs(exported: Any) -> list[dict[str, Any]]:
     for node in output_node.args[0]:
         val = node.meta.get("val")
         specs.append(
-            {"shape": list(val.shape), "dtype": str(val.dtype).removeprefix("torch.")}
+            {
+                # a dynamic dimension as its expression (``s0``), see dynamic_shapes
+                "shape": [s if isinstance(s, int) else str(s) for s in val.shape],
+                "dtype": str(val.dtype).removeprefix("torch."),
+            }
             if val is not None and hasattr(val, "shape")
             else {"shape": None, "dtype": None}
         )
@@ -408,6 +420,18 @@ def program_io(plan: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _dynamic_dims(exported: Any, name: str) -> dict[str, Any] | None:
+    """What each input's dimensions may be (:func:`harness.build.dynamic_shapes.describe`).
+
+    Raises:
+        BuildError: a dynamic dimension without an upper bound, naming the model.
+    """
+    try:
+        return describe_dynamic_dims(exported)
+    except ValueError as exc:
+        raise BuildError(f"model '{name}': {exc}") from exc
+
+
 def _tapped(
     exported: Any, plan: TapPlan, quantized: bool, name: str
 ) -> tuple[Any, list[dict[str, Any]], Callable[[Any], None]]:
@@ -452,6 +476,7 @@ class Builder:
         calibration: Sequence[Sequence[torch.Tensor]] | None = None,
         vela: Mapping[str, Any] | None = None,
         taps: TapPlan | None = None,
+        dynamic_shapes: Any = None,
     ) -> Artifact:
         """Return the artifact for ``model`` on ``target``, building it on a cache miss.
 
@@ -467,6 +492,9 @@ class Builder:
             taps: intermediate tensors to surface as extra outputs (see
                 :mod:`harness.build.taps`); the artifact's ``taps`` metadata says
                 which output is which.
+            dynamic_shapes: bounded dynamic shapes, as ``torch.export`` takes them;
+                the artifact's ``dynamic_dims`` metadata says what the inputs may be
+                (:mod:`harness.build.dynamic_shapes`).
 
         Raises:
             BuildError: the model, inputs or target are at fault; the message names them.
@@ -493,6 +521,13 @@ class Builder:
         }
         if taps is not None:
             options["taps"] = taps.as_dict()
+        if dynamic_shapes is not None:
+            if missing := unbounded_dims(dynamic_shapes):
+                raise BuildError(
+                    f"model '{model_name(model)}': dynamic dimension(s) {', '.join(missing)} "
+                    f"have no upper bound: {UNBOUNDED}"
+                )
+            options["dynamic_shapes"] = dynamic_shape_key(dynamic_shapes)
         if config is not None:
             calib = (
                 [validate_inputs(model, s) for s in calibration]
@@ -514,7 +549,7 @@ class Builder:
             self.builds += 1
             t0 = time.perf_counter()
             check_program_outputs(model, inputs)
-            exported = export_model(model, inputs)
+            exported = export_model(model, inputs, dynamic_shapes)
             scales: list[float | None] = [None] * len(output_specs(exported))
             reference_namespaces: list[str] = []
             applied, skipped = config, None
@@ -533,7 +568,7 @@ class Builder:
                         "is compared as a float program"
                     )
                 else:
-                    exported = export_model(fake_quant, inputs)
+                    exported = export_model(fake_quant, inputs, dynamic_shapes)
                     scales = output_scales(exported)
             user_outputs = output_specs(exported)
             # Every layer a debug pass could tap (harness.verdict.debug bisects over these).
@@ -573,6 +608,7 @@ class Builder:
                     "input_specs": input_specs(inputs),
                     "output_specs": user_outputs,
                     "taps": tap_rows or None,
+                    "dynamic_dims": _dynamic_dims(exported, name),
                     "tap_candidates": tap_candidates,
                     "output_scales": scales,
                     "reference_op_namespaces": reference_namespaces,

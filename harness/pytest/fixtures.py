@@ -219,6 +219,7 @@ class _RecordingHooks(CheckHooks):
         self.tolerance, self.vs_float = tolerance, vs_float
         self.build_only, self.run_dir = build_only, run_dir
         self.main: Tolerance | None = None  # the main comparison's limits, once resolved
+        self.secondary: Tolerance | None = None  # a quantized program's, against float
 
     def built(self, artifact: Artifact) -> None:
         """Record the program and its lowering; warn when it was not quantized as asked."""
@@ -236,10 +237,10 @@ class _RecordingHooks(CheckHooks):
         self, artifact: Artifact, tolerance: Tolerance | None, vs_float: Tolerance | None
     ) -> tuple[Tolerance | None, Tolerance | None]:
         """Board defaults, then ``et_tolerance`` markers, then the call's arguments."""
-        self.main, secondary = _resolve_tolerances(
+        self.main, self.secondary = _resolve_tolerances(
             self.item, self.board, artifact.quantized, self.tolerance, self.vs_float
         )
-        return self.main, secondary
+        return self.main, self.secondary
 
     def delegation_not_applicable(self, reason: str) -> None:
         """Say in the record why a full-delegation requirement was ignored."""
@@ -319,12 +320,16 @@ def et_check(
         debug_buffer_size: int = 0,
         require_full_delegation: bool | None = None,
         delegation: DelegationSpec | Mapping[str, Any] | None = None,
+        dynamic_shapes: Any = None,
     ) -> CheckResult | None:
         from harness.build.quantization import QuantConfig
         from harness.build.targets import get_target
+        from harness.verdict import dynamic
         from harness.verdict.check import check_model
 
         spec = board.spec
+        if dynamic_shapes is not None and (why := dynamic.unsupported(board)) is not None:
+            pytest.skip(why)
         target = get_target(spec.target, board=spec.name, vela=spec.sections.get("vela"))
         if target.int_only and QuantConfig.coerce(quantize) is None:
             pytest.skip(
@@ -366,8 +371,14 @@ def et_check(
             repro_owner=(hc.results_path, run_id),
             hooks=hooks,
             delegation=spec_of_delegation,
+            dynamic_shapes=dynamic_shapes,
         )
         _record_result(item, this, result, started)
+        if dynamic_shapes is not None:
+            from harness.build.builder import validate_inputs
+
+            tensors = validate_inputs(model, inputs)
+            this.size, this.input_shapes = "example", [list(t.shape) for t in tensors]
         divergence = ""
         if hc.debug == "always" or (hc.debug == "on-failure" and not result.passed):
             divergence = _debug_pass(
@@ -386,9 +397,55 @@ def et_check(
                 f"outputs differ from the reference\n{result.table()}{divergence}{where}",
                 pytrace=False,
             )
+        if dynamic_shapes is not None:
+            _check_other_sizes(
+                item, board, result, reference or model, tensors, hooks, run_dir, repro_dir
+            )
         return result
 
     return check
+
+
+def _check_other_sizes(
+    item: pytest.Item,
+    board: Board,
+    example: CheckResult,
+    reference: Any,
+    inputs: Sequence[Any],
+    hooks: _RecordingHooks,
+    run_dir: Path,
+    repro_dir: Path,
+) -> None:
+    """A dynamic-shape program at its smallest and largest sizes, each recorded as a
+    check of its own; fails the test at the first size whose outputs differ."""
+    from harness.verdict import dynamic
+
+    hc = item.config.stash[CONFIG_KEY]
+    draft = draft_of(item)
+    started = time.perf_counter()
+    sized_results = dynamic.check_sizes(
+        board, example.artifact, reference, inputs,
+        run_dir=run_dir, tolerance=hooks.main, vs_float=hooks.secondary,
+        timeout_s=hc.run_timeout_s, repro_dir=repro_dir, test=item.nodeid,
+        repro_owner=(hc.results_path, item.config.stash[RUN_ID_KEY]),
+    )  # fmt: skip
+    for sized in sized_results:
+        this = CheckRecord(size=sized.size.label, input_shapes=sized.size.shapes)
+        draft.checks.append(this)
+        this.artifact = example.artifact.summary()
+        this.delegation = example.artifact.metadata.get("delegation")
+        this.ran, this.run_dir = True, str(sized.result.run.run_dir)
+        _record_result(item, this, sized.result, started)
+        if not sized.result.passed:
+            this.failure_class = draft.failure_class = str(FailureClass.NUMERIC_MISMATCH)
+            result = sized.result
+            this.repro = str(result.repro_dir) if result.repro_dir else None
+            pytest.fail(
+                f"model '{result.artifact.model_name}' on board '{board.spec.name}' at its "
+                f"{dynamic.describe(sized.size)}: outputs differ from the reference\n"
+                f"{result.table()}{repro_line(result.repro_dir, result.repro_error)}",
+                pytrace=False,
+            )
 
 
 def _debug_pass(

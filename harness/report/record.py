@@ -69,6 +69,9 @@ class CheckRecord(msgspec.Struct, kw_only=True):
         failure_class: why the check failed (:class:`harness.errors.FailureClass`).
         repro: the repro folder a failure left (None: none could be left).
         debug: the per-layer divergence pass (:mod:`harness.verdict.debug`).
+        size: which size of a dynamic-shape program ran (``example``, ``smallest``,
+            ``largest``), with ``input_shapes``.
+        input_shapes: the shape of each input that ran (dynamic-shape programs).
     """
 
     artifact: dict[str, Any] | UnsetType = UNSET
@@ -86,6 +89,8 @@ class CheckRecord(msgspec.Struct, kw_only=True):
     failure_class: str | UnsetType = UNSET
     repro: str | UnsetType | None = UNSET
     debug: dict[str, Any] | UnsetType = UNSET
+    size: str | UnsetType = UNSET
+    input_shapes: list[list[int]] | UnsetType = UNSET
 
 
 # The check fields a record's top level repeats from its main check.

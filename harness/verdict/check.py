@@ -179,9 +179,11 @@ def build_for_board(
     quantize: bool | str | QuantConfig | None = None,
     calibration: Sequence[Sequence[torch.Tensor]] | None = None,
     taps: TapPlan | None = None,
+    dynamic_shapes: Any = None,
 ) -> Artifact:
     """Build (or find in the cache) ``model``'s program for ``board``'s target
-    (with ``taps``: every layer surfaced as an output, see :mod:`harness.verdict.debug`).
+    (with ``taps``: every layer surfaced as an output, see :mod:`harness.verdict.debug`;
+    with ``dynamic_shapes``: bounded dynamic shapes, see :mod:`harness.build.dynamic_shapes`).
 
     Raises:
         BuildError: the model, inputs or target are at fault; the message names them.
@@ -196,6 +198,7 @@ def build_for_board(
             calibration=calibration,
             vela=board.spec.sections.get("vela"),
             taps=taps,
+            dynamic_shapes=dynamic_shapes,
         )
 
 
@@ -247,6 +250,7 @@ def check_model(
     repro_owner: tuple[Path, str] | None = None,
     hooks: CheckHooks | None = None,
     delegation: DelegationSpec | None = None,
+    dynamic_shapes: Any = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -278,6 +282,9 @@ def check_model(
         delegation: what must be delegated and what may stay on the CPU
             (:class:`~harness.verdict.delegation.DelegationSpec`); not applicable,
             and ignored, on targets without a delegate.
+        dynamic_shapes: bounded dynamic shapes, as ``torch.export`` takes them; the
+            program runs here at the size of ``inputs``
+            (:func:`harness.verdict.dynamic.check_sizes` runs the others).
 
     Returns:
         The result; its ``timings`` start with ``artifact_s``, the build's seconds.
@@ -289,7 +296,13 @@ def check_model(
     hooks = hooks or CheckHooks()
     t0 = time.perf_counter()
     artifact = build_for_board(
-        builder, board, model, inputs, quantize=quantize, calibration=calibration
+        builder,
+        board,
+        model,
+        inputs,
+        quantize=quantize,
+        calibration=calibration,
+        dynamic_shapes=dynamic_shapes,
     )
     artifact_s = time.perf_counter() - t0
     hooks.built(artifact)

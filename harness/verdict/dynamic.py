@@ -1,0 +1,107 @@
+"""A dynamic-shape program, run at the sizes its bounds allow beyond its example's.
+
+:func:`harness.verdict.check.check_model` builds the program (with
+``dynamic_shapes``) and checks it at the example inputs' size; :func:`check_sizes`
+then runs it at its smallest and largest sizes (:func:`harness.build.dynamic_shapes.sizes`),
+with the example inputs tiled or cropped to each size, compared with the same
+references and limits. Boards whose runner cannot resize inputs lack the
+``dynamic_shapes`` capability, and :func:`unsupported` says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.boards.base import Board
+from harness.build.artifact import Artifact
+from harness.build.dynamic_shapes import Size, resized, sizes
+from harness.verdict.check import CheckResult, run_and_compare
+from harness.verdict.tolerance import Tolerance
+
+if TYPE_CHECKING:
+    import torch
+
+CAPABILITY = "dynamic_shapes"
+
+# Why a kind's runner cannot run a program at another size than it was planned for.
+_WHY_NOT = {
+    "tosa": "TOSA delegates are compiled for one static shape",
+    "fvp": "the semihosting runner reads each input at the program's planned (largest) size",
+    "qemu": "the semihosting runner reads each input at the program's planned (largest) size",
+    "serial": "the UART runner's inputs are fixed when its firmware is built",
+}
+
+
+def unsupported(board: Board) -> str | None:
+    """Why ``board`` cannot run dynamic-shape programs, or ``None`` when it can."""
+    spec = board.spec
+    if CAPABILITY in spec.capabilities:
+        return None
+    why = _WHY_NOT.get(spec.kind, f"its board file does not list the '{CAPABILITY}' capability")
+    return f"board '{spec.name}' cannot run dynamic-shape programs: {why}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SizedResult:
+    """One run of a dynamic-shape program at one size."""
+
+    size: Size
+    result: CheckResult
+
+
+def other_sizes(artifact: Artifact, inputs: Sequence[torch.Tensor]) -> list[Size]:
+    """The sizes to run beyond the example's (none for a static program)."""
+    dims = artifact.metadata.get("dynamic_dims")
+    if not dims:
+        return []
+    found = sizes(dims, [list(t.shape) for t in inputs])
+    return [s for s in found if s.label != "example"]
+
+
+def check_sizes(
+    board: Board,
+    artifact: Artifact,
+    reference: torch.nn.Module,
+    inputs: Sequence[torch.Tensor],
+    *,
+    run_dir: Path,
+    tolerance: Tolerance | None = None,
+    vs_float: Tolerance | None = None,
+    timeout_s: float | None = None,
+    repro_dir: Path | None = None,
+    test: str | None = None,
+    repro_owner: tuple[Path, str] | None = None,
+) -> list[SizedResult]:
+    """Run ``artifact`` at each of :func:`other_sizes`, compared as the example was.
+
+    Raises:
+        RunError, ConfigError: a run produced no result.
+    """
+    done: list[SizedResult] = []
+    for size in other_sizes(artifact, inputs):
+        sized = tuple(resized(t, shape) for t, shape in zip(inputs, size.shapes, strict=True))
+        result = run_and_compare(
+            board,
+            artifact,
+            reference,
+            sized,
+            run_dir=run_dir.with_name(f"{run_dir.name}-{size.label}"),
+            tolerance=tolerance,
+            vs_float=vs_float,
+            timeout_s=timeout_s,
+            repro_dir=repro_dir.with_name(f"{repro_dir.name}-{size.label}") if repro_dir else None,
+            test=test,
+            repro_owner=repro_owner,
+        )
+        done.append(SizedResult(size, result))
+    return done
+
+
+def describe(size: Size) -> str:
+    """``smallest size (x: [1, 16])``-like words for messages."""
+    shapes = ", ".join(str(shape) for shape in size.shapes)
+    values = ", ".join(f"{k}={v}" for k, v in size.values.items())
+    return f"{size.label} size ({values}; inputs {shapes})"
