@@ -80,7 +80,7 @@ def test_builtin_board_file_loads_alone(name: str) -> None:
 
 def test_builtin_host_details() -> None:
     host = load_boards()["host"]
-    assert host.capabilities == frozenset({"etdump", "intermediate_outputs"})
+    assert host.capabilities == frozenset({"etdump", "intermediate_outputs", "dynamic_shapes"})
     assert host.run_timeout_s == 60.0
     assert host.memory == {}
     assert host.sections == {}
