@@ -84,7 +84,13 @@ def test_build_only_records_vela_estimates_per_partition(et_pytester):
         "--board=corstone300", "--build-only", "--junitxml=junit.xml", "-rs"
     )
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*built * for corstone300; nothing ran (--build-only)*"])
+    # one line a test, in the summary: partitions, CPU ops, memory, Vela
+    result.stdout.fnmatch_lines(
+        ["*::test_two[[]corstone300[]]: built * for corstone300: 2 partition(s) (EthosUBackend, "
+         "* ops); CPU ops: *aten.upsample_bilinear2d.vec x1*; file pool * of 60.0 MiB (*%), "
+         "method pool * of *, NPU SRAM * of *; Vela * cycles (* NPU), * s; "
+         "nothing ran (--build-only)"]
+    )  # fmt: skip
     [record] = records(et_pytester)
     assert record["ran"] is False
     delegation = record["delegation"]

@@ -249,9 +249,12 @@ class _RecordingHooks(CheckHooks):
     def before_run(self, artifact: Artifact) -> None:
         """Under ``--build-only``, skip the test here: the program is built and checked."""
         if self.build_only:
+            from harness.verdict.build_line import build_line
+
             self.this.ran = False
             pytest.skip(
-                f"built {artifact.key[:12]} for {self.board.spec.name}; nothing ran (--build-only)"
+                f"built {artifact.key[:12]} for {self.board.spec.name}: "
+                f"{build_line(artifact, self.board.spec)}; nothing ran (--build-only)"
             )
         self.this.run_dir = str(self.run_dir)
         self.this.ran = True

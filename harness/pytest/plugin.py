@@ -347,6 +347,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             + "; "
             f"programs from cache {hits}/{len(artifacts)}; median execute {median}"
         )
+    if hc.build_only:  # what each build told, one line a test (skip reasons are hidden)
+        for r in records:
+            message = str(r.get("message", "")).removeprefix("Skipped: ")
+            if r["outcome"] == "skipped" and message.startswith("built "):
+                terminalreporter.write_line(f"{r['test']}: {message}")
     for line in summary_lines(records, hc):
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"records: {hc.results_path} ({len(records)} tests)")

@@ -216,3 +216,57 @@ def _stand_in_problems(program: _Program, memory: Mapping[str, int], kind: str) 
             f"({key} {device})"
         )
     return problems + _planned_problems(program, memory, f"the runtime {device}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Use:
+    """What a program takes of one memory its board's runner puts it in.
+
+    Attributes:
+        what: the memory, in words (``file pool``, ``NPU SRAM``).
+        used: bytes the program needs there.
+        limit: bytes the board has there (``None``: the board file gives none).
+    """
+
+    what: str
+    used: int
+    limit: int | None
+
+    def text(self) -> str:
+        """``48.0 KiB of 384.0 KiB NPU SRAM (13%)``, or the use alone without a limit."""
+        if self.limit is None:
+            return f"{self.what} {_short(self.used)}"
+        share = f"{100 * self.used / self.limit:.0f}%" if self.limit else "-"
+        return f"{self.what} {_short(self.used)} of {_short(self.limit)} ({share})"
+
+
+def _short(n: int) -> str:
+    if n >= MIB:
+        return f"{n / MIB:.1f} MiB"
+    return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
+
+
+def memory_use(artifact: Artifact, spec: BoardSpec) -> list[Use]:
+    """What the program takes of each memory :func:`fit_problems` checks on ``spec``,
+    against the board's limit where it has one (for the ``--build-only`` line)."""
+    meta = artifact.metadata
+    memory = spec.memory
+    pte = int(meta.get("pte_bytes") or 0)
+    planned = int(meta.get("planned_memory_bytes") or 0)
+    inputs = sum(input_bytes(artifact))
+    uses: list[Use] = []
+    if spec.kind == "fvp":
+        uses += [
+            Use("file pool", pte + inputs, memory.get("file_pool_bytes", FVP_FILE_POOL_BYTES)),
+            Use("method pool", planned, memory.get("method_pool_bytes", FVP_METHOD_POOL_BYTES)),
+        ]
+    else:
+        room = memory.get("program_bytes", memory.get("flash_bytes"))
+        uses += [
+            Use(".pte", pte, room),
+            Use("planned", planned, memory.get("method_pool_bytes", memory.get("ddr_bytes"))),
+        ]
+    vela = (meta.get("vela") or {}).get("total") or {}
+    if vela.get("sram_bytes") is not None:
+        uses.append(Use("NPU SRAM", int(vela["sram_bytes"]), memory.get("sram_bytes")))
+    return uses
