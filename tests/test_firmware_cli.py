@@ -67,6 +67,10 @@ def test_kernels_selected_from_a_program(
     assert main(args) == 0
     out = capsys.readouterr().out
     elf = Path(next(line for line in out.splitlines() if "runner: /" in line).split(": ", 1)[1])
+    # the build said what it was doing, as it did it
+    assert f"  building {elf.parent.name} (log: " in out
+    assert "  compiling: " in out
+    assert "  linking arm_executor_runner" in out
     record = json.loads(record_path(elf).read_text())
     program_ops = set(ops_in_program(artifact.pte_path.read_bytes()))
     assert program_ops <= set(record["operators"])
@@ -75,3 +79,49 @@ def test_kernels_selected_from_a_program(
     # the same request again: from the cache, at once
     assert main(args) == 0
     assert "cached in" in capsys.readouterr().out
+
+
+LOG = """$ bash build_executor_runner.sh --pte=semihosting
+-- The C compiler identification is GNU 13.2.1
+-- Configuring done (2.1s)
+[  1%] Creating directories for 'flatcc_ep'
+[  4%] Building C object cmsis-nn.dir/Source/arm_minimum_s8.c.obj
+[  8%] Building C object cmsis-nn.dir/Source/arm_convolve_s4.c.obj
+[ 13%] Building C object cmsis-nn.dir/Source/arm_depthwise_conv_s8.c.obj
+[ 98%] Linking CXX static library libarm_portable_ops_lib.a
+-- Configuring done (0.4s)
+[ 50%] Building CXX object CMakeFiles/arm_executor_runner.dir/arm_executor_runner.cpp.obj
+[100%] Linking CXX executable arm_executor_runner
+"""
+
+
+def test_a_builds_progress_is_read_from_its_log_as_it_grows(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from harness.firmware.progress import BuildProgress
+
+    log = tmp_path / "build.log"
+    log.write_text("an earlier build's log\n[100%] Linking CXX executable old\n")
+    heard: list[str] = []
+
+    def build() -> None:  # writes its log afresh, a line at a time, as a build does
+        with log.open("w") as f:
+            for line in LOG.splitlines(keepends=True):
+                f.write(line)
+                f.flush()
+                time.sleep(0.02)
+
+    with BuildProgress(log, heard.append):
+        writer = threading.Thread(target=build)
+        writer.start()
+        writer.join()
+    assert heard == [
+        "configuring (CMake)",
+        "compiling: 1% (flatcc_ep)",
+        "compiling: 13% (arm_depthwise_conv_s8.c)",
+        "compiling: 98% (libarm_portable_ops_lib.a)",
+        "configuring (CMake)",
+        "compiling: 50% (arm_executor_runner.cpp)",
+        "linking arm_executor_runner",
+    ]

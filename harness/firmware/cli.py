@@ -97,6 +97,11 @@ def _selected_ops(args: argparse.Namespace) -> tuple[str, ...] | None:
     return tuple(sorted(ops)) if ops else None
 
 
+def _say(message: str) -> None:
+    """A build step, as it happens (the build runs in this process's thread)."""
+    print(f"  {message}", flush=True)
+
+
 def cmd_firmware(args: argparse.Namespace) -> int:
     """Build each requested runner; print where it is and what it holds."""
     from harness.boards.qemu.kind import QemuSettings
@@ -138,10 +143,14 @@ def cmd_firmware(args: argparse.Namespace) -> int:
             )
         )
     for what, request in requests:
-        print(f"{what}: building (a cold build takes minutes; cached builds return at once)")
+        print(f"{what}: looking in {cache_dir / 'firmware'} (a cold build takes minutes)")
         sys.stdout.flush()
         built = ensure_runner(
-            request, cache_dir=cache_dir, executorch_src=args.executorch_src, jobs=args.jobs
+            request,
+            cache_dir=cache_dir,
+            executorch_src=args.executorch_src,
+            jobs=args.jobs,
+            progress=_say,
         )
         for line in describe(built):
             print(f"  {line}")

@@ -20,13 +20,14 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import filelock
 
 from harness.errors import ConfigError
+from harness.firmware.progress import BuildProgress
 from harness.runner.build_record import record_path
 
 if TYPE_CHECKING:
@@ -145,8 +146,10 @@ def ensure_runner(
     cache_dir: Path,
     executorch_src: Path | None = None,
     jobs: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> BuiltRunner:
-    """The runner ELF for ``request``, from the cache or built now.
+    """The runner ELF for ``request``, from the cache or built now (``progress``
+    hears each step of a build, and where its log is).
 
     Raises:
         FirmwareBuildError: the build failed (the message names its log).
@@ -163,23 +166,34 @@ def ensure_runner(
     out = root / key
     elf = out / ELF_FILE
     root.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(root / f"{key}.lock")).acquire(timeout=LOCK_TIMEOUT_S):
+    lock = filelock.FileLock(str(root / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if progress is not None:
+            progress(f"another process is building it; waiting for it ({lock.lock_file})")
+        lock.acquire(timeout=LOCK_TIMEOUT_S)
+    with lock:
+        lock.release()  # held once (by the with) from here on
         record = _read_record(elf)
         # An ELF changed since its build (its SHA-256 is in the record; ~2 ms to
         # hash) is rebuilt, never run.
         if record is not None and runner_problem(elf) is None:
             return BuiltRunner(elf, record, built=False, seconds=time.monotonic() - started)
         tree = root / ("tree-" + _digest(source.encode())[:12])
-        result = build_runner(
-            executorch_src,
-            tree,
-            ops=request.ops,
-            intermediate_buffer_bytes=request.intermediate_buffer_bytes or None,
-            method_pool_bytes=request.method_pool_bytes,
-            cmsis=request.cmsis,
-            jobs=jobs or os.cpu_count() or 1,
-            cache_dir=cache_dir,
-        )
+        report = progress or (lambda _: None)
+        report(f"building {key} (log: {tree / 'build.log'})")
+        with BuildProgress(tree / "build.log", report):
+            result = build_runner(
+                executorch_src,
+                tree,
+                ops=request.ops,
+                intermediate_buffer_bytes=request.intermediate_buffer_bytes or None,
+                method_pool_bytes=request.method_pool_bytes,
+                cmsis=request.cmsis,
+                jobs=jobs or os.cpu_count() or 1,
+                cache_dir=cache_dir,
+            )
         out.mkdir(parents=True, exist_ok=True)
         partial = elf.with_suffix(f".tmp{os.getpid()}")
         shutil.copyfile(result.elf, partial)
