@@ -331,6 +331,28 @@ def test_every_problem_includes_memory_tolerance_and_serial(tmp_path: Path) -> N
     ]
 
 
+def test_every_tolerance_problem_is_listed_with_the_others(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        _board("b", run_timeout_s="0")
+        + "[tolerance.float]\natoll = 1e-3\nrtol = -1\n"
+        + "[tolerance.quantized]\nmax_lsb = 'one'\n"
+        + "[tolerance.quantised]\nmax_lsb = 1\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_file(path)
+    problems = _problems(info.value, path)
+    assert problems[0] == "field 'run_timeout_s' must be a positive number, got 0"
+    assert problems[1:] == [
+        "[tolerance.float]: unknown tolerance field 'atoll' (known: atol, max_lsb, min_cosine, "
+        "min_snr_db, min_top1, rtol)",
+        "[tolerance.float]: tolerance 'rtol' must be >= 0, got -1",
+        "[tolerance.quantized]: tolerance 'max_lsb' must be a number, got 'one'",
+        "[tolerance] unknown tolerance section 'quantised' (known: float, quantized, "
+        "quantized_vs_float)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("target", "problem"),
     [

@@ -317,11 +317,31 @@ def _tolerance(
     if not isinstance(table, Mapping):
         return TolerancePolicy(), None  # the type check said so
     where = f"board file {path}"
-    try:
-        return TolerancePolicy.from_mapping(table, where), None
-    except ValueError as exc:  # the parser stops at its first problem: one line of the list
-        problems.append(_tolerance_problem(str(exc).removeprefix(where)))
-        return TolerancePolicy(), exc
+    # The parser stops at its first problem: give it one section, then one field, at
+    # a time, so that every problem of the table is a line of the list.
+    found: list[str] = []
+    cause: Exception | None = None
+
+    def check(part: Mapping[str, Any]) -> bool:
+        nonlocal cause
+        try:
+            TolerancePolicy.from_mapping(part, where)
+        except ValueError as exc:
+            found.append(_tolerance_problem(str(exc).removeprefix(where)))
+            cause = cause or exc
+            return False
+        return True
+
+    for section, fields in table.items():
+        if not isinstance(fields, Mapping):
+            check({section: fields})  # not a table
+        elif check({section: {}}):  # a known section: now each of its fields
+            for key, value in fields.items():
+                check({section: {key: value}})
+    if found:
+        problems += found
+        return TolerancePolicy(), cause
+    return TolerancePolicy.from_mapping(table, where), None
 
 
 def _vela_problems(data: Mapping[str, Any], target: str | None) -> list[str]:
