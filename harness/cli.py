@@ -356,6 +356,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import html
 
     runs = html.load_runs(args.results)
+    if args.merge and len(runs) > 1:
+        from harness.report.merge import merge_results
+
+        merged = merge_results([run.path for run in runs])
+        names = ", ".join(str(run.path) for run in runs)
+        runs = [html.Run(Path(f"merged: {names}"), merged.records)]
+        for line in merged.missing:
+            print(f"missing: {line}")
+    elif len(runs) > 1:
+        print(
+            f"{len(runs)} results files: the newest, {runs[-1].path}, is the current run (its "
+            f"matrix, failures and baseline); the {len(runs) - 1} older ones give the trend. "
+            "To report them as one run (shards, boards or workers of one run), pass --merge "
+            "(or merge first: et-hil merge FILES -o merged.jsonl)"
+        )
     changes = None
     if args.baseline:
         from harness.report.commands import baseline_changes
@@ -447,6 +462,12 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("results", nargs="+", metavar="RESULTS", help="results .jsonl files")
     report_cmd.add_argument("-o", "--output", default="report.html", metavar="HTML")
     report_cmd.add_argument("--title", default="et-hil report", help="the page's title")
+    report_cmd.add_argument(
+        "--merge",
+        action="store_true",
+        help="the files are parts of one run (shards, boards, workers): merge them into the "
+        "current run, as et-hil merge does, instead of taking the newest as the run",
+    )
     report_cmd.add_argument(
         "--baseline",
         metavar="FILE",

@@ -326,6 +326,28 @@ def test_several_files_make_a_trend_and_the_newest_is_the_current_run(tmp_path: 
     assert "no test failed" in page  # the current run's
 
 
+def test_several_files_say_which_became_the_run_or_merge_into_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two boards of one run, each its own results file (as two CI jobs write them).
+    rows = records(HOST_TOSA)
+    host = write_jsonl(tmp_path / "host.jsonl", [r for r in rows if r["board"] == "host"])
+    tosa = write_jsonl(tmp_path / "tosa.jsonl", [r for r in rows if r["board"] == "tosa"])
+    page = tmp_path / "report.html"
+    assert main(["report", str(host), str(tosa), "-o", str(page)]) == 0
+    out = capsys.readouterr().out
+    newest = max((host, tosa), key=lambda p: max(r["finished_at"] for r in records(p)))
+    assert f"2 results files: the newest, {newest}, is the current run" in out
+    assert "pass --merge (or merge first: et-hil merge FILES -o merged.jsonl)" in out
+
+    assert main(["report", str(host), str(tosa), "--merge", "-o", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(rows)} records of merged: {host}, {tosa}, 1 runs" in out
+    text = page.read_text()
+    assert ">host<" in text
+    assert ">tosa<" in text
+
+
 @pytest.mark.parametrize("content", [None, "", "not json\n"])
 def test_a_missing_or_empty_results_file_is_a_clear_error(
     tmp_path: Path, content: str | None, capsys: pytest.CaptureFixture[str]
