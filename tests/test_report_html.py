@@ -369,7 +369,9 @@ def test_the_command_writes_the_page_and_says_where(
 ) -> None:
     out = tmp_path / "sub" / "report.html"
     assert main(["report", str(HOST_TOSA), str(BUILD_ONLY), "-o", str(out), "--title", "T"]) == 0
-    assert capsys.readouterr().out.strip() == f"wrote {out}: 38 records of {HOST_TOSA}, 2 runs"
+    said = capsys.readouterr().out.strip().splitlines()
+    assert said[-1] == f"wrote {out}: 38 records of {HOST_TOSA}, 2 runs"
+    assert said[0].startswith(f"2 results files: the newest, {HOST_TOSA}, is the current run")
     assert "<title>T</title>" in out.read_text()
 
 
