@@ -331,3 +331,37 @@ def test_the_folders_own_board_file_is_used_only_when_asked(builder, tmp_path):
     mine.write_text('name = "their-tosa"\nkind = "tosa"\ntarget = "tosa-int"\n')
     own = _repro(folder, "--board-file", str(mine))
     assert f"board 'their-tosa' is yours ({mine})" in own.stdout
+
+
+@pytest.mark.slow
+def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(
+    et_pytester, tmp_path
+):
+    from harness.boards import make_board
+    from harness.boards.spec import load_boards
+    from harness.build.cache import default_cache_dir
+    from harness.firmware.service import ensure_runner, request_for
+
+    spec = load_boards()["qemu-m55"]
+    if not make_board(spec, tmp_path / "logs").availability().ok:
+        pytest.skip("qemu-m55 cannot run here")
+    cache = default_cache_dir()
+    elf = ensure_runner(request_for(spec.settings.firmware), cache_dir=cache).elf
+    et_pytester.makepyfile(MISMATCH)
+    et_pytester.runpytest_subprocess(
+        "--board=qemu-m55", "--et-debug=off", f"--runner-elf=qemu-m55={elf}"
+    ).assert_outcomes(failed=1)
+    [record] = _records(et_pytester.path / "et-hil-results" / "results.jsonl")
+    repro = Path(record["repro"])
+    assert json.loads((repro / "case.json").read_text())["runner_elf"]["path"] == str(elf)
+
+    # A pip user's machine: no source bundle anywhere; the runner is in the build cache.
+    env = {**os.environ, "ET_HIL_THIRD_PARTY": str(tmp_path / "no-bundle"),
+           "ET_HIL_CACHE_DIR": str(cache)}  # fmt: skip
+    rerun = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "repro", str(repro)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+    assert f"the runner ELF it ran, from the build cache: {elf}" in rerun.stdout
+    assert "verdict: numeric_mismatch" in rerun.stdout
