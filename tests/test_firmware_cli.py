@@ -125,3 +125,76 @@ def test_a_builds_progress_is_read_from_its_log_as_it_grows(tmp_path: Path) -> N
         "compiling: 50% (arm_executor_runner.cpp)",
         "linking arm_executor_runner",
     ]
+
+
+def _git_repo(folder: Path, files: dict[str, str]) -> Path:
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", *files], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    return folder
+
+
+def test_a_pip_user_makes_the_source_bundle_from_git_checkouts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from harness.firmware.bundle_make import SUBMODULES
+    from harness.firmware.sources import find_sources_problem, unpack_bundle
+
+    if shutil.which("zstd") is None or shutil.which("git") is None:
+        pytest.skip("zstd and git are needed")
+    src = tmp_path / "src"
+    executorch = _git_repo(
+        src / "executorch",
+        {
+            "version.txt": "1.5.1\n",
+            "examples/arm/executor_runner/standalone/CMakeLists.txt": "project(runner)\n",
+            "third-party/README.md": "submodules\n",
+            "backends/xnnpack/third-party/README.md": "submodules\n",
+        },
+    )
+    for name, where in SUBMODULES.items():
+        _git_repo(executorch / where, {"CMakeLists.txt": f"project({name})\n"})
+    arm = {
+        name: _git_repo(src / name, {"README.md": f"{name}\n"})
+        for name in ("CMSIS_6", "CMSIS-NN", "core_driver")
+    }
+    out = tmp_path / "bundle"
+    args = ["firmware", "bundle", "--out", str(out), "--executorch", str(executorch),
+            "--cmsis6", str(arm["CMSIS_6"]), "--cmsis-nn", str(arm["CMSIS-NN"]),
+            "--core-driver", str(arm["core_driver"])]  # fmt: skip
+    assert main(args) == 0
+    assert f"export ET_HIL_THIRD_PARTY={out}" in capsys.readouterr().out
+
+    # what the firmware build unpacks and checks, laid out as it expects
+    root = unpack_bundle(out, tmp_path / "cache")
+    assert (root / "executorch/examples/arm/executor_runner/standalone/CMakeLists.txt").is_file()
+    for name, where in SUBMODULES.items():
+        assert (root / "executorch" / where / "CMakeLists.txt").read_text() == f"project({name})\n"
+    for name in ("cmsis6", "cmsis-nn", "core_driver"):
+        assert (root / name / "README.md").is_file()
+    monkeypatch.setenv("ET_HIL_THIRD_PARTY", str(out))
+    assert find_sources_problem(None) is None
+
+
+def test_a_bundle_needs_the_submodules_checked_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    executorch = tmp_path / "executorch"
+    (executorch / "examples/arm/executor_runner").mkdir(parents=True)
+    args = ["firmware", "bundle", "--out", str(tmp_path / "b"), "--executorch", str(executorch),
+            "--cmsis6", "c6", "--cmsis-nn", "cnn", "--core-driver", "cd"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "ExecuTorch submodule third-party/flatbuffers is not checked out" in err
+    assert f"git -C {executorch} submodule update --init third-party/flatbuffers" in err
+    assert main(["firmware", "bundle", "--out", str(tmp_path / "b")]) == 2
+    assert "needs --executorch, --cmsis6, --cmsis-nn, --core-driver" in capsys.readouterr().err

@@ -334,9 +334,7 @@ def test_the_folders_own_board_file_is_used_only_when_asked(builder, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(
-    et_pytester, tmp_path
-):
+def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(et_pytester, tmp_path):
     from harness.boards import make_board
     from harness.boards.spec import load_boards
     from harness.build.cache import default_cache_dir

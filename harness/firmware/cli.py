@@ -29,7 +29,20 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     firmware = sub.add_parser(
         "firmware", parents=[common], help="build the upstream runner firmware for QEMU boards"
     )
-    firmware.add_argument("action", choices=("build",))
+    firmware.add_argument(
+        "action",
+        choices=("build", "bundle"),
+        help="build: the runner; bundle: make the source bundle from git checkouts "
+        "(--out, --executorch, --cmsis6, --cmsis-nn, --core-driver)",
+    )
+    for flag, what in (
+        ("--out", "bundle: the folder to write (then ET_HIL_THIRD_PARTY=it)"),
+        ("--executorch", "bundle: an ExecuTorch checkout, its submodules checked out"),
+        ("--cmsis6", "bundle: a CMSIS_6 checkout"),
+        ("--cmsis-nn", "bundle: a CMSIS-NN checkout"),
+        ("--core-driver", "bundle: an Ethos-U core driver checkout"),
+    ):
+        firmware.add_argument(flag, type=Path, metavar="DIR", help=what)
     firmware.add_argument(
         "--board",
         action="append",
@@ -102,8 +115,31 @@ def _say(message: str) -> None:
     print(f"  {message}", flush=True)
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """Make the source bundle from git checkouts; say how to use it."""
+    from harness.firmware.bundle_make import make_bundle, parts
+
+    named = {
+        "--out": args.out,
+        "--executorch": args.executorch,
+        "--cmsis6": args.cmsis6,
+        "--cmsis-nn": args.cmsis_nn,
+        "--core-driver": args.core_driver,
+    }
+    if missing := [flag for flag, value in named.items() if value is None]:
+        raise ConfigError(f"et-hil firmware bundle needs {', '.join(missing)}")
+    found = parts(args.executorch, args.cmsis6, args.cmsis_nn, args.core_driver)
+    for tarball in make_bundle(args.out, found):
+        print(f"  {tarball.name}  {tarball.stat().st_size / 1e6:.1f} MB")
+    print(f"wrote {args.out} (SHA256SUMS beside the tarballs); use it with:")
+    print(f"  export ET_HIL_THIRD_PARTY={args.out.resolve()}")
+    return 0
+
+
 def cmd_firmware(args: argparse.Namespace) -> int:
     """Build each requested runner; print where it is and what it holds."""
+    if args.action == "bundle":
+        return cmd_bundle(args)
     from harness.boards.qemu.kind import QemuSettings
     from harness.build.cache import default_cache_dir
     from harness.firmware.service import (
