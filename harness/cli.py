@@ -420,7 +420,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "units", parents=[common], help="serial boards' units: present, free or held, and by whom"
     ).set_defaults(func=cmd_units)
-    from harness.build.cache_cli import add_parser as add_cache_parser
+    from harness.report.cache_commands import add_parser as add_cache_parser
 
     add_cache_parser(sub, common)
     docker_cmd = sub.add_parser(
