@@ -58,8 +58,8 @@ class Artifact:
 
     @property
     def target(self) -> str:
-        """Compile target."""
-        return str(self.metadata["target"])
+        """Compile target (``unknown`` for a program read from a file: it does not say)."""
+        return str(self.metadata.get("target") or "unknown")
 
     @property
     def quantized(self) -> bool:
