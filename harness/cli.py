@@ -330,6 +330,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
         args.board_file,
         trust_board_file=args.trust_board_file,
         cache_dir=Path(args.build_cache) if args.build_cache else None,
+        runner_elf=args.runner_elf,
     )
 
 
@@ -444,6 +445,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use the folder's own board file and saved board options (their flash, reset "
         "and build commands run on this machine); by default your own board of that name",
+    )
+    repro_cmd.add_argument(
+        "--runner-elf",
+        metavar="PATH",
+        help="the runner ELF of an FVP or QEMU board (default: the one the case ran, while "
+        "this machine has it byte for byte)",
     )
     repro_cmd.set_defaults(func=cmd_repro)
     schema_cmd = sub.add_parser(

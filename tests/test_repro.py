@@ -361,5 +361,5 @@ def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(et_p
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr
-    assert f"the runner ELF it ran, from the build cache: {elf}" in rerun.stdout
+    assert f"the runner ELF it ran: {elf} (the same bytes)" in rerun.stdout
     assert "verdict: numeric_mismatch" in rerun.stdout

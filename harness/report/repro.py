@@ -324,20 +324,25 @@ def _own_options(cache_dir: Path | None) -> BoardOptions:
     return environment_options(cache_dir or default_cache_dir())
 
 
-def _cached_runner(case: Case, cache_dir: Path, trusted: bool) -> tuple[Path | None, str]:
-    """The runner ELF the case ran, when it is still here with the same bytes (a
-    folder from elsewhere: only from this machine's own build cache)."""
+def _cached_runner(case: Case) -> tuple[Path | None, str]:
+    """The runner ELF the case ran, when this machine still has it byte for byte.
+
+    The folder names it by path and SHA-256; it is used only from outside the
+    folder (a folder from elsewhere cannot bring its own firmware along: a runner
+    reads and writes host files through semihosting), and only when its bytes are
+    the ones that ran (the build cache's runners, or a runner of your own).
+    """
     saved = case.data.get("runner_elf") or {}
     path = Path(saved["path"]) if saved.get("path") else None
     if path is None:
         return None, ""
-    if not trusted and not path.resolve().is_relative_to((cache_dir / "firmware").resolve()):
-        return None, f"the runner ELF it names ({path}) is not in this machine's build cache"
+    if path.resolve().is_relative_to(case.folder):
+        return None, f"the runner ELF it names ({path}) is inside the folder: not used"
     if not path.is_file():
         return None, f"the runner ELF it ran ({path}) is gone"
     if _file_sha256(path) != saved.get("sha256"):
         return None, f"the runner ELF it ran ({path}) has changed since"
-    return path, f"the runner ELF it ran, from the build cache: {path}"
+    return path, f"the runner ELF it ran: {path} (the same bytes)"
 
 
 def _file_sha256(path: Path) -> str:
@@ -355,6 +360,7 @@ def rerun_setup(
     *,
     trust_folder: bool = False,
     cache_dir: Path | None = None,
+    runner_elf: str | Path | None = None,
 ) -> RerunSetup:
     """The board and options a rerun of ``case`` uses.
 
@@ -362,8 +368,9 @@ def rerun_setup(
     flash, reset and build commands run on this machine) and its saved options
     (FVP folder, image, environment) are used only with ``trust_folder``.
     Otherwise the board of that name is this machine's own (built in, or from
-    ``extra_board_files``), with this machine's settings; the runner ELF the case
-    ran is reused when this machine's build cache still holds it, byte for byte.
+    ``extra_board_files``), with this machine's settings. The runner is
+    ``runner_elf`` if given, else the one the case ran while this machine still
+    has it, byte for byte (:func:`_cached_runner`).
 
     Raises:
         ConfigError: the board is defined only by the folder's board file, and it
@@ -399,11 +406,14 @@ def rerun_setup(
                 "(--trust-board-file uses that one and its commands)"
             )
     name = resolve_board_names([wanted], boards)[0]
-    runner, note = _cached_runner(case, options.cache_dir or Path(), trust_folder)
-    if note and board_name is None:
-        notes.append(note)
-    if runner is not None and board_name is None and options.runner_elf is None:
-        options = dataclasses.replace(options, runner_elf=runner)
+    if runner_elf is not None:
+        options = dataclasses.replace(options, runner_elf=Path(runner_elf).expanduser().resolve())
+    elif board_name is None:
+        runner, note = _cached_runner(case)
+        if note:
+            notes.append(note)
+        if runner is not None:
+            options = dataclasses.replace(options, runner_elf=runner)
     return RerunSetup(boards[name], options, tuple(notes))
 
 
@@ -463,6 +473,7 @@ def main(
     *,
     trust_board_file: bool = False,
     cache_dir: Path | None = None,
+    runner_elf: str | None = None,
 ) -> int:
     """``et-hil repro DIR``: rerun, print the verdict; exit 0 on pass, 1 on failure."""
     from harness.errors import HarnessError
@@ -470,7 +481,12 @@ def main(
 
     case = load_case(Path(folder))
     setup = rerun_setup(
-        case, board, board_files, trust_folder=trust_board_file, cache_dir=cache_dir
+        case,
+        board,
+        board_files,
+        trust_folder=trust_board_file,
+        cache_dir=cache_dir,
+        runner_elf=runner_elf,
     )
     print(
         f"repro {case.folder}\n  test {case.data.get('test')}\n  model '{case.data['model']}' "
