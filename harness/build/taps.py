@@ -28,24 +28,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from harness.build.faults import Fault
+
+__all__ = ["Fault", "TapPlan", "apply", "candidates", "describe", "locate"]
+
 QUANTIZE = "quantized_decomposed.quantize_per_tensor"
 # Nodes that only rename or reshape memory: nothing to learn from their values.
 _PASS_THROUGH = ("getitem", "view", "alias", "_assert", "sym_size")
-
-
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    """A deliberate error in one layer of the program (not of its references).
-
-    For testing a debugger against a known answer (mutation testing): the
-    weighted layer (conv, linear) that computes tap point ``node`` uses weights
-    ``factor`` times too large in the program only, so the board computes that
-    layer wrongly and everything after it inherits the error, while the
-    fake-quant reference stays right.
-    """
-
-    node: str
-    factor: float = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +45,10 @@ class TapPlan:
         points: node names to tap; ``None`` taps every candidate (see module doc).
         reducer: ``"FULL_TENSOR"`` (the whole tensor) or ``"STATS"`` (a few
             statistics: what fits through a UART).
-        fault: a deliberate error in one layer (tests of the debugger only).
     """
 
     points: tuple[str, ...] | None = None
     reducer: str = "FULL_TENSOR"
-    fault: Fault | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form (part of the cache key)."""
@@ -187,63 +174,6 @@ def apply(exported: Any, plan: TapPlan, quantized: bool) -> tuple[Any, list[dict
     return tapped, [
         {**descriptions[spec.node_name], "output_index": spec.output_index} for spec in specs
     ]
-
-
-def _weight_dequantize(node: Any) -> Any:
-    """The weight dequantize node of the weighted op (conv, linear) that computes
-    tap point ``node``'s value, looking back through activations and views."""
-    seen = producer(node)
-    for _ in range(8):  # conv -> relu -> quantize: a short way back at most
-        if getattr(seen, "op", None) != "call_function" or "quantize" in _target_name(seen):
-            return None  # another layer's output: not this layer's weights
-        for arg in seen.args[1:2]:  # conv/linear take the weight second
-            if getattr(arg, "op", None) == "call_function" and "dequantize" in _target_name(arg):
-                source = arg.args[0]
-                if getattr(source, "op", None) in ("placeholder", "get_attr"):
-                    return arg
-        seen = seen.args[0] if seen.args else None
-    return None
-
-
-def inject_fault(exported: Any, fault: Fault) -> Any:
-    """A copy of ``exported`` in which the layer at tap point ``fault.node``
-    computes with weights ``factor`` times too large, in the program only.
-
-    The weight's dequantization scale is multiplied, so every backend (CPU
-    kernels, TOSA, Vela) computes that layer wrongly and each later layer
-    inherits the error, as a corrupted weight in flash would.
-
-    Raises:
-        ValueError: no such tap point, or no weighted layer (conv, linear) computes it.
-    """
-    faulty = copy.deepcopy(exported)
-    node = next((n for n in faulty.graph_module.graph.nodes if n.name == fault.node), None)
-    if node is None:
-        raise ValueError(f"fault: no node named {fault.node!r} in the program")
-    weight_dq = _weight_dequantize(node)
-    if weight_dq is None:
-        raise ValueError(
-            f"fault: tap point {fault.node!r} is not computed by a weighted layer "
-            "(conv, linear) of a quantized program; choose one that is"
-        )
-    scale = weight_dq.args[1]
-    if isinstance(scale, float | int):
-        args = list(weight_dq.args)
-        args[1] = float(scale) * fault.factor
-        weight_dq.args = tuple(args)
-        faulty.graph_module.recompile()
-        return faulty
-    signature = faulty.graph_signature
-    name = (
-        signature.inputs_to_buffers.get(scale.name)
-        or signature.inputs_to_lifted_tensor_constants.get(scale.name)
-        or signature.inputs_to_parameters.get(scale.name)
-    )
-    for table in (faulty.state_dict, faulty.constants):
-        if name in table:
-            table[name] = (table[name] * fault.factor).to(table[name].dtype)
-            return faulty
-    raise ValueError(f"fault: the weight scale of {fault.node!r} is not among the constants")
 
 
 def locate(edge_program: Any, taps: Sequence[dict[str, Any]]) -> list[str]:

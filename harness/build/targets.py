@@ -37,6 +37,11 @@ ETHOS_U_MACS = {"u55": (32, 64, 128, 256), "u65": (256, 512), "u85": (128, 256, 
 _ETHOS_U = re.compile(r"^ethos-(u55|u65|u85)-(\d+)$")
 _CORTEX_M = re.compile(r"^cortex-m(55|85)$")
 VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
+# TOSAQuantizer and EthosUQuantizer are one quantizer (EthosUQuantizer subclasses
+# it; the TOSA specification they are given changes no annotation in ExecuTorch
+# 1.5): a model quantized for tosa-int or any Ethos-U target is the same program,
+# which tests/test_front.py checks graph by graph and weight by weight.
+ARM_QUANTIZER = "arm"
 
 
 class CompileTarget(Protocol):
@@ -59,6 +64,10 @@ class CompileTarget(Protocol):
 
     def quantizer(self, config: QuantConfig) -> Any:
         """A PT2E quantizer for ``config``."""
+
+    def quantizer_family(self) -> str:
+        """Names the quantizer: targets of one family quantize a model identically, so
+        they share its exported and quantized program (:mod:`harness.build.front`)."""
 
     def partitioners(self, folder: Path) -> list[Any]:
         """Partitioners for ``to_edge_transform_and_lower``; ``folder`` takes compiler files."""
@@ -89,6 +98,10 @@ class PortableTarget:
     def options(self) -> dict[str, Any]:
         """No options."""
         return {}
+
+    def quantizer_family(self) -> str:
+        """XNNPACK's symmetric quantizer."""
+        return "xnnpack-symmetric"
 
     def quantizer(self, config: QuantConfig) -> Any:
         """XNNPACK's symmetric int8 quantizer: its Q/DQ graph runs on the portable
@@ -188,6 +201,10 @@ class TosaTarget:
             spec.dump_intermediate_artifacts_to(str(folder))
         return spec
 
+    def quantizer_family(self) -> str:
+        """The Arm quantizer (shared with the Ethos-U targets: see :data:`ARM_QUANTIZER`)."""
+        return ARM_QUANTIZER
+
     def quantizer(self, config: QuantConfig) -> Any:
         """The TOSA quantizer with the symmetric int8 or a16w8 configuration."""
         from executorch.backends.arm.quantizer import TOSAQuantizer
@@ -258,6 +275,10 @@ class EthosUTarget:
         if folder is not None:
             spec.dump_intermediate_artifacts_to(str(folder))
         return spec
+
+    def quantizer_family(self) -> str:
+        """The Arm quantizer (shared with the TOSA targets: see :data:`ARM_QUANTIZER`)."""
+        return ARM_QUANTIZER
 
     def quantizer(self, config: QuantConfig) -> Any:
         """The Ethos-U quantizer with the symmetric int8 or a16w8 configuration."""
@@ -346,6 +367,10 @@ class CortexMTarget:
     def options(self) -> dict[str, Any]:
         """The lowering pipeline (the CPU is the target's name)."""
         return {"explicit_layout": self.explicit_layout}
+
+    def quantizer_family(self) -> str:
+        """Upstream's Cortex-M quantizer (one per layout pipeline)."""
+        return f"cortex-m{'-explicit-layout' if self.explicit_layout else ''}"
 
     def quantizer(self, config: QuantConfig) -> Any:
         """Upstream's ``CortexMQuantizer``: int8, with its own weight granularity."""

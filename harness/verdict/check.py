@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from harness.verdict.tolerance import Tolerance, Tolerances
 if TYPE_CHECKING:
     import torch
 
+    from harness.build.faults import Fault
     from harness.build.taps import TapPlan
 
 
@@ -62,59 +62,14 @@ class CheckResult:
         return format_table(self.comparisons, only_failed=only_failed)
 
 
-@functools.lru_cache(maxsize=32)
-def _load_reference(path: str, namespaces: tuple[str, ...], model: str) -> Any:
-    """The saved fake-quant program, loaded the same way in every process.
-
-    The operator namespaces it uses are registered first (see
-    :mod:`harness.build.op_libraries`); an artifact from an older harness that did not
-    record them is helped by registering what torch reports it could not resolve.
-    """
-    import torch
-
-    from harness.build import op_libraries
-    from harness.errors import BuildError
-
-    def unknown(namespace: str) -> BuildError:
-        return BuildError(
-            f"model '{model}': the fake-quant reference {path} uses operators of namespace "
-            f"'{namespace}', which et-hil does not know how to register "
-            f"(known: {', '.join(sorted(op_libraries.REGISTRIES))}); please report it"
-        )
-
-    try:
-        op_libraries.register(("quantized_decomposed", *namespaces))
-    except op_libraries.UnknownNamespace as exc:
-        raise unknown(str(exc)) from exc
-    tried: set[str] = set()
-    while True:
-        try:
-            with op_libraries.logged_load_errors() as logged:
-                return torch.export.load(path).module()
-        except Exception as exc:  # torch's deserializer raises assorted types
-            namespace = next(
-                filter(None, map(op_libraries.unresolved_namespace, [exc, *logged])), None
-            )
-            if namespace is None or namespace in tried:
-                cause = logged[-1] if logged else exc  # torch's own error, not its summary
-                raise BuildError(
-                    f"model '{model}': cannot load the fake-quant reference {path}: "
-                    f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0][:300]}. "
-                    "Rebuild it (--no-cache, or 'et-hil cache clear')"
-                ) from exc
-            tried.add(namespace)
-            try:
-                op_libraries.register([namespace])
-            except op_libraries.UnknownNamespace as unknown_exc:
-                raise unknown(namespace) from unknown_exc
-
-
 def fake_quant_reference(artifact: Artifact) -> Any:
     """The artifact's fake-quant reference (the PT2E-converted model), loaded once."""
+    from harness.build import front
+
     if artifact.reference_path is None:
         raise ValueError(f"artifact {artifact.key[:12]} is not quantized: no fake-quant reference")
-    return _load_reference(
-        str(artifact.reference_path),
+    return front.reference_module(
+        artifact.reference_path,
         tuple(artifact.metadata.get("reference_op_namespaces") or ()),
         artifact.model_name,
     )
@@ -163,9 +118,11 @@ def build_for_board(
     quantize: bool | str | QuantConfig | None = None,
     calibration: Sequence[Sequence[torch.Tensor]] | None = None,
     taps: TapPlan | None = None,
+    fault: Fault | None = None,
 ) -> Artifact:
     """Build (or find in the cache) ``model``'s program for ``board``'s target
-    (with ``taps``: every layer surfaced as an output, see :mod:`harness.verdict.debug`).
+    (with ``taps``: every layer surfaced as an output, see :mod:`harness.verdict.debug`;
+    with ``fault``: one layer broken on purpose, see :mod:`harness.build.faults`).
 
     Raises:
         BuildError: the model, inputs or target are at fault; the message names them.
@@ -180,6 +137,7 @@ def build_for_board(
             calibration=calibration,
             vela=board.spec.sections.get("vela"),
             taps=taps,
+            fault=fault,
         )
 
 
@@ -230,6 +188,7 @@ def check_model(
     test: str | None = None,
     repro_owner: tuple[Path, str] | None = None,
     hooks: CheckHooks | None = None,
+    fault: Fault | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -258,6 +217,8 @@ def check_model(
         repro_owner: (results file, run id) a repro folder belongs to, see
             :func:`harness.report.repro.save_case`.
         hooks: called between the stages (see :class:`CheckHooks`).
+        fault: one layer of the program broken on purpose, its references kept
+            right (:mod:`harness.build.faults`): how the verdict itself is tested.
 
     Returns:
         The result; its ``timings`` start with ``artifact_s``, the build's seconds.
@@ -269,7 +230,7 @@ def check_model(
     hooks = hooks or CheckHooks()
     t0 = time.perf_counter()
     artifact = build_for_board(
-        builder, board, model, inputs, quantize=quantize, calibration=calibration
+        builder, board, model, inputs, quantize=quantize, calibration=calibration, fault=fault
     )
     artifact_s = time.perf_counter() - t0
     hooks.built(artifact)

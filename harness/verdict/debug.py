@@ -466,10 +466,10 @@ class _Pass:
         from harness.verdict.check import build_for_board, fake_quant_reference
 
         t0 = time.perf_counter()
-        plan = TapPlan(points=points, reducer=self.reducer, fault=self.fault)
+        plan = TapPlan(points=points, reducer=self.reducer)
         tapped = build_for_board(
             self.builder, self.board, self.model, self.tensors, quantize=self.quantize,
-            calibration=self.calibration, taps=plan,
+            calibration=self.calibration, taps=plan, fault=self.fault,
         )  # fmt: skip
         self.builds += 1
         self.partitions = max(self.partitions, _partitions(tapped.metadata))
