@@ -46,9 +46,10 @@ so the portable kernels do not implement it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
+from executorch.backends.cortex_m.quantizer.quantizer import CortexMQuantizer
 from executorch.backends.transforms.utils import create_constant_placeholder
 from executorch.exir.dialects._ops import ops as exir_ops
 from executorch.exir.pass_base import ExportPass, PassResult
@@ -274,6 +275,406 @@ class ChannelsLastCmsisOperands(ExportPass):  # type: ignore[misc]
         return False
 
 
+# ---------------------------------------------------------------- before annotation
+
+_ATEN = torch.ops.aten
+_FORMATS: dict[tuple[int, ...], torch.memory_format] = {
+    _NCHW: torch.contiguous_format,
+    _NHWC: torch.channels_last,
+}
+
+
+def _convolutions() -> set[Any]:
+    """The operators whose 4-D input the retrace puts in channels_last (CMSIS-NN's
+    layout; upstream's ``CortexMConv2DCheck``/``CortexMConvTranspose2DCheck``
+    quantize them only on channels_last tensors)."""
+    return {_ATEN.conv2d.default, _ATEN.conv_transpose2d.input}
+
+
+def _layout_free_unary() -> set[Any]:
+    """Elementwise operators that may take a channels_last value where the model had
+    NCHW: same values, same layout out, on CMSIS-NN and on the portable kernels alike
+    (the activations a convolution fuses among them)."""
+    a = _ATEN
+    return {
+        a.relu.default, a.relu_.default, a.hardtanh.default, a.hardtanh_.default,
+        a.clamp.default, a.clamp_.default, a.hardsigmoid.default, a.hardsigmoid_.default,
+        a.hardswish.default, a.hardswish_.default, a.sigmoid.default, a.tanh.default,
+    }  # fmt: skip
+
+
+def _layout_free_binary() -> set[Any]:
+    """Elementwise operators that may take channels_last operands when every tensor
+    operand has the output's shape (no broadcast: the kernels then walk memory
+    linearly, in whatever order all operands share)."""
+    a = _ATEN
+    return {
+        a.add.Tensor, a.add_.Tensor, a.sub.Tensor, a.sub_.Tensor, a.mul.Tensor, a.mul_.Tensor,
+    }  # fmt: skip
+
+
+def _recurrent_layers() -> dict[Any, Callable[..., Any]]:
+    """``aten.lstm``/``gru``/``rnn_*`` and PyTorch's own decompositions of them
+    (``torch._decomp``: one linear over the sequence, then per step a linear and the
+    gates' elementwise operators)."""
+    from torch._decomp import decomposition_table
+
+    ops = (_ATEN.lstm.input, _ATEN.gru.input, _ATEN.rnn_tanh.input, _ATEN.rnn_relu.input)
+    return {op: decomposition_table[op] for op in ops if op in decomposition_table}
+
+
+def _in_dim_order(value: Any, order: tuple[int, ...]) -> Any:
+    """``value`` in ``order`` (a copy, which the trace records as ``aten.clone``), or
+    itself when it is already so or is no 4-D tensor."""
+    if not isinstance(value, torch.Tensor) or value.dim() != 4 or dim_order(value) == order:
+        return value
+    return value.clone(memory_format=_FORMATS[order])
+
+
+def _traced_value(node: Node) -> Any:
+    return node.meta.get("val")
+
+
+def _align_ranks(graph_module: GraphModule) -> None:
+    """Views each operand of an elementwise operator that only lacks leading unit
+    dimensions in the output's shape: the same elements, but no broadcast, which
+    upstream's add/mul check refuses (``CortexMAddMulCheck``), leaving the operator
+    in float. The LSTM/GRU decompositions add ``[1, B, 4H]`` to ``[B, 4H]`` at every
+    step."""
+    graph = graph_module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in _layout_free_binary():
+            continue
+        traced = _traced_value(node)
+        if not isinstance(traced, torch.Tensor):
+            continue
+        shape = list(traced.shape)
+        for operand in node.all_input_nodes:
+            value = _traced_value(operand)
+            if not isinstance(value, torch.Tensor) or value.dim() >= len(shape):
+                continue
+            if [1] * (len(shape) - value.dim()) + list(value.shape) != shape:
+                continue
+            with graph.inserting_before(node):
+                view = graph.call_function(_ATEN.view.default, (operand, shape))
+            view.meta.update(node.meta)
+            view.meta["val"] = value.reshape(shape)
+            node.replace_input_with(operand, view)
+    graph_module.recompile()
+
+
+def _forward_constants(graph_module: GraphModule) -> dict[str, torch.Tensor]:
+    """The float tensors ``forward()`` makes from nothing (``torch.zeros``, ``full``:
+    an LSTM's initial state), computed now.
+
+    Traced as operators, PT2E puts a quantize after them that upstream's
+    ``FoldAndAnnotateQParamsPass`` folds into them, but they stay float operators:
+    the CMSIS-NN kernel reading one got a float tensor ("input.scalar_type() 6 does
+    not match dtype 1" at run time). As constants, their quantize folds into an
+    int8 constant, as a weight's does.
+    """
+    constants = {}
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function" or node.all_input_nodes:
+            continue
+        traced = _traced_value(node)
+        target = node.target
+        if not isinstance(traced, torch.Tensor) or not traced.is_floating_point():
+            continue
+        if not isinstance(target, torch._ops.OpOverload):
+            continue
+        if torch.Tag.nondeterministic_seeded in target.tags:
+            continue  # random: a new value every run
+        value = target(*node.args, **node.kwargs)
+        if isinstance(value, torch.Tensor):
+            constants[node.name] = value
+    return constants
+
+
+class _CmsisLayoutInterpreter(torch.fx.Interpreter):
+    """Runs an exported graph (under ``torch.export``, to record it anew) with the
+    changes :func:`retrace_for_cmsis_nn` describes: convolution inputs in
+    channels_last, kept so through the layout-free operators after them and put
+    back in the traced layout before any other operator; recurrent layers as their
+    decompositions."""
+
+    def __init__(
+        self, module: GraphModule, channels_last: bool, constants: dict[str, torch.Tensor]
+    ) -> None:
+        super().__init__(module)
+        self.channels_last = channels_last
+        self.recurrent = _recurrent_layers()
+        self.constants = constants
+
+    def run_node(self, n: Node) -> Any:
+        """A constant the model made in ``forward()`` is the tensor it computed to."""
+        if n.name in self.constants:
+            return self.constants[n.name]
+        return super().run_node(n)
+
+    def _changed(self, node: Node, value: Any) -> bool:
+        traced = _traced_value(node)
+        return (
+            isinstance(value, torch.Tensor)
+            and isinstance(traced, torch.Tensor)
+            and dim_order(value) != dim_order(traced)
+        )
+
+    def _as_traced(self, node: Node, value: Any) -> Any:
+        """``value`` in the layout ``node`` had when the model was exported."""
+        if not self._changed(node, value):
+            return value
+        traced = dim_order(_traced_value(node))
+        if traced not in _FORMATS:  # no layout-free operator makes others (see below)
+            raise BuildError(f"cannot put {node.name} back in dim order {traced}")
+        return _in_dim_order(value, traced)
+
+    def fetch_args_kwargs_from_env(self, n: Node) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The node's operands, each in the layout the node may take (see the class)."""
+        env = self.env
+        target = n.target if n.op == "call_function" else None
+        if self.channels_last and target in _convolutions():
+            args = torch.fx.node.map_arg(n.args, lambda a: self._as_traced(a, env[a]))
+            value = env[n.args[0]] if isinstance(n.args[0], Node) else None
+            if isinstance(value, torch.Tensor) and value.dim() == 4:
+                args = (_in_dim_order(value, _NHWC), *args[1:])
+            kwargs = torch.fx.node.map_arg(n.kwargs, lambda a: self._as_traced(a, env[a]))
+            return tuple(args), dict(kwargs)
+        if self._keeps_layout(n):
+            args = torch.fx.node.map_arg(n.args, lambda a: env[a])
+            kwargs = torch.fx.node.map_arg(n.kwargs, lambda a: env[a])
+            if target in _layout_free_binary():
+                args = tuple(_in_dim_order(a, _NHWC) for a in args)
+            return tuple(args), dict(kwargs)
+        args = torch.fx.node.map_arg(n.args, lambda a: self._as_traced(a, env[a]))
+        kwargs = torch.fx.node.map_arg(n.kwargs, lambda a: self._as_traced(a, env[a]))
+        return tuple(args), dict(kwargs)
+
+    def _keeps_layout(self, n: Node) -> bool:
+        """Whether ``n`` is a layout-free operator reached by a channels_last value it
+        can keep (its traced output is NCHW or NHWC, and a binary one broadcasts not)."""
+        if n.op != "call_function" or not self.channels_last:
+            return False
+        unary, binary = n.target in _layout_free_unary(), n.target in _layout_free_binary()
+        traced = _traced_value(n)
+        if not (unary or binary) or not isinstance(traced, torch.Tensor) or traced.dim() != 4:
+            return False
+        if dim_order(traced) not in _FORMATS:
+            return False
+        operands = [a for a in n.all_input_nodes if isinstance(self.env[a], torch.Tensor)]
+        if not any(self._changed(a, self.env[a]) for a in operands):
+            return False
+        return unary or all(self.env[a].shape == traced.shape for a in operands)
+
+    def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
+        """The operator, or its decomposition for a recurrent layer."""
+        decomposition = self.recurrent.get(target)
+        if decomposition is not None:
+            return decomposition(*args, **kwargs)
+        return super().call_function(target, args, kwargs)
+
+
+class _Retraced(torch.nn.Module):
+    """What ``torch.export`` traces: the exported graph, run by the interpreter, with
+    the constants ``forward()`` makes as buffers (lifted as constants)."""
+
+    def __init__(self, graph_module: GraphModule, channels_last: bool) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+        self.channels_last = channels_last
+        self.constant_nodes = {}
+        for index, (name, value) in enumerate(_forward_constants(graph_module).items()):
+            self.register_buffer(f"forward_constant_{index}", value)
+            self.constant_nodes[name] = f"forward_constant_{index}"
+
+    def forward(self, *args: Any) -> Any:
+        from torch.fx import traceback as fx_traceback
+
+        constants = {node: getattr(self, name) for node, name in self.constant_nodes.items()}
+        interpreter = _CmsisLayoutInterpreter(self.graph_module, self.channels_last, constants)
+        # Each recorded operator keeps the meta of the node it came from (the module
+        # path and source line that build errors name).
+        with fx_traceback.preserve_node_meta():
+            return interpreter.run(*args)
+
+
+def needs_retrace(graph_module: GraphModule, *, channels_last: bool) -> list[str]:
+    """Why :func:`retrace_for_cmsis_nn` must change ``graph_module`` (empty: it need
+    not): its NCHW convolutions (when ``channels_last``) and its recurrent layers."""
+    reasons = [
+        f"{name}: a float constant made in forward()" for name in _forward_constants(graph_module)
+    ]
+    recurrent = _recurrent_layers()
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        if node.target in recurrent:
+            reasons.append(f"{node.name}: a recurrent layer")
+        elif channels_last and node.target in _convolutions():
+            value = _traced_value(node.args[0]) if isinstance(node.args[0], Node) else None
+            if isinstance(value, torch.Tensor) and value.dim() == 4 and dim_order(value) != _NHWC:
+                reasons.append(f"{node.name}: a convolution of an NCHW tensor")
+    return reasons
+
+
+def retrace_for_cmsis_nn(graph_module: GraphModule, *, channels_last: bool) -> GraphModule:
+    """The exported model, traced again so that upstream's quantizer takes what it
+    would otherwise leave in float; ``graph_module`` itself when nothing needs it.
+
+    * **Convolutions of NCHW tensors** (``channels_last``: upstream's default
+      pipeline). ``CortexMQuantizer`` quantizes a convolution only on channels_last
+      tensors (``CortexMConv2DCheck``), the layout of CMSIS-NN's kernels, and its
+      README asks for channels-last input; upstream's own compiler script
+      (``backends/arm/scripts/aot_arm_compiler.py``, ``_to_edge_cortex_m``) makes the
+      whole model and its inputs channels_last, which changes the program's inputs.
+      Here the program keeps the user's layout at its inputs and outputs: each
+      convolution reads a channels_last copy of an NCHW input, its output stays
+      channels_last through the elementwise operators after it (fused activations,
+      same-shape adds: a MobileNet block or a ResNet stage is one channels_last
+      region) and goes back to the layout the model had before any other operator.
+      Every other operator sees what it saw at export (reshapes, pooling, concats:
+      several portable kernels refuse or misread channels_last tensors).
+    * **Recurrent layers** (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``). ``torch.export``
+      keeps ``aten.lstm`` whole, which no quantizer pattern matches; ``to_edge``
+      decomposes it later into float linears, which upstream's edge configuration
+      keeps whole and no portable kernel runs. They are decomposed here, as
+      PyTorch's ``torch._decomp`` does, so the quantizer sees their linears and
+      gates (``quantized_linear``, ``quantized_mul``/``add``, table activations).
+      Upstream's Arm tests reach the same graph through ``torch.nn.quantizable.LSTM``.
+
+    Raises:
+        BuildError: the retrace failed (names the cause, and the manual way).
+    """
+    if not needs_retrace(graph_module, channels_last=channels_last):
+        return graph_module
+    examples = []
+    for node in graph_module.graph.nodes:
+        if node.op == "placeholder":
+            value = _traced_value(node)
+            # In the user's layout, which the program's inputs keep.
+            examples.append(
+                torch.empty_strided(value.shape, value.stride(), dtype=value.dtype).zero_()
+            )
+    try:
+        exported = torch.export.export(
+            _Retraced(graph_module, channels_last), tuple(examples), strict=False
+        )
+        retraced: GraphModule = exported.module(check_guards=False)
+        _align_ranks(retraced)
+    except BuildError:
+        raise
+    except Exception as exc:
+        raise BuildError(
+            "running the model's convolutions on channels_last tensors (CMSIS-NN's "
+            "layout) and decomposing its recurrent layers failed: "
+            f"{type(exc).__name__}: {exc}. Make the model channels_last instead "
+            "(model.to(memory_format=torch.channels_last) and channels_last example "
+            "inputs)"
+        ) from exc
+    return retraced
+
+
+class CmsisNnQuantizer(CortexMQuantizer):  # type: ignore[misc]
+    """Upstream's ``CortexMQuantizer``, on the graph :func:`retrace_for_cmsis_nn` makes.
+
+    Upstream's explicit-layout pipeline lowers NCHW convolutions itself (with
+    ``cortex_m::transpose`` around them), so there the retrace leaves layouts alone.
+    """
+
+    def __init__(self, use_explicit_layout: bool = False) -> None:
+        super().__init__(use_explicit_layout=use_explicit_layout)
+        self.channels_last = not use_explicit_layout
+
+    def transform_for_annotation(self, model: GraphModule) -> GraphModule:
+        """:func:`retrace_for_cmsis_nn`, then upstream's own transforms."""
+        retraced = retrace_for_cmsis_nn(model, channels_last=self.channels_last)
+        transformed: GraphModule = super().transform_for_annotation(retraced)
+        return transformed
+
+
+# Rank 1..4: backends/cortex_m/ops/op_transpose.cpp (kMaxSupportedDims), which
+# AtenToCortexMPass does not check.
+TRANSPOSE_MAX_RANK = 4
+
+
+class PortableTransposeAboveRank4(ExportPass):  # type: ignore[misc]
+    """A ``cortex_m::transpose`` of more than 4 dimensions goes back to the portable
+    ``permute_copy`` (which takes int8 of any rank).
+
+    ``AtenToCortexMPass`` turns every int8 ``permute_copy`` into ``cortex_m::transpose``
+    (``_get_permute_replacement``), but the kernel takes ranks 1 to 4 and fails the
+    run otherwise: "transpose_out: expected tensor rank in [1, 4], got 5".
+    ``nn.MultiheadAttention``'s packed input projection makes one
+    (``unflatten(-1, (3, E)).unsqueeze(0).transpose(0, -2)``), so every
+    ``nn.TransformerEncoderLayer`` crashed the runner.
+    """
+
+    def call(self, graph_module: GraphModule) -> PassResult:
+        modified = False
+        for node in graph_module.graph.nodes:
+            if (
+                node.op != "call_function"
+                or node.target != exir_ops.edge.cortex_m.transpose.default
+            ):
+                continue
+            value = node.args[0].meta.get("val") if isinstance(node.args[0], Node) else None
+            if isinstance(value, torch.Tensor) and value.dim() > TRANSPOSE_MAX_RANK:
+                node.target = exir_ops.edge.aten.permute_copy.default
+                modified = True
+        if modified:
+            graph_module.recompile()
+        return PassResult(graph_module, modified)
+
+
+def _layout_copies() -> set[Any]:
+    dim_order_ops = exir_ops.edge.dim_order_ops
+    return {dim_order_ops._to_dim_order_copy.default, dim_order_ops._clone_dim_order.default}
+
+
+def _is_layout_copy(node: Any) -> TypeGuard[Node]:
+    """A dim-order copy that keeps the dtype (``_clone_dim_order``, or a
+    ``_to_dim_order_copy`` without another dtype)."""
+    if not isinstance(node, Node) or node.op != "call_function":
+        return False
+    if node.target not in _layout_copies() or not isinstance(node.args[0], Node):
+        return False
+    value, source = node.meta.get("val"), node.args[0].meta.get("val")
+    return (
+        isinstance(value, torch.Tensor)
+        and isinstance(source, torch.Tensor)
+        and value.dtype == source.dtype
+    )
+
+
+class DropInverseLayoutCopies(ExportPass):  # type: ignore[misc]
+    """Removes a layout copy whose only use is a copy back to the layout it came
+    from: the retrace puts a convolution's output back in NCHW before a pool, and
+    :class:`ChannelsLastCmsisOperands` then copies the pool's input to channels_last
+    again."""
+
+    def call(self, graph_module: GraphModule) -> PassResult:
+        graph = graph_module.graph
+        modified = False
+        for node in list(graph.nodes):
+            if not _is_layout_copy(node):
+                continue
+            first = node.args[0]
+            if not _is_layout_copy(first) or len(first.users) != 1:
+                continue
+            source = first.args[0]  # a Node: _is_layout_copy checked it
+            if not isinstance(source, Node):
+                continue
+            if dim_order(source.meta["val"]) != dim_order(node.meta["val"]):
+                continue
+            node.replace_all_uses_with(source)
+            graph.erase_node(node)
+            graph.erase_node(first)
+            modified = True
+        if modified:
+            graph_module.recompile()
+        return PassResult(graph_module, modified)
+
+
 def _decomposed_ops() -> set[Any]:
     aten = exir_ops.edge.aten
     return {aten.hardswish.default, aten.hardsigmoid.default, aten.silu.default}
@@ -342,7 +743,12 @@ def pass_list(explicit_layout: bool) -> list[type]:
     lowering = passes.index(AtenToCortexMPass)
     # The table pass re-traces, so it runs while the biases are still cast.
     passes[lowering:lowering] = [LutForUnfusedActivations, RestoreLinearBiases]
-    passes += [ChannelsLastCmsisOperands, DecomposeFloatActivations]
+    passes += [
+        PortableTransposeAboveRank4,
+        ChannelsLastCmsisOperands,
+        DropInverseLayoutCopies,
+        DecomposeFloatActivations,
+    ]
     return passes
 
 
@@ -359,3 +765,162 @@ def unlowered_preserved_ops(program: Any) -> list[str]:
         if node.op == "call_function" and op is not None and op.name() in preserved:
             left.append(f"{op.name()} ({node.name})")
     return left
+
+
+# ---------------------------------------------------------------- after lowering
+
+# How many module paths a build error names per group of operators.
+NAMED_PER_GROUP = 6
+
+
+def module_path(node: Node) -> str:
+    """Where ``node`` comes from in the model: the innermost module of its
+    ``nn_module_stack`` (``blocks.1.conv (Conv2d)``), else its graph name."""
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    if stack:
+        path, kind = stack[-1]
+        kind = str(kind).rsplit(".", 1)[-1]
+        if path:
+            return f"{path} ({kind})"
+    return node.name
+
+
+def _weight_names(program: Any) -> set[str]:
+    signature = program.graph_signature
+    return {
+        *signature.inputs_to_parameters,
+        *signature.inputs_to_buffers,
+        *signature.inputs_to_lifted_tensor_constants,
+    }
+
+
+def _reads_weight(node: Node, weights: set[str]) -> bool:
+    """Whether an operand of ``node`` is a parameter or constant (through views)."""
+    for operand in node.all_input_nodes:
+        while operand.op == "call_function" and len(operand.all_input_nodes) == 1:
+            operand = operand.all_input_nodes[0]  # permute_copy/t_copy/view_copy of it
+        if operand.op == "placeholder" and operand.name in weights:
+            return True
+    return False
+
+
+def _convolution_reason(node: Node) -> str:
+    """Why upstream left this ``aten.convolution`` off CMSIS-NN."""
+    value = node.args[0].meta.get("val") if isinstance(node.args[0], Node) else None
+    out = node.meta.get("val")
+    if isinstance(out, torch.Tensor) and not out.is_floating_point():
+        return (
+            "quantized, but upstream's lowering (AtenToCortexMPass) did not replace it: "
+            "the portable kernel would compute it on raw int8 values"
+        )
+    rank = value.dim() if isinstance(value, torch.Tensor) else 4
+    transposed = bool(node.args[6]) if len(node.args) > 6 else False
+    if rank == 3:
+        return (
+            "a 1-D convolution: upstream's default Cortex-M quantizer takes 2-D ones only "
+            "(CONV_OP_PATTERNS in backends/cortex_m/quantizer/quantizer_support.py)"
+        )
+    if rank != 4:
+        return f"a {rank - 2}-D convolution: CMSIS-NN has no kernel for it"
+    if transposed:
+        dilation, output_padding, groups = node.args[5], node.args[7], node.args[8]
+        if any(d != 1 for d in dilation) or any(p != 0 for p in output_padding) or groups != 1:  # type: ignore[union-attr]
+            return (
+                "a transposed convolution with groups, output padding or dilation, which "
+                "CMSIS-NN's transpose convolution does not take (upstream's "
+                "CortexMConvTranspose2DCheck)"
+            )
+    if isinstance(value, torch.Tensor) and not cmsis_accepts(value):
+        return "its input is not channels_last, the only layout CMSIS-NN's kernels take"
+    return (
+        "upstream's quantizer did not annotate it (backends/cortex_m/quantizer/pattern_checkers.py)"
+    )
+
+
+def _weighted_reason(node: Node) -> str:
+    out = node.meta.get("val")
+    if isinstance(out, torch.Tensor) and not out.is_floating_point():
+        return (
+            "quantized, but upstream's lowering (AtenToCortexMPass) did not replace it: "
+            "no portable kernel computes it on int8 values with their zero points"
+        )
+    return (
+        "upstream's quantizer did not annotate it (backends/cortex_m/quantizer/pattern_checkers.py)"
+    )
+
+
+def _weighted_ops() -> set[Any]:
+    """Operators with weights that CMSIS-NN has kernels for when quantized (a
+    weight-reading ``mm``/``bmm``/``addmm`` is a linear in another form). Operators
+    with weights CMSIS-NN has no kernel for (``layer_norm``, ``embedding``,
+    ``group_norm``) are the portable kernels' in every program."""
+    aten = exir_ops.edge.aten
+    return {aten.linear.default, aten.addmm.default, aten.mm.default, aten.bmm.default}
+
+
+def off_cmsis_nn(program: Any) -> list[tuple[str, str, str]]:
+    """The operators of a quantized program that CMSIS-NN should run and does not:
+    each convolution or operator with weights left to the portable kernels, and each
+    ``cortex_m`` kernel given a float operand. As ``(operator, why, where)``."""
+    weights = _weight_names(program)
+    weighted = _weighted_ops()
+    found = []
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = str(getattr(node.target, "_name", node.target)).replace("::", ".")
+        if node.target == exir_ops.edge.aten.convolution.default:
+            found.append((name, _convolution_reason(node), module_path(node)))
+        elif node.target in weighted and (
+            node.target == exir_ops.edge.aten.linear.default or _reads_weight(node, weights)
+        ):
+            found.append((name, _weighted_reason(node), module_path(node)))
+        elif name.startswith("cortex_m.quantized_"):
+            floats = [
+                a.name
+                for a in node.all_input_nodes
+                if isinstance(a.meta.get("val"), torch.Tensor) and a.meta["val"].is_floating_point()
+            ]
+            if floats:
+                found.append((
+                    name,
+                    f"upstream's lowering gave it a float operand ({', '.join(floats)}); the "
+                    "kernel would stop the run (input.scalar_type() 6 does not match dtype 1)",
+                    module_path(node),
+                ))  # fmt: skip
+    return found
+
+
+def off_cmsis_nn_message(found: Sequence[tuple[str, str, str]], *, where: str) -> str:
+    """A build error naming every operator :func:`off_cmsis_nn` found, grouped by
+    operator and reason with counts, and what to do."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for op, why, place in found:
+        groups.setdefault((op, why), []).append(place)
+    lines = [
+        f"{where}: the int8 program would keep {len(found)} operator"
+        f"{'s' if len(found) != 1 else ''} off CMSIS-NN that CMSIS-NN runs when quantized "
+        "(in float on the portable kernels: float weights are 4x the bytes and the "
+        "portable kernels several times slower):"
+    ]
+    for (op, why), places in groups.items():
+        named = ", ".join(places[:NAMED_PER_GROUP])
+        more = f" and {len(places) - NAMED_PER_GROUP} more" if len(places) > NAMED_PER_GROUP else ""
+        lines.append(f"  {len(places)} x {op}: {why}. In: {named}{more}")
+    lines.append(
+        "What to do: change these layers to what CMSIS-NN takes (see each reason), or "
+        "build the model as a float program (quantize=None: every operator on the "
+        "portable kernels, compared with eager float)"
+    )
+    return "\n".join(lines)
+
+
+def model_class(program: Any) -> str | None:
+    """The class name of the model ``program`` was exported from (the root entry of
+    its operators' ``nn_module_stack``), when it is known."""
+    for node in program.graph.nodes:
+        for path, kind in (node.meta.get("nn_module_stack") or {}).values():
+            kind = str(kind)
+            if path == "" and not kind.startswith("torch."):
+                return kind.rsplit(".", 1)[-1]
+    return None

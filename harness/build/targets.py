@@ -37,6 +37,11 @@ ETHOS_U_MACS = {"u55": (32, 64, 128, 256), "u65": (256, 512), "u85": (128, 256, 
 _ETHOS_U = re.compile(r"^ethos-(u55|u65|u85)-(\d+)$")
 _CORTEX_M = re.compile(r"^cortex-m(55|85)$")
 VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
+# What the Cortex-M quantizer's retrace (harness.build.cortex_m_passes) does, as
+# part of the cache key of every quantized Cortex-M program: bump it when the
+# retrace changes what it quantizes. 1: NCHW convolutions on channels_last copies,
+# recurrent layers decomposed, constants made in forward() folded.
+CORTEX_M_RETRACE_REVISION = 1
 # TOSAQuantizer and EthosUQuantizer are one quantizer (EthosUQuantizer subclasses
 # it; the TOSA specification they are given changes no annotation in ExecuTorch
 # 1.5): a model quantized for tosa-int or any Ethos-U target is the same program,
@@ -334,7 +339,10 @@ class CortexMTarget:
     """ExecuTorch's Cortex-M backend: CMSIS-NN kernels on the CPU, no delegate.
 
     Quantized with upstream's ``CortexMQuantizer`` (int8: convolution weights per
-    channel, other weights per tensor, activations per tensor), lowered to edge with
+    channel, other weights per tensor, activations per tensor), on the model traced
+    again so that NCHW convolutions, recurrent layers and constants made in
+    ``forward()`` are quantized too (they stay float otherwise:
+    :func:`harness.build.cortex_m_passes.retrace_for_cmsis_nn`); lowered to edge with
     upstream's edge compile configuration, then ``CortexMPassManager`` replaces each
     quantized pattern (dequantize -> op -> quantize) with a ``cortex_m::`` operator
     and the remaining quantize/dequantize with ``cortex_m::`` ones. What it does not
@@ -342,8 +350,10 @@ class CortexMTarget:
     the harness's passes in (:mod:`harness.build.cortex_m_passes`), for what
     upstream's list leaves that the runtime rejects or computes wrongly: pooling on
     NCHW tensors, an unfused quantized hardswish, a relu on a shared linear output,
-    a matmul of linear outputs, activations left in float. A program that still calls
-    an operator no portable kernel implements is a ``BuildError`` naming it.
+    a matmul of linear outputs, a transpose of more than 4 dimensions, activations
+    left in float. An int8 program that would keep a convolution or an operator
+    with weights off CMSIS-NN, or that still calls an operator no portable kernel
+    implements, is a ``BuildError`` naming each.
 
     Float programs are lowered as the portable target lowers them (ExecuTorch's
     default edge configuration, no passes): upstream's configuration keeps ops
@@ -354,26 +364,32 @@ class CortexMTarget:
         name: ``cortex-m55`` or ``cortex-m85`` (upstream's ``CortexMTargetConfig``
             derives the CMSIS-NN variant from it: MVE on both).
         explicit_layout: upstream's experimental explicit-layout pipeline, which
-            also lowers convolutions on NCHW tensors (inserting ``cortex_m::transpose``).
-            Off by default, as upstream: convolutions are then lowered only when the
-            example inputs are channels_last; others stay float, on the portable kernels.
+            lowers convolutions on NCHW tensors itself (inserting
+            ``cortex_m::transpose``). Off by default, as upstream; the retrace then
+            gives NCHW convolutions channels_last copies of their inputs.
+        board: the board the target is built for, named in build errors.
     """
 
     name: str
     explicit_layout: bool = False
     int_only: bool = False
     delegates: bool = False
+    board: str = dataclasses.field(default="", compare=False)  # for messages only
 
     def options(self) -> dict[str, Any]:
         """The lowering pipeline (the CPU is the target's name)."""
         return {"explicit_layout": self.explicit_layout}
 
     def quantizer_family(self) -> str:
-        """Upstream's Cortex-M quantizer (one per layout pipeline)."""
-        return f"cortex-m{'-explicit-layout' if self.explicit_layout else ''}"
+        """Upstream's Cortex-M quantizer (one per layout pipeline), on the harness's
+        retrace (its revision: :data:`CORTEX_M_RETRACE_REVISION`)."""
+        layout = "-explicit-layout" if self.explicit_layout else ""
+        return f"cortex-m{layout}+retrace-{CORTEX_M_RETRACE_REVISION}"
 
     def quantizer(self, config: QuantConfig) -> Any:
-        """Upstream's ``CortexMQuantizer``: int8, with its own weight granularity."""
+        """Upstream's ``CortexMQuantizer`` (int8, with its own weight granularity), on
+        the model traced again so that it quantizes NCHW convolutions and recurrent
+        layers too (:class:`harness.build.cortex_m_passes.CmsisNnQuantizer`)."""
         if config.scheme != "int8":
             raise BuildError(
                 f"target '{self.name}': quantization scheme '{config.scheme}' is not "
@@ -385,10 +401,10 @@ class CortexMTarget:
                 "quantizer quantizes convolution weights per channel and other weights "
                 "per tensor (CMSIS-NN's kernels); build with per_channel=True"
             )
-        from executorch.backends.cortex_m.quantizer.quantizer import CortexMQuantizer
+        from harness.build.cortex_m_passes import CmsisNnQuantizer
 
         _quiet_pass_manager_deprecation()
-        return CortexMQuantizer(use_explicit_layout=self.explicit_layout)
+        return CmsisNnQuantizer(use_explicit_layout=self.explicit_layout)
 
     def partitioners(self, folder: Path) -> list[Any]:
         """None: the Cortex-M backend rewrites operators instead (:meth:`edge_passes`)."""
@@ -416,8 +432,12 @@ class CortexMTarget:
         unchanged.
 
         Raises:
-            BuildError: the passes left an operator that upstream's edge configuration
-                keeps whole (no portable kernel implements it).
+            BuildError: the program would keep a convolution or an operator with
+                weights off CMSIS-NN (float, on the portable kernels), or give a
+                ``cortex_m`` kernel a float operand: each named, with why and what to
+                do (:func:`harness.build.cortex_m_passes.off_cmsis_nn`); or the passes
+                left an operator that upstream's edge configuration keeps whole (no
+                portable kernel implements it).
         """
         if not quantized:
             return edge
@@ -441,6 +461,14 @@ class CortexMTarget:
             # upstream's own Cortex-M tester does): EdgeProgramManager.transform
             # takes pass lists, not this pass manager.
             program = manager.transform()
+            if off := cortex_m_passes.off_cmsis_nn(program):
+                model = cortex_m_passes.model_class(program)
+                where = ", ".join(
+                    [f"model '{model}'"] * (model is not None)
+                    + [f"board '{self.board}'"] * bool(self.board)
+                    + [f"target '{self.name}'", f"method '{method}'"]
+                )
+                raise BuildError(cortex_m_passes.off_cmsis_nn_message(off, where=where))
             if left := cortex_m_passes.unlowered_preserved_ops(program):
                 raise BuildError(
                     f"target '{self.name}', method '{method}': the Cortex-M passes left "
@@ -531,4 +559,4 @@ def get_target(name: str, *, board: str, vela: Mapping[str, Any] | None = None) 
         return TosaTarget(profile=name.removeprefix("tosa-").upper())
     if is_ethos_u(name):
         return EthosUTarget(name=name, **_vela_options(board, vela or {}))
-    return CortexMTarget(name=name)  # check_target_name leaves no other name
+    return CortexMTarget(name=name, board=board)  # check_target_name leaves no other name
