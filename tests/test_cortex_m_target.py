@@ -709,6 +709,29 @@ class ScaledByConstant(nn.Module):
         return self.fc(x) * torch.full((3, 8), 0.5)
 
 
+class Conv1dHead(nn.Module):
+    """A 1-D convolution (audio, sensor signals): upstream's default quantizer takes
+    2-D ones only; the retrace makes it a 2-D one of height 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(torch.relu(self.conv(x)).mean(-1))
+        return out
+
+
+def conv1d_head() -> Conv1dHead:
+    torch.manual_seed(0)
+    return Conv1dHead().eval()
+
+
+def signal() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(9)),)
+
+
 @pytest.mark.parametrize(
     ("model", "inputs", "expected"),
     [
@@ -717,16 +740,17 @@ class ScaledByConstant(nn.Module):
         (recurrent(nn.GRU), frames, "cortex_m::quantized_linear"),
         (self_attention, token_sequence, "cortex_m::quantized_linear"),
         (ScaledByConstant, rows, "cortex_m::quantized_mul"),
+        (conv1d_head, signal, "cortex_m::quantized_conv2d"),
     ],
-    ids=["inverted-residual-nchw", "lstm", "gru", "self-attention", "forward-constant"],
+    ids=["inverted-residual-nchw", "lstm", "gru", "self-attention", "forward-constant", "conv1d"],
 )
 def test_what_upstream_left_in_float_runs_on_cmsis_nn_within_one_lsb(
     model: Callable[[], nn.Module],
     inputs: Callable[[], tuple[torch.Tensor, ...]],
     expected: str,
 ) -> None:
-    """NCHW convolutions, recurrent layers, attention and constants made in forward():
-    every convolution and linear on CMSIS-NN, no ``cortex_m`` kernel with a float
+    """NCHW and 1-D convolutions, recurrent layers, attention and constants made in
+    forward(): every convolution and linear on CMSIS-NN, no ``cortex_m`` kernel with a float
     operand, and the lowered graph (upstream's Python ``cortex_m`` kernels) within
     1 LSB of fake-quant."""
     from harness.build.cortex_m_passes import off_cmsis_nn
@@ -843,14 +867,15 @@ class Upsampler(nn.Module):
         return out
 
 
-class Conv1dHead(nn.Module):
+class Volumetric(nn.Module):
+    """A 3-D convolution, which CMSIS-NN has no kernel for."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(4, 8, 3)
-        self.fc = nn.Linear(8, 2)
+        self.conv = nn.Conv3d(2, 4, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.fc(self.conv(x).mean(-1))
+        out: torch.Tensor = self.conv(x)
         return out
 
 
@@ -865,13 +890,13 @@ class Conv1dHead(nn.Module):
             "CortexMConvTranspose2DCheck). In: up (ConvTranspose2d), up2 (ConvTranspose2d)",
         ),
         (
-            Conv1dHead,
-            lambda: (torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(9)),),
-            "1 x aten.convolution: a 1-D convolution: upstream's default Cortex-M quantizer "
-            "takes 2-D ones only",
+            Volumetric,
+            lambda: (torch.randn(1, 2, 6, 6, 6, generator=torch.Generator().manual_seed(9)),),
+            "1 x aten.convolution: a 3-D convolution: CMSIS-NN has no kernel for it. "
+            "In: conv (Conv3d)",
         ),
     ],
-    ids=["transposed-output-padding", "conv1d"],
+    ids=["transposed-output-padding", "conv3d"],
 )
 def test_an_int8_program_with_weights_left_in_float_is_a_build_error(
     builder: Builder,
@@ -892,6 +917,7 @@ def test_an_int8_program_with_weights_left_in_float_is_a_build_error(
         f"model '{name}', board 'qemu-m55-cmsis', target 'cortex-m55', method 'forward': "
         "the int8 program would keep"
     )
+    assert "with weights off CMSIS-NN (in float on the portable kernels" in message
     assert expected in message
     assert "What to do: change these layers to what CMSIS-NN takes" in message
     assert "build the model as a float program (quantize=None" in message

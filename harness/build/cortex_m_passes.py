@@ -399,17 +399,28 @@ class _CmsisLayoutInterpreter(torch.fx.Interpreter):
     decompositions."""
 
     def __init__(
-        self, module: GraphModule, channels_last: bool, constants: dict[str, torch.Tensor]
+        self,
+        module: GraphModule,
+        channels_last: bool,
+        constants: dict[str, torch.Tensor],
+        conv1d_weights: dict[str, torch.Tensor],
     ) -> None:
         super().__init__(module)
         self.channels_last = channels_last
         self.recurrent = _recurrent_layers()
         self.constants = constants
+        self.conv1d_weights = conv1d_weights
 
     def run_node(self, n: Node) -> Any:
-        """A constant the model made in ``forward()`` is the tensor it computed to."""
+        """A constant the model made in ``forward()`` is the tensor it computed to; a
+        1-D convolution with a 4-D copy of its weight is a 2-D one."""
         if n.name in self.constants:
             return self.constants[n.name]
+        if n.name in self.conv1d_weights:
+            with self._set_current_node(n):
+                args, kwargs = self.fetch_args_kwargs_from_env(n)
+                args = (args[0], self.conv1d_weights[n.name], *args[2:])
+                return _conv1d_as_conv2d(*args, **kwargs)
         return super().run_node(n)
 
     def _changed(self, node: Node, value: Any) -> bool:
@@ -474,6 +485,53 @@ class _CmsisLayoutInterpreter(torch.fx.Interpreter):
         return super().call_function(target, args, kwargs)
 
 
+def _conv1d_as_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: Sequence[int] = (1,),
+    padding: Sequence[int] = (0,),
+    dilation: Sequence[int] = (1,),
+    groups: int = 1,
+) -> torch.Tensor:
+    """``conv1d`` of ``[N, C, L]`` as a ``conv2d`` of ``[N, C, 1, L]`` in channels_last,
+    ``weight`` already ``[O, I, 1, K]`` (a constant: upstream's lowering reads
+    convolution weights from parameters only).
+
+    Upstream's default quantizer takes 2-D convolutions only (its explicit-layout
+    pipeline rewrites 1-D ones the same way: ``ConvertConv1dToConv2dPass``). The 2-D
+    output goes back to NCHW before it is squeezed: the portable view kernels
+    (``squeeze_copy``, ``view_copy``) take the default dim order only.
+    """
+    image = _in_dim_order(x.unsqueeze(2), _NHWC)
+    out = torch.ops.aten.conv2d.default(
+        image, weight, bias, [1, *stride], [0, *padding], [1, *dilation], groups
+    )
+    flat: torch.Tensor = _in_dim_order(out, _NCHW).squeeze(2)
+    return flat
+
+
+def _conv1d_weights(graph_module: GraphModule) -> dict[str, torch.Tensor]:
+    """The weight of each batched 1-D convolution, as the ``[O, I, 1, K]`` weight of
+    the 2-D one it becomes (by convolution node)."""
+    weights = {}
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function" or node.target != _ATEN.conv1d.default:
+            continue
+        x, weight = node.args[0], node.args[1]
+        value = _traced_value(x) if isinstance(x, Node) else None
+        if not isinstance(value, torch.Tensor) or value.dim() != 3:
+            continue  # unbatched
+        if not isinstance(weight, Node) or weight.op != "get_attr":
+            continue  # computed in forward(): stays 1-D (and float)
+        tensor = graph_module
+        for part in str(weight.target).split("."):  # "conv.weight"
+            tensor = getattr(tensor, part)
+        assert isinstance(tensor, torch.Tensor)
+        weights[node.name] = tensor.detach().unsqueeze(2)
+    return weights
+
+
 class _Retraced(torch.nn.Module):
     """What ``torch.export`` traces: the exported graph, run by the interpreter, with
     the constants ``forward()`` makes as buffers (lifted as constants)."""
@@ -486,12 +544,20 @@ class _Retraced(torch.nn.Module):
         for index, (name, value) in enumerate(_forward_constants(graph_module).items()):
             self.register_buffer(f"forward_constant_{index}", value)
             self.constant_nodes[name] = f"forward_constant_{index}"
+        self.conv1d_nodes = {}
+        if channels_last:
+            for index, (name, value) in enumerate(_conv1d_weights(graph_module).items()):
+                self.register_buffer(f"conv1d_weight_{index}", value)
+                self.conv1d_nodes[name] = f"conv1d_weight_{index}"
 
     def forward(self, *args: Any) -> Any:
         from torch.fx import traceback as fx_traceback
 
         constants = {node: getattr(self, name) for node, name in self.constant_nodes.items()}
-        interpreter = _CmsisLayoutInterpreter(self.graph_module, self.channels_last, constants)
+        weights = {node: getattr(self, name) for node, name in self.conv1d_nodes.items()}
+        interpreter = _CmsisLayoutInterpreter(
+            self.graph_module, self.channels_last, constants, weights
+        )
         # Each recorded operator keeps the meta of the node it came from (the module
         # path and source line that build errors name).
         with fx_traceback.preserve_node_meta():
@@ -500,16 +566,20 @@ class _Retraced(torch.nn.Module):
 
 def needs_retrace(graph_module: GraphModule, *, channels_last: bool) -> list[str]:
     """Why :func:`retrace_for_cmsis_nn` must change ``graph_module`` (empty: it need
-    not): its NCHW convolutions (when ``channels_last``) and its recurrent layers."""
+    not): its constants made in ``forward()``, its recurrent layers and, when
+    ``channels_last``, its 1-D convolutions and its convolutions of NCHW tensors."""
     reasons = [
         f"{name}: a float constant made in forward()" for name in _forward_constants(graph_module)
     ]
     recurrent = _recurrent_layers()
+    conv1d = _conv1d_weights(graph_module) if channels_last else {}
     for node in graph_module.graph.nodes:
         if node.op != "call_function":
             continue
         if node.target in recurrent:
             reasons.append(f"{node.name}: a recurrent layer")
+        elif channels_last and node.name in conv1d:
+            reasons.append(f"{node.name}: a 1-D convolution")
         elif channels_last and node.target in _convolutions():
             value = _traced_value(node.args[0]) if isinstance(node.args[0], Node) else None
             if isinstance(value, torch.Tensor) and value.dim() == 4 and dim_order(value) != _NHWC:
@@ -533,7 +603,8 @@ def retrace_for_cmsis_nn(graph_module: GraphModule, *, channels_last: bool) -> G
       same-shape adds: a MobileNet block or a ResNet stage is one channels_last
       region) and goes back to the layout the model had before any other operator.
       Every other operator sees what it saw at export (reshapes, pooling, concats:
-      several portable kernels refuse or misread channels_last tensors).
+      several portable kernels refuse or misread channels_last tensors). A 1-D
+      convolution becomes a 2-D one of height 1 (:func:`_conv1d_as_conv2d`).
     * **Recurrent layers** (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``). ``torch.export``
       keeps ``aten.lstm`` whole, which no quantizer pattern matches; ``to_edge``
       decomposes it later into float linears, which upstream's edge configuration
@@ -541,6 +612,8 @@ def retrace_for_cmsis_nn(graph_module: GraphModule, *, channels_last: bool) -> G
       PyTorch's ``torch._decomp`` does, so the quantizer sees their linears and
       gates (``quantized_linear``, ``quantized_mul``/``add``, table activations).
       Upstream's Arm tests reach the same graph through ``torch.nn.quantizable.LSTM``.
+    * **Constants made in forward()** (``torch.zeros``, ``torch.full``: an LSTM's
+      initial state) become constants (:func:`_forward_constants`).
 
     Raises:
         BuildError: the retrace failed (names the cause, and the manual way).
@@ -899,9 +972,9 @@ def off_cmsis_nn_message(found: Sequence[tuple[str, str, str]], *, where: str) -
         groups.setdefault((op, why), []).append(place)
     lines = [
         f"{where}: the int8 program would keep {len(found)} operator"
-        f"{'s' if len(found) != 1 else ''} off CMSIS-NN that CMSIS-NN runs when quantized "
-        "(in float on the portable kernels: float weights are 4x the bytes and the "
-        "portable kernels several times slower):"
+        f"{'s' if len(found) != 1 else ''} with weights off CMSIS-NN (in float on the "
+        "portable kernels: float weights are 4x the bytes, and the portable kernels "
+        "several times slower than CMSIS-NN's):"
     ]
     for (op, why), places in groups.items():
         named = ", ".join(places[:NAMED_PER_GROUP])

@@ -36,12 +36,17 @@ if TYPE_CHECKING:
 ETHOS_U_MACS = {"u55": (32, 64, 128, 256), "u65": (256, 512), "u85": (128, 256, 512, 1024, 2048)}
 _ETHOS_U = re.compile(r"^ethos-(u55|u65|u85)-(\d+)$")
 _CORTEX_M = re.compile(r"^cortex-m(55|85)$")
+_TOSA_EXTENDED = re.compile(r"^tosa-(int|fp)((\+[a-z0-9]+)+)$")
+# TOSA 1.0 extensions ExecuTorch's TosaSpecification knows (the Ethos-U specifications
+# use int16, int4, u55 and cf).
+TOSA_EXTENSIONS = ("int16", "int4", "u55", "cf", "bf16", "fp8e4m3", "fp8e5m2", "fft", "var")
 VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
 # What the Cortex-M quantizer's retrace (harness.build.cortex_m_passes) does, as
 # part of the cache key of every quantized Cortex-M program: bump it when the
 # retrace changes what it quantizes. 1: NCHW convolutions on channels_last copies,
-# recurrent layers decomposed, constants made in forward() folded.
-CORTEX_M_RETRACE_REVISION = 1
+# recurrent layers decomposed, constants made in forward() folded. 2: 1-D
+# convolutions as 2-D ones.
+CORTEX_M_RETRACE_REVISION = 2
 # TOSAQuantizer and EthosUQuantizer are one quantizer (EthosUQuantizer subclasses
 # it; the TOSA specification they are given changes no annotation in ExecuTorch
 # 1.5): a model quantized for tosa-int or any Ethos-U target is the same program,
@@ -168,15 +173,19 @@ class TosaTarget:
     Attributes:
         profile: ``INT`` or ``FP``.
         int16: add the int16 extension (needed by a16w8 programs).
+        extensions: more TOSA extensions, as an Ethos-U's specification has them
+            (``tosa-int+int16+int4+u55`` is the TOSA graph an Ethos-U55 is given:
+            the golden reference of :mod:`harness.verdict.golden`).
     """
 
     profile: str = "INT"
     int16: bool = False
+    extensions: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        """``tosa-int`` or ``tosa-fp``."""
-        return f"tosa-{self.profile.lower()}"
+        """``tosa-int``, ``tosa-fp``, or with extensions ``tosa-int+u55``..."""
+        return f"tosa-{self.profile.lower()}" + "".join(f"+{e}" for e in self.extensions)
 
     @property
     def int_only(self) -> bool:
@@ -194,9 +203,12 @@ class TosaTarget:
 
     @property
     def spec_string(self) -> str:
-        """``TOSA-1.0+INT``, ``TOSA-1.0+INT+int16`` (a16w8 programs) or ``TOSA-1.0+FP``."""
-        extension = "+int16" if self.int16 and self.profile == "INT" else ""
-        return f"TOSA-1.0+{self.profile}{extension}"
+        """``TOSA-1.0+INT``, ``TOSA-1.0+INT+int16`` (a16w8 programs), ``TOSA-1.0+FP``,
+        or with the target's extensions (``TOSA-1.0+INT+int16+int4+u55``)."""
+        extensions = list(self.extensions)
+        if self.int16 and self.profile == "INT" and "int16" not in extensions:
+            extensions.insert(0, "int16")
+        return f"TOSA-1.0+{self.profile}" + "".join(f"+{e}" for e in extensions)
 
     def _compile_spec(self, folder: Path | None = None) -> Any:
         from executorch.backends.arm.tosa.compile_spec import TosaCompileSpec
@@ -284,6 +296,13 @@ class EthosUTarget:
     def quantizer_family(self) -> str:
         """The Arm quantizer (shared with the TOSA targets: see :data:`ARM_QUANTIZER`)."""
         return ARM_QUANTIZER
+
+    def tosa_target_name(self) -> str:
+        """The TOSA target whose graph Vela is given for this NPU: its specification's
+        profile and extensions (``tosa-int+int16+int4+u55`` for an Ethos-U55)."""
+        spec = str(self._compile_spec().tosa_spec)  # "TOSA-1.0+INT+int16+int4+u55"
+        _, profile, *extensions = spec.split("+")
+        return f"tosa-{profile.lower()}" + "".join(f"+{e}" for e in extensions)
 
     def quantizer(self, config: QuantConfig) -> Any:
         """The Ethos-U quantizer with the symmetric int8 or a16w8 configuration."""
@@ -488,7 +507,7 @@ def _known_targets() -> str:
     ethos = ", ".join(
         f"ethos-{npu}-{{{','.join(map(str, macs))}}}" for npu, macs in ETHOS_U_MACS.items()
     )
-    return f"portable, tosa-int, tosa-fp, {ethos}, cortex-m55, cortex-m85"
+    return f"portable, tosa-int[+extensions], tosa-fp, {ethos}, cortex-m55, cortex-m85"
 
 
 def check_target_name(name: str) -> str | None:
@@ -498,6 +517,14 @@ def check_target_name(name: str) -> str | None:
     board at collection, and :func:`get_target` calls it too, so both say the same.
     """
     if name in ("portable", "tosa-int", "tosa-fp") or _CORTEX_M.match(name):
+        return None
+    if match := _TOSA_EXTENDED.match(name):
+        unknown = sorted(set(match.group(2).split("+")[1:]) - set(TOSA_EXTENSIONS))
+        if unknown:
+            return (
+                f"unknown TOSA extension(s) {', '.join(unknown)} "
+                f"(known: {', '.join(TOSA_EXTENSIONS)})"
+            )
         return None
     if match := _ETHOS_U.match(name):
         npu, macs = match.group(1), int(match.group(2))
@@ -555,8 +582,9 @@ def get_target(name: str, *, board: str, vela: Mapping[str, Any] | None = None) 
         raise BuildError(f"board '{board}': target '{name}': {problem}")
     if name == "portable":
         return PortableTarget()
-    if name in ("tosa-int", "tosa-fp"):
-        return TosaTarget(profile=name.removeprefix("tosa-").upper())
+    if name.startswith(("tosa-int", "tosa-fp")):
+        base, *extensions = name.split("+")
+        return TosaTarget(profile=base.removeprefix("tosa-").upper(), extensions=tuple(extensions))
     if is_ethos_u(name):
         return EthosUTarget(name=name, **_vela_options(board, vela or {}))
     return CortexMTarget(name=name, board=board)  # check_target_name leaves no other name
