@@ -709,7 +709,8 @@ class Wav2Letter(nn.Module):
 
 def _w2l_inputs(generator: torch.Generator, batch: int = 1) -> Inputs:
     log_mel = speech_log_mel(batch, 100, 40, generator)
-    return (cmvn(mfcc_from_log_mel(log_mel, 13), dim=1).transpose(1, 2),)
+    # [N, frames, 13] -> [N, 13, frames], contiguous: a program's inputs must be dense.
+    return (cmvn(mfcc_from_log_mel(log_mel, 13), dim=1).transpose(1, 2).contiguous(),)
 
 
 # --------------------------------------------------------------------------- registry

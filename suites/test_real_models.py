@@ -87,7 +87,12 @@ def test_example_inputs_are_stable():
 def test_float(et_check, name):
     model, inputs = REAL_MODELS[name].make()
     result = et_check(model, inputs)
-    assert result.comparisons[0].reference == "eager_float"
+    eager_float = result.comparisons[0]
+    assert eager_float.reference == "eager_float"
+    # The same math as eager in another order: float32 rounding alone. Seen on host:
+    # 89 dB (MobileNetV1, 28 layers) to 139 dB (GRU); 80 dB leaves room, and any real
+    # difference (a wrong layer, a dropped bias) falls far below it.
+    assert eager_float.metrics[0].snr_db > 80
 
 
 @pytest.mark.parametrize("name", _params())
@@ -97,9 +102,8 @@ def test_int8(et_check, name):
     result = et_check(model, inputs, quantize="int8", calibration=entry.calibration())
     if not result.artifact.quantized:
         pytest.skip(f"{result.artifact.metadata['target']} quantizer leaves '{name}' in float")
-    fake_quant, eager_float = result.comparisons
-    assert fake_quant.reference == "fake_quant"
-    assert eager_float.reference == "eager_float"
-    top1 = fake_quant.metrics[0].top1
+    by_reference = {c.reference: c for c in result.comparisons}
+    assert {"fake_quant", "eager_float"} <= by_reference.keys()
+    top1 = by_reference["fake_quant"].metrics[0].top1
     if top1 is not None:  # classifiers: the program picks the class fake-quant picks
         assert top1 == 1.0
