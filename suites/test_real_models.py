@@ -2,8 +2,11 @@
 LSTM/GRU, transformers, Wav2Letter), float and int8, on every selected board.
 
 Every test carries the ``real_model`` marker; the cheap ones (``REAL_MODELS[...].ci_slice``)
-also ``real_model_slice``, so ``-m real_model_slice`` runs the CI slice. Board tests use
-the board's default limits: no per-model tolerance here.
+also ``real_model_slice``, so ``-m real_model_slice`` runs the CI slice. A plain
+``pytest suites`` leaves them out (suites/conftest.py): they run with ``-m real_model``,
+``-m real_model_slice`` or when this file is named. Board tests use the board's default
+limits: no per-model tolerance here. int8 programs calibrate on eight realistic inputs
+(``RealModel.calibration``), as a deployment would, not on noise around the example.
 """
 
 from __future__ import annotations
