@@ -88,11 +88,11 @@ class TosaBoard(RunsGivenInputs):
             RunCrashed: the reference model or a CPU op failed.
             RunTimeout: no result within the time limit.
         """
-        if artifact.lowered_program_path is None:
+        if artifact.lowered_program_path is None or not artifact.target.startswith("tosa-"):
             raise ConfigError(
                 f"board '{self.spec.name}': program of model '{artifact.model_name}' was built "
                 f"for target '{artifact.target}'; this board runs TOSA-lowered programs "
-                "(target tosa-int or tosa-fp)"
+                "(target tosa-int, tosa-int+<extensions> or tosa-fp)"
             )
         inputs = check_inputs_match(artifact, inputs, self.spec.name)
         run_dir.mkdir(parents=True, exist_ok=True)

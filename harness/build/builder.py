@@ -344,7 +344,9 @@ def lower_and_serialize(
         if after_lowering is not None:
             stage = "tap placement"
             after_lowering(edge)
-        if target.name.startswith("tosa-"):
+        if target.name.startswith("tosa-") or (quantized and target.name.startswith("cortex-m")):
+            # What the tosa board runs; for Cortex-M programs, the golden reference
+            # (upstream's Python cortex_m kernels, harness.verdict.golden).
             stage = "saving the lowered program"
             save_lowered_program(edge.exported_program(), folder / artifact_files.LOWERED_NAME)
         strip_host_paths(edge)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from harness.boards import Board, RunResult
     from harness.build.artifact import Artifact
+    from harness.build.faults import Fault
     from harness.build.quantization import QuantConfig
     from harness.verdict.check import CheckResult
 
@@ -37,6 +38,23 @@ SESSION_KEY = pytest.StashKey[HarnessSession]()
 DRAFT_KEY = pytest.StashKey[RecordDraft]()
 
 DEBUG_ROWS = 12  # rows of the divergence table a failure message shows
+
+# The first line of a failed check's message, by its failure class.
+FAILURE_HEADLINES = {
+    FailureClass.NUMERIC_MISMATCH: "outputs differ from the reference",
+    FailureClass.DEGENERATE: "degenerate outputs: there is nothing to judge the board by",
+    FailureClass.QUANTIZATION_QUALITY: (
+        "the quantized model is further from float than this test allows "
+        "(the board agrees with fake-quant: the model's quantization, not the board)"
+    ),
+}
+# Why a failure of this class starts no per-layer pass (it would find nothing).
+NO_DEBUG_PASS = {
+    FailureClass.DEGENERATE: "a degenerate output has no layer to blame on the board",
+    FailureClass.QUANTIZATION_QUALITY: (
+        "the board agrees with fake-quant; only the quantization-quality limit failed"
+    ),
+}
 
 
 def session_of(config: pytest.Config) -> HarnessSession:
@@ -263,6 +281,10 @@ def _record_result(
     this.board_facts = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
     this.comparisons = [ComparisonRecord.of(c) for c in result.comparisons]
     this.passed = result.passed
+    if result.degenerate:
+        this.degenerate = list(result.degenerate)
+    if result.golden:
+        this.golden = result.golden
     item.user_properties.append(("et_execute_ms", round(result.run.execute_s * 1e3, 4)))
     item.user_properties.append(("et_timing_fidelity", str(result.run.fidelity)))
     for c in result.comparisons:
@@ -289,7 +311,8 @@ def et_check(
     ``tolerance`` and ``vs_float`` (dicts of limits or
     :class:`~harness.verdict.tolerance.Tolerance`), ``debug_buffer_size``,
     ``require_full_delegation`` (default: the board file or the
-    ``et_full_delegation`` marker).
+    ``et_full_delegation`` marker), ``fault`` (one layer of the program broken on
+    purpose, :class:`~harness.build.faults.Fault`: to see the verdict catch it).
 
     The pipeline is :func:`harness.verdict.check.check_model`'s; the fixture adds
     the record, the JUnit properties, the skips, the per-layer pass and the failure.
@@ -310,6 +333,7 @@ def et_check(
         vs_float: Tolerance | Mapping[str, Any] | None = None,
         debug_buffer_size: int = 0,
         require_full_delegation: bool | None = None,
+        fault: Fault | None = None,
     ) -> CheckResult | None:
         from harness.build.quantization import QuantConfig
         from harness.build.targets import get_target
@@ -355,24 +379,31 @@ def et_check(
             test=item.nodeid,
             repro_owner=(hc.results_path, run_id),
             hooks=hooks,
+            golden=session.golden,
+            fault=fault,
         )
         _record_result(item, this, result, started)
+        failure = result.failure_class
         divergence = ""
-        if hc.debug == "always" or (hc.debug == "on-failure" and not result.passed):
+        if hc.debug == "always" or (
+            hc.debug == "on-failure" and failure == FailureClass.NUMERIC_MISMATCH
+        ):
             divergence = _debug_pass(
                 session.builder, board, model, inputs, this,
-                quantize=quantize, calibration=calibration,
+                quantize=quantize, calibration=calibration, fault=fault,
                 tolerance=hooks.main,
                 run_dir=run_dir.with_name(run_dir.name + "-debug"),
                 keep_in=result.repro_dir, timeout_s=hc.run_timeout_s,
             )  # fmt: skip
-        if not result.passed:
-            this.failure_class = draft.failure_class = str(FailureClass.NUMERIC_MISMATCH)
+        elif hc.debug == "on-failure" and failure is not None:
+            divergence = f"\nper-layer table: not made ({NO_DEBUG_PASS[failure]})"
+        if failure is not None:
+            this.failure_class = draft.failure_class = str(failure)
             where = repro_line(result.repro_dir, result.repro_error)
             this.repro = str(result.repro_dir) if result.repro_dir else None
             pytest.fail(
                 f"model '{result.artifact.model_name}' on board '{spec.name}': "
-                f"outputs differ from the reference\n{result.table()}{divergence}{where}",
+                f"{FAILURE_HEADLINES[failure]}\n{result.table()}{divergence}{where}",
                 pytrace=False,
             )
         return result

@@ -37,6 +37,7 @@ class ComparisonRecord(msgspec.Struct, kw_only=True):
     problems: list[str]
     metrics: list[dict[str, Any]]
     checks: list[dict[str, Any]]
+    source: str = ""
 
     @classmethod
     def of(cls, comparison: Comparison) -> ComparisonRecord:
@@ -47,6 +48,7 @@ class ComparisonRecord(msgspec.Struct, kw_only=True):
             problems=list(comparison.problems),
             metrics=[m.as_dict() for m in comparison.metrics],
             checks=[dataclasses.asdict(c) for c in comparison.checks],
+            source=comparison.source,
         )
 
 
@@ -69,6 +71,10 @@ class CheckRecord(msgspec.Struct, kw_only=True):
         failure_class: why the check failed (:class:`harness.errors.FailureClass`).
         repro: the repro folder a failure left (None: none could be left).
         debug: the per-layer divergence pass (:mod:`harness.verdict.debug`).
+        degenerate: what carries nothing to judge by, per output
+            (:mod:`harness.verdict.degenerate`).
+        golden: the golden reference: what computed it, or why there is none
+            (:mod:`harness.verdict.golden`).
     """
 
     artifact: dict[str, Any] | UnsetType = UNSET
@@ -86,6 +92,8 @@ class CheckRecord(msgspec.Struct, kw_only=True):
     failure_class: str | UnsetType = UNSET
     repro: str | UnsetType | None = UNSET
     debug: dict[str, Any] | UnsetType = UNSET
+    degenerate: list[str] | UnsetType = UNSET
+    golden: str | UnsetType = UNSET
 
 
 # The check fields a record's top level repeats from its main check.
@@ -102,6 +110,8 @@ _MAIN_CHECK_FIELDS = (
     "quantization_note",
     "full_delegation",
     "debug",
+    "degenerate",
+    "golden",
 )
 
 
@@ -159,6 +169,8 @@ class Record(msgspec.Struct, kw_only=True):
     quantization_note: str | UnsetType = UNSET
     full_delegation: str | UnsetType = UNSET
     debug: dict[str, Any] | UnsetType = UNSET
+    degenerate: list[str] | UnsetType = UNSET
+    golden: str | UnsetType = UNSET
     comparisons: list[ComparisonRecord] | UnsetType = UNSET
     checks: list[CheckRecord] | UnsetType = UNSET
     debug_reports: list[dict[str, Any]] | UnsetType = UNSET

@@ -289,7 +289,8 @@ def rerun(
     the case's own references and limits.
 
     Returns:
-        The verdict (``pass`` or ``numeric_mismatch``) and the comparisons.
+        The verdict (``pass``, or the failure class: ``numeric_mismatch``,
+        ``degenerate``, ``quantization_quality``) and the comparisons.
 
     Raises:
         HarnessError: the board cannot run here, or the run failed again (its
@@ -298,7 +299,8 @@ def rerun(
     from harness.boards import make_board
     from harness.boards.spec import load_boards, resolve_board_names
     from harness.errors import BoardUnavailable
-    from harness.verdict.compare import compare_with_references
+    from harness.verdict.compare import compare_with_references, failure_class_of
+    from harness.verdict.degenerate import degenerate_outputs
 
     boards = load_boards([*board_files_of(case), *extra_board_files])
     name = resolve_board_names([board_name or case.board], boards)[0]
@@ -323,8 +325,14 @@ def rerun(
     comparisons = compare_with_references(
         run.outputs, case.references, case.artifact, case.tolerances
     )
-    passed = all(c.passed for c in comparisons)
-    return ("pass" if passed else "numeric_mismatch"), comparisons
+    degenerate = degenerate_outputs(
+        list(run.outputs),
+        case.references["eager_float"],
+        case.references.get("fake_quant"),
+        case.artifact.output_scales if case.artifact.quantized else None,
+    )
+    failure = failure_class_of(comparisons, degenerate)
+    return (str(failure) if failure else "pass"), comparisons
 
 
 def main(folder: str, board: str | None, board_files: Sequence[str]) -> int:

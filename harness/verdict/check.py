@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,11 @@ from harness.report.repro import save_case
 from harness.verdict.compare import (
     Comparison,
     compare_with_references,
+    failure_class_of,
     format_table,
 )
+from harness.verdict.degenerate import degenerate_outputs
+from harness.verdict.golden import Golden, GoldenReferences, golden_kind
 from harness.verdict.tolerance import Tolerance, Tolerances
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
     from harness.build.faults import Fault
     from harness.build.taps import TapPlan
+    from harness.errors import FailureClass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +43,15 @@ class CheckResult:
     Attributes:
         artifact: the built program.
         run: the board's result.
-        comparisons: against the fake-quant reference (quantized programs) and eager float.
+        comparisons: the board against each reference, and the model's quantization
+            quality (see :func:`harness.verdict.compare.compare_with_references`).
         timings: seconds spent per stage in this process.
         repro_dir: the repro folder left by a failed check (see :mod:`harness.report.repro`).
         repro_error: why no repro folder could be left, if so.
+        degenerate: why a reference or the board's output carries nothing to judge
+            by, one sentence per output (:mod:`harness.verdict.degenerate`).
+        golden: what computed the golden reference, or why it was not computed
+            (empty: none applies to this board and program).
     """
 
     artifact: Artifact
@@ -51,15 +60,41 @@ class CheckResult:
     timings: Mapping[str, float]
     repro_dir: Path | None = None
     repro_error: str | None = None
+    degenerate: tuple[str, ...] = ()
+    golden: str = ""
+
+    @property
+    def failure_class(self) -> FailureClass | None:
+        """Why the check failed, or ``None`` when it passed: ``degenerate`` first (no
+        comparison means anything then), then ``numeric_mismatch`` (the board),
+        then ``quantization_quality`` (the model, against limits the test set)."""
+        return failure_class_of(self.comparisons, self.degenerate)
 
     @property
     def passed(self) -> bool:
-        """True when every comparison passed."""
-        return all(c.passed for c in self.comparisons)
+        """True when nothing is degenerate and every comparison passed."""
+        return self.failure_class is None
+
+    def comparison(self, reference: str) -> Comparison:
+        """The comparison with ``reference`` (``fake_quant``, ``eager_float``,
+        ``quantization``, ``golden``).
+
+        Raises:
+            KeyError: this check made no such comparison (naming the ones it made).
+        """
+        for c in self.comparisons:
+            if c.reference == reference:
+                return c
+        made = ", ".join(c.reference for c in self.comparisons)
+        raise KeyError(f"no comparison with {reference!r} in this check (made: {made})")
 
     def table(self, *, only_failed: bool = False) -> str:
-        """The metric table (reference, output, metric, value, limit)."""
-        return format_table(self.comparisons, only_failed=only_failed)
+        """The metric table (reference, output, metric, value, limit), after the
+        degenerate outputs, if any."""
+        text = format_table(self.comparisons, only_failed=only_failed)
+        if self.degenerate:
+            text = "degenerate:\n" + "\n".join(f"  {d}" for d in self.degenerate) + "\n" + text
+        return text
 
 
 def fake_quant_reference(artifact: Artifact) -> Any:
@@ -189,6 +224,7 @@ def check_model(
     repro_owner: tuple[Path, str] | None = None,
     hooks: CheckHooks | None = None,
     fault: Fault | None = None,
+    golden: GoldenReferences | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -219,6 +255,8 @@ def check_model(
         hooks: called between the stages (see :class:`CheckHooks`).
         fault: one layer of the program broken on purpose, its references kept
             right (:mod:`harness.build.faults`): how the verdict itself is tested.
+        golden: computes the board's golden reference, where one applies
+            (:mod:`harness.verdict.golden`); none is made without it.
 
     Returns:
         The result; its ``timings`` start with ``artifact_s``, the build's seconds.
@@ -246,6 +284,15 @@ def check_model(
         require_full_delegation = False
     preflight(artifact, board, require_full_delegation=require_full_delegation)
     hooks.before_run(artifact)
+    golden_of = None
+    if golden is not None and golden_kind(board, artifact) is not None:
+
+        def golden_of(tensors: Sequence[torch.Tensor]) -> Golden | None:
+            return golden.outputs(
+                board, artifact, model, tensors, run_dir=run_dir,
+                quantize=quantize, calibration=calibration,
+            )  # fmt: skip
+
     result = run_and_compare(
         board,
         artifact,
@@ -259,6 +306,7 @@ def check_model(
         repro_dir=repro_dir,
         test=test,
         repro_owner=repro_owner,
+        golden=golden_of,
     )
     return dataclasses.replace(result, timings={"artifact_s": artifact_s, **result.timings})
 
@@ -273,7 +321,10 @@ def resolve_tolerances(
     policy = board.spec.tolerance
     main = tolerance or (policy.quantized if artifact.quantized else policy.float)
     return Tolerances(
-        main=main, vs_float=vs_float or policy.quantized_vs_float, fallback=policy.float
+        main=main,
+        vs_float=vs_float or policy.quantized_vs_float,
+        fallback=policy.float,
+        golden=policy.golden,
     )
 
 
@@ -310,9 +361,11 @@ def run_and_compare(
     repro_dir: Path | None = None,
     test: str | None = None,
     repro_owner: tuple[Path, str] | None = None,
+    golden: Callable[[Sequence[torch.Tensor]], Golden | None] | None = None,
 ) -> CheckResult:
     """Run a built artifact on ``board`` and compare it with the eager ``reference``
-    (and with the artifact's fake-quant reference when it is quantized).
+    (and with the artifact's fake-quant reference when it is quantized, and with
+    ``golden(inputs)``, the board's golden reference, when given).
 
     When the run fails or the outputs differ and ``repro_dir`` is given, a repro
     folder is left there (:mod:`harness.report.repro`): the result's ``repro_dir``, or
@@ -321,7 +374,7 @@ def run_and_compare(
     Raises:
         RunError, ConfigError: no result could be produced.
     """
-    from harness.errors import RunError
+    from harness.errors import HarnessError, RunError
 
     timings: dict[str, float] = {}
     tensors = validate_inputs(reference, inputs)
@@ -344,6 +397,18 @@ def run_and_compare(
         if artifact.quantized:
             fake_quant = _to_numpy(fake_quant_outputs(artifact, tensors))
             references = {"fake_quant": fake_quant, **references}
+    golden_note = ""
+    if golden is not None:
+        try:
+            made = golden(tensors)
+        except HarnessError as exc:  # the board's own verdict stands without it
+            golden_note = f"not computed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            warnings.warn(f"golden reference {golden_note}", stacklevel=2)
+        else:
+            if made is not None:
+                references["golden"] = made.outputs
+                golden_note = made.source
+                timings["golden_s"] = made.seconds
     timings["reference_s"] = time.perf_counter() - t0
     tolerances = resolve_tolerances(board, artifact, tolerance, vs_float)
     arrays = _to_numpy(tensors)
@@ -392,12 +457,24 @@ def run_and_compare(
         run = dataclasses.replace(run, extra={**run.extra, "inputs": note})
 
     t0 = time.perf_counter()
-    comparisons = compare_with_references(run.outputs, references, artifact, tolerances)
+    comparisons = compare_with_references(
+        run.outputs, references, artifact, tolerances, golden_source=golden_note
+    )
+    degenerate = degenerate_outputs(
+        _to_numpy(run.outputs),
+        references["eager_float"],
+        references.get("fake_quant"),
+        artifact.output_scales if artifact.quantized else None,
+    )
     timings["compare_s"] = time.perf_counter() - t0 + timings.pop("reference_s")
-    result = CheckResult(artifact, run, comparisons, timings)
-    if not result.passed:
+    result = CheckResult(
+        artifact, run, comparisons, timings, degenerate=tuple(degenerate), golden=golden_note
+    )
+    if result.failure_class is not None:
         try:
-            kept = keep_repro(run.outputs, "numeric_mismatch", result.table(only_failed=True))
+            kept = keep_repro(
+                run.outputs, str(result.failure_class), result.table(only_failed=True)
+            )
         except OSError as copy_exc:
             kept, result = None, dataclasses.replace(result, repro_error=str(copy_exc))
         result = dataclasses.replace(result, repro_dir=kept)
