@@ -153,3 +153,23 @@ def test_a_healthy_output_is_not_degenerate():
     scale = float(np.abs(eager).max() / 127)
     fake_quant = np.round(eager / scale) * scale
     assert degenerate_outputs([fake_quant], [eager], [fake_quant], [scale]) == []
+
+
+def test_a_float_output_of_a_quantized_program_gets_the_margin_rule_too():
+    # Wav2Letter on host leaves its last layer's output in float (no scale), after
+    # quantized layers whose rounding it carries: a rounding flip there gave 0.044
+    # max abs error against fake-quant, far above the float atol. By hand:
+    reference = np.array([[2.0, -1.0, 0.5, 3.0, -2.5, 1.5, 0.0, -0.5]], dtype=np.float32)
+    actual = reference.copy()
+    actual[0, 0] += 0.01  # noise 1e-4 against energy 23.0: SNR 53.6 dB
+    float_limits = Tolerance(atol=1e-5, rtol=1e-4)
+
+    def judged(quantization_snr: float) -> list[str]:
+        c = compare_outputs(
+            [actual], [reference], DEFAULT, reference_name="fake_quant", scales=[None],
+            fallback=float_limits, quantization_snr=[quantization_snr],
+        )  # fmt: skip
+        return [f.metric for f in c.failures()]
+
+    assert judged(40.0) == []  # 13.6 dB above the model's quantization noise
+    assert judged(50.0) == ["snr_above_quantization_db"]  # only 3.6 dB above

@@ -208,11 +208,18 @@ def _limit_checks(
     quantization_snr: float | None = None,
 ) -> list[Check]:
     if m.max_lsb is None and fallback is not None and _in_lsb(tol):
-        # LSB limits need the output's scale. Outputs the quantizer left in float
-        # (no dequantize feeds them) are held to the float limits instead.
+        # LSB limits need the output's scale. An output the quantizer left in float
+        # (no dequantize feeds it) still comes out of quantized layers, whose
+        # rounding it carries: it passes within the float limits, else by the same
+        # margin over the model's quantization SNR as a quantized output.
+        margin = tol.snr_margin_db
         tol = dataclasses.replace(
             fallback, min_top1=tol.min_top1, min_top5=tol.min_top5, min_cosine=tol.min_cosine
         )
+        if margin is not None and quantization_snr is not None and tol.atol is not None:
+            return [_float_margin_check(name, m, tol, margin, quantization_snr)] + [
+                c for c in _limit_checks(name, m, tol.replace(atol=None, rtol=None))
+            ]
     checks: list[Check] = []
     if tol.atol is not None:
         rtol = tol.rtol or 0.0
@@ -257,6 +264,19 @@ def _limit_checks(
     if tol.min_top5 is not None and m.top5 is not None:
         checks.append(Check(name, "top5", m.top5, f">= {tol.min_top5:g}", m.top5 >= tol.min_top5))
     return checks
+
+
+def _float_margin_check(
+    name: str, m: OutputMetrics, tol: Tolerance, margin: float, quantization_snr: float
+) -> Check:
+    """A float output of a quantized program: within ``atol + rtol*|ref|``, or its SNR
+    against fake-quant ``margin`` dB above the model's quantization SNR."""
+    atol, rtol = tol.atol or 0.0, tol.rtol or 0.0
+    within = m.max_excess <= atol
+    above = m.snr_db - quantization_snr
+    bound = f"{atol:g}" + (f" + {rtol:g}*|ref|" if rtol else "")
+    limit = f">= {margin:g} (or max abs error <= {bound})"
+    return Check(name, "snr_above_quantization_db", above, limit, within or above >= margin)
 
 
 def _in_lsb(tol: Tolerance) -> bool:
