@@ -549,6 +549,7 @@ def test_the_harness_passes_go_around_upstreams() -> None:
             ours.PortableTransposeAboveRank4,
             ours.ChannelsLastCmsisOperands,
             ours.DropInverseLayoutCopies,
+            ours.DropOneChannelLayoutCopies,
             ours.DecomposeFloatActivations,
         ]
 
@@ -801,6 +802,43 @@ def test_an_nchw_mobilenet_is_one_channels_last_region() -> None:
     assert counts(nchw) == counts(channels_last)
 
 
+class Spectrogram(nn.Module):
+    """A keyword spotter's front (MLPerf Tiny's DS-CNN): a one-channel MFCC image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, (5, 3), stride=2, padding=(2, 1))
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+        return out
+
+
+def spectrogram() -> Spectrogram:
+    torch.manual_seed(0)
+    return Spectrogram().eval()
+
+
+def mfcc() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 1, 12, 10, generator=torch.Generator().manual_seed(10)),)
+
+
+def test_a_one_channel_input_goes_to_cmsis_nn_without_a_copy() -> None:
+    """``[N, 1, H, W]`` has the same bytes in both layouts; a copy to channels_last
+    would be serialized with dim order (0, 2, 1, 3), which the copy kernel refuses at
+    run time. The convolution reads the quantized input itself."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), spectrogram(), mfcc())
+    # One input channel: upstream makes it a depthwise convolution (multiplier 8).
+    (conv,) = _nodes(program, "cortex_m::quantized_depthwise_conv2d")
+    assert conv.args[0].target._name == "cortex_m::quantize_per_tensor"
+    assert not [
+        n
+        for n in program.graph.nodes
+        if "dim_order" in str(n.target) and n.meta["val"].shape[1] == 1
+    ]
+
+
 def test_recurrent_layers_have_no_float_arithmetic() -> None:
     """The decomposed LSTM: one linear over the sequence, one per frame, the
     classifier (1 + 4 + 1); the gates' sigmoid and tanh as tables, the state's
@@ -938,3 +976,14 @@ def test_a_cmsis_nn_kernel_given_a_float_operand_is_a_build_error(
     assert "model 'Recurrent', target 'cortex-m55', method 'forward'" in message
     assert "x cortex_m.quantized_mul: upstream's lowering gave it a float operand" in message
     assert "In: rnn (LSTM)" in message
+
+
+def test_each_weight_is_in_the_program_once() -> None:
+    """AtenToCortexMPass gives each convolution a weight in CMSIS-NN's layout and left
+    the original, unused, in the program: every convolution weight was serialized
+    twice (an int8 Wav2Letter: 14.8 MB for 7.5 M weights, 7.4 MB without)."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), inverted_residual_stack(), photo())
+    unused = [n.name for n in program.graph.nodes if n.op == "placeholder" and not n.users]
+    assert unused == []
+    weights = [n for n in program.graph.nodes if n.op == "placeholder" and "weight_nhwc" in n.name]
+    assert len(weights) == 19  # one per convolution (see the region test above)

@@ -333,10 +333,18 @@ def encoder_tokens() -> tuple[torch.Tensor]:
 
 
 def _networks() -> list[Any]:
-    from tests.test_cortex_m_target import frames, inverted_residual_stack, photo, recurrent
+    from tests.test_cortex_m_target import (
+        frames,
+        inverted_residual_stack,
+        mfcc,
+        photo,
+        recurrent,
+        spectrogram,
+    )
 
     return [
         pytest.param(inverted_residual_stack, photo, 1, id="inverted-residual-nchw"),
+        pytest.param(spectrogram, mfcc, 1, id="one-channel-input"),
         pytest.param(recurrent(torch.nn.LSTM), frames, 1, id="lstm"),
         pytest.param(recurrent(torch.nn.GRU), frames, 1, id="gru"),
         # Measured 2.0 LSB at the output, the same on the host through upstream's
@@ -357,7 +365,8 @@ def test_int8_networks_run_on_cmsis_nn(
     inputs: Any,
     max_lsb: int,
 ) -> None:
-    """An NCHW MobileNet-like stack, an LSTM, a GRU and a TransformerEncoderLayer: each
+    """An NCHW MobileNet-like stack, a one-channel (MFCC) input, an LSTM, a GRU and a
+    TransformerEncoderLayer: each
     convolution and linear on CMSIS-NN (the build refuses otherwise), run on the
     genuine runner within ``max_lsb`` of fake-quant."""
     from harness.verdict.tolerance import Tolerance

@@ -514,7 +514,7 @@ def _conv1d_as_conv2d(
 def _conv1d_weights(graph_module: GraphModule) -> dict[str, torch.Tensor]:
     """The weight of each batched 1-D convolution, as the ``[O, I, 1, K]`` weight of
     the 2-D one it becomes (by convolution node)."""
-    weights = {}
+    weights: dict[str, torch.Tensor] = {}
     for node in graph_module.graph.nodes:
         if node.op != "call_function" or node.target != _ATEN.conv1d.default:
             continue
@@ -748,6 +748,45 @@ class DropInverseLayoutCopies(ExportPass):  # type: ignore[misc]
         return PassResult(graph_module, modified)
 
 
+class DropOneChannelLayoutCopies(ExportPass):  # type: ignore[misc]
+    """Removes a copy of a one-channel tensor to channels_last that only CMSIS-NN
+    kernels read.
+
+    ``[N, 1, H, W]`` has the same bytes in both layouts, but its channels_last strides
+    tie (``(HW, 1, W, 1)``) and ExecuTorch serializes them as dim order
+    ``(0, 2, 1, 3)``, which the copy kernel refuses against the ``[0, 2, 3, 1]`` it
+    was asked for ("Check failed (out_dim_order[i] == dim_order_ref[i])": a keyword
+    spotter's MFCC input). The CMSIS-NN kernels take a one-channel tensor in either
+    layout (``is_channels_last_tensor`` in ``backends/cortex_m/ops/cortex_m_ops_common.h``).
+    """
+
+    def call(self, graph_module: GraphModule) -> PassResult:
+        graph = graph_module.graph
+        modified = False
+        for node in list(graph.nodes):
+            # The asked order: the strides' own is the ambiguous one.
+            if not _is_layout_copy(node):
+                continue
+            asked = node.kwargs.get("dim_order")
+            if not isinstance(asked, (list, tuple)) or tuple(asked) != _NHWC:
+                continue
+            value = node.meta["val"]
+            source = node.args[0]
+            if value.dim() != 4 or value.shape[1] != 1 or not isinstance(source, Node):
+                continue
+            if not all(
+                str(getattr(user.target, "_name", "")).startswith("cortex_m::")
+                for user in node.users
+            ):
+                continue
+            node.replace_all_uses_with(source)
+            graph.erase_node(node)
+            modified = True
+        if modified:
+            graph_module.recompile()
+        return PassResult(graph_module, modified)
+
+
 def _decomposed_ops() -> set[Any]:
     aten = exir_ops.edge.aten
     return {aten.hardswish.default, aten.hardsigmoid.default, aten.silu.default}
@@ -820,6 +859,7 @@ def pass_list(explicit_layout: bool) -> list[type]:
         PortableTransposeAboveRank4,
         ChannelsLastCmsisOperands,
         DropInverseLayoutCopies,
+        DropOneChannelLayoutCopies,
         DecomposeFloatActivations,
     ]
     return passes
@@ -997,3 +1037,36 @@ def model_class(program: Any) -> str | None:
             if path == "" and not kind.startswith("torch."):
                 return kind.rsplit(".", 1)[-1]
     return None
+
+
+def drop_unused_constants(program: Any) -> Any:
+    """``program`` without the weights and constants nothing reads any more, from its
+    graph, signature, state dict and constants (in place; returned for chaining).
+
+    ``AtenToCortexMPass`` gives each convolution a new weight in CMSIS-NN's layout
+    (``<conv>_weight_nhwc``) and leaves the original, now unused, in the program:
+    ``to_edge`` removes unused parameters (``remove_unused_parameters_pass``) before
+    the Cortex-M passes run, not after, so every int8 convolution weight was
+    serialized twice (Wav2Letter: 14.8 MB for 7.5 M weights).
+    """
+    signature = program.graph_signature
+    mutated = set(signature.buffers_to_mutate.values())
+    kinds = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    unused = [
+        spec
+        for spec in signature.input_specs
+        if spec.kind in kinds
+        and spec.target not in mutated
+        and spec.arg.name in placeholders
+        and not placeholders[spec.arg.name].users
+    ]
+    if not unused:
+        return program
+    for spec in unused:
+        signature.input_specs.remove(spec)
+        program.graph.erase_node(placeholders[spec.arg.name])
+        program.state_dict.pop(spec.target, None)
+        program.constants.pop(spec.target, None)
+    program.graph_module.recompile()
+    return program

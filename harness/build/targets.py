@@ -479,7 +479,7 @@ class CortexMTarget:
             # EdgeProgramManager takes it by replacing the method's program (as
             # upstream's own Cortex-M tester does): EdgeProgramManager.transform
             # takes pass lists, not this pass manager.
-            program = manager.transform()
+            program = cortex_m_passes.drop_unused_constants(manager.transform())
             if off := cortex_m_passes.off_cmsis_nn(program):
                 model = cortex_m_passes.model_class(program)
                 where = ", ".join(
