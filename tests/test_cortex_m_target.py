@@ -27,7 +27,12 @@ from harness.build.builder import Builder, export_model, quantize_model
 from harness.build.fingerprint import input_specs
 from harness.build.quantization import QuantConfig, generated_calibration
 from harness.build.taps import TapPlan
-from harness.build.targets import CortexMTarget, get_target, has_delegate
+from harness.build.targets import (
+    CORTEX_M_PASSES_REVISION,
+    CortexMTarget,
+    get_target,
+    has_delegate,
+)
 from harness.errors import BuildError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +119,7 @@ def test_the_cortex_m_targets_are_cpu_only(name: str) -> None:
     assert not has_delegate(name)  # the board file check says the same
     assert not target.int_only  # float programs run on the portable kernels
     assert target.partitioners(Path("unused")) == []
-    assert target.options() == {"explicit_layout": False}
+    assert target.options() == {"explicit_layout": False, "passes": CORTEX_M_PASSES_REVISION}
     assert CortexMTarget(name, explicit_layout=True).options() != target.options()
 
 

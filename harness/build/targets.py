@@ -47,6 +47,11 @@ VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
 # recurrent layers decomposed, constants made in forward() folded. 2: 1-D
 # convolutions as 2-D ones.
 CORTEX_M_RETRACE_REVISION = 2
+# The same for the harness's passes around upstream's Cortex-M lowering (part of
+# the cache key of every Cortex-M program). 1: 5-D transposes on the portable
+# kernel, inverse layout copies dropped, operators with weights left in float a
+# build error. 2: unused weights dropped, one-channel channels_last copies dropped.
+CORTEX_M_PASSES_REVISION = 2
 # TOSAQuantizer and EthosUQuantizer are one quantizer (EthosUQuantizer subclasses
 # it; the TOSA specification they are given changes no annotation in ExecuTorch
 # 1.5): a model quantized for tosa-int or any Ethos-U target is the same program,
@@ -396,8 +401,9 @@ class CortexMTarget:
     board: str = dataclasses.field(default="", compare=False)  # for messages only
 
     def options(self) -> dict[str, Any]:
-        """The lowering pipeline (the CPU is the target's name)."""
-        return {"explicit_layout": self.explicit_layout}
+        """The lowering pipeline and the revision of the harness's passes (the CPU is
+        the target's name)."""
+        return {"explicit_layout": self.explicit_layout, "passes": CORTEX_M_PASSES_REVISION}
 
     def quantizer_family(self) -> str:
         """Upstream's Cortex-M quantizer (one per layout pipeline), on the harness's
