@@ -605,13 +605,21 @@ def retrace_for_cmsis_nn(graph_module: GraphModule, *, channels_last: bool) -> G
       Every other operator sees what it saw at export (reshapes, pooling, concats:
       several portable kernels refuse or misread channels_last tensors). A 1-D
       convolution becomes a 2-D one of height 1 (:func:`_conv1d_as_conv2d`).
+      Upstream leaves the layout to the caller: "Trace from channels_last inputs, or
+      the convolutions stay on the portable float kernels"
+      (https://github.com/pytorch/executorch/pull/22369); its opt-in explicit-layout
+      pipeline (https://github.com/pytorch/executorch/pull/22544) lowers NCHW
+      convolutions with transposes around them.
     * **Recurrent layers** (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``). ``torch.export``
       keeps ``aten.lstm`` whole, which no quantizer pattern matches; ``to_edge``
       decomposes it later into float linears, which upstream's edge configuration
       keeps whole and no portable kernel runs. They are decomposed here, as
       PyTorch's ``torch._decomp`` does, so the quantizer sees their linears and
       gates (``quantized_linear``, ``quantized_mul``/``add``, table activations).
-      Upstream's Arm tests reach the same graph through ``torch.nn.quantizable.LSTM``.
+      Upstream's Arm tests reach the same graph through ``torch.nn.quantizable.LSTM``;
+      upstream decomposed ``nn.LSTMCell`` the same way before annotation
+      (https://github.com/pytorch/executorch/pull/20049) and proposes a fused CMSIS-NN
+      LSTM kernel (https://github.com/pytorch/executorch/pull/21024).
     * **Constants made in forward()** (``torch.zeros``, ``torch.full``: an LSTM's
       initial state) become constants (:func:`_forward_constants`).
 
@@ -679,7 +687,9 @@ class PortableTransposeAboveRank4(ExportPass):  # type: ignore[misc]
     run otherwise: "transpose_out: expected tensor rank in [1, 4], got 5".
     ``nn.MultiheadAttention``'s packed input projection makes one
     (``unflatten(-1, (3, E)).unsqueeze(0).transpose(0, -2)``), so every
-    ``nn.TransformerEncoderLayer`` crashed the runner.
+    ``nn.TransformerEncoderLayer`` crashed the runner. Upstream keeps such ranks on
+    the portable operator since https://github.com/pytorch/executorch/pull/22571
+    (after the pinned 1.5 sources).
     """
 
     def call(self, graph_module: GraphModule) -> PassResult:
@@ -758,6 +768,8 @@ class DropOneChannelLayoutCopies(ExportPass):  # type: ignore[misc]
     was asked for ("Check failed (out_dim_order[i] == dim_order_ref[i])": a keyword
     spotter's MFCC input). The CMSIS-NN kernels take a one-channel tensor in either
     layout (``is_channels_last_tensor`` in ``backends/cortex_m/ops/cortex_m_ops_common.h``).
+    Upstream: https://github.com/pytorch/executorch/issues/22520 (fix proposed in
+    https://github.com/pytorch/executorch/pull/22745).
     """
 
     def call(self, graph_module: GraphModule) -> PassResult:
