@@ -567,6 +567,6 @@ def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
     result.assert_outcomes(passed=1)
     (row,) = records(et_pytester)
     clean, faulty = row["debug_reports"]
-    assert clean["summary"].startswith("every layer within")
+    assert clean["summary"].startswith("no layer diverges on its own")
     assert faulty["summary"].startswith("first divergent layer")
     assert faulty["first_divergent"]["module_path"] == "b"

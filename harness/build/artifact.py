@@ -11,6 +11,7 @@ from typing import Any
 PTE_NAME = "program.pte"
 ETRECORD_NAME = "etrecord.bin"
 REFERENCE_NAME = "fake_quant_reference.pt2"
+EXPORTED_NAME = "exported_program.pt2"  # float programs: the torch.export program lowered
 METADATA_NAME = "metadata.json"
 LOWERED_NAME = "lowered_program.pkl"  # tosa targets: the edge program with its delegates
 
@@ -51,6 +52,16 @@ class Artifact:
         """The fake-quant reference program (``torch.export`` format), if quantized."""
         path = self.folder / REFERENCE_NAME
         return path if path.exists() else None
+
+    @property
+    def exported_program_path(self) -> Path | None:
+        """The exported program this one was lowered from (its front, see
+        :mod:`harness.build.front`): the fake-quant reference of a quantized program,
+        the float export of a float one; node names match the program's tap points."""
+        for name in (REFERENCE_NAME, EXPORTED_NAME):
+            if (path := self.folder / name).exists():
+                return path
+        return None
 
     @property
     def lowered_program_path(self) -> Path | None:

@@ -579,11 +579,12 @@ class Builder:
                 program, tap_rows, after_lowering = _tapped(
                     program, taps, applied is not None, name
                 )
-            if applied is not None:
-                # The front is the fake-quant reference (without taps or fault: tap
-                # placeholders cannot be serialized, and each tap point's fake-quant
-                # value is read from it by node name, see harness.verdict.debug).
-                _link_or_copy(made.path, folder / artifact_files.REFERENCE_NAME)
+            # The front is the fake-quant reference of a quantized program (without
+            # taps or fault: tap placeholders cannot be serialized, and each tap
+            # point's reference value is read from it by node name, see
+            # harness.verdict.debug); a float program keeps its export the same way.
+            kept = artifact_files.REFERENCE_NAME if applied else artifact_files.EXPORTED_NAME
+            _link_or_copy(made.path, folder / kept)
             graph_hash = hashlib.sha256(str(program.graph).encode()).hexdigest()
             lowered = lower_and_serialize(
                 program, compile_target, folder, name, after_lowering, quantized=applied is not None

@@ -30,7 +30,15 @@ from typing import Any
 
 from harness.build.faults import Fault
 
-__all__ = ["Fault", "TapPlan", "apply", "candidates", "describe", "locate"]
+__all__ = [
+    "Fault",
+    "TapPlan",
+    "apply",
+    "candidates",
+    "describe",
+    "layer_inputs",
+    "locate",
+]
 
 QUANTIZE = "quantized_decomposed.quantize_per_tensor"
 # Nodes that only rename or reshape memory: nothing to learn from their values.
@@ -105,22 +113,69 @@ def _code_line(node: Any) -> str:
     frame): how a person finds a functional op that no module path names."""
     trace = getattr(node, "meta", {}).get("stack_trace") or ""
     frames = _FRAME.findall(trace)
-    # the model's own code, not the library pass that decomposed its op
-    own = [f for f in frames if "site-packages" not in f[0]] or frames
+    # the model's own code, never a library pass that decomposed its op (a row named
+    # "decompose_avg_pool2d_pass.py:167" tells a person nothing about their model)
+    own = [f for f in frames if "site-packages" not in f[0] and "dist-packages" not in f[0]]
     if not own:
         return ""
     file, line = own[-1]
     return f"{file.rsplit('/', 1)[-1]}:{line}"
 
 
+def layer_inputs(graph_module: Any, point: str) -> list[str]:
+    """The tap points (quantize nodes) whose values the layer at tap point ``point``
+    reads: what a board must return beside ``point`` for that layer's own error to be
+    measured (:mod:`harness.verdict.debug`)."""
+    node = next(n for n in graph_module.graph.nodes if n.name == point)
+    quantized = is_quantize(node)
+
+    def is_boundary(arg: Any) -> bool:
+        # a quantized program's layers end at quantize nodes; a float program's at
+        # every compute node that is a tap point itself
+        if quantized:
+            return is_quantize(arg)
+        name = _target_name(arg)
+        return not any(p in name for p in _PASS_THROUGH) and not name.startswith(
+            "quantized_decomposed."
+        )
+
+    found: list[str] = []
+    stack, seen = [producer(node)], set()
+    while stack:
+        current = stack.pop()
+        for arg in getattr(current, "all_input_nodes", ()):
+            if arg.name in seen or arg.op != "call_function":
+                continue
+            seen.add(arg.name)
+            if is_boundary(arg):
+                found.append(arg.name)  # another layer's output
+            else:
+                stack.append(arg)  # dequantize, views: the way to that output
+    order = [n.name for n in graph_module.graph.nodes]
+    return sorted(found, key=order.index)
+
+
+def _module_path(node: Any) -> str:
+    """The path of the module that made ``node`` (its ``nn_module_stack``), or ""."""
+    stack = getattr(node, "meta", {}).get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    last = list(stack.values())[-1]
+    return str(last[0] if isinstance(last, tuple) else last)
+
+
 def describe(node: Any) -> dict[str, Any]:
     """Name, module path, op and quantization of one tap point."""
     source = producer(node)
-    stack = getattr(source, "meta", {}).get("nn_module_stack") or {}
-    path = ""
-    if stack:
-        last = list(stack.values())[-1]
-        path = str(last[0] if isinstance(last, tuple) else last)
+    path = _module_path(source)
+    code = _code_line(source)
+    if not path and not code and getattr(source, "op", "") == "call_function":
+        # made by a pass (a decomposition) with neither module nor model code of its
+        # own: named after the module whose output it works on
+        for arg in source.all_input_nodes:
+            if upstream := _module_path(producer(arg) if is_quantize(arg) else arg):
+                path = f"after {upstream}"
+                break
     if getattr(source, "op", "") == "placeholder":
         op = "input"
     elif "dequantize" in _target_name(source):
@@ -132,7 +187,7 @@ def describe(node: Any) -> dict[str, Any]:
         "source": getattr(source, "name", str(source)),
         "module_path": path,
         "op": op,
-        "code": _code_line(source),
+        "code": code,
     }
     if is_quantize(node):
         scale, zero_point, qmin, qmax, dtype = node.args[1:6]

@@ -394,6 +394,7 @@ def et_check(
                 tolerance=hooks.main,
                 run_dir=run_dir.with_name(run_dir.name + "-debug"),
                 keep_in=result.repro_dir, timeout_s=hc.run_timeout_s,
+                strategy=hc.debug_strategy,
             )  # fmt: skip
         elif hc.debug == "on-failure" and failure is not None:
             divergence = f"\nper-layer table: not made ({NO_DEBUG_PASS[failure]})"
@@ -437,7 +438,10 @@ def _debug_pass(
     folder = keep_in if keep_in is not None else kwargs["run_dir"]
     files = report.write(folder)
     this.debug = {**report.as_dict(), "files": [str(f) for f in files]}
-    return f"\n{report.summary()}\n{report.table(rows=DEBUG_ROWS)}\nper-layer table: {files[1]}"
+    # The summary line, then (a layer diverges) the rows around it; the whole table,
+    # of however many layers, is in the file.
+    rows = f"\n{report.table(rows=DEBUG_ROWS)}" if report.first_divergent else ""
+    return f"\n{report.summary()}{rows}\nper-layer table: {files[1]}"
 
 
 @pytest.fixture
@@ -455,6 +459,7 @@ def et_debug(request: pytest.FixtureRequest, board: Board, tmp_path: Path) -> Ca
         from harness.verdict.debug import debug_model
 
         tolerance = kwargs.pop("tolerance", None)
+        kwargs.setdefault("strategy", hc.debug_strategy)
         if isinstance(tolerance, Mapping):
             tolerance = Tolerance.from_mapping(tolerance, f"{request.node.nodeid}: et_debug")
         run_dir = tmp_path / f"debug{len(draft.debug_reports) + 1}"

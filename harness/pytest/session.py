@@ -50,6 +50,7 @@ class HarnessConfig:
     run_timeout_s: float | None = None
     board_options: Mapping[str, BoardOptions] = dataclasses.field(default_factory=dict)
     debug: str = "on-failure"
+    debug_strategy: str = "auto"
     baseline: Baseline | None = None
     quarantine: tuple[QuarantineEntry, ...] = ()
     shard: tuple[int, int] | None = None

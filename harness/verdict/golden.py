@@ -26,6 +26,7 @@ reference is ``[tolerance.golden]`` (exact by default; the README says why).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -204,8 +205,8 @@ def cortex_m_reference(artifact: Artifact, inputs: Sequence[torch.Tensor]) -> li
     # Registers the cortex_m operators and their Python implementations. The passes
     # package first: importing ops.operators on its own runs into a circular import
     # of ExecuTorch 1.5 (ops.operators -> passes.passes_utils -> ... -> ops.operators).
-    import executorch.backends.cortex_m.passes
-    import executorch.backends.cortex_m.ops.operators  # noqa: F401
+    importlib.import_module("executorch.backends.cortex_m.passes")
+    importlib.import_module("executorch.backends.cortex_m.ops.operators")
 
     module = load_lowered_program(artifact.lowered_program_path).module()
     with torch.no_grad():
