@@ -286,10 +286,16 @@ def check_model(
     hooks.before_run(artifact)
     golden_of = None
     if golden is not None and golden_kind(board, artifact) is not None:
+        # A fault stands for a board that computes a layer wrongly: the golden
+        # reference is what a correct implementation computes for the intended
+        # program, so it comes from the program without the fault.
+        intended = artifact if fault is None else build_for_board(
+            builder, board, model, inputs, quantize=quantize, calibration=calibration
+        )  # fmt: skip
 
         def golden_of(tensors: Sequence[torch.Tensor]) -> Golden | None:
             return golden.outputs(
-                board, artifact, model, tensors, run_dir=run_dir,
+                board, intended, model, tensors, run_dir=run_dir,
                 quantize=quantize, calibration=calibration,
             )  # fmt: skip
 
