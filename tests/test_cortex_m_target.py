@@ -844,6 +844,17 @@ def test_a_one_channel_input_goes_to_cmsis_nn_without_a_copy() -> None:
     ]
 
 
+def test_a_1d_convolution_takes_its_activation_along() -> None:
+    """The relu after a Conv1d is fused into the CMSIS-NN convolution, as after a
+    Conv2d (left after the squeeze back to 1-D, it was a separate clamp, and the
+    convolution's output range spent half its codes on negative values)."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), conv1d_head(), signal())
+    (conv,) = _nodes(program, "cortex_m::quantized_conv2d")
+    assert conv.args[10] == conv.args[7]  # activation_min is the output zero point
+    assert not _nodes(program, "aten::clamp")
+    assert not _nodes(program, "aten::relu")
+
+
 def test_recurrent_layers_have_no_float_arithmetic() -> None:
     """The decomposed LSTM: one linear over the sequence, one per frame, the
     classifier (1 + 4 + 1); the gates' sigmoid and tanh as tables, the state's

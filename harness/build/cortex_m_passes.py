@@ -410,17 +410,25 @@ class _CmsisLayoutInterpreter(torch.fx.Interpreter):
         self.recurrent = _recurrent_layers()
         self.constants = constants
         self.conv1d_weights = conv1d_weights
+        self.fused: set[str] = set()
 
     def run_node(self, n: Node) -> Any:
         """A constant the model made in ``forward()`` is the tensor it computed to; a
-        1-D convolution with a 4-D copy of its weight is a 2-D one."""
+        1-D convolution with a 4-D copy of its weight is a 2-D one, with the
+        activation after it (which then passes its input on)."""
         if n.name in self.constants:
             return self.constants[n.name]
         if n.name in self.conv1d_weights:
             with self._set_current_node(n):
                 args, kwargs = self.fetch_args_kwargs_from_env(n)
                 args = (args[0], self.conv1d_weights[n.name], *args[2:])
-                return _conv1d_as_conv2d(*args, **kwargs)
+                activation = _fusable_activation(n)
+                if activation is not None:
+                    self.fused.add(activation.name)
+                return _conv1d_as_conv2d(*args, **kwargs, activation=activation)
+        if n.name in self.fused:
+            (convolution,) = n.all_input_nodes
+            return self.env[convolution]  # applied with the convolution
         return super().run_node(n)
 
     def _changed(self, node: Node, value: Any) -> bool:
@@ -485,6 +493,24 @@ class _CmsisLayoutInterpreter(torch.fx.Interpreter):
         return super().call_function(target, args, kwargs)
 
 
+def _fusable_activation(node: Node) -> Node | None:
+    """The activation a convolution's output goes to alone, when upstream's patterns
+    fuse it into the convolution (``CONV_OP_PATTERNS``) and its bounds are constants."""
+    a = _ATEN
+    fusable = {
+        a.relu.default, a.relu_.default, a.hardtanh.default, a.hardtanh_.default,
+        a.clamp.default, a.clamp_.default, a.hardsigmoid.default, a.hardsigmoid_.default,
+    }  # fmt: skip
+    if len(node.users) != 1:
+        return None
+    (user,) = node.users
+    if user.op != "call_function" or user.target not in fusable or user.args[0] is not node:
+        return None
+    if user.kwargs or any(isinstance(a, Node) for a in user.args[1:]):
+        return None
+    return user
+
+
 def _conv1d_as_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -493,10 +519,13 @@ def _conv1d_as_conv2d(
     padding: Sequence[int] = (0,),
     dilation: Sequence[int] = (1,),
     groups: int = 1,
+    *,
+    activation: Node | None = None,
 ) -> torch.Tensor:
     """``conv1d`` of ``[N, C, L]`` as a ``conv2d`` of ``[N, C, 1, L]`` in channels_last,
     ``weight`` already ``[O, I, 1, K]`` (a constant: upstream's lowering reads
-    convolution weights from parameters only).
+    convolution weights from parameters only), followed by ``activation`` (so that
+    upstream fuses it into the convolution, as for a 2-D one).
 
     Upstream's default quantizer takes 2-D convolutions only (its explicit-layout
     pipeline rewrites 1-D ones the same way: ``ConvertConv1dToConv2dPass``). The 2-D
@@ -507,6 +536,8 @@ def _conv1d_as_conv2d(
     out = torch.ops.aten.conv2d.default(
         image, weight, bias, [1, *stride], [0, *padding], [1, *dilation], groups
     )
+    if activation is not None:
+        out = activation.target(out, *activation.args[1:])  # type: ignore[operator]
     flat: torch.Tensor = _in_dim_order(out, _NCHW).squeeze(2)
     return flat
 

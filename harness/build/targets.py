@@ -45,8 +45,8 @@ VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
 # part of the cache key of every quantized Cortex-M program: bump it when the
 # retrace changes what it quantizes. 1: NCHW convolutions on channels_last copies,
 # recurrent layers decomposed, constants made in forward() folded. 2: 1-D
-# convolutions as 2-D ones.
-CORTEX_M_RETRACE_REVISION = 2
+# convolutions as 2-D ones. 3: a 1-D convolution's activation fused.
+CORTEX_M_RETRACE_REVISION = 3
 # The same for the harness's passes around upstream's Cortex-M lowering (part of
 # the cache key of every Cortex-M program). 1: 5-D transposes on the portable
 # kernel, inverse layout copies dropped, operators with weights left in float a
