@@ -110,7 +110,7 @@ def test_policy_defaults() -> None:
     # (README, "What a verdict means"); a golden reference exactly; the model's
     # quantization quality only against limits a test or board file sets.
     assert policy.quantized == Tolerance(rounding_lsb=1.0, snr_margin_db=10.0)
-    assert policy.golden == Tolerance(max_lsb=0.0)
+    assert policy.golden == Tolerance(max_lsb=0.5)  # the same quantization step
     assert policy.quantized_vs_float == Tolerance()
     assert not policy.quantized_vs_float.checks_anything
 

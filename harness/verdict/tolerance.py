@@ -104,6 +104,7 @@ class Tolerance:
 # boards stay within these on every model; single-layer faults do not.
 ROUNDING_LSB = 1.0
 SNR_MARGIN_DB = 10.0
+GOLDEN_LSB = 0.5
 SECTIONS = ("float", "quantized", "golden", "quantized_vs_float")
 
 
@@ -113,7 +114,10 @@ class TolerancePolicy:
 
     float: Tolerance = Tolerance(atol=1e-5, rtol=1e-5)
     quantized: Tolerance = Tolerance(rounding_lsb=ROUNDING_LSB, snr_margin_db=SNR_MARGIN_DB)
-    golden: Tolerance = Tolerance(max_lsb=0.0)
+    # The same quantization step as the golden reference's: a difference under half a
+    # step is not another integer but the decimal text a UART carries (seen: 1.5e-4
+    # and 3.2e-4 LSB on the virtual serial board) or float32 dequantization.
+    golden: Tolerance = Tolerance(max_lsb=GOLDEN_LSB)
     quantized_vs_float: Tolerance = Tolerance()
 
     @classmethod
