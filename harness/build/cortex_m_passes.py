@@ -790,15 +790,17 @@ class DropInverseLayoutCopies(ExportPass):  # type: ignore[misc]
 
 
 class DropOneChannelLayoutCopies(ExportPass):  # type: ignore[misc]
-    """Removes a copy of a one-channel tensor to channels_last that only CMSIS-NN
-    kernels read.
+    """Removes each copy of a one-channel tensor to channels_last: its readers get
+    the same bytes without it.
 
     ``[N, 1, H, W]`` has the same bytes in both layouts, but its channels_last strides
     tie (``(HW, 1, W, 1)``) and ExecuTorch serializes them as dim order
     ``(0, 2, 1, 3)``, which the copy kernel refuses against the ``[0, 2, 3, 1]`` it
     was asked for ("Check failed (out_dim_order[i] == dim_order_ref[i])": a keyword
     spotter's MFCC input). The CMSIS-NN kernels take a one-channel tensor in either
-    layout (``is_channels_last_tensor`` in ``backends/cortex_m/ops/cortex_m_ops_common.h``).
+    layout (``is_channels_last_tensor`` in ``backends/cortex_m/ops/cortex_m_ops_common.h``);
+    another reader (a tap's program output) gets dim order ``(0, 1, 2, 3)`` instead of
+    the ``(0, 2, 1, 3)`` no kernel takes either.
     Upstream: https://github.com/pytorch/executorch/issues/22520 (fix proposed in
     https://github.com/pytorch/executorch/pull/22745).
     """
@@ -816,11 +818,6 @@ class DropOneChannelLayoutCopies(ExportPass):  # type: ignore[misc]
             value = node.meta["val"]
             source = node.args[0]
             if value.dim() != 4 or value.shape[1] != 1 or not isinstance(source, Node):
-                continue
-            if not all(
-                str(getattr(user.target, "_name", "")).startswith("cortex_m::")
-                for user in node.users
-            ):
                 continue
             node.replace_all_uses_with(source)
             graph.erase_node(node)
