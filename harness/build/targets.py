@@ -51,7 +51,8 @@ CORTEX_M_RETRACE_REVISION = 3
 # the cache key of every Cortex-M program). 1: 5-D transposes on the portable
 # kernel, inverse layout copies dropped, operators with weights left in float a
 # build error. 2: unused weights dropped, one-channel channels_last copies dropped.
-CORTEX_M_PASSES_REVISION = 2
+# 3: whoever reads them.
+CORTEX_M_PASSES_REVISION = 3
 # TOSAQuantizer and EthosUQuantizer are one quantizer (EthosUQuantizer subclasses
 # it; the TOSA specification they are given changes no annotation in ExecuTorch
 # 1.5): a model quantized for tosa-int or any Ethos-U target is the same program,
