@@ -125,3 +125,37 @@ def test_an_ethos_u_program_is_held_to_the_tosa_graph_of_its_own_specification(
     scale = artifact.output_scales[0]
     assert scale is not None
     assert abs(made.outputs[0] - expected).max() / scale <= 1.0 + 1e-4
+
+
+def test_average_pooling_rounds_ties_away_from_zero_as_arm_avgpool_s8():
+    from harness.verdict.cmsis_nn import avg_pool2d_s8
+
+    # 2x2 windows of raw int8 values (arm_avgpool_s8 ignores the shared zero point):
+    # sums 6, -6, 5 and 2 over 4 elements: 6/4 = 1.5 -> 2 (away from zero, where
+    # round-half-even gives 2 as well), -6/4 = -1.5 -> -2, 5/4 = 1.25 -> 1,
+    # 2/4 = 0.5 -> 1 (round-half-even, the Python reference's way, gives 0).
+    x = torch.tensor(
+        [[[[1, 2, -1, -2], [1, 2, -1, -2], [1, 2, 0, 1], [1, 1, 0, 1]]]], dtype=torch.int8
+    )
+    out = avg_pool2d_s8(x, [2, 2], [2, 2], [0, 0], False)
+    assert out.tolist() == [[[[2, -2], [1, 1]]]]
+
+
+def test_a_dilated_convolution_is_computed_exactly():
+    from harness.verdict.cmsis_nn import conv2d_s8
+
+    torch.manual_seed(0)
+    x = torch.randint(-128, 128, (1, 3, 9, 9), dtype=torch.int8)
+    w = torch.randint(-127, 128, (4, 3, 3, 3), dtype=torch.int8)  # OIHW
+    out = conv2d_s8(
+        x, w.permute(0, 2, 3, 1), None, [1, 1], [2, 2], [2, 2], 5, 0,
+        torch.full((4,), 1 << 30), torch.full((4,), -10), -128, 127,
+    )  # fmt: skip
+    # by hand: the int64 sums of (x + 5) * w, times 2^30 / 2^31 / 2^10 = 1 / 2048
+    # (arm_nn_requantize: a rounding doubling multiply, then a rounding shift by 10),
+    # within int8
+    sums = torch.nn.functional.conv2d(
+        (x.to(torch.int64) + 5).double(), w.double(), padding=2, dilation=2
+    ).to(torch.int64)
+    expected = torch.div(sums + 1024, 2048, rounding_mode="floor").clamp(-128, 127)
+    assert torch.equal(out.to(torch.int64), expected)
