@@ -15,10 +15,15 @@
         └── InfrastructureError  infrastructure_error: the harness's own plumbing failed
                                  (worker launch, FVP licence, serial link, flash command, disk)
 
-Two failure classes are not exceptions: ``numeric_mismatch`` is a check whose
-comparisons failed (:class:`harness.verdict.check.CheckResult`, each
-:class:`harness.verdict.compare.Comparison` with its limits), and ``test_error``
-is an assertion or error of the test's own code.
+Four failure classes are not exceptions. Three are verdicts of a check
+(:attr:`harness.verdict.check.CheckResult.failure_class`): ``degenerate`` (a
+reference or the board's output is constant, or nearly: nothing to judge a board
+by, see :mod:`harness.verdict.degenerate`), ``numeric_mismatch`` (the board's
+outputs are beyond the limits against a reference, each
+:class:`harness.verdict.compare.Comparison` with its limits) and
+``quantization_quality`` (the board agrees with the fake-quant reference, but the
+quantized model itself is further from float than the test allows). The fourth,
+``test_error``, is an assertion or error of the test's own code.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class FailureClass(enum.StrEnum):
     CRASH = "crash"
     RUNNER_CONFIG = "runner_config"
     NUMERIC_MISMATCH = "numeric_mismatch"
+    DEGENERATE = "degenerate"  # a reference or output carries nothing to judge by
+    QUANTIZATION_QUALITY = "quantization_quality"  # the model's int8 loss, not the board's
     INFRASTRUCTURE = "infrastructure_error"
     CPU_FALLBACK = "cpu_fallback"
     DOES_NOT_FIT = "does_not_fit"

@@ -24,6 +24,8 @@ def test_float(et_check, name):
 @pytest.mark.parametrize("name", list(SMOKE_MODELS))
 def test_int8(et_check, name):
     result = et_check(_model(name), example_input(name), quantize="int8")
-    fake_quant, eager_float = result.comparisons
-    assert fake_quant.reference == "fake_quant"
-    assert eager_float.metrics[0].snr_db > 10
+    # The board agrees with the fake-quant reference (et_check judged that), and the
+    # int8 model itself is close to float: these small models keep more than 20 dB
+    # (seen: 34.8-43.7 dB on host and tosa).
+    assert result.comparison("fake_quant").passed
+    assert result.comparison("quantization").metrics[0].snr_db > 20

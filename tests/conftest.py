@@ -75,8 +75,21 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifact-cache")
 
 
+@pytest.fixture(scope="session")
+def _libraries_loaded_once() -> None:
+    """torch's and ExecuTorch's operator libraries, imported before any in-process
+    pytester run. Such a run drops the modules first imported inside it from
+    sys.modules; the next run imports them again, and a module that defines an
+    operator library (torch._inductor.test_operators, through torch._dynamo) then
+    fails: "Only a single TORCH_LIBRARY can be used to register the namespace"."""
+    import torchao.quantization.pt2e.quantize_pt2e
+    import torchao.quantization.pt2e.reference_representation_rewrite  # noqa: F401
+
+
 @pytest.fixture
-def et_pytester(pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pytester:
+def et_pytester(
+    pytester: pytest.Pytester, shared_cache: Path, _libraries_loaded_once: None
+) -> pytest.Pytester:
     """A pytester with the shared model file and cache option ready."""
     pytester.makepyfile(tinymodels=MODELS_PY)
     pytester.syspathinsert()

@@ -21,13 +21,18 @@ import pytest
 import torch
 from torch import nn
 
-from harness.build import op_libraries
+from harness.build import cortex_m_passes, op_libraries
 from harness.build.artifact import Artifact
 from harness.build.builder import Builder, export_model, quantize_model
 from harness.build.fingerprint import input_specs
 from harness.build.quantization import QuantConfig, generated_calibration
 from harness.build.taps import TapPlan
-from harness.build.targets import CortexMTarget, get_target, has_delegate
+from harness.build.targets import (
+    CORTEX_M_PASSES_REVISION,
+    CortexMTarget,
+    get_target,
+    has_delegate,
+)
 from harness.errors import BuildError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,7 +119,7 @@ def test_the_cortex_m_targets_are_cpu_only(name: str) -> None:
     assert not has_delegate(name)  # the board file check says the same
     assert not target.int_only  # float programs run on the portable kernels
     assert target.partitioners(Path("unused")) == []
-    assert target.options() == {"explicit_layout": False}
+    assert target.options() == {"explicit_layout": False, "passes": CORTEX_M_PASSES_REVISION}
     assert CortexMTarget(name, explicit_layout=True).options() != target.options()
 
 
@@ -171,21 +176,29 @@ def test_cortex_m85_is_its_own_build(builder: Builder, add_artifact: Artifact) -
     assert set(m85.metadata["operators"]) == ADD_OPS
 
 
-def test_an_nchw_convolution_stays_on_the_portable_kernel(
+def test_an_nchw_convolution_runs_on_cmsis_nn_and_the_program_keeps_nchw_inputs(
     builder: Builder, conv_artifact: Artifact
 ) -> None:
-    """Upstream's default pipeline lowers convolutions on channels_last tensors only:
-    the same model with a contiguous input is another program (and cache key), whose
-    convolution stays float and is reported as left to the CPU."""
+    """Upstream's quantizer takes convolutions on channels_last tensors only; the
+    harness gives an NCHW one a channels_last copy of its input. The program's input
+    stays NCHW (another program and cache key than the channels_last one)."""
     nchw = builder.build(
         conv_model(), conv_inputs(channels_last=False), target="cortex-m55", board="b",
         quantize="int8",
     )  # fmt: skip
     assert nchw.key != conv_artifact.key
     assert "dim_order" not in nchw.metadata["input_specs"][0]
-    assert "aten::convolution.out" in nchw.metadata["operators"]
-    assert "cortex_m::quantized_linear.out" in nchw.metadata["operators"]
-    assert "aten.convolution" in nchw.metadata["delegation"]["cpu_fallback"]
+    assert nchw.metadata["program_io"]["inputs"][0]["dim_order"] == [0, 1, 2, 3]
+    assert set(nchw.metadata["operators"]) == set(conv_artifact.metadata["operators"])
+    assert set(nchw.metadata["operators"]) >= CONV_OPS
+    cpu_ops = nchw.metadata["delegation"]["cpu_ops"]
+    # Two int8 layout copies: the quantized input to channels_last for the
+    # convolution, and the relu's output back to NCHW for the flatten (a view of NCHW
+    # memory). The channels_last program has the second only (export's own, for the
+    # flatten).
+    assert cpu_ops["dim_order_ops._clone_dim_order"] == 2
+    assert conv_artifact.metadata["delegation"]["cpu_ops"]["dim_order_ops._clone_dim_order"] == 1
+    assert "aten.convolution" not in nchw.metadata["delegation"]["cpu_fallback"]
 
 
 def test_a_tapped_build_keeps_the_cmsis_nn_operators(builder: Builder) -> None:
@@ -538,7 +551,10 @@ def test_the_harness_passes_go_around_upstreams() -> None:
             ours.RestoreLinearBiases,
         ]
         assert passes[lower + 1 :] == [
+            ours.PortableTransposeAboveRank4,
             ours.ChannelsLastCmsisOperands,
+            ours.DropInverseLayoutCopies,
+            ours.DropOneChannelLayoutCopies,
             ours.DecomposeFloatActivations,
         ]
 
@@ -567,3 +583,423 @@ def test_channels_last_inputs_have_their_own_cache_key() -> None:
     channels_last = input_specs(conv_inputs())
     assert contiguous == [{"shape": [1, 3, 4, 4], "dtype": "float32"}]
     assert channels_last == [{"shape": [1, 3, 4, 4], "dtype": "float32", "dim_order": [0, 2, 3, 1]}]
+
+
+# ---------------------------------------------------------------- real-shaped models
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expand, 3x3 depthwise, 1x1 project (ReLU6, BN)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.residual = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()]
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.block(x)
+        return x + out if self.residual else out
+
+
+class InvertedResidualStack(nn.Module):
+    """A MobileNetV2 in small: stem, 6 inverted-residual blocks (2 residual), 1x1
+    head, global pool, classifier; 32x32 NCHW input, as torchvision's models take."""
+
+    # (in, out, stride, expansion) per block
+    BLOCKS = (
+        (16, 8, 1, 1), (8, 16, 2, 4), (16, 16, 1, 4),
+        (16, 24, 2, 4), (24, 24, 1, 4), (24, 32, 1, 4),
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6()
+        )
+        self.blocks = nn.Sequential(*(InvertedResidual(*b) for b in self.BLOCKS))
+        self.head = nn.Sequential(nn.Conv2d(32, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU6())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.head(self.blocks(self.stem(x)))
+        out: torch.Tensor = self.fc(torch.flatten(self.pool(features), 1))
+        return out
+
+
+def inverted_residual_stack() -> InvertedResidualStack:
+    torch.manual_seed(0)
+    model = InvertedResidualStack().eval()
+    for module in model.modules():  # BatchNorm statistics other than the identity
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def photo(channels_last: bool = False) -> tuple[torch.Tensor]:
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    return (x.to(memory_format=torch.channels_last) if channels_last else x,)
+
+
+class Recurrent(nn.Module):
+    """A keyword spotter's shape: an LSTM or GRU over frames, a classifier on the last."""
+
+    def __init__(self, cell: type[nn.Module]) -> None:
+        super().__init__()
+        self.rnn = cell(12, 24, batch_first=True)
+        self.fc = nn.Linear(24, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        result: torch.Tensor = self.fc(out[:, -1])
+        return result
+
+
+def recurrent(cell: type[nn.Module]) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return Recurrent(cell).eval()
+
+    return make
+
+
+FRAMES = 4
+
+
+def frames() -> tuple[torch.Tensor]:
+    return (torch.randn(1, FRAMES, 12, generator=torch.Generator().manual_seed(7)),)
+
+
+class SelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` as a TransformerEncoderLayer uses it (batch_first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(32, 4, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.attention(x, x, x, need_weights=False)[0]
+        return out
+
+
+def self_attention() -> SelfAttention:
+    torch.manual_seed(0)
+    return SelfAttention().eval()
+
+
+def token_sequence() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 8, 32, generator=torch.Generator().manual_seed(8)),)
+
+
+class ScaledByConstant(nn.Module):
+    """A linear's output times a tensor ``forward()`` makes: traced as an operator,
+    upstream's lowering gave the quantized multiply a float operand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * torch.full((3, 8), 0.5)
+
+
+class Conv1dHead(nn.Module):
+    """A 1-D convolution (audio, sensor signals): upstream's default quantizer takes
+    2-D ones only; the retrace makes it a 2-D one of height 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(torch.relu(self.conv(x)).mean(-1))
+        return out
+
+
+def conv1d_head() -> Conv1dHead:
+    torch.manual_seed(0)
+    return Conv1dHead().eval()
+
+
+def signal() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(9)),)
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "expected"),
+    [
+        (inverted_residual_stack, photo, "cortex_m::quantized_depthwise_conv2d"),
+        (recurrent(nn.LSTM), frames, "cortex_m::quantized_linear"),
+        (recurrent(nn.GRU), frames, "cortex_m::quantized_linear"),
+        (self_attention, token_sequence, "cortex_m::quantized_linear"),
+        (ScaledByConstant, rows, "cortex_m::quantized_mul"),
+        (conv1d_head, signal, "cortex_m::quantized_conv2d"),
+    ],
+    ids=["inverted-residual-nchw", "lstm", "gru", "self-attention", "forward-constant", "conv1d"],
+)
+def test_what_upstream_left_in_float_runs_on_cmsis_nn_within_one_lsb(
+    model: Callable[[], nn.Module],
+    inputs: Callable[[], tuple[torch.Tensor, ...]],
+    expected: str,
+) -> None:
+    """NCHW and 1-D convolutions, recurrent layers, attention and constants made in
+    forward(): every convolution and linear on CMSIS-NN, no ``cortex_m`` kernel with a float
+    operand, and the lowered graph (upstream's Python ``cortex_m`` kernels) within
+    1 LSB of fake-quant."""
+    from harness.build.cortex_m_passes import off_cmsis_nn
+
+    program, fake_quant, (scale,) = lowered_dialect(CortexMTarget("cortex-m55"), model(), inputs())
+    names = _op_names(program)
+    assert expected in names, names
+    assert off_cmsis_nn(program) == []
+    assert not _nodes(program, "aten::convolution")
+    assert not _nodes(program, "aten::linear")
+    assert scale is not None
+    with torch.no_grad():
+        lowered = program.module()(*inputs())
+        reference = fake_quant(*inputs())
+    assert float((lowered - reference).abs().max()) / scale <= 1 + 1e-4
+
+
+def test_an_nchw_mobilenet_is_one_channels_last_region() -> None:
+    """Each convolution's output stays channels_last through the activations and the
+    residual adds after it: the NCHW program has the channels_last program's kernels,
+    plus one copy of its input to channels_last and one of the pooled features back to
+    NCHW (for the flatten), nothing in between."""
+    target = CortexMTarget("cortex-m55")
+    nchw, _, _ = lowered_dialect(target, inverted_residual_stack(), photo())
+    channels_last, _, _ = lowered_dialect(target, inverted_residual_stack(), photo(True))
+    convolutions = sum(isinstance(m, nn.Conv2d) for m in inverted_residual_stack().modules())
+    assert convolutions == 19  # stem, 2 or 3 per block (the first has no expansion), head
+    kernels = _nodes(nchw, "cortex_m::quantized_conv2d")
+    kernels += _nodes(nchw, "cortex_m::quantized_depthwise_conv2d")
+    assert len(kernels) == convolutions
+    copies = [
+        n for n in nchw.graph.nodes if n.op == "call_function" and "dim_order" in str(n.target)
+    ]
+    assert len(copies) == 2
+    assert [cortex_m_passes.dim_order(c.meta["val"]) for c in copies] == [
+        (0, 2, 3, 1),
+        (0, 1, 2, 3),
+    ]
+
+    def counts(program: Any) -> dict[str, int]:
+        ops = [
+            str(getattr(n.target, "_name", n.target))
+            for n in program.graph.nodes
+            if n.op == "call_function" and "dim_order" not in str(n.target)
+        ]
+        return {op: ops.count(op) for op in set(ops)}
+
+    assert counts(nchw) == counts(channels_last)
+
+
+class Spectrogram(nn.Module):
+    """A keyword spotter's front (MLPerf Tiny's DS-CNN): a one-channel MFCC image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, (5, 3), stride=2, padding=(2, 1))
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+        return out
+
+
+def spectrogram() -> Spectrogram:
+    torch.manual_seed(0)
+    return Spectrogram().eval()
+
+
+def mfcc() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 1, 12, 10, generator=torch.Generator().manual_seed(10)),)
+
+
+def test_a_one_channel_input_goes_to_cmsis_nn_without_a_copy() -> None:
+    """``[N, 1, H, W]`` has the same bytes in both layouts; a copy to channels_last
+    would be serialized with dim order (0, 2, 1, 3), which the copy kernel refuses at
+    run time. The convolution reads the quantized input itself."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), spectrogram(), mfcc())
+    # One input channel: upstream makes it a depthwise convolution (multiplier 8).
+    (conv,) = _nodes(program, "cortex_m::quantized_depthwise_conv2d")
+    assert conv.args[0].target._name == "cortex_m::quantize_per_tensor"
+    assert not [
+        n
+        for n in program.graph.nodes
+        if "dim_order" in str(n.target) and n.meta["val"].shape[1] == 1
+    ]
+
+
+def test_a_1d_convolution_takes_its_activation_along() -> None:
+    """The relu after a Conv1d is fused into the CMSIS-NN convolution, as after a
+    Conv2d (left after the squeeze back to 1-D, it was a separate clamp, and the
+    convolution's output range spent half its codes on negative values)."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), conv1d_head(), signal())
+    (conv,) = _nodes(program, "cortex_m::quantized_conv2d")
+    assert conv.args[10] == conv.args[7]  # activation_min is the output zero point
+    assert not _nodes(program, "aten::clamp")
+    assert not _nodes(program, "aten::relu")
+
+
+def test_recurrent_layers_have_no_float_arithmetic() -> None:
+    """The decomposed LSTM: one linear over the sequence, one per frame, the
+    classifier (1 + 4 + 1); the gates' sigmoid and tanh as tables, the state's
+    products and sums as CMSIS-NN kernels; the zero initial state an int8 constant."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), recurrent(nn.LSTM)(), frames())
+    assert len(_nodes(program, "cortex_m::quantized_linear")) == 1 + FRAMES + 1
+    # Per frame: input, forget and output gates (sigmoid), cell input and the new
+    # state (tanh).
+    assert len(_nodes(program, "cortex_m::quantized_activation")) == 5 * FRAMES
+    float_ops = [
+        name
+        for name, node in (
+            (str(getattr(n.target, "_name", n.target)), n) for n in program.graph.nodes
+        )
+        if node.op == "call_function"
+        and not name.startswith("cortex_m::")
+        and isinstance(node.meta.get("val"), torch.Tensor)
+        and node.meta["val"].is_floating_point()
+    ]
+    assert float_ops == []  # dequantize/quantize at the edges are cortex_m kernels
+
+
+def test_a_transpose_of_five_dimensions_stays_on_the_portable_kernel() -> None:
+    """MultiheadAttention's packed projection transposes a 5-D int8 tensor; the
+    CMSIS-NN transpose takes ranks 1 to 4 (it failed the run: "expected tensor rank
+    in [1, 4], got 5")."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), self_attention(), token_sequence())
+    transposes = _nodes(program, "cortex_m::transpose")
+    assert transposes
+    assert all(t.args[0].meta["val"].dim() <= 4 for t in transposes)
+    (permute,) = [p for p in _nodes(program, "aten::permute_copy") if p.meta["val"].dim() == 5]
+    assert permute.meta["val"].dtype == torch.int8
+
+
+def test_a_graph_upstream_lowers_as_it_is_is_not_traced_again() -> None:
+    from harness.build.cortex_m_passes import needs_retrace, retrace_for_cmsis_nn
+
+    for model, inputs in ((conv_model(), conv_inputs()), (SharedLinear().eval(), rows())):
+        graph_module = export_model(model, inputs).module(check_guards=False)
+        assert needs_retrace(graph_module, channels_last=True) == []
+        assert retrace_for_cmsis_nn(graph_module, channels_last=True) is graph_module
+    graph_module = export_model(conv_model(), conv_inputs(False)).module(check_guards=False)
+    assert needs_retrace(graph_module, channels_last=True) == [
+        "conv2d: a convolution of an NCHW tensor"
+    ]
+    # Upstream's explicit-layout pipeline lowers NCHW convolutions itself.
+    assert needs_retrace(graph_module, channels_last=False) == []
+
+
+# ---------------------------------------------------------------- what stays off CMSIS-NN
+
+
+class Upsampler(nn.Module):
+    """Transposed convolutions with output padding, which CMSIS-NN does not take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.up2(self.up(torch.relu(self.conv(x))))
+        return out
+
+
+class Volumetric(nn.Module):
+    """A 3-D convolution, which CMSIS-NN has no kernel for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(2, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.conv(x)
+        return out
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "expected"),
+    [
+        (
+            Upsampler,
+            lambda: (torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(9)),),
+            "2 x aten.convolution: a transposed convolution with groups, output padding or "
+            "dilation, which CMSIS-NN's transpose convolution does not take (upstream's "
+            "CortexMConvTranspose2DCheck). In: up (ConvTranspose2d), up2 (ConvTranspose2d)",
+        ),
+        (
+            Volumetric,
+            lambda: (torch.randn(1, 2, 6, 6, 6, generator=torch.Generator().manual_seed(9)),),
+            "1 x aten.convolution: a 3-D convolution: CMSIS-NN has no kernel for it. "
+            "In: conv (Conv3d)",
+        ),
+    ],
+    ids=["transposed-output-padding", "conv3d"],
+)
+def test_an_int8_program_with_weights_left_in_float_is_a_build_error(
+    builder: Builder,
+    model: Callable[[], nn.Module],
+    inputs: Callable[[], tuple[torch.Tensor, ...]],
+    expected: str,
+) -> None:
+    """Silently float (4x the weight bytes, the portable kernels) is refused, naming
+    each operator with its count, why, where in the model, and what to do."""
+    with pytest.raises(BuildError) as caught:
+        builder.build(
+            model().eval(), inputs(), target="cortex-m55", board="qemu-m55-cmsis",
+            quantize="int8",
+        )  # fmt: skip
+    message = str(caught.value)
+    name = model.__name__  # type: ignore[attr-defined]
+    assert message.startswith(
+        f"model '{name}', board 'qemu-m55-cmsis', target 'cortex-m55', method 'forward': "
+        "the int8 program would keep"
+    )
+    assert "with weights off CMSIS-NN (in float on the portable kernels" in message
+    assert expected in message
+    assert "What to do: change these layers to what CMSIS-NN takes" in message
+    assert "build the model as a float program (quantize=None" in message
+
+
+def test_a_cmsis_nn_kernel_given_a_float_operand_is_a_build_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Upstream's behaviour with a constant made in forward() (the retrace folding
+    it turned off): its quantize is folded away and the LSTM's zero state reaches the
+    CMSIS-NN multiply as float, which stops the run; the build names it instead."""
+    from harness.build import cortex_m_passes as ours
+
+    monkeypatch.setattr(ours, "_forward_constants", lambda graph_module: {})
+    with pytest.raises(BuildError) as caught:
+        lowered_dialect(CortexMTarget("cortex-m55"), recurrent(nn.LSTM)(), frames())
+    message = str(caught.value)
+    assert "model 'Recurrent', target 'cortex-m55', method 'forward'" in message
+    assert "x cortex_m.quantized_mul: upstream's lowering gave it a float operand" in message
+    assert "In: rnn (LSTM)" in message
+
+
+def test_each_weight_is_in_the_program_once() -> None:
+    """AtenToCortexMPass gives each convolution a weight in CMSIS-NN's layout and left
+    the original, unused, in the program: every convolution weight was serialized
+    twice (an int8 Wav2Letter: 14.8 MB for 7.5 M weights, 7.4 MB without)."""
+    program, _, _ = lowered_dialect(CortexMTarget("cortex-m55"), inverted_residual_stack(), photo())
+    unused = [n.name for n in program.graph.nodes if n.op == "placeholder" and not n.users]
+    assert unused == []
+    weights = [n for n in program.graph.nodes if n.op == "placeholder" and "weight_nhwc" in n.name]
+    assert len(weights) == 19  # one per convolution (see the region test above)

@@ -30,7 +30,7 @@ import torch
 
 from harness.boards.host import HostBoard
 from harness.build.builder import Builder
-from harness.verdict.check import _load_reference, fake_quant_outputs
+from harness.verdict.check import fake_quant_outputs, fake_quant_reference
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def _run_int8(
         model, (x,), target="portable", board="host", quantize="int8", calibration=calibration
     )
     result = host.run(artifact, [x.numpy()], run_dir=tmp_path)
-    reference = _load_reference(str(artifact.reference_path), (), type(model).__name__)
+    reference = fake_quant_reference(artifact)
     linear_args: list[tuple[torch.Tensor, ...]] = []
     scales: list[float] = []
 

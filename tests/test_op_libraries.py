@@ -67,8 +67,9 @@ def test_the_reference_loader_loads_it_in_a_fresh_process(
 ) -> None:
     code = (
         "import torch\n"
-        "from harness.verdict.check import _load_reference\n"
-        f"m = _load_reference({str(saved_graph)!r}, {recorded!r}, 'CopiesInDimOrder')\n"
+        "from pathlib import Path\n"
+        "from harness.build.front import reference_module\n"
+        f"m = reference_module(Path({str(saved_graph)!r}), {recorded!r}, 'CopiesInDimOrder')\n"
         "print(m(torch.ones(2, 3, dtype=torch.int64)).tolist())\n"
     )
     proc = fresh_process(code)

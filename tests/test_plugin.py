@@ -139,7 +139,11 @@ def test_check_records_metrics_and_junit_properties(et_pytester):
     assert float_record["artifact"]["target"] == "portable"
     assert float_record["artifact"]["pte_bytes"] > 0
     assert float_record["timings"]["fidelity"] == "host-wall"
-    assert [c["reference"] for c in int8_record["comparisons"]] == ["fake_quant", "eager_float"]
+    assert [c["reference"] for c in int8_record["comparisons"]] == [
+        "fake_quant",
+        "eager_float",
+        "quantization",
+    ]
     assert int8_record["comparisons"][0]["metrics"][0]["max_lsb"] <= 1.0
     assert float_record["versions"]["executorch"] == "1.5.1"
 
@@ -423,9 +427,12 @@ def test_two_checks_in_one_test_are_both_recorded_and_in_junit(et_pytester):
         """
         import tinymodels as m
 
+        from harness.build.faults import Fault
+
         def test_two(et_check):
             et_check(m.tiny(), m.x())
-            et_check(m.tiny(), m.x(), quantize="int8", reference=m.tiny(scale=1.5))
+            et_check(m.tiny(), m.x(), quantize="int8",
+                     fault=Fault("quantize_per_tensor_1", factor=3.0))
         """
     )
     result = et_pytester.runpytest_subprocess("--junitxml=junit.xml")
@@ -438,7 +445,7 @@ def test_two_checks_in_one_test_are_both_recorded_and_in_junit(et_pytester):
     assert second["artifact"]["quantization"]["scheme"] == "int8"
     assert first["artifact"]["key"] != second["artifact"]["key"]
     assert record["artifact"] == second["artifact"]  # the top level is the failed check
-    assert len(record["comparisons"]) == 3  # 1 (float) + 2 (int8)
+    assert len(record["comparisons"]) == 4  # 1 (float) + 3 (int8)
     assert second["repro"].endswith("-check2")
 
     properties = {
@@ -477,33 +484,56 @@ def test_library_noise_stays_out_of_a_users_output(pytester, shared_cache):
 
 @pytest.mark.slow
 def test_a_failing_check_shows_its_per_layer_table(et_pytester):
-    """--et-debug=on-failure (the default): the failure message carries the table's
-    verdict and rows, the record the whole table, the repro folder its files."""
+    """--et-debug=on-failure (the default): a board that computes a layer wrongly (a
+    fault put into the program) fails with the table's verdict and rows in its
+    message, the whole table in the record, the files in the repro folder. A failure
+    of the model's quantization quality alone (the board agrees with fake-quant)
+    starts no pass, and says why."""
     et_pytester.makepyfile(
         """
-        import torch
         import tinymodels as m
 
-        def test_wrong_reference(et_check):
-            # the board is right; the test's reference is the negated model
-            et_check(m.tiny(), m.x(), quantize="int8", reference=m.tiny(scale=-1.0))
+        from harness.build.faults import Fault
+
+        def test_wrong_layer(et_check):
+            # Tiny's linear layer (its output is the second quantization point)
+            # computes with weights 3x too large, in the program only
+            et_check(m.tiny(), m.x(), quantize="int8",
+                     fault=Fault("quantize_per_tensor_1", factor=3.0))
+
+        def test_model_too_coarse(et_check):
+            # the board is right; the test holds the int8 model to 80 dB from float
+            et_check(m.tiny(), m.x(), quantize="int8", vs_float={"min_snr_db": 80})
 
         def test_fine(et_check):
             et_check(m.tiny(), m.x(), quantize="int8")
         """
     )
     result = et_pytester.runpytest_subprocess()
-    result.assert_outcomes(passed=1, failed=1)
-    # every layer of the program matched fake-quant: the fault is the reference's
-    result.stdout.fnmatch_lines(["*every layer within 1 LSB*", "*per-layer table: *divergence.csv"])
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*first divergent layer: #1 fc aten.linear*",
+            "*per-layer table: *divergence.csv",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*the quantized model is further from float than this test allows*",
+            "*per-layer table: not made (the board agrees with fake-quant; only the "
+            "quantization-quality limit failed)*",
+        ]
+    )
     by_test = {r["test"].split("::")[1]: r for r in records(et_pytester)}
-    failed, fine = by_test["test_wrong_reference[host]"], by_test["test_fine[host]"]
+    failed = by_test["test_wrong_layer[host]"]
+    coarse, fine = by_test["test_model_too_coarse[host]"], by_test["test_fine[host]"]
+    assert failed["failure_class"] == "numeric_mismatch"
     debug = failed["debug"]
-    assert debug["first_divergent"] is None
-    assert [row["where"] for row in debug["rows"]] == ["CPU"] * len(debug["rows"])
-    assert all(row["vs_fake_quant"]["max_lsb"] <= 1 for row in debug["rows"])
+    assert debug["first_divergent"]["module_path"] == "fc"
     assert {Path(f).name for f in debug["files"]} == {"divergence.json", "divergence.csv"}
     assert all(Path(f).parent == Path(failed["repro"]) for f in debug["files"])
+    assert coarse["failure_class"] == "quantization_quality"
+    assert "debug" not in coarse
     assert "debug" not in fine  # passing checks get no pass by default
 
 
@@ -537,6 +567,6 @@ def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
     result.assert_outcomes(passed=1)
     (row,) = records(et_pytester)
     clean, faulty = row["debug_reports"]
-    assert clean["summary"].startswith("every layer within")
+    assert clean["summary"].startswith("no layer diverges on its own")
     assert faulty["summary"].startswith("first divergent layer")
     assert faulty["first_divergent"]["module_path"] == "b"

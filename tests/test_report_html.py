@@ -87,11 +87,14 @@ def divergence() -> dict[str, Any]:
     """A per-layer table as the debug pass writes it to the record (as_dict form)."""
     ok = LayerMetrics(max_abs=0.01, snr_db=40.0, cosine=0.999, max_lsb=1.0)
     bad = LayerMetrics(max_abs=0.9, snr_db=3.5, cosine=0.7, max_lsb=12.0)
+    own = LayerMetrics(max_abs=0.7, snr_db=4.0, cosine=0.8, max_lsb=11.0)
     rows = [
-        LayerRow(0, "conv", "conv1", "aten.convolution", "delegate 0", 0.01, ok, ok, True),
-        LayerRow(1, "relu", "act<1>", "aten.relu", "delegate 0", 0.01, bad, bad, False),
+        LayerRow(0, "conv", "conv1", "aten.convolution", "delegate 0", 0.01, ok, ok, True,
+                 local=ok),
+        LayerRow(1, "relu", "act<1>", "aten.relu", "delegate 0", 0.01, bad, bad, False,
+                 local=own),
         LayerRow(2, "fc", "fc", "aten.linear", "cpu", None, None, None, None),
-    ]
+    ]  # fmt: skip
     report = DivergenceReport("Chain", "tosa", True, "1 LSB", rows, 1, 1, {"total_s": 1.0})
     return report.as_dict()
 
@@ -252,10 +255,13 @@ def test_failures_show_message_log_tail_repro_and_divergence_table(tmp_path: Pat
         "act<1> aten.relu",
         "relu",
         "delegate 0",
-        "12 LSB, 3.5 dB",
-        "12 LSB, 3.5 dB",
+        "11 LSB, 4.0 dB",  # the layer's own error
+        "12 LSB, 3.5 dB",  # accumulated
+        "12 LSB, 3.5 dB",  # against float
         "DIVERGES",
     ]
+    # and the errors against depth, as an image in the page
+    assert "alt='Per-layer error of Chain on tosa'" in page
     assert "first divergent layer: #1 act&lt;1&gt; aten.relu" in page
 
 

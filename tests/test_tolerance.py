@@ -106,8 +106,13 @@ def test_tolerance_replace() -> None:
 def test_policy_defaults() -> None:
     policy = TolerancePolicy()
     assert policy.float == Tolerance(atol=1e-5, rtol=1e-5)
-    assert policy.quantized == Tolerance(max_lsb=1.0)
-    assert policy.quantized_vs_float == Tolerance(min_snr_db=10.0)
+    # Rounding within 1 LSB, else 10 dB of SNR above the model's own quantization
+    # (README, "What a verdict means"); a golden reference exactly; the model's
+    # quantization quality only against limits a test or board file sets.
+    assert policy.quantized == Tolerance(rounding_lsb=1.0, snr_margin_db=10.0)
+    assert policy.golden == Tolerance(max_lsb=0.5)  # the same quantization step
+    assert policy.quantized_vs_float == Tolerance()
+    assert not policy.quantized_vs_float.checks_anything
 
 
 def test_policy_from_empty_mapping_is_default() -> None:
@@ -120,7 +125,7 @@ def test_policy_unknown_section() -> None:
         match=re.escape("board file b.toml: unknown tolerance section 'floats'"),
     ) as info:
         TolerancePolicy.from_mapping({"floats": {"atol": 1.0}}, "board file b.toml")
-    assert "float, quantized, quantized_vs_float" in str(info.value)
+    assert "float, quantized, golden, quantized_vs_float" in str(info.value)
 
 
 def test_policy_section_must_be_table() -> None:
@@ -130,7 +135,7 @@ def test_policy_section_must_be_table() -> None:
 
 def test_policy_partial_override_keeps_other_sections() -> None:
     policy = TolerancePolicy.from_mapping({"quantized": {"max_lsb": 2}}, "board file b.toml")
-    assert policy.quantized == Tolerance(max_lsb=2.0)
+    assert policy.quantized == Tolerance(max_lsb=2.0, rounding_lsb=1.0, snr_margin_db=10.0)
     # sections not mentioned keep their defaults
     assert policy.float == TolerancePolicy().float
     assert policy.quantized_vs_float == TolerancePolicy().quantized_vs_float

@@ -63,6 +63,20 @@ def genuine_args() -> list[str]:
     ]
 
 
+# Every CI run: the model and edge-case suites (every kind of program input and
+# output, quantized and float). `make stability` sets ET_HIL_STABILITY_SUITES=all:
+# the operator suite too (31 operators, int8 and a16w8: 6 minutes more here).
+SUITE_FILES = ("test_smoke.py", "test_edge_cases.py")
+
+
+def suite_args() -> list[str]:
+    """The suites this run checks (see :data:`SUITE_FILES`); never the real networks,
+    whose cold builds take minutes each (the mutation benchmark covers them)."""
+    if os.environ.get("ET_HIL_STABILITY_SUITES") == "all":
+        return [str(SUITES), "-m", "not real_model"]
+    return [str(SUITES / name) for name in SUITE_FILES]
+
+
 def run_suites(cache: Path, results: Path, cwd: Path, extra: list[str]) -> list[dict[str, Any]]:
     """``pytest suites --board=host --board=tosa ... -n 2`` in a fresh process; its records."""
     env = dict(os.environ)
@@ -73,7 +87,7 @@ def run_suites(cache: Path, results: Path, cwd: Path, extra: list[str]) -> list[
             sys.executable,
             "-m",
             "pytest",
-            str(SUITES),
+            *suite_args(),
             "--board=host",
             "--board=tosa",
             *extra,

@@ -30,8 +30,6 @@ from harness.build.artifact import Artifact
 from harness.errors import ConfigError
 from harness.versions import PINNED
 
-TOSA_TARGETS = ("tosa-int", "tosa-fp")
-
 
 class TosaBoard(RunsGivenInputs):
     """Runs TOSA-lowered programs on the TOSA reference model.
@@ -93,14 +91,16 @@ class TosaBoard(RunsGivenInputs):
             part.get("backend")
             for part in (artifact.metadata.get("delegation") or {}).get("partitions") or []
         }
+        target = artifact.metadata.get("target")
         if backends - {"TOSABackend"} or (
-            not backends and artifact.metadata.get("target") not in (None, *TOSA_TARGETS)
+            not backends and target is not None and not str(target).startswith("tosa-")
         ):
             raise ConfigError(
                 f"board '{self.spec.name}': program of model '{artifact.model_name}' was built "
                 f"for target '{artifact.target}'"
                 + (f" (delegates to {', '.join(sorted(map(str, backends)))})" if backends else "")
-                + "; this board runs TOSA-lowered programs (target tosa-int or tosa-fp)"
+                + "; this board runs TOSA-lowered programs "
+                "(target tosa-int, tosa-int+<extensions> or tosa-fp)"
             )
         inputs = check_inputs_match(artifact, inputs, self.spec.name)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,10 @@ from typing import Any
 PTE_NAME = "program.pte"
 ETRECORD_NAME = "etrecord.bin"
 REFERENCE_NAME = "fake_quant_reference.pt2"
+EXPORTED_NAME = "exported_program.pt2"  # float programs: the torch.export program lowered
 METADATA_NAME = "metadata.json"
+# quantized Cortex-M targets: the edge program, for the golden reference (verdict.golden)
+LOWERED_NAME = "lowered_program.pkl"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +52,23 @@ class Artifact:
     def reference_path(self) -> Path | None:
         """The fake-quant reference program (``torch.export`` format), if quantized."""
         path = self.folder / REFERENCE_NAME
+        return path if path.exists() else None
+
+    @property
+    def exported_program_path(self) -> Path | None:
+        """The exported program this one was lowered from (its front, see
+        :mod:`harness.build.front`): the fake-quant reference of a quantized program,
+        the float export of a float one; node names match the program's tap points."""
+        for name in (REFERENCE_NAME, EXPORTED_NAME):
+            if (path := self.folder / name).exists():
+                return path
+        return None
+
+    @property
+    def lowered_program_path(self) -> Path | None:
+        """The lowered edge program (quantized Cortex-M targets only), for the golden
+        reference (:mod:`harness.verdict.golden`)."""
+        path = self.folder / LOWERED_NAME
         return path if path.exists() else None
 
     @property

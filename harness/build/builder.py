@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness import dtypes
 from harness.build import artifact as artifact_files
-from harness.build import op_libraries
+from harness.build import faults
+from harness.build import front as front_stage
 from harness.build import taps as tap_points
 from harness.build.artifact import Artifact
 from harness.build.cache import ArtifactCache
@@ -28,6 +29,7 @@ from harness.build.dynamic_shapes import UNBOUNDED
 from harness.build.dynamic_shapes import describe as describe_dynamic_dims
 from harness.build.dynamic_shapes import spec_key as dynamic_shape_key
 from harness.build.dynamic_shapes import unbounded as unbounded_dims
+from harness.build.faults import Fault
 from harness.build.fingerprint import build_key, input_specs, model_fingerprint, values_fingerprint
 from harness.build.quantization import QuantConfig, generated_calibration
 from harness.build.taps import TapPlan
@@ -327,6 +329,13 @@ def lower_and_serialize(
     """
     from executorch.exir import to_edge_transform_and_lower
 
+    if quantized:
+        # The out-variants of the Q/DQ operators a quantized program keeps on the CPU
+        # (its boundary at least), which to_executorch needs. Importing a quantizer
+        # registers them too, but a process that took the front from the cache
+        # (harness.build.front) made no quantizer.
+        import executorch.kernels.quantized  # noqa: F401
+
     compiler_dir = folder / "compiler"
     compiler_dir.mkdir()
     stage = "to_edge_transform_and_lower"
@@ -347,6 +356,12 @@ def lower_and_serialize(
         if after_lowering is not None:
             stage = "tap placement"
             after_lowering(edge)
+        if quantized and target.name.startswith("cortex-m"):
+            # The golden reference of a Cortex-M program: its lowered graph on
+            # upstream's Python cortex_m kernels (harness.verdict.golden). The tosa
+            # board needs no such file: it runs the .pte (boards.pte_interpreter).
+            stage = "saving the lowered program"
+            save_lowered_program(edge.exported_program(), folder / artifact_files.LOWERED_NAME)
         strip_host_paths(edge)
         stage = "to_executorch"
         program = edge.to_executorch()
@@ -420,6 +435,28 @@ def program_io(plan: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def save_lowered_program(program: Any, path: Path) -> None:
+    """Save the lowered edge program, delegates included (ExecuTorch's own serializer)."""
+    import pickle
+
+    from executorch.exir.serde.serialize import serialize
+
+    path.write_bytes(pickle.dumps(serialize(program)))
+
+
+def load_lowered_program(path: Path) -> Any:
+    """Load what :func:`save_lowered_program` saved (an ``ExportedProgram``).
+
+    A pickle: only for files this harness made in its own cache (the golden
+    reference reads it from the artifact, never from a repro folder's copy).
+    """
+    import pickle
+
+    from executorch.exir.serde.serialize import deserialize
+
+    return deserialize(pickle.loads(path.read_bytes()))
+
+
 def _dynamic_dims(exported: Any, name: str) -> dict[str, Any] | None:
     """What each input's dimensions may be (:func:`harness.build.dynamic_shapes.describe`).
 
@@ -441,8 +478,6 @@ def _tapped(
 
     try:
         program, rows = tap_points.apply(exported, plan, quantized)
-        if plan.fault is not None:
-            program = tap_points.inject_fault(program, plan.fault)
     except ValueError as exc:
         raise BuildError(f"model '{name}': {exc}") from exc
 
@@ -458,12 +493,14 @@ class Builder:
     """Builds artifacts for boards, through a cache.
 
     Args:
-        cache: where artifacts are kept.
+        cache: where artifacts, and the fronts they share
+            (:mod:`harness.build.front`), are kept.
     """
 
     def __init__(self, cache: ArtifactCache) -> None:
         self.cache = cache
-        self.builds = 0  # exports done by this process (cache misses)
+        self.builds = 0  # programs lowered by this process (artifact cache misses)
+        self.fronts = 0  # exports (and quantizations) done by this process (front misses)
 
     def build(
         self,
@@ -477,6 +514,7 @@ class Builder:
         vela: Mapping[str, Any] | None = None,
         taps: TapPlan | None = None,
         dynamic_shapes: Any = None,
+        fault: Fault | None = None,
     ) -> Artifact:
         """Return the artifact for ``model`` on ``target``, building it on a cache miss.
 
@@ -495,6 +533,8 @@ class Builder:
             dynamic_shapes: bounded dynamic shapes, as ``torch.export`` takes them;
                 the artifact's ``dynamic_dims`` metadata says what the inputs may be
                 (:mod:`harness.build.dynamic_shapes`).
+            fault: a deliberate error in one layer of the program, not of its
+                references (:mod:`harness.build.faults`: tests of the verdict).
 
         Raises:
             BuildError: the model, inputs or target are at fault; the message names them.
@@ -515,61 +555,56 @@ class Builder:
             and isinstance(compile_target, TosaTarget)
         ):
             compile_target = dataclasses.replace(compile_target, int16=True)  # int16 activations
-        options: dict[str, Any] = {
-            "quantization": config.as_dict() if config else None,
-            "target": compile_target.options(),
-        }
-        if taps is not None:
-            options["taps"] = taps.as_dict()
-        if dynamic_shapes is not None:
-            if missing := unbounded_dims(dynamic_shapes):
-                raise BuildError(
-                    f"model '{model_name(model)}': dynamic dimension(s) {', '.join(missing)} "
-                    f"have no upper bound: {UNBOUNDED}"
-                )
-            options["dynamic_shapes"] = dynamic_shape_key(dynamic_shapes)
+        calib: list[tuple[torch.Tensor, ...]] = []
+        front_options: dict[str, Any] = {"quantization": None}
         if config is not None:
             calib = (
                 [validate_inputs(model, s) for s in calibration]
                 if calibration is not None
                 else generated_calibration(inputs, config)
             )
-            options["calibration"] = values_fingerprint(calib)
+            front_options = {
+                "quantization": config.as_dict(),
+                "quantizer": compile_target.quantizer_family(),
+                "calibration": values_fingerprint(calib),
+            }
+        if dynamic_shapes is not None:
+            if missing := unbounded_dims(dynamic_shapes):
+                raise BuildError(
+                    f"model '{model_name(model)}': dynamic dimension(s) {', '.join(missing)} "
+                    f"have no upper bound: {UNBOUNDED}"
+                )
+            # The export depends on them: part of the front's key, so of the artifact's.
+            front_options["dynamic_shapes"] = dynamic_shape_key(dynamic_shapes)
+        options: dict[str, Any] = {**front_options, "target": compile_target.options()}
+        if taps is not None:
+            options["taps"] = taps.as_dict()
+        if fault is not None:
+            options["fault"] = dataclasses.asdict(fault)
         versions = tool_versions()
+        model_hash = model_fingerprint(model)
+        specs = input_specs(inputs)
         key = build_key(
-            model_hash=model_fingerprint(model),
-            inputs=input_specs(inputs),
+            model_hash=model_hash,
+            inputs=specs,
             target=compile_target.name,
             options=options,
             versions=versions,
         )
+        front_key = build_key(
+            model_hash=model_hash, inputs=specs, target="front", options=front_options,
+            versions=versions,
+        )  # fmt: skip
         name = model_name(model)
 
         def build_into(folder: Path) -> None:
             self.builds += 1
             t0 = time.perf_counter()
-            check_program_outputs(model, inputs)
-            exported = export_model(model, inputs, dynamic_shapes)
-            scales: list[float | None] = [None] * len(output_specs(exported))
-            reference_namespaces: list[str] = []
-            applied, skipped = config, None
-            if config is not None:
-                import torch
-
-                fake_quant = quantize_model(exported, compile_target, config, calib, name)
-                if quantized_nodes(fake_quant) == 0:
-                    # Nothing the quantizer knows was found: the "int8" program would
-                    # be the float one. Build that, and say so instead of calling it
-                    # quantized.
-                    applied = None
-                    skipped = (
-                        f"quantize='{config.scheme}' requested, but the {compile_target.name} "
-                        "quantizer found nothing to quantize in this model: it was built and "
-                        "is compared as a float program"
-                    )
-                else:
-                    exported = export_model(fake_quant, inputs, dynamic_shapes)
-                    scales = output_scales(exported)
+            made = self.front(
+                front_key, model, inputs, compile_target, config, calib, dynamic_shapes
+            )
+            exported = made.program(name)
+            applied = config if made.quantized else None
             user_outputs = output_specs(exported)
             # Every layer a debug pass could tap (harness.verdict.debug bisects over these).
             tap_candidates = [
@@ -577,20 +612,22 @@ class Builder:
                 for n in tap_points.candidates(exported.graph_module, applied is not None)
             ]
             program, after_lowering = exported, None
+            if fault is not None:
+                try:
+                    program = faults.inject(program, fault)
+                except ValueError as exc:
+                    raise BuildError(f"model '{name}': {exc}") from exc
             tap_rows: list[dict[str, Any]] = []
             if taps is not None:
                 program, tap_rows, after_lowering = _tapped(
-                    exported, taps, applied is not None, name
+                    program, taps, applied is not None, name
                 )
-            if applied is not None:
-                import torch
-
-                # Saved without taps or fault: tap placeholders cannot be serialized,
-                # and each tap point's fake-quant value is read from this graph by
-                # node name (harness.verdict.debug).
-                torch.export.save(exported, str(folder / artifact_files.REFERENCE_NAME))
-                # What a fresh process must register to load that file (op_libraries).
-                reference_namespaces = op_libraries.namespaces_of(exported.graph_module)
+            # The front is the fake-quant reference of a quantized program (without
+            # taps or fault: tap placeholders cannot be serialized, and each tap
+            # point's reference value is read from it by node name, see
+            # harness.verdict.debug); a float program keeps its export the same way.
+            kept = artifact_files.REFERENCE_NAME if applied else artifact_files.EXPORTED_NAME
+            _link_or_copy(made.path, folder / kept)
             graph_hash = hashlib.sha256(str(program.graph).encode()).hexdigest()
             lowered = lower_and_serialize(
                 program, compile_target, folder, name, after_lowering, quantized=applied is not None
@@ -603,15 +640,21 @@ class Builder:
                     "target": compile_target.name,
                     "quantization": applied.as_dict() if applied else None,
                     "quantization_requested": config.as_dict() if config else None,
-                    "quantization_skipped": skipped,
+                    "quantization_skipped": made.skipped,
                     "versions": versions,
-                    "input_specs": input_specs(inputs),
+                    "input_specs": specs,
                     "output_specs": user_outputs,
                     "taps": tap_rows or None,
                     "dynamic_dims": _dynamic_dims(exported, name),
                     "tap_candidates": tap_candidates,
-                    "output_scales": scales,
-                    "reference_op_namespaces": reference_namespaces,
+                    "fault": dataclasses.asdict(fault) if fault else None,
+                    "output_scales": list(made.scales),
+                    "reference_op_namespaces": list(made.namespaces),
+                    "front": {
+                        "key": front_key,
+                        "cache_hit": made.cache_hit,
+                        "build_s": made.build_s,
+                    },
                     **lowered,
                     "pte_bytes": (folder / artifact_files.PTE_NAME).stat().st_size,
                     "graph_sha256": graph_hash,
@@ -626,3 +669,63 @@ class Builder:
         )
         log.info("%s %s for %s (%s)", "cache hit" if hit else "built", key[:12], name, target)
         return artifact
+
+    def front(
+        self,
+        key: str,
+        model: torch.nn.Module,
+        inputs: Sequence[torch.Tensor],
+        target: CompileTarget,
+        config: QuantConfig | None,
+        calibration: Sequence[Sequence[torch.Tensor]],
+        dynamic_shapes: Any = None,
+    ) -> front_stage.Front:
+        """The exported (and, with ``config``, quantized) program of ``model``, from
+        the cache or made now: every target of one quantizer family shares it.
+
+        Raises:
+            BuildError: export or quantization failed, naming the model.
+        """
+        name = model_name(model)
+
+        def make(folder: Path) -> None:
+            self.fronts += 1
+            t0 = time.perf_counter()
+            check_program_outputs(model, inputs)
+            exported = export_model(model, inputs, dynamic_shapes)
+            scales: list[float | None] = [None] * len(output_specs(exported))
+            quantized, skipped = False, None
+            if config is not None:
+                fake_quant = quantize_model(exported, target, config, calibration, name)
+                if quantized_nodes(fake_quant) == 0:
+                    # Nothing the quantizer knows was found: the "int8" program would
+                    # be the float one. Build that, and say so instead of calling it
+                    # quantized.
+                    skipped = (
+                        f"quantize='{config.scheme}' requested, but the {target.name} "
+                        "quantizer found nothing to quantize in this model: it was built and "
+                        "is compared as a float program"
+                    )
+                else:
+                    exported = export_model(fake_quant, inputs, dynamic_shapes)
+                    scales = output_scales(exported)
+                    quantized = True
+            front_stage.write(
+                folder, exported, quantized=quantized, skipped=skipped, scales=scales,
+                build_s=time.perf_counter() - t0,
+            )  # fmt: skip
+
+        folder, hit = self.cache.get_or_build(key, make)
+        return front_stage.read(key, folder, cache_hit=hit)
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    """``destination`` as a hard link to ``source`` (both in the cache: one copy on
+    disk), else a copy (another filesystem)."""
+    import os
+    import shutil
+
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)

@@ -28,24 +28,21 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from harness.build.faults import Fault
+
+__all__ = [
+    "Fault",
+    "TapPlan",
+    "apply",
+    "candidates",
+    "describe",
+    "layer_inputs",
+    "locate",
+]
+
 QUANTIZE = "quantized_decomposed.quantize_per_tensor"
 # Nodes that only rename or reshape memory: nothing to learn from their values.
 _PASS_THROUGH = ("getitem", "view", "alias", "_assert", "sym_size")
-
-
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    """A deliberate error in one layer of the program (not of its references).
-
-    For testing a debugger against a known answer (mutation testing): the
-    weighted layer (conv, linear) that computes tap point ``node`` uses weights
-    ``factor`` times too large in the program only, so the board computes that
-    layer wrongly and everything after it inherits the error, while the
-    fake-quant reference stays right.
-    """
-
-    node: str
-    factor: float = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +53,10 @@ class TapPlan:
         points: node names to tap; ``None`` taps every candidate (see module doc).
         reducer: ``"FULL_TENSOR"`` (the whole tensor) or ``"STATS"`` (a few
             statistics: what fits through a UART).
-        fault: a deliberate error in one layer (tests of the debugger only).
     """
 
     points: tuple[str, ...] | None = None
     reducer: str = "FULL_TENSOR"
-    fault: Fault | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form (part of the cache key)."""
@@ -118,22 +113,69 @@ def _code_line(node: Any) -> str:
     frame): how a person finds a functional op that no module path names."""
     trace = getattr(node, "meta", {}).get("stack_trace") or ""
     frames = _FRAME.findall(trace)
-    # the model's own code, not the library pass that decomposed its op
-    own = [f for f in frames if "site-packages" not in f[0]] or frames
+    # the model's own code, never a library pass that decomposed its op (a row named
+    # "decompose_avg_pool2d_pass.py:167" tells a person nothing about their model)
+    own = [f for f in frames if "site-packages" not in f[0] and "dist-packages" not in f[0]]
     if not own:
         return ""
     file, line = own[-1]
     return f"{file.rsplit('/', 1)[-1]}:{line}"
 
 
+def layer_inputs(graph_module: Any, point: str) -> list[str]:
+    """The tap points (quantize nodes) whose values the layer at tap point ``point``
+    reads: what a board must return beside ``point`` for that layer's own error to be
+    measured (:mod:`harness.verdict.debug`)."""
+    node = next(n for n in graph_module.graph.nodes if n.name == point)
+    quantized = is_quantize(node)
+
+    def is_boundary(arg: Any) -> bool:
+        # a quantized program's layers end at quantize nodes; a float program's at
+        # every compute node that is a tap point itself
+        if quantized:
+            return is_quantize(arg)
+        name = _target_name(arg)
+        return not any(p in name for p in _PASS_THROUGH) and not name.startswith(
+            "quantized_decomposed."
+        )
+
+    found: list[str] = []
+    stack, seen = [producer(node)], set()
+    while stack:
+        current = stack.pop()
+        for arg in getattr(current, "all_input_nodes", ()):
+            if arg.name in seen or arg.op != "call_function":
+                continue
+            seen.add(arg.name)
+            if is_boundary(arg):
+                found.append(arg.name)  # another layer's output
+            else:
+                stack.append(arg)  # dequantize, views: the way to that output
+    order = [n.name for n in graph_module.graph.nodes]
+    return sorted(found, key=order.index)
+
+
+def _module_path(node: Any) -> str:
+    """The path of the module that made ``node`` (its ``nn_module_stack``), or ""."""
+    stack = getattr(node, "meta", {}).get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    last = list(stack.values())[-1]
+    return str(last[0] if isinstance(last, tuple) else last)
+
+
 def describe(node: Any) -> dict[str, Any]:
     """Name, module path, op and quantization of one tap point."""
     source = producer(node)
-    stack = getattr(source, "meta", {}).get("nn_module_stack") or {}
-    path = ""
-    if stack:
-        last = list(stack.values())[-1]
-        path = str(last[0] if isinstance(last, tuple) else last)
+    path = _module_path(source)
+    code = _code_line(source)
+    if not path and not code and getattr(source, "op", "") == "call_function":
+        # made by a pass (a decomposition) with neither module nor model code of its
+        # own: named after the module whose output it works on
+        for arg in source.all_input_nodes:
+            if upstream := _module_path(producer(arg) if is_quantize(arg) else arg):
+                path = f"after {upstream}"
+                break
     if getattr(source, "op", "") == "placeholder":
         op = "input"
     elif "dequantize" in _target_name(source):
@@ -145,7 +187,7 @@ def describe(node: Any) -> dict[str, Any]:
         "source": getattr(source, "name", str(source)),
         "module_path": path,
         "op": op,
-        "code": _code_line(source),
+        "code": code,
     }
     if is_quantize(node):
         scale, zero_point, qmin, qmax, dtype = node.args[1:6]
@@ -187,63 +229,6 @@ def apply(exported: Any, plan: TapPlan, quantized: bool) -> tuple[Any, list[dict
     return tapped, [
         {**descriptions[spec.node_name], "output_index": spec.output_index} for spec in specs
     ]
-
-
-def _weight_dequantize(node: Any) -> Any:
-    """The weight dequantize node of the weighted op (conv, linear) that computes
-    tap point ``node``'s value, looking back through activations and views."""
-    seen = producer(node)
-    for _ in range(8):  # conv -> relu -> quantize: a short way back at most
-        if getattr(seen, "op", None) != "call_function" or "quantize" in _target_name(seen):
-            return None  # another layer's output: not this layer's weights
-        for arg in seen.args[1:2]:  # conv/linear take the weight second
-            if getattr(arg, "op", None) == "call_function" and "dequantize" in _target_name(arg):
-                source = arg.args[0]
-                if getattr(source, "op", None) in ("placeholder", "get_attr"):
-                    return arg
-        seen = seen.args[0] if seen.args else None
-    return None
-
-
-def inject_fault(exported: Any, fault: Fault) -> Any:
-    """A copy of ``exported`` in which the layer at tap point ``fault.node``
-    computes with weights ``factor`` times too large, in the program only.
-
-    The weight's dequantization scale is multiplied, so every backend (CPU
-    kernels, TOSA, Vela) computes that layer wrongly and each later layer
-    inherits the error, as a corrupted weight in flash would.
-
-    Raises:
-        ValueError: no such tap point, or no weighted layer (conv, linear) computes it.
-    """
-    faulty = copy.deepcopy(exported)
-    node = next((n for n in faulty.graph_module.graph.nodes if n.name == fault.node), None)
-    if node is None:
-        raise ValueError(f"fault: no node named {fault.node!r} in the program")
-    weight_dq = _weight_dequantize(node)
-    if weight_dq is None:
-        raise ValueError(
-            f"fault: tap point {fault.node!r} is not computed by a weighted layer "
-            "(conv, linear) of a quantized program; choose one that is"
-        )
-    scale = weight_dq.args[1]
-    if isinstance(scale, float | int):
-        args = list(weight_dq.args)
-        args[1] = float(scale) * fault.factor
-        weight_dq.args = tuple(args)
-        faulty.graph_module.recompile()
-        return faulty
-    signature = faulty.graph_signature
-    name = (
-        signature.inputs_to_buffers.get(scale.name)
-        or signature.inputs_to_lifted_tensor_constants.get(scale.name)
-        or signature.inputs_to_parameters.get(scale.name)
-    )
-    for table in (faulty.state_dict, faulty.constants):
-        if name in table:
-            table[name] = (table[name] * fault.factor).to(table[name].dtype)
-            return faulty
-    raise ValueError(f"fault: the weight scale of {fault.node!r} is not among the constants")
 
 
 def locate(edge_program: Any, taps: Sequence[dict[str, Any]]) -> list[str]:

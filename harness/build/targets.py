@@ -36,7 +36,28 @@ if TYPE_CHECKING:
 ETHOS_U_MACS = {"u55": (32, 64, 128, 256), "u65": (256, 512), "u85": (128, 256, 512, 1024, 2048)}
 _ETHOS_U = re.compile(r"^ethos-(u55|u65|u85)-(\d+)$")
 _CORTEX_M = re.compile(r"^cortex-m(55|85)$")
+_TOSA_EXTENDED = re.compile(r"^tosa-(int|fp)((\+[a-z0-9]+)+)$")
+# TOSA 1.0 extensions ExecuTorch's TosaSpecification knows (the Ethos-U specifications
+# use int16, int4, u55 and cf).
+TOSA_EXTENSIONS = ("int16", "int4", "u55", "cf", "bf16", "fp8e4m3", "fp8e5m2", "fft", "var")
 VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
+# What the Cortex-M quantizer's retrace (harness.build.cortex_m_passes) does, as
+# part of the cache key of every quantized Cortex-M program: bump it when the
+# retrace changes what it quantizes. 1: NCHW convolutions on channels_last copies,
+# recurrent layers decomposed, constants made in forward() folded. 2: 1-D
+# convolutions as 2-D ones. 3: a 1-D convolution's activation fused.
+CORTEX_M_RETRACE_REVISION = 3
+# The same for the harness's passes around upstream's Cortex-M lowering (part of
+# the cache key of every Cortex-M program). 1: 5-D transposes on the portable
+# kernel, inverse layout copies dropped, operators with weights left in float a
+# build error. 2: unused weights dropped, one-channel channels_last copies dropped.
+# 3: whoever reads them.
+CORTEX_M_PASSES_REVISION = 3
+# TOSAQuantizer and EthosUQuantizer are one quantizer (EthosUQuantizer subclasses
+# it; the TOSA specification they are given changes no annotation in ExecuTorch
+# 1.5): a model quantized for tosa-int or any Ethos-U target is the same program,
+# which tests/test_front.py checks graph by graph and weight by weight.
+ARM_QUANTIZER = "arm"
 
 
 class CompileTarget(Protocol):
@@ -59,6 +80,10 @@ class CompileTarget(Protocol):
 
     def quantizer(self, config: QuantConfig) -> Any:
         """A PT2E quantizer for ``config``."""
+
+    def quantizer_family(self) -> str:
+        """Names the quantizer: targets of one family quantize a model identically, so
+        they share its exported and quantized program (:mod:`harness.build.front`)."""
 
     def partitioners(self, folder: Path) -> list[Any]:
         """Partitioners for ``to_edge_transform_and_lower``; ``folder`` takes compiler files."""
@@ -89,6 +114,10 @@ class PortableTarget:
     def options(self) -> dict[str, Any]:
         """No options."""
         return {}
+
+    def quantizer_family(self) -> str:
+        """XNNPACK's symmetric quantizer."""
+        return "xnnpack-symmetric"
 
     def quantizer(self, config: QuantConfig) -> Any:
         """XNNPACK's symmetric int8 quantizer: its Q/DQ graph runs on the portable
@@ -150,15 +179,19 @@ class TosaTarget:
     Attributes:
         profile: ``INT`` or ``FP``.
         int16: add the int16 extension (needed by a16w8 programs).
+        extensions: more TOSA extensions, as an Ethos-U's specification has them
+            (``tosa-int+int16+int4+u55`` is the TOSA graph an Ethos-U55 is given:
+            the golden reference of :mod:`harness.verdict.golden`).
     """
 
     profile: str = "INT"
     int16: bool = False
+    extensions: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        """``tosa-int`` or ``tosa-fp``."""
-        return f"tosa-{self.profile.lower()}"
+        """``tosa-int``, ``tosa-fp``, or with extensions ``tosa-int+u55``..."""
+        return f"tosa-{self.profile.lower()}" + "".join(f"+{e}" for e in self.extensions)
 
     @property
     def int_only(self) -> bool:
@@ -176,9 +209,12 @@ class TosaTarget:
 
     @property
     def spec_string(self) -> str:
-        """``TOSA-1.0+INT``, ``TOSA-1.0+INT+int16`` (a16w8 programs) or ``TOSA-1.0+FP``."""
-        extension = "+int16" if self.int16 and self.profile == "INT" else ""
-        return f"TOSA-1.0+{self.profile}{extension}"
+        """``TOSA-1.0+INT``, ``TOSA-1.0+INT+int16`` (a16w8 programs), ``TOSA-1.0+FP``,
+        or with the target's extensions (``TOSA-1.0+INT+int16+int4+u55``)."""
+        extensions = list(self.extensions)
+        if self.int16 and self.profile == "INT" and "int16" not in extensions:
+            extensions.insert(0, "int16")
+        return f"TOSA-1.0+{self.profile}" + "".join(f"+{e}" for e in extensions)
 
     def _compile_spec(self, folder: Path | None = None) -> Any:
         from executorch.backends.arm.tosa.compile_spec import TosaCompileSpec
@@ -187,6 +223,10 @@ class TosaTarget:
         if folder is not None:
             spec.dump_intermediate_artifacts_to(str(folder))
         return spec
+
+    def quantizer_family(self) -> str:
+        """The Arm quantizer (shared with the Ethos-U targets: see :data:`ARM_QUANTIZER`)."""
+        return ARM_QUANTIZER
 
     def quantizer(self, config: QuantConfig) -> Any:
         """The TOSA quantizer with the symmetric int8 or a16w8 configuration."""
@@ -259,6 +299,17 @@ class EthosUTarget:
             spec.dump_intermediate_artifacts_to(str(folder))
         return spec
 
+    def quantizer_family(self) -> str:
+        """The Arm quantizer (shared with the TOSA targets: see :data:`ARM_QUANTIZER`)."""
+        return ARM_QUANTIZER
+
+    def tosa_target_name(self) -> str:
+        """The TOSA target whose graph Vela is given for this NPU: its specification's
+        profile and extensions (``tosa-int+int16+int4+u55`` for an Ethos-U55)."""
+        spec = str(self._compile_spec().tosa_spec)  # "TOSA-1.0+INT+int16+int4+u55"
+        _, profile, *extensions = spec.split("+")
+        return f"tosa-{profile.lower()}" + "".join(f"+{e}" for e in extensions)
+
     def quantizer(self, config: QuantConfig) -> Any:
         """The Ethos-U quantizer with the symmetric int8 or a16w8 configuration."""
         from executorch.backends.arm.quantizer import EthosUQuantizer
@@ -313,7 +364,10 @@ class CortexMTarget:
     """ExecuTorch's Cortex-M backend: CMSIS-NN kernels on the CPU, no delegate.
 
     Quantized with upstream's ``CortexMQuantizer`` (int8: convolution weights per
-    channel, other weights per tensor, activations per tensor), lowered to edge with
+    channel, other weights per tensor, activations per tensor), on the model traced
+    again so that NCHW convolutions, recurrent layers and constants made in
+    ``forward()`` are quantized too (they stay float otherwise:
+    :func:`harness.build.cortex_m_passes.retrace_for_cmsis_nn`); lowered to edge with
     upstream's edge compile configuration, then ``CortexMPassManager`` replaces each
     quantized pattern (dequantize -> op -> quantize) with a ``cortex_m::`` operator
     and the remaining quantize/dequantize with ``cortex_m::`` ones. What it does not
@@ -321,8 +375,10 @@ class CortexMTarget:
     the harness's passes in (:mod:`harness.build.cortex_m_passes`), for what
     upstream's list leaves that the runtime rejects or computes wrongly: pooling on
     NCHW tensors, an unfused quantized hardswish, a relu on a shared linear output,
-    a matmul of linear outputs, activations left in float. A program that still calls
-    an operator no portable kernel implements is a ``BuildError`` naming it.
+    a matmul of linear outputs, a transpose of more than 4 dimensions, activations
+    left in float. An int8 program that would keep a convolution or an operator
+    with weights off CMSIS-NN, or that still calls an operator no portable kernel
+    implements, is a ``BuildError`` naming each.
 
     Float programs are lowered as the portable target lowers them (ExecuTorch's
     default edge configuration, no passes): upstream's configuration keeps ops
@@ -333,22 +389,33 @@ class CortexMTarget:
         name: ``cortex-m55`` or ``cortex-m85`` (upstream's ``CortexMTargetConfig``
             derives the CMSIS-NN variant from it: MVE on both).
         explicit_layout: upstream's experimental explicit-layout pipeline, which
-            also lowers convolutions on NCHW tensors (inserting ``cortex_m::transpose``).
-            Off by default, as upstream: convolutions are then lowered only when the
-            example inputs are channels_last; others stay float, on the portable kernels.
+            lowers convolutions on NCHW tensors itself (inserting
+            ``cortex_m::transpose``). Off by default, as upstream; the retrace then
+            gives NCHW convolutions channels_last copies of their inputs.
+        board: the board the target is built for, named in build errors.
     """
 
     name: str
     explicit_layout: bool = False
     int_only: bool = False
     delegates: bool = False
+    board: str = dataclasses.field(default="", compare=False)  # for messages only
 
     def options(self) -> dict[str, Any]:
-        """The lowering pipeline (the CPU is the target's name)."""
-        return {"explicit_layout": self.explicit_layout}
+        """The lowering pipeline and the revision of the harness's passes (the CPU is
+        the target's name)."""
+        return {"explicit_layout": self.explicit_layout, "passes": CORTEX_M_PASSES_REVISION}
+
+    def quantizer_family(self) -> str:
+        """Upstream's Cortex-M quantizer (one per layout pipeline), on the harness's
+        retrace (its revision: :data:`CORTEX_M_RETRACE_REVISION`)."""
+        layout = "-explicit-layout" if self.explicit_layout else ""
+        return f"cortex-m{layout}+retrace-{CORTEX_M_RETRACE_REVISION}"
 
     def quantizer(self, config: QuantConfig) -> Any:
-        """Upstream's ``CortexMQuantizer``: int8, with its own weight granularity."""
+        """Upstream's ``CortexMQuantizer`` (int8, with its own weight granularity), on
+        the model traced again so that it quantizes NCHW convolutions and recurrent
+        layers too (:class:`harness.build.cortex_m_passes.CmsisNnQuantizer`)."""
         if config.scheme != "int8":
             raise BuildError(
                 f"target '{self.name}': quantization scheme '{config.scheme}' is not "
@@ -360,10 +427,10 @@ class CortexMTarget:
                 "quantizer quantizes convolution weights per channel and other weights "
                 "per tensor (CMSIS-NN's kernels); build with per_channel=True"
             )
-        from executorch.backends.cortex_m.quantizer.quantizer import CortexMQuantizer
+        from harness.build.cortex_m_passes import CmsisNnQuantizer
 
         _quiet_pass_manager_deprecation()
-        return CortexMQuantizer(use_explicit_layout=self.explicit_layout)
+        return CmsisNnQuantizer(use_explicit_layout=self.explicit_layout)
 
     def partitioners(self, folder: Path) -> list[Any]:
         """None: the Cortex-M backend rewrites operators instead (:meth:`edge_passes`)."""
@@ -391,8 +458,12 @@ class CortexMTarget:
         unchanged.
 
         Raises:
-            BuildError: the passes left an operator that upstream's edge configuration
-                keeps whole (no portable kernel implements it).
+            BuildError: the program would keep a convolution or an operator with
+                weights off CMSIS-NN (float, on the portable kernels), or give a
+                ``cortex_m`` kernel a float operand: each named, with why and what to
+                do (:func:`harness.build.cortex_m_passes.off_cmsis_nn`); or the passes
+                left an operator that upstream's edge configuration keeps whole (no
+                portable kernel implements it).
         """
         if not quantized:
             return edge
@@ -415,7 +486,15 @@ class CortexMTarget:
             # EdgeProgramManager takes it by replacing the method's program (as
             # upstream's own Cortex-M tester does): EdgeProgramManager.transform
             # takes pass lists, not this pass manager.
-            program = manager.transform()
+            program = cortex_m_passes.drop_unused_constants(manager.transform())
+            if off := cortex_m_passes.off_cmsis_nn(program):
+                model = cortex_m_passes.model_class(program)
+                where = ", ".join(
+                    [f"model '{model}'"] * (model is not None)
+                    + [f"board '{self.board}'"] * bool(self.board)
+                    + [f"target '{self.name}'", f"method '{method}'"]
+                )
+                raise BuildError(cortex_m_passes.off_cmsis_nn_message(off, where=where))
             if left := cortex_m_passes.unlowered_preserved_ops(program):
                 raise BuildError(
                     f"target '{self.name}', method '{method}': the Cortex-M passes left "
@@ -435,7 +514,7 @@ def _known_targets() -> str:
     ethos = ", ".join(
         f"ethos-{npu}-{{{','.join(map(str, macs))}}}" for npu, macs in ETHOS_U_MACS.items()
     )
-    return f"portable, tosa-int, tosa-fp, {ethos}, cortex-m55, cortex-m85"
+    return f"portable, tosa-int[+extensions], tosa-fp, {ethos}, cortex-m55, cortex-m85"
 
 
 def check_target_name(name: str) -> str | None:
@@ -445,6 +524,14 @@ def check_target_name(name: str) -> str | None:
     board at collection, and :func:`get_target` calls it too, so both say the same.
     """
     if name in ("portable", "tosa-int", "tosa-fp") or _CORTEX_M.match(name):
+        return None
+    if match := _TOSA_EXTENDED.match(name):
+        unknown = sorted(set(match.group(2).split("+")[1:]) - set(TOSA_EXTENSIONS))
+        if unknown:
+            return (
+                f"unknown TOSA extension(s) {', '.join(unknown)} "
+                f"(known: {', '.join(TOSA_EXTENSIONS)})"
+            )
         return None
     if match := _ETHOS_U.match(name):
         npu, macs = match.group(1), int(match.group(2))
@@ -502,8 +589,9 @@ def get_target(name: str, *, board: str, vela: Mapping[str, Any] | None = None) 
         raise BuildError(f"board '{board}': target '{name}': {problem}")
     if name == "portable":
         return PortableTarget()
-    if name in ("tosa-int", "tosa-fp"):
-        return TosaTarget(profile=name.removeprefix("tosa-").upper())
+    if name.startswith(("tosa-int", "tosa-fp")):
+        base, *extensions = name.split("+")
+        return TosaTarget(profile=base.removeprefix("tosa-").upper(), extensions=tuple(extensions))
     if is_ethos_u(name):
         return EthosUTarget(name=name, **_vela_options(board, vela or {}))
-    return CortexMTarget(name=name)  # check_target_name leaves no other name
+    return CortexMTarget(name=name, board=board)  # check_target_name leaves no other name

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from harness.boards import Board, RunResult
     from harness.build.artifact import Artifact
+    from harness.build.faults import Fault
     from harness.build.quantization import QuantConfig
     from harness.verdict.check import CheckResult
     from harness.verdict.program_check import ProgramResult
@@ -40,6 +41,23 @@ SESSION_KEY = pytest.StashKey[HarnessSession]()
 DRAFT_KEY = pytest.StashKey[RecordDraft]()
 
 DEBUG_ROWS = 12  # rows of the divergence table a failure message shows
+
+# The first line of a failed check's message, by its failure class.
+FAILURE_HEADLINES = {
+    FailureClass.NUMERIC_MISMATCH: "outputs differ from the reference",
+    FailureClass.DEGENERATE: "degenerate outputs: there is nothing to judge the board by",
+    FailureClass.QUANTIZATION_QUALITY: (
+        "the quantized model is further from float than this test allows "
+        "(the board agrees with fake-quant: the model's quantization, not the board)"
+    ),
+}
+# Why a failure of this class starts no per-layer pass (it would find nothing).
+NO_DEBUG_PASS = {
+    FailureClass.DEGENERATE: "a degenerate output has no layer to blame on the board",
+    FailureClass.QUANTIZATION_QUALITY: (
+        "the board agrees with fake-quant; only the quantization-quality limit failed"
+    ),
+}
 
 
 def session_of(config: pytest.Config) -> HarnessSession:
@@ -273,6 +291,10 @@ def _record_result(
     this.board_facts = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
     this.comparisons = [ComparisonRecord.of(c) for c in result.comparisons]
     this.passed = result.passed
+    if result.degenerate:
+        this.degenerate = list(result.degenerate)
+    if result.golden:
+        this.golden = result.golden
     item.user_properties.append(("et_execute_ms", round(result.run.execute_s * 1e3, 4)))
     item.user_properties.append(("et_timing_fidelity", str(result.run.fidelity)))
     for c in result.comparisons:
@@ -301,7 +323,10 @@ def et_check(
     ``require_full_delegation`` (default: the board file or the
     ``et_full_delegation`` marker), ``delegation`` (what must be delegated and
     what may stay on the CPU, :class:`~harness.verdict.delegation.DelegationSpec`
-    or its dict; default: the ``et_delegation`` marker).
+    or its dict; default: the ``et_delegation`` marker), ``dynamic_shapes``
+    (bounded dynamic shapes, as ``torch.export`` takes them: the program also runs
+    at its smallest and largest sizes), ``fault`` (one layer of the program broken
+    on purpose, :class:`~harness.build.faults.Fault`: to see the verdict catch it).
 
     The pipeline is :func:`harness.verdict.check.check_model`'s; the fixture adds
     the record, the JUnit properties, the skips, the per-layer pass and the failure.
@@ -324,6 +349,7 @@ def et_check(
         require_full_delegation: bool | None = None,
         delegation: DelegationSpec | Mapping[str, Any] | None = None,
         dynamic_shapes: Any = None,
+        fault: Fault | None = None,
     ) -> CheckResult | None:
         from harness.build.quantization import QuantConfig
         from harness.build.targets import get_target
@@ -375,6 +401,8 @@ def et_check(
             hooks=hooks,
             delegation=spec_of_delegation,
             dynamic_shapes=dynamic_shapes,
+            golden=session.golden,
+            fault=fault,
         )
         _record_result(item, this, result, started)
         if dynamic_shapes is not None:
@@ -382,22 +410,28 @@ def et_check(
 
             tensors = validate_inputs(model, inputs)
             this.size, this.input_shapes = "example", [list(t.shape) for t in tensors]
+        failure = result.failure_class
         divergence = ""
-        if hc.debug == "always" or (hc.debug == "on-failure" and not result.passed):
+        if hc.debug == "always" or (
+            hc.debug == "on-failure" and failure == FailureClass.NUMERIC_MISMATCH
+        ):
             divergence = _debug_pass(
                 session.builder, board, model, inputs, this,
-                quantize=quantize, calibration=calibration,
+                quantize=quantize, calibration=calibration, fault=fault,
                 tolerance=hooks.main,
                 run_dir=run_dir.with_name(run_dir.name + "-debug"),
                 keep_in=result.repro_dir, timeout_s=hc.run_timeout_s,
+                strategy=hc.debug_strategy,
             )  # fmt: skip
-        if not result.passed:
-            this.failure_class = draft.failure_class = str(FailureClass.NUMERIC_MISMATCH)
+        elif hc.debug == "on-failure" and failure is not None:
+            divergence = f"\nper-layer table: not made ({NO_DEBUG_PASS[failure]})"
+        if failure is not None:
+            this.failure_class = draft.failure_class = str(failure)
             where = repro_line(result.repro_dir, result.repro_error)
             this.repro = str(result.repro_dir) if result.repro_dir else None
             pytest.fail(
                 f"model '{result.artifact.model_name}' on board '{spec.name}': "
-                f"outputs differ from the reference\n{result.table()}{divergence}{where}",
+                f"{FAILURE_HEADLINES[failure]}\n{result.table()}{divergence}{where}",
                 pytrace=False,
             )
         if dynamic_shapes is not None:
@@ -439,13 +473,13 @@ def _check_other_sizes(
         this.delegation = example.artifact.metadata.get("delegation")
         this.ran, this.run_dir = True, str(sized.result.run.run_dir)
         _record_result(item, this, sized.result, started)
-        if not sized.result.passed:
-            this.failure_class = draft.failure_class = str(FailureClass.NUMERIC_MISMATCH)
+        if (failure := sized.result.failure_class) is not None:
+            this.failure_class = draft.failure_class = str(failure)
             result = sized.result
             this.repro = str(result.repro_dir) if result.repro_dir else None
             pytest.fail(
                 f"model '{result.artifact.model_name}' on board '{board.spec.name}' at its "
-                f"{dynamic.describe(sized.size)}: outputs differ from the reference\n"
+                f"{dynamic.describe(sized.size)}: {FAILURE_HEADLINES[failure]}\n"
                 f"{result.table()}{repro_line(result.repro_dir, result.repro_error)}",
                 pytrace=False,
             )
@@ -477,7 +511,10 @@ def _debug_pass(
     folder = keep_in if keep_in is not None else kwargs["run_dir"]
     files = report.write(folder)
     this.debug = {**report.as_dict(), "files": [str(f) for f in files]}
-    return f"\n{report.summary()}\n{report.table(rows=DEBUG_ROWS)}\nper-layer table: {files[1]}"
+    # The summary line, then (a layer diverges) the rows around it; the whole table,
+    # of however many layers, is in the file.
+    rows = f"\n{report.table(rows=DEBUG_ROWS)}" if report.first_divergent else ""
+    return f"\n{report.summary()}{rows}\nper-layer table: {files[1]}"
 
 
 @pytest.fixture
@@ -495,6 +532,7 @@ def et_debug(request: pytest.FixtureRequest, board: Board, tmp_path: Path) -> Ca
         from harness.verdict.debug import debug_model
 
         tolerance = kwargs.pop("tolerance", None)
+        kwargs.setdefault("strategy", hc.debug_strategy)
         if isinstance(tolerance, Mapping):
             tolerance = Tolerance.from_mapping(tolerance, f"{request.node.nodeid}: et_debug")
         run_dir = tmp_path / f"debug{len(draft.debug_reports) + 1}"

@@ -101,6 +101,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "or never. Off under --build-only",
     )
     group.addoption(
+        "--et-debug-strategy",
+        choices=("auto", "all", "bisect"),
+        default="auto",
+        help="how the per-layer pass taps the layers: every layer in one build (all), "
+        "split over several builds (bisect), or all when the board can carry every tap "
+        "and bisect when it cannot (auto, the default)",
+    )
+    group.addoption(
         "--run-timeout",
         type=float,
         metavar="SECONDS",
@@ -211,6 +219,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         run_timeout_s=option.run_timeout,
         board_options=board_options,
         debug="off" if option.build_only else option.et_debug,
+        debug_strategy=option.et_debug_strategy,
         baseline=baseline,
         quarantine=quarantine,
         shard=shard,

@@ -13,6 +13,7 @@ from harness.build.builder import Builder
 from harness.build.cache import ArtifactCache
 from harness.report.baseline import Baseline
 from harness.report.quarantine import QuarantineEntry
+from harness.verdict.golden import GoldenReferences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,7 @@ class HarnessConfig:
     run_timeout_s: float | None = None
     board_options: Mapping[str, BoardOptions] = dataclasses.field(default_factory=dict)
     debug: str = "on-failure"
+    debug_strategy: str = "auto"
     baseline: Baseline | None = None
     quarantine: tuple[QuarantineEntry, ...] = ()
     shard: tuple[int, int] | None = None
@@ -80,6 +82,9 @@ class HarnessSession:
         self.cache = ArtifactCache(config.cache_dir, enabled=config.use_cache)
         self.builder = Builder(self.cache)
         self._boards: dict[str, Board] = {}
+        # Reference boards of the golden references (host runtime, TOSA reference
+        # model), started on first use.
+        self.golden = GoldenReferences(self.builder, config.log_dir / worker_id / "golden")
 
     def board(self, name: str) -> Board:
         """The board called ``name``, created and opened on first use."""
@@ -99,4 +104,5 @@ class HarnessSession:
         for board in self._boards.values():
             board.close()
         self._boards.clear()
+        self.golden.close()
         self.cache.close()

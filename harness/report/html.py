@@ -427,6 +427,12 @@ def _metrics(m: Any) -> str:
     return _e(f"max abs {_fmt(m.get('max_abs'))}, {snr_text}")
 
 
+def _divergence_plot(debug: Mapping[str, Any]) -> Plot:
+    from harness.report import plots  # matplotlib is paid for when a page is made only
+
+    return plots.divergence_plot(debug)
+
+
 def _debug(debug: Mapping[str, Any]) -> str:
     """The per-layer divergence table (:meth:`DivergenceReport.as_dict` form)."""
     if "error" in debug and "rows" not in debug:
@@ -444,7 +450,8 @@ def _debug(debug: Mapping[str, Any]) -> str:
         cells.append(
             f"<tr{cls}><td>{_e(r.get('index', ''))}</td><td>{_e(layer)}</td>"
             f"<td>{_e(r.get('node', ''))}</td><td>{_e(r.get('where', ''))}</td>"
-            f"<td>{_metrics(r.get('vs_fake_quant'))}</td><td>{_metrics(r.get('vs_float'))}</td>"
+            f"<td>{_metrics(r.get('local'))}</td><td>{_metrics(r.get('vs_fake_quant'))}</td>"
+            f"<td>{_metrics(r.get('vs_float'))}</td>"
             f"<td>{_e(verdicts.get(within, within))}</td></tr>"
         )
     cut = (
@@ -452,10 +459,11 @@ def _debug(debug: Mapping[str, Any]) -> str:
         if len(shown) < len(rows)
         else ""
     )
-    header = ["#", "layer", "node", "where", "vs fake-quant", "vs float", ""]
+    header = ["#", "layer", "node", "where", "on its own", "accumulated", "vs float", ""]
     return (
         f"<details open><summary>per-layer divergence ({_e(debug.get('model', ''))}, limit "
         f"{_e(debug.get('limit', '-'))})</summary><p>{_e(debug.get('summary', ''))}</p>"
+        f"{_plot(_divergence_plot(debug))}"
         f"{_table(header, cells, 'debug')}{cut}</details>"
     )
 

@@ -424,3 +424,46 @@ def _trend_panel(
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel(label, fontsize=8)
     ax.grid(alpha=0.3)
+
+
+def divergence_plot(debug: Mapping[str, Any]) -> Plot:
+    """A per-layer table's errors against depth: each layer's own error and the error
+    accumulated up to it, in LSB (float programs: max abs), the first divergent layer
+    marked. At 70-200 layers a reader sees where rounding grows and where a layer
+    breaks faster in this than in the table."""
+    rows = [r for r in debug.get("rows") or () if isinstance(r, Mapping)]
+    title = f"Per-layer error of {debug.get('model', '?')} on {debug.get('board', '?')}"
+    lsb = bool(debug.get("quantized"))
+    key = "max_lsb" if lsb else "max_abs"
+
+    def series(field: str) -> list[tuple[int, float]]:
+        points = []
+        for r in rows:
+            value = (
+                number((r.get(field) or {}).get(key)) if isinstance(r.get(field), Mapping) else None
+            )
+            if value is not None:
+                points.append((int(r.get("index", 0)), value))
+        return points
+
+    own, accumulated = series("local"), series("vs_fake_quant")
+    if not own and not accumulated:
+        return Plot(title, None, "no layer was measured with full tensors")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    if accumulated:
+        ax.plot(*zip(*accumulated, strict=True), color="#888", label="accumulated", lw=1.2)
+    if own:
+        ax.plot(*zip(*own, strict=True), color="#1f77b4", label="on its own", marker=".", lw=1)
+    first = next((r for r in rows if r.get("within") is False), None)
+    if first is not None:
+        ax.axvline(int(first.get("index", 0)), color="#c62828", ls="--", lw=1)
+        ax.annotate(
+            "first divergent", (int(first.get("index", 0)), ax.get_ylim()[1]),
+            color="#c62828", fontsize=8, ha="left", va="top",
+        )  # fmt: skip
+    ax.set_xlabel("layer (quantization point)" if lsb else "layer")
+    ax.set_ylabel("max error (LSB)" if lsb else "max abs error")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    return Plot(title, _png(fig))

@@ -37,6 +37,7 @@ class ComparisonRecord(msgspec.Struct, kw_only=True):
     problems: list[str]
     metrics: list[dict[str, Any]]
     checks: list[dict[str, Any]]
+    source: str = ""
 
     @classmethod
     def of(cls, comparison: Comparison) -> ComparisonRecord:
@@ -47,6 +48,7 @@ class ComparisonRecord(msgspec.Struct, kw_only=True):
             problems=list(comparison.problems),
             metrics=[m.as_dict() for m in comparison.metrics],
             checks=[dataclasses.asdict(c) for c in comparison.checks],
+            source=comparison.source,
         )
 
 
@@ -72,6 +74,10 @@ class CheckRecord(msgspec.Struct, kw_only=True):
         size: which size of a dynamic-shape program ran (``example``, ``smallest``,
             ``largest``), with ``input_shapes``.
         input_shapes: the shape of each input that ran (dynamic-shape programs).
+        degenerate: what carries nothing to judge by, per output
+            (:mod:`harness.verdict.degenerate`).
+        golden: the golden reference: what computed it, or why there is none
+            (:mod:`harness.verdict.golden`).
     """
 
     artifact: dict[str, Any] | UnsetType = UNSET
@@ -91,6 +97,8 @@ class CheckRecord(msgspec.Struct, kw_only=True):
     debug: dict[str, Any] | UnsetType = UNSET
     size: str | UnsetType = UNSET
     input_shapes: list[list[int]] | UnsetType = UNSET
+    degenerate: list[str] | UnsetType = UNSET
+    golden: str | UnsetType = UNSET
 
 
 # The check fields a record's top level repeats from its main check.
@@ -107,6 +115,8 @@ _MAIN_CHECK_FIELDS = (
     "quantization_note",
     "full_delegation",
     "debug",
+    "degenerate",
+    "golden",
 )
 
 
@@ -164,6 +174,8 @@ class Record(msgspec.Struct, kw_only=True):
     quantization_note: str | UnsetType = UNSET
     full_delegation: str | UnsetType = UNSET
     debug: dict[str, Any] | UnsetType = UNSET
+    degenerate: list[str] | UnsetType = UNSET
+    golden: str | UnsetType = UNSET
     comparisons: list[ComparisonRecord] | UnsetType = UNSET
     checks: list[CheckRecord] | UnsetType = UNSET
     debug_reports: list[dict[str, Any]] | UnsetType = UNSET

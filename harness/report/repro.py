@@ -430,7 +430,8 @@ def rerun(
     it, unless ``setup`` is given).
 
     Returns:
-        The verdict (``pass`` or ``numeric_mismatch``) and the comparisons.
+        The verdict (``pass``, or the failure class: ``numeric_mismatch``,
+        ``degenerate``, ``quantization_quality``) and the comparisons.
 
     Raises:
         HarnessError: the board cannot run here, or the run failed again (its
@@ -438,7 +439,8 @@ def rerun(
     """
     from harness.boards import make_board
     from harness.errors import BoardUnavailable
-    from harness.verdict.compare import compare_with_references
+    from harness.verdict.compare import compare_with_references, failure_class_of
+    from harness.verdict.degenerate import degenerate_outputs
 
     setup = setup or rerun_setup(case, board_name, extra_board_files)
     work = work_dir or case.folder / "rerun"
@@ -462,8 +464,14 @@ def rerun(
     comparisons = compare_with_references(
         run.outputs, case.references, case.artifact, case.tolerances
     )
-    passed = all(c.passed for c in comparisons)
-    return ("pass" if passed else "numeric_mismatch"), comparisons
+    degenerate = degenerate_outputs(
+        list(run.outputs),
+        case.references["eager_float"],
+        case.references.get("fake_quant"),
+        case.artifact.output_scales if case.artifact.quantized else None,
+    )
+    failure = failure_class_of(comparisons, degenerate)
+    return (str(failure) if failure else "pass"), comparisons
 
 
 def main(

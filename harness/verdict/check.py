@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +21,19 @@ from harness.report.repro import save_case
 from harness.verdict.compare import (
     Comparison,
     compare_with_references,
+    failure_class_of,
     format_table,
 )
+from harness.verdict.degenerate import degenerate_outputs
+from harness.verdict.golden import Golden, GoldenReferences, golden_kind
 from harness.verdict.tolerance import Tolerance, Tolerances
 
 if TYPE_CHECKING:
     import torch
 
+    from harness.build.faults import Fault
     from harness.build.taps import TapPlan
+    from harness.errors import FailureClass
     from harness.verdict.delegation import DelegationSpec
 
 
@@ -40,10 +44,15 @@ class CheckResult:
     Attributes:
         artifact: the built program.
         run: the board's result.
-        comparisons: against the fake-quant reference (quantized programs) and eager float.
+        comparisons: the board against each reference, and the model's quantization
+            quality (see :func:`harness.verdict.compare.compare_with_references`).
         timings: seconds spent per stage in this process.
         repro_dir: the repro folder left by a failed check (see :mod:`harness.report.repro`).
         repro_error: why no repro folder could be left, if so.
+        degenerate: why a reference or the board's output carries nothing to judge
+            by, one sentence per output (:mod:`harness.verdict.degenerate`).
+        golden: what computed the golden reference, or why it was not computed
+            (empty: none applies to this board and program).
     """
 
     artifact: Artifact
@@ -52,70 +61,51 @@ class CheckResult:
     timings: Mapping[str, float]
     repro_dir: Path | None = None
     repro_error: str | None = None
+    degenerate: tuple[str, ...] = ()
+    golden: str = ""
+
+    @property
+    def failure_class(self) -> FailureClass | None:
+        """Why the check failed, or ``None`` when it passed: ``degenerate`` first (no
+        comparison means anything then), then ``numeric_mismatch`` (the board),
+        then ``quantization_quality`` (the model, against limits the test set)."""
+        return failure_class_of(self.comparisons, self.degenerate)
 
     @property
     def passed(self) -> bool:
-        """True when every comparison passed."""
-        return all(c.passed for c in self.comparisons)
+        """True when nothing is degenerate and every comparison passed."""
+        return self.failure_class is None
+
+    def comparison(self, reference: str) -> Comparison:
+        """The comparison with ``reference`` (``fake_quant``, ``eager_float``,
+        ``quantization``, ``golden``).
+
+        Raises:
+            KeyError: this check made no such comparison (naming the ones it made).
+        """
+        for c in self.comparisons:
+            if c.reference == reference:
+                return c
+        made = ", ".join(c.reference for c in self.comparisons)
+        raise KeyError(f"no comparison with {reference!r} in this check (made: {made})")
 
     def table(self, *, only_failed: bool = False) -> str:
-        """The metric table (reference, output, metric, value, limit)."""
-        return format_table(self.comparisons, only_failed=only_failed)
-
-
-@functools.lru_cache(maxsize=32)
-def _load_reference(path: str, namespaces: tuple[str, ...], model: str) -> Any:
-    """The saved fake-quant program, loaded the same way in every process.
-
-    The operator namespaces it uses are registered first (see
-    :mod:`harness.build.op_libraries`); an artifact from an older harness that did not
-    record them is helped by registering what torch reports it could not resolve.
-    """
-    import torch
-
-    from harness.build import op_libraries
-    from harness.errors import BuildError
-
-    def unknown(namespace: str) -> BuildError:
-        return BuildError(
-            f"model '{model}': the fake-quant reference {path} uses operators of namespace "
-            f"'{namespace}', which et-hil does not know how to register "
-            f"(known: {', '.join(sorted(op_libraries.REGISTRIES))}); please report it"
-        )
-
-    try:
-        op_libraries.register(("quantized_decomposed", *namespaces))
-    except op_libraries.UnknownNamespace as exc:
-        raise unknown(str(exc)) from exc
-    tried: set[str] = set()
-    while True:
-        try:
-            with op_libraries.logged_load_errors() as logged:
-                return torch.export.load(path).module()
-        except Exception as exc:  # torch's deserializer raises assorted types
-            namespace = next(
-                filter(None, map(op_libraries.unresolved_namespace, [exc, *logged])), None
-            )
-            if namespace is None or namespace in tried:
-                cause = logged[-1] if logged else exc  # torch's own error, not its summary
-                raise BuildError(
-                    f"model '{model}': cannot load the fake-quant reference {path}: "
-                    f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0][:300]}. "
-                    "Rebuild it (--no-cache, or 'et-hil cache clear')"
-                ) from exc
-            tried.add(namespace)
-            try:
-                op_libraries.register([namespace])
-            except op_libraries.UnknownNamespace as unknown_exc:
-                raise unknown(namespace) from unknown_exc
+        """The metric table (reference, output, metric, value, limit), after the
+        degenerate outputs, if any."""
+        text = format_table(self.comparisons, only_failed=only_failed)
+        if self.degenerate:
+            text = "degenerate:\n" + "\n".join(f"  {d}" for d in self.degenerate) + "\n" + text
+        return text
 
 
 def fake_quant_reference(artifact: Artifact) -> Any:
     """The artifact's fake-quant reference (the PT2E-converted model), loaded once."""
+    from harness.build import front
+
     if artifact.reference_path is None:
         raise ValueError(f"artifact {artifact.key[:12]} is not quantized: no fake-quant reference")
-    return _load_reference(
-        str(artifact.reference_path),
+    return front.reference_module(
+        artifact.reference_path,
         tuple(artifact.metadata.get("reference_op_namespaces") or ()),
         artifact.model_name,
     )
@@ -180,10 +170,12 @@ def build_for_board(
     calibration: Sequence[Sequence[torch.Tensor]] | None = None,
     taps: TapPlan | None = None,
     dynamic_shapes: Any = None,
+    fault: Fault | None = None,
 ) -> Artifact:
     """Build (or find in the cache) ``model``'s program for ``board``'s target
     (with ``taps``: every layer surfaced as an output, see :mod:`harness.verdict.debug`;
-    with ``dynamic_shapes``: bounded dynamic shapes, see :mod:`harness.build.dynamic_shapes`).
+    with ``dynamic_shapes``: bounded dynamic shapes, see :mod:`harness.build.dynamic_shapes`;
+    with ``fault``: one layer broken on purpose, see :mod:`harness.build.faults`).
 
     Raises:
         BuildError: the model, inputs or target are at fault; the message names them.
@@ -199,6 +191,7 @@ def build_for_board(
             vela=board.spec.sections.get("vela"),
             taps=taps,
             dynamic_shapes=dynamic_shapes,
+            fault=fault,
         )
 
 
@@ -251,6 +244,8 @@ def check_model(
     hooks: CheckHooks | None = None,
     delegation: DelegationSpec | None = None,
     dynamic_shapes: Any = None,
+    fault: Fault | None = None,
+    golden: GoldenReferences | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -285,6 +280,10 @@ def check_model(
         dynamic_shapes: bounded dynamic shapes, as ``torch.export`` takes them; the
             program runs here at the size of ``inputs``
             (:func:`harness.verdict.dynamic.check_sizes` runs the others).
+        fault: one layer of the program broken on purpose, its references kept
+            right (:mod:`harness.build.faults`): how the verdict itself is tested.
+        golden: computes the board's golden reference, where one applies
+            (:mod:`harness.verdict.golden`); none is made without it.
 
     Returns:
         The result; its ``timings`` start with ``artifact_s``, the build's seconds.
@@ -303,6 +302,7 @@ def check_model(
         quantize=quantize,
         calibration=calibration,
         dynamic_shapes=dynamic_shapes,
+        fault=fault,
     )
     artifact_s = time.perf_counter() - t0
     hooks.built(artifact)
@@ -320,6 +320,22 @@ def check_model(
         artifact, board, require_full_delegation=require_full_delegation, delegation=delegation
     )
     hooks.before_run(artifact)
+    golden_of = None
+    if golden is not None and golden_kind(board, artifact) is not None:
+        # A fault stands for a board that computes a layer wrongly: the golden
+        # reference is what a correct implementation computes for the intended
+        # program, so it comes from the program without the fault.
+        intended = artifact if fault is None else build_for_board(
+            builder, board, model, inputs, quantize=quantize, calibration=calibration,
+            dynamic_shapes=dynamic_shapes,
+        )  # fmt: skip
+
+        def golden_of(tensors: Sequence[torch.Tensor]) -> Golden | None:
+            return golden.outputs(
+                board, intended, model, tensors, run_dir=run_dir,
+                quantize=quantize, calibration=calibration,
+            )  # fmt: skip
+
     result = run_and_compare(
         board,
         artifact,
@@ -333,6 +349,7 @@ def check_model(
         repro_dir=repro_dir,
         test=test,
         repro_owner=repro_owner,
+        golden=golden_of,
     )
     return dataclasses.replace(result, timings={"artifact_s": artifact_s, **result.timings})
 
@@ -347,7 +364,10 @@ def resolve_tolerances(
     policy = board.spec.tolerance
     main = tolerance or (policy.quantized if artifact.quantized else policy.float)
     return Tolerances(
-        main=main, vs_float=vs_float or policy.quantized_vs_float, fallback=policy.float
+        main=main,
+        vs_float=vs_float or policy.quantized_vs_float,
+        fallback=policy.float,
+        golden=policy.golden,
     )
 
 
@@ -384,9 +404,11 @@ def run_and_compare(
     repro_dir: Path | None = None,
     test: str | None = None,
     repro_owner: tuple[Path, str] | None = None,
+    golden: Callable[[Sequence[torch.Tensor]], Golden | None] | None = None,
 ) -> CheckResult:
     """Run a built artifact on ``board`` and compare it with the eager ``reference``
-    (and with the artifact's fake-quant reference when it is quantized).
+    (and with the artifact's fake-quant reference when it is quantized, and with
+    ``golden(inputs)``, the board's golden reference, when given).
 
     When the run fails or the outputs differ and ``repro_dir`` is given, a repro
     folder is left there (:mod:`harness.report.repro`): the result's ``repro_dir``, or
@@ -395,7 +417,7 @@ def run_and_compare(
     Raises:
         RunError, ConfigError: no result could be produced.
     """
-    from harness.errors import RunError
+    from harness.errors import HarnessError, RunError
 
     timings: dict[str, float] = {}
     tensors = validate_inputs(reference, inputs)
@@ -418,6 +440,18 @@ def run_and_compare(
         if artifact.quantized:
             fake_quant = _to_numpy(fake_quant_outputs(artifact, tensors))
             references = {"fake_quant": fake_quant, **references}
+    golden_note = ""
+    if golden is not None:
+        try:
+            made = golden(tensors)
+        except HarnessError as exc:  # the board's own verdict stands without it
+            golden_note = f"not computed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            warnings.warn(f"golden reference {golden_note}", stacklevel=2)
+        else:
+            if made is not None:
+                references["golden"] = made.outputs
+                golden_note = made.source
+                timings["golden_s"] = made.seconds
     timings["reference_s"] = time.perf_counter() - t0
     tolerances = resolve_tolerances(board, artifact, tolerance, vs_float)
     arrays = _to_numpy(tensors)
@@ -467,12 +501,24 @@ def run_and_compare(
         run = dataclasses.replace(run, extra={**run.extra, "inputs": note})
 
     t0 = time.perf_counter()
-    comparisons = compare_with_references(run.outputs, references, artifact, tolerances)
+    comparisons = compare_with_references(
+        run.outputs, references, artifact, tolerances, golden_source=golden_note
+    )
+    degenerate = degenerate_outputs(
+        _to_numpy(run.outputs),
+        references["eager_float"],
+        references.get("fake_quant"),
+        artifact.output_scales if artifact.quantized else None,
+    )
     timings["compare_s"] = time.perf_counter() - t0 + timings.pop("reference_s")
-    result = CheckResult(artifact, run, comparisons, timings)
-    if not result.passed:
+    result = CheckResult(
+        artifact, run, comparisons, timings, degenerate=tuple(degenerate), golden=golden_note
+    )
+    if result.failure_class is not None:
         try:
-            kept = keep_repro(run.outputs, "numeric_mismatch", result.table(only_failed=True))
+            kept = keep_repro(
+                run.outputs, str(result.failure_class), result.table(only_failed=True)
+            )
         except OSError as copy_exc:
             kept, result = None, dataclasses.replace(result, repro_error=str(copy_exc))
         result = dataclasses.replace(result, repro_dir=kept)

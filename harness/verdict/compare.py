@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.errors import FailureClass
 from harness.verdict.tolerance import Tolerance, Tolerances
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ class OutputMetrics:
         max_abs: largest ``|actual - reference|``.
         mean_abs: mean ``|actual - reference|``.
         max_lsb: ``max_abs / scale`` when the output is quantized, else ``None``.
+        mean_lsb: ``mean_abs / scale`` (quantized outputs).
+        bias_lsb: the mean signed error ``mean(actual - reference) / scale``
+            (quantized outputs): rounding errors cancel, a wrong offset does not.
+        within_1lsb: share of elements within 1 LSB (quantized outputs).
         snr_db: ``10 log10(sum(ref^2) / sum((act - ref)^2))``; ``inf`` when equal.
         cosine: cosine similarity of the flattened tensors.
         top1: fraction of rows whose argmax agrees (classifier-like outputs only).
@@ -53,6 +58,9 @@ class OutputMetrics:
     top1: float | None
     top5: float | None
     max_excess: float
+    mean_lsb: float | None = None
+    bias_lsb: float | None = None
+    within_1lsb: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe dict (infinities become strings)."""
@@ -79,12 +87,14 @@ class Comparison:
         metrics: per-output metrics (empty when the structure did not match).
         checks: every limit applied, passed or not.
         problems: structural problems (count, shape, dtype, NaN/Inf).
+        source: what computed the reference (a golden reference says which).
     """
 
     reference: str
     metrics: tuple[OutputMetrics, ...]
     checks: tuple[Check, ...]
     problems: tuple[str, ...] = ()
+    source: str = ""  # what computed the reference, where it is not obvious (golden)
 
     @property
     def passed(self) -> bool:
@@ -94,6 +104,22 @@ class Comparison:
     def failures(self) -> list[Check]:
         """The checks that failed."""
         return [c for c in self.checks if not c.passed]
+
+
+def failure_class_of(
+    comparisons: Sequence[Comparison], degenerate: Sequence[str] = ()
+) -> FailureClass | None:
+    """The verdict of a check: ``degenerate`` first (no comparison means anything
+    then), then ``numeric_mismatch`` (a comparison of the board failed), then
+    ``quantization_quality`` (only the model's quantization limits failed); ``None``
+    when it passed."""
+    if degenerate:
+        return FailureClass.DEGENERATE
+    if any(not c.passed for c in comparisons if c.reference != "quantization"):
+        return FailureClass.NUMERIC_MISMATCH
+    if any(not c.passed for c in comparisons):
+        return FailureClass.QUANTIZATION_QUALITY
+    return None
 
 
 def json_float(value: Any) -> Any:
@@ -148,7 +174,8 @@ def output_metrics(
     """All metrics of one output (same shape assumed)."""
     a = actual.astype(np.float64)
     r = reference.astype(np.float64)
-    diff = np.abs(a - r)
+    signed = a - r
+    diff = np.abs(signed)
     max_abs = float(diff.max()) if diff.size else 0.0
     mean_abs = float(diff.mean()) if diff.size else 0.0
     excess = diff - rtol * np.abs(r)
@@ -167,16 +194,32 @@ def output_metrics(
         top1=top1,
         top5=top5,
         max_excess=float(excess.max()) if excess.size else 0.0,
+        mean_lsb=mean_abs / scale if scale else None,
+        bias_lsb=float(signed.mean()) / scale if scale and signed.size else None,
+        within_1lsb=float(np.mean(diff <= scale * (1 + LSB_EPSILON))) if scale else None,
     )
 
 
 def _limit_checks(
-    name: str, m: OutputMetrics, tol: Tolerance, fallback: Tolerance | None = None
+    name: str,
+    m: OutputMetrics,
+    tol: Tolerance,
+    fallback: Tolerance | None = None,
+    quantization_snr: float | None = None,
 ) -> list[Check]:
-    if tol.max_lsb is not None and m.max_lsb is None and fallback is not None:
-        # An LSB limit needs the output's scale. Outputs the quantizer left in
-        # float (no dequantize feeds them) are held to the float limits instead.
-        tol = dataclasses.replace(tol, max_lsb=None, atol=fallback.atol, rtol=fallback.rtol)
+    if m.max_lsb is None and fallback is not None and _in_lsb(tol):
+        # LSB limits need the output's scale. An output the quantizer left in float
+        # (no dequantize feeds it) still comes out of quantized layers, whose
+        # rounding it carries: it passes within the float limits, else by the same
+        # margin over the model's quantization SNR as a quantized output.
+        margin = tol.snr_margin_db
+        tol = dataclasses.replace(
+            fallback, min_top1=tol.min_top1, min_top5=tol.min_top5, min_cosine=tol.min_cosine
+        )
+        if margin is not None and quantization_snr is not None and tol.atol is not None:
+            return [_float_margin_check(name, m, tol, margin, quantization_snr)] + [
+                c for c in _limit_checks(name, m, tol.replace(atol=None, rtol=None))
+            ]
     checks: list[Check] = []
     if tol.atol is not None:
         rtol = tol.rtol or 0.0
@@ -196,6 +239,18 @@ def _limit_checks(
                 m.max_lsb <= tol.max_lsb + LSB_EPSILON,
             )
         )
+    if tol.snr_margin_db is not None and m.max_lsb is not None:
+        checks.append(_margin_check(name, m, tol, quantization_snr))
+    if tol.max_mean_lsb is not None and m.mean_lsb is not None:
+        checks.append(
+            Check(name, "mean_err_lsb", m.mean_lsb, f"{tol.max_mean_lsb:g}",
+                  m.mean_lsb <= tol.max_mean_lsb + LSB_EPSILON)
+        )  # fmt: skip
+    if tol.max_bias_lsb is not None and m.bias_lsb is not None:
+        checks.append(
+            Check(name, "bias_lsb", m.bias_lsb, f"within +-{tol.max_bias_lsb:g}",
+                  abs(m.bias_lsb) <= tol.max_bias_lsb + LSB_EPSILON)
+        )  # fmt: skip
     if tol.min_snr_db is not None:
         checks.append(
             Check(name, "snr_db", m.snr_db, f">= {tol.min_snr_db:g}", m.snr_db >= tol.min_snr_db)
@@ -206,7 +261,47 @@ def _limit_checks(
         )
     if tol.min_top1 is not None and m.top1 is not None:
         checks.append(Check(name, "top1", m.top1, f">= {tol.min_top1:g}", m.top1 >= tol.min_top1))
+    if tol.min_top5 is not None and m.top5 is not None:
+        checks.append(Check(name, "top5", m.top5, f">= {tol.min_top5:g}", m.top5 >= tol.min_top5))
     return checks
+
+
+def _float_margin_check(
+    name: str, m: OutputMetrics, tol: Tolerance, margin: float, quantization_snr: float
+) -> Check:
+    """A float output of a quantized program: within ``atol + rtol*|ref|``, or its SNR
+    against fake-quant ``margin`` dB above the model's quantization SNR."""
+    atol, rtol = tol.atol or 0.0, tol.rtol or 0.0
+    within = m.max_excess <= atol
+    above = m.snr_db - quantization_snr
+    bound = f"{atol:g}" + (f" + {rtol:g}*|ref|" if rtol else "")
+    limit = f">= {margin:g} (or max abs error <= {bound})"
+    return Check(name, "snr_above_quantization_db", above, limit, within or above >= margin)
+
+
+def _in_lsb(tol: Tolerance) -> bool:
+    """True when ``tol`` limits an output in units of its quantization scale."""
+    return any(
+        v is not None for v in (tol.max_lsb, tol.snr_margin_db, tol.max_mean_lsb, tol.max_bias_lsb)
+    )
+
+
+def _margin_check(
+    name: str, m: OutputMetrics, tol: Tolerance, quantization_snr: float | None
+) -> Check:
+    """The board's SNR against fake-quant, above the model's quantization SNR by
+    ``snr_margin_db``, unless every element is within ``rounding_lsb`` (or within a
+    ``max_lsb`` the test set: that cap is then the whole rule, as it always was)."""
+    rounding = max(tol.rounding_lsb or 0.0, tol.max_lsb or 0.0)
+    margin = tol.snr_margin_db or 0.0
+    within = m.max_lsb is not None and m.max_lsb <= rounding + LSB_EPSILON
+    if quantization_snr is None:
+        # No float reference to measure the model's quantization noise against:
+        # only the rounding allowance applies.
+        return Check(name, "max_err_lsb", m.max_lsb or 0.0, f"{rounding:g}", within)
+    above = m.snr_db - quantization_snr
+    limit = f">= {margin:g} (or max error <= {rounding:g} LSB)"
+    return Check(name, "snr_above_quantization_db", above, limit, within or above >= margin)
 
 
 def compare_outputs(
@@ -217,6 +312,8 @@ def compare_outputs(
     reference_name: str,
     scales: Sequence[float | None] | None = None,
     fallback: Tolerance | None = None,
+    quantization_snr: Sequence[float] | None = None,
+    judged: bool = True,
 ) -> Comparison:
     """Compare every output with its reference under ``tolerance``.
 
@@ -227,6 +324,10 @@ def compare_outputs(
         reference_name: what the reference is, for reports.
         scales: per-output quantization scale (``None`` for float outputs).
         fallback: limits for outputs without a scale when ``tolerance`` is in LSB.
+        quantization_snr: per output, the model's quantization SNR (fake-quant
+            against float), for ``snr_margin_db``.
+        judged: False for a comparison reported for its metrics only (a quantized
+            program against float): it has no limits and passes.
 
     Returns:
         A :class:`Comparison`; structural problems (count, shape, dtype, NaN/Inf)
@@ -271,7 +372,13 @@ def compare_outputs(
         rtol = tolerance.rtol if scale is not None or fallback is None else fallback.rtol
         m = output_metrics(i, a, r, scale=scale, rtol=rtol or 0.0)
         metrics.append(m)
-        output_checks = _limit_checks(name, m, tolerance, fallback)
+        if not judged:
+            continue
+        yardstick = (
+            quantization_snr[i] if quantization_snr is not None and i < len(quantization_snr)
+            else None
+        )  # fmt: skip
+        output_checks = _limit_checks(name, m, tolerance, fallback, yardstick)
         if not output_checks:
             # A comparison that checks nothing must not pass.
             output_checks = [Check(name, "unchecked", "-", "a limit for this output", False)]
@@ -319,30 +426,69 @@ def compare_with_references(
     references: Mapping[str, Sequence[Any]],
     artifact: Artifact,
     tolerances: Tolerances,
+    golden_source: str = "",
 ) -> tuple[Comparison, ...]:
-    """Judge a board's outputs: a quantized program against its fake-quant reference
-    (in LSB of each output's scale) and, for signal quality, against eager float;
-    a float program against eager float."""
-    if "fake_quant" in references:
+    """Judge a board's outputs, apart from the model they come from.
+
+    A quantized program gives (in this order):
+
+    * ``fake_quant``: the board against the fake-quant reference, in LSB of each
+      output's scale, with the rounding allowance and the margin over the model's
+      quantization SNR (:class:`~harness.verdict.tolerance.Tolerance`);
+    * ``eager_float``: the board against eager float, for its metrics only;
+    * ``quantization``: the fake-quant reference against eager float, the model's
+      quantization quality (the same on every board), judged only by limits the
+      test or board file sets (``quantized_vs_float``);
+    * ``golden``: the board against a bit-exact reference of what it is specified
+      to compute, when ``references`` has one (:mod:`harness.verdict.golden`).
+
+    A float program gives ``eager_float``, judged by the float limits.
+    """
+    if "fake_quant" not in references:
         return (
             compare_outputs(
-                outputs,
-                references["fake_quant"],
-                tolerances.main,
-                reference_name="fake_quant",
-                scales=artifact.output_scales,
-                fallback=tolerances.fallback,
-            ),
-            compare_outputs(
-                outputs,
-                references["eager_float"],
-                tolerances.vs_float,
-                reference_name="eager_float",
-                scales=artifact.output_scales,
+                outputs, references["eager_float"], tolerances.main, reference_name="eager_float"
             ),
         )
-    return (
-        compare_outputs(
-            outputs, references["eager_float"], tolerances.main, reference_name="eager_float"
-        ),
+    scales = artifact.output_scales
+    quantization = compare_outputs(
+        references["fake_quant"],
+        references["eager_float"],
+        tolerances.vs_float,
+        reference_name="quantization",
+        scales=scales,
+        judged=tolerances.vs_float.checks_anything,
     )
+    by_index = {m.index: m.snr_db for m in quantization.metrics}
+    quantization_snr = [by_index.get(i, math.inf) for i in range(len(references["fake_quant"]))]
+    comparisons = [
+        compare_outputs(
+            outputs,
+            references["fake_quant"],
+            tolerances.main,
+            reference_name="fake_quant",
+            scales=scales,
+            fallback=tolerances.fallback,
+            quantization_snr=quantization_snr,
+        ),
+        compare_outputs(
+            outputs,
+            references["eager_float"],
+            Tolerance(),
+            reference_name="eager_float",
+            scales=scales,
+            judged=False,
+        ),
+        quantization,
+    ]
+    if "golden" in references:
+        golden = compare_outputs(
+            outputs,
+            references["golden"],
+            tolerances.golden,
+            reference_name="golden",
+            scales=scales,
+            fallback=tolerances.fallback,
+        )
+        comparisons.append(dataclasses.replace(golden, source=golden_source))
+    return tuple(comparisons)

@@ -1,15 +1,28 @@
 """Where the numbers go wrong: a per-layer divergence table for a program on a board.
 
 The program is rebuilt with tap points (see :mod:`harness.build.taps`): every layer's
-output leaves whatever computes it (an NPU/TOSA partition or a CPU kernel) as
-an extra program output, so the board itself reports each layer's value. Each
-layer is then compared with the same layer of the fake-quant reference (in LSB
-of that tensor's scale: integer to integer) and of eager float. The first layer
-outside the test's tolerance is the **first divergent layer**: every tapped
-layer before it, its inputs among them, was within.
+output leaves whatever computes it (an NPU/TOSA partition or a CPU kernel) as an extra
+program output, so the board itself reports each layer's value. Each layer gets two
+errors against the fake-quant reference (in LSB of that tensor's scale, integer to
+integer; float programs: against eager float):
 
-Nothing is shown that was not measured: a layer the board returned no value
-for says why in its ``where`` column.
+* **local**: against what the reference's layer computes from the board's *own*
+  inputs to it (:func:`harness.verdict.replay.replay` substitutes the board's tapped
+  values). A correct layer is within about 1 LSB of it however much error came
+  before; a broken layer shows its own error at any depth.
+* **accumulated**: against the reference run end to end. Deep networks grow it by
+  rounding alone (1, 2, 3, 5 ... 53 LSB over MobileNetV2's 67 quantization points),
+  so it says how much error reached a layer, not where it was made.
+
+The **first divergent layer** is the first whose local error is beyond its limit. A
+network none of whose layers diverges says so in one line, with how far rounding
+carried the accumulated error.
+
+Every layer is tapped in one build when the board can carry the taps (host and tosa
+always; other boards when the tapped program passes the fit check); otherwise the
+pass splits the layers over several builds (``bisect``) and the table says why.
+Nothing is shown that was not measured: a layer the board returned no value for says
+why in its ``where`` column.
 """
 
 from __future__ import annotations
@@ -25,30 +38,62 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.build.taps import Fault, TapPlan
+from harness.build.taps import Fault, TapPlan, layer_inputs
 from harness.verdict.compare import cosine_similarity, json_float, snr_db
 
 if TYPE_CHECKING:
     import torch
 
     from harness.boards.base import Board
+    from harness.build.artifact import Artifact
     from harness.build.builder import Builder
     from harness.verdict.tolerance import Tolerance
+
+Array = npt.NDArray[Any]
+
+STRATEGIES = ("auto", "all", "bisect")
+# A correct quantized layer, from the board's own inputs: at most its LSB limit
+# anywhere, few elements a step off (values near a rounding boundary), and no
+# systematic offset (rounding differences cancel; a wrong zero point or rounding
+# mode does not). Calibrated on the real-model suite (README, "The per-layer table").
+LOCAL_MAX_OFF = 0.5  # share of elements off by a step or more
+LOCAL_MAX_BIAS_LSB = 0.5  # mean signed error
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerMetrics:
-    """A layer's board value against one reference."""
+    """A layer's board value against one reference.
+
+    Attributes:
+        max_abs: largest absolute difference (the tensor's units).
+        snr_db: SNR of the board's value against the reference.
+        cosine: cosine similarity.
+        max_lsb: quantized layers: the largest difference in units of the layer's scale.
+        off_share: quantized layers: the share of elements off by a step or more.
+        bias_lsb: quantized layers: the mean signed difference, in LSB.
+    """
 
     max_abs: float
     snr_db: float
     cosine: float
-    max_lsb: float | None = None  # quantized layers: error in units of the layer's scale
+    max_lsb: float | None = None
+    off_share: float | None = None
+    bias_lsb: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerRow:
-    """One tapped layer, in execution order."""
+    """One tapped layer, in execution order.
+
+    Attributes:
+        vs_fake_quant: the accumulated error (against the reference run end to end).
+        local: the layer's own error (against the reference's layer run on the board's
+            inputs to it); ``None`` where the board gave no full tensors (STATS).
+        vs_float: against the float model at the same point of the graph (after a
+            folded BatchNorm and the activation), ``None`` where it has no such point.
+        within: the layer's verdict (its local error within the limits), ``None``
+            when not measured.
+    """
 
     index: int
     node: str
@@ -61,6 +106,7 @@ class LayerRow:
     within: bool | None  # None: not measured
 
     code: str = ""  # file.py:line of the model code that made it
+    local: LayerMetrics | None = None
 
     @property
     def name(self) -> str:
@@ -71,7 +117,7 @@ class LayerRow:
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         row = dataclasses.asdict(self)
-        for key in ("vs_fake_quant", "vs_float"):
+        for key in ("vs_fake_quant", "vs_float", "local"):
             if row[key] is not None:
                 row[key] = {k: json_float(v) for k, v in row[key].items()}
         return row
@@ -97,14 +143,15 @@ class DivergenceReport:
     # delegate is one opaque event there), without rebuilding the program.
     etdump_gaps: list[dict[str, Any]] | None = None
     etdump_note: str = ""
+    strategy_note: str = ""  # why the layers were split over builds, if they were
 
     @property
     def first_divergent(self) -> LayerRow | None:
-        """The first layer outside tolerance (all tapped layers before it were within)."""
+        """The first layer outside its limits on its own (see the module doc)."""
         return next((r for r in self.rows if r.within is False), None)
 
     def summary(self) -> str:
-        """One line: the first divergent layer, or that every layer is within."""
+        """One line: the first divergent layer, or that none diverges on its own."""
         first = self.first_divergent
         split = ""
         if self.partitions_with_taps != self.partitions_without_taps:
@@ -112,33 +159,46 @@ class DivergenceReport:
                 f"; taps changed the partitioning: {self.partitions_without_taps} -> "
                 f"{self.partitions_with_taps} delegated partitions"
             )
+        if self.strategy_note:
+            split += f"; {self.strategy_note}"
+        measured = [r for r in self.rows if r.within is not None]
         if first is None:
-            measured = sum(r.within is not None for r in self.rows)
             return (
-                f"every layer within {self.limit} ({measured} of {len(self.rows)} measured){split}"
+                f"no layer diverges on its own (limit {self.limit}; {len(measured)} of "
+                f"{len(self.rows)} layers measured){self._growth(measured)}{split}"
             )
-        m = first.vs_fake_quant if self.quantized else first.vs_float
-        how = (
-            f"{m.max_lsb:g} LSB vs fake-quant"
-            if m is not None and m.max_lsb is not None
-            else f"max abs {m.max_abs:.4g}"
-            if m is not None
-            else "?"
-        )
         return (
             f"first divergent layer: #{first.index} {first.name} [{first.node}] in "
-            f"{first.where}: {how} (limit {self.limit}); every layer before it was within"
-            f"{split}"
+            f"{first.where}: {_short(first.local) if first.local else _short(first.vs_fake_quant)}"
+            f" on its own (limit {self.limit}), {_short(first.vs_fake_quant)} accumulated; "
+            f"every layer before it was within{split}"
         )
 
+    def _growth(self, rows: Sequence[LayerRow]) -> str:
+        errors = [r.vs_fake_quant for r in rows if r.vs_fake_quant is not None]
+        if not errors:
+            return ""
+        if self.quantized:
+            values = [e.max_lsb or 0.0 for e in errors]
+            return (
+                f"; error accumulates from {values[0]:g} to {max(values):g} LSB over "
+                f"{len(values)} layers"
+            )
+        values = [e.max_abs for e in errors]
+        return f"; error accumulates from {values[0]:.3g} to {max(values):.3g} over {len(values)}"
+
     def table(self, rows: int | None = None) -> str:
-        """The table as text; ``rows`` limits it to the rows around the first divergence."""
+        """The table as text; with ``rows``, only that many rows around the first
+        divergent layer (none when no layer diverges: the summary says it all)."""
         shown = self.rows
         first = self.first_divergent
         if rows is not None and len(shown) > rows:
-            start = max(0, (first.index if first else 0) - rows // 2)
-            shown = shown[start : start + rows]
-        header = ["#", "layer", "where", "vs fake-quant", "vs float", ""]
+            if first is None:
+                shown = []
+            else:
+                start = max(0, first.index - rows // 2)
+                shown = shown[start : start + rows]
+        header = ["#", "layer", "where", "on its own", "accumulated", "vs float", ""]
         lines = [header]
         for r in shown:
             lines.append(
@@ -146,6 +206,7 @@ class DivergenceReport:
                     str(r.index),
                     r.name,
                     r.where,
+                    _describe(r.local),
                     _describe(r.vs_fake_quant),
                     _describe(r.vs_float),
                     {True: "ok", False: "DIVERGES", None: "not measured"}[r.within],
@@ -174,6 +235,7 @@ class DivergenceReport:
             "partitions_with_taps": self.partitions_with_taps,
             "fault": dataclasses.asdict(self.fault) if self.fault else None,
             "strategy": self.strategy,
+            "strategy_note": self.strategy_note,
             "reducer": self.reducer,
             "etdump_gaps": self.etdump_gaps,
             "etdump_note": self.etdump_note,
@@ -191,95 +253,101 @@ class DivergenceReport:
             writer = csv.writer(f)
             writer.writerow(
                 [
-                    "index",
-                    "module_path",
-                    "code",
-                    "op",
-                    "node",
-                    "where",
-                    "scale",
-                    "fq_max_lsb",
-                    "fq_max_abs",
-                    "fq_snr_db",
-                    "float_max_abs",
-                    "float_snr_db",
-                    "float_cosine",
-                    "within",
+                    "index", "module_path", "code", "op", "node", "where", "scale",
+                    "local_max_lsb", "local_off_share", "local_bias_lsb", "local_max_abs",
+                    "fq_max_lsb", "fq_max_abs", "fq_snr_db",
+                    "float_max_abs", "float_snr_db", "float_cosine", "within",
                 ]
-            )
+            )  # fmt: skip
             for r in self.rows:
-                fq, fl = r.vs_fake_quant, r.vs_float
+                lo, fq, fl = r.local, r.vs_fake_quant, r.vs_float
                 writer.writerow(
                     [
-                        r.index,
-                        r.module_path,
-                        r.code,
-                        r.op,
-                        r.node,
-                        r.where,
-                        r.scale,
-                        fq.max_lsb if fq else "",
-                        fq.max_abs if fq else "",
-                        fq.snr_db if fq else "",
-                        fl.max_abs if fl else "",
-                        fl.snr_db if fl else "",
-                        fl.cosine if fl else "",
+                        r.index, r.module_path, r.code, r.op, r.node, r.where, r.scale,
+                        _cell(lo, "max_lsb"), _cell(lo, "off_share"), _cell(lo, "bias_lsb"),
+                        _cell(lo, "max_abs"),
+                        _cell(fq, "max_lsb"), _cell(fq, "max_abs"), _cell(fq, "snr_db"),
+                        _cell(fl, "max_abs"), _cell(fl, "snr_db"), _cell(fl, "cosine"),
                         "" if r.within is None else r.within,
                     ]
-                )
+                )  # fmt: skip
         return [as_json, as_csv]
+
+
+def _cell(m: LayerMetrics | None, field: str) -> Any:
+    value = getattr(m, field) if m is not None else None
+    return "" if value is None else value
+
+
+def _short(m: LayerMetrics | None) -> str:
+    if m is None:
+        return "?"
+    if m.max_lsb is not None:
+        return f"{m.max_lsb:g} LSB"
+    return f"max abs {m.max_abs:.4g}"
 
 
 def _describe(m: LayerMetrics | None) -> str:
     if m is None:
         return "-"
     if m.max_lsb is not None:
-        return f"{m.max_lsb:g} LSB, {m.snr_db:.1f} dB"
+        text = f"{m.max_lsb:g} LSB"
+        if m.off_share:
+            text += f" ({100 * m.off_share:.0f}% off"
+            text += f", bias {m.bias_lsb:+.2f})" if m.bias_lsb else ")"
+        return text
     return f"max abs {m.max_abs:.3g}, {m.snr_db:.1f} dB"
 
 
-def _metrics(
-    actual: npt.NDArray[Any], reference: npt.NDArray[Any], lsb: float | None = None
-) -> LayerMetrics:
+def _float_metrics(actual: Array, reference: Array) -> LayerMetrics:
     a = actual.astype(np.float64).reshape(-1)
     r = reference.astype(np.float64).reshape(-1)
     diff = np.abs(a - r)
-    max_abs = float(diff.max()) if diff.size else 0.0
     return LayerMetrics(
-        max_abs=max_abs,
+        max_abs=float(diff.max()) if diff.size else 0.0,
         snr_db=snr_db(a, r),
         cosine=cosine_similarity(a, r),
-        max_lsb=None if lsb is None else round(max_abs / lsb, 4),
     )
 
 
-def _node_values(graph_module: Any, inputs: Sequence[torch.Tensor]) -> dict[str, Any]:
-    """Every node's value when ``graph_module`` runs eagerly on ``inputs``, by node
-    name; the graph's flat outputs under ``OUTPUTS``."""
-    import torch
-    import torch.utils._pytree as pytree
-
-    values: dict[str, Any] = {}
-
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n: torch.fx.Node) -> Any:
-            value = super().run_node(n)
-            if isinstance(value, torch.Tensor):
-                values[n.name] = value.detach()
-            return value
-
-    with torch.no_grad():
-        values[OUTPUTS] = pytree.tree_leaves(Recorder(graph_module).run(*inputs))
-    return values
+def _lsb_metrics(actual: Array, reference: Array, scale: float) -> LayerMetrics:
+    """Integer tensors compared in steps (LSB); ``max_abs`` in the tensor's units."""
+    a = actual.astype(np.int64).reshape(-1)
+    r = reference.astype(np.int64).reshape(-1)
+    signed = a - r
+    steps = np.abs(signed)
+    worst = float(steps.max()) if steps.size else 0.0
+    return LayerMetrics(
+        max_abs=worst * scale,
+        snr_db=snr_db(a, r),
+        cosine=cosine_similarity(a, r),
+        max_lsb=worst,
+        off_share=round(float(np.mean(steps >= 1)), 6) if steps.size else 0.0,
+        bias_lsb=round(float(signed.mean()), 6) if steps.size else 0.0,
+    )
 
 
-OUTPUTS = "<outputs>"  # not a node name: fx names are identifiers
-
-
-BISECT_ABOVE = 48  # tap points beyond which "auto" bisects instead of tapping all
-# STATS fields that move by at most the elementwise error (in the tensor's units):
-# a difference above the limit in any of them proves the layer diverged.
-_BOUNDED_STATS = ("min", "max", "mean", "abs_max", "abs_mean", "rms", "p99_abs")
+def float_points(float_graph: Any) -> dict[str, str]:
+    """For each node of the exported float graph, the node holding its value as the
+    quantized graph sees it: past a BatchNorm that PT2E folds into the conv before it
+    (``conv2d_3`` -> ``batch_norm_3``), else itself."""
+    folded = ("batch_norm", "_native_batch_norm_legit")
+    points: dict[str, str] = {}
+    for node in float_graph.graph.nodes:
+        point = node
+        while True:
+            users = list(point.users)
+            if len(users) != 1 or users[0].op != "call_function":
+                break
+            name = str(getattr(users[0].target, "__name__", users[0].target))
+            if name.startswith(folded):
+                point = users[0]
+            elif name == "getitem" and point is not node:
+                point = users[0]  # the BatchNorm's output of a training-form node
+            else:
+                break
+        points[node.name] = point.name
+    return points
 
 
 def debug_model(
@@ -298,30 +366,34 @@ def debug_model(
     reducer: str | None = None,
 ) -> DivergenceReport:
     """Run the model's layers on the board as tapped outputs and compare each with
-    the fake-quant reference and eager float.
+    the fake-quant reference (on its own and accumulated) and eager float.
 
     Args:
-        tolerance: the limit a layer is held to (default: the board file's,
-            ``max_lsb`` for quantized programs, ``atol``/``rtol`` for float ones).
+        tolerance: the limits a layer is held to on its own (default: the board
+            file's: ``max_lsb`` for quantized programs, 1 LSB when it sets none;
+            ``atol``/``rtol`` for float ones).
         fault: a deliberate error in one layer of the program (tests of this tool).
-        strategy: ``all`` taps every layer in one build; ``bisect`` finds the
-            first divergent layer with one single-tap build per step (log2 of
-            the layer count), for large models; ``auto`` bisects above
-            :data:`BISECT_ABOVE` layers.
+        strategy: ``all`` taps every layer in one build; ``bisect`` splits them over
+            several builds (a binary search on the accumulated error, for boards
+            that cannot carry every tap); ``auto`` taps every layer in one build when
+            the board can carry them (host and tosa always; other boards when the
+            tapped program passes the fit check), else bisects and says why.
         reducer: ``FULL_TENSOR`` or ``STATS`` (13 statistics per layer: what a
             UART carries in reasonable time); default ``STATS`` on serial boards.
 
     Raises:
         HarnessError: as :func:`harness.verdict.check.check_model` (build, run, timeout...).
     """
-    from harness.build.builder import export_model, validate_inputs
+    from harness.build.builder import validate_inputs
     from harness.errors import ConfigError
     from harness.verdict.check import build_for_board
 
     if reducer not in (None, "FULL_TENSOR", "STATS"):
         raise ConfigError(f"et_debug: reducer={reducer!r}: use 'FULL_TENSOR' or 'STATS'")
-    if strategy not in ("auto", "all", "bisect"):
-        raise ConfigError(f"et_debug: strategy={strategy!r}: use 'auto', 'all' or 'bisect'")
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"et_debug: strategy={strategy!r}: use {', '.join(repr(s) for s in STRATEGIES)}"
+        )
     t0 = time.perf_counter()
     tensors = validate_inputs(model.eval(), inputs)
     spec = board.spec
@@ -344,15 +416,21 @@ def debug_model(
         timeout_s=timeout_s,
         fault=fault,
         reducer=reducer or ("STATS" if spec.kind == "serial" else "FULL_TENSOR"),
-        floats=_node_values(export_model(model, tensors).module(), tensors),
+        float_graph=_float_graph(model, tensors),
+        front_graph=_exported_graph(plain),
     )
     candidates: list[dict[str, Any]] = plain.metadata.get("tap_candidates") or []
-    if strategy == "auto":
-        strategy = "bisect" if len(candidates) > BISECT_ABOVE else "all"
-    if strategy == "bisect" and candidates:
-        rows = debug_pass.bisect(candidates)
-    else:
-        rows = debug_pass.probe(None)
+    note = ""
+    rows: list[LayerRow] | None = None
+    if strategy in ("auto", "all"):
+        rows, note = debug_pass.probe_all(check_fit=strategy == "auto")
+        if rows is None:
+            strategy = "bisect"
+    if rows is None:
+        rows = debug_pass.bisect(candidates) if candidates else []
+        strategy = "bisect"
+    elif strategy == "auto":
+        strategy = "all"
     t_gap = time.perf_counter()
     gaps, gap_note = etdump_gaps(board, plain, tensors, run_dir / "etdump", timeout_s)
     debug_pass.timings["etdump_s"] = time.perf_counter() - t_gap
@@ -361,15 +439,11 @@ def debug_model(
         "builds": debug_pass.builds,
         "total_s": round(time.perf_counter() - t0, 3),
     }
-    if quantized:
-        limit_text = f"{limit_tol.max_lsb if limit_tol.max_lsb is not None else 1:g} LSB"
-    else:
-        limit_text = f"atol {limit_tol.atol or 0:g} + rtol {limit_tol.rtol or 0:g}*|ref|"
     return DivergenceReport(
         model=plain.model_name,
         board=spec.name,
         quantized=quantized,
-        limit=limit_text,
+        limit=_limit_text(limit_tol, quantized),
         rows=rows,
         partitions_without_taps=_partitions(plain.metadata),
         partitions_with_taps=debug_pass.partitions,
@@ -379,7 +453,36 @@ def debug_model(
         reducer=debug_pass.reducer,
         etdump_gaps=gaps,
         etdump_note=gap_note,
+        strategy_note=note,
     )
+
+
+def _limit_text(limit: Tolerance, quantized: bool) -> str:
+    if quantized:
+        lsb = limit.max_lsb if limit.max_lsb is not None else 1.0
+        return (
+            f"{lsb:g} LSB, at most {100 * LOCAL_MAX_OFF:.0f}% of elements a step off, "
+            f"bias within +-{LOCAL_MAX_BIAS_LSB:g}"
+        )
+    return f"atol {limit.atol or 0:g} + rtol {limit.rtol or 0:g}*|ref|"
+
+
+def _exported_graph(artifact: Artifact) -> Any:
+    """The program's exported graph (its front), or ``None`` for an older artifact."""
+    from harness.build import front
+
+    path = artifact.exported_program_path
+    if path is None:
+        return None
+    namespaces = tuple(artifact.metadata.get("reference_op_namespaces") or ())
+    return front.load_program(path, namespaces, artifact.model_name).graph_module
+
+
+def _float_graph(model: Any, tensors: Sequence[Any]) -> Any:
+    """The float model's exported graph (for the vs-float column)."""
+    from harness.build.builder import export_model
+
+    return export_model(model, tensors).module()
 
 
 DEBUG_BUFFER_BYTES = 8 << 20  # room for every intermediate output of a test-sized model
@@ -451,7 +554,8 @@ class _Pass:
     timeout_s: float | None
     fault: Fault | None
     reducer: str
-    floats: Mapping[str, Any]
+    float_graph: Any
+    front_graph: Any = None  # the program's exported graph (tap points by name)
     builds: int = 0
     partitions: int = 0
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -459,31 +563,55 @@ class _Pass:
     def _add_time(self, key: str, since: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - since
 
-    def probe(self, points: tuple[str, ...] | None) -> list[LayerRow]:
-        """Build with these tap points (``None``: all), run, and compare each."""
-        from harness.boards.base import as_numpy
-        from harness.build.builder import run_eager
-        from harness.verdict.check import build_for_board, fake_quant_reference
+    def _build(self, points: tuple[str, ...] | None) -> Artifact:
+        from harness.verdict.check import build_for_board
 
         t0 = time.perf_counter()
-        plan = TapPlan(points=points, reducer=self.reducer, fault=self.fault)
         tapped = build_for_board(
             self.builder, self.board, self.model, self.tensors, quantize=self.quantize,
-            calibration=self.calibration, taps=plan,
+            calibration=self.calibration, taps=TapPlan(points=points, reducer=self.reducer),
+            fault=self.fault,
         )  # fmt: skip
         self.builds += 1
         self.partitions = max(self.partitions, _partitions(tapped.metadata))
         self._add_time("build_s", t0)
+        return tapped
+
+    def probe_all(self, *, check_fit: bool) -> tuple[list[LayerRow] | None, str]:
+        """Every layer in one build; ``(None, why)`` when the board cannot carry the
+        taps (``check_fit``: the tapped program fails the board's fit check)."""
+        from harness.verdict.fit import fit_problems
+
+        tapped = self._build(None)
+        carries_all = not check_fit or self.board.spec.kind in ("host", "tosa")
+        if not carries_all and (problems := fit_problems(tapped, self.board.spec)):
+            return None, (
+                f"every layer tapped does not fit board '{self.board.spec.name}' "
+                f"({'; '.join(problems)}): the layers were split over builds"
+            )
+        return self.compare(tapped), ""
+
+    def probe(self, points: tuple[str, ...] | None) -> list[LayerRow]:
+        """Build with these tap points (``None``: all), run, and compare each."""
+        return self.compare(self._build(points))
+
+    def compare(self, tapped: Artifact) -> list[LayerRow]:
+        """Run a tapped program and compare every tapped layer."""
+        from harness.boards.base import as_numpy
+        from harness.build import front
+        from harness.verdict.replay import replay
+
         t1 = time.perf_counter()
         taps: list[dict[str, Any]] = tapped.metadata.get("taps") or []
-        # Node names survive PT2E and saving: a quantized tap point (a quantize
-        # node) finds its fake-quant value by its own name, and its float value
-        # by its source layer's name in the exported float graph.
-        fake_quant = (
-            _node_values(fake_quant_reference(tapped), self.tensors) if self.quantized else {}
+        # The front (float, or the fake-quant program) names its nodes as the tap
+        # points do: a tap finds its reference value by its own name.
+        reference = front.reference_module(
+            _front_path(tapped),
+            tuple(tapped.metadata.get("reference_op_namespaces") or ()),
+            tapped.model_name,
         )
-        values = fake_quant if self.quantized else self.floats
-        user = fake_quant[OUTPUTS] if self.quantized else run_eager(self.model, self.tensors)
+        plain = replay(reference, self.tensors, keep_values=True)
+        floats = replay(self.float_graph, self.tensors, keep_values=True).values
         self._add_time("reference_s", t1)
         t2 = time.perf_counter()
         run = self.board.run(
@@ -491,36 +619,53 @@ class _Pass:
             [as_numpy(t) for t in self.tensors],
             run_dir=self.run_dir / f"probe{self.builds}",
             timeout_s=self.timeout_s,
-            expected=_expected(user, taps, values, self.reducer),
+            expected=_expected(plain.outputs, taps, plain.values, self.reducer),
         )
         self._add_time("run_s", t2)
         t3 = time.perf_counter()
+        outputs = run.outputs
+        board_values = {
+            t["node"]: as_numpy(outputs[t["output_index"]])
+            for t in taps
+            if t["output_index"] < len(outputs) and self.reducer == "FULL_TENSOR"
+        }
+        local = replay(reference, self.tensors, board_values=board_values).local
+        points = float_points(self.float_graph) if self.quantized else {}
         candidates = tapped.metadata.get("tap_candidates") or taps
         index = {c["node"]: i for i, c in enumerate(candidates)}
-        rows = [
-            dataclasses.replace(
-                self._row(index.get(tap["node"], i), tap, run.outputs, fake_quant),
-                code=tap.get("code", ""),
+        rows = []
+        for i, tap in enumerate(taps):
+            # a quantized layer's float value: the float graph's node at the same point
+            # (past a folded BatchNorm); a float program's: the tap point itself
+            float_node = points.get(tap["source"], "") if self.quantized else tap["node"]
+            value = floats.get(float_node)
+            rows.append(
+                self._row(index.get(tap["node"], i), tap, outputs, plain.values, local, value)
             )
-            for i, tap in enumerate(taps)
-        ]
         self._add_time("compare_s", t3)
         return rows
 
     def bisect(self, candidates: Sequence[dict[str, Any]]) -> list[LayerRow]:
-        """The first divergent layer by binary search over single-tap builds.
-
-        Assumes an error, once in, stays in the layers after it (true of a
-        diverged requantization chain; a later layer that clamps it away can
-        hide it, and then the search says what it measured).
-        """
+        """The first divergent layer by binary search over single-tap builds, on the
+        accumulated error (it persists in the layers after a bad one; a later layer
+        that clamps it away can hide it, and then the search says what it measured).
+        Each measured row also has its local error where its inputs were tapped."""
         measured: dict[int, LayerRow] = {}
 
         def diverged(i: int) -> bool:
             if i not in measured:
-                (row,) = self.probe((candidates[i]["node"],))
+                node = candidates[i]["node"]
+                # the layer's inputs too: its own error needs the board's values of them
+                inputs = layer_inputs(self.front_graph, node) if self.front_graph else []
+                rows = self.probe((node, *inputs))
+                row = next(r for r in rows if r.node == node)
                 measured[i] = dataclasses.replace(row, index=i)
-            return measured[i].within is False
+            row = measured[i]
+            accumulated = row.vs_fake_quant
+            if self.quantized:
+                limit = self.limit.max_lsb if self.limit.max_lsb is not None else 1.0
+                return accumulated is not None and (accumulated.max_lsb or 0.0) > limit
+            return row.within is False
 
         lo, hi = 0, len(candidates) - 1
         if diverged(hi):
@@ -530,11 +675,12 @@ class _Pass:
                     hi = mid
                 else:
                     lo = mid + 1
-            # lo == hi now, and hi was measured (diverged) when it was set
         rows = []
         for i, c in enumerate(candidates):
             if i in measured:
-                rows.append(measured[i])
+                row = measured[i]
+                # a bisection judges by the accumulated error (see above)
+                rows.append(dataclasses.replace(row, within=not diverged(i)))
             else:
                 rows.append(
                     LayerRow(i, c["node"], c["module_path"], c["op"],
@@ -544,58 +690,82 @@ class _Pass:
         return rows
 
     def _row(
-        self, i: int, tap: dict[str, Any], outputs: Sequence[Any], fake_quant: Mapping[str, Any]
+        self,
+        i: int,
+        tap: dict[str, Any],
+        outputs: Sequence[Any],
+        plain: Mapping[str, Any],
+        local: Mapping[str, Any],
+        float_value: Any,
     ) -> LayerRow:
         from harness.boards.base import as_numpy
 
         k = tap["output_index"]
         scale = tap.get("scale")
+        code = tap.get("code", "")
         if k >= len(outputs):
             return LayerRow(
                 i, tap["node"], tap["module_path"], tap["op"],
                 f"not measured: the board returned {len(outputs)} outputs",
-                scale, None, None, None,
+                scale, None, None, None, code=code,
             )  # fmt: skip
         board_value = as_numpy(outputs[k])
-        fq_value = fake_quant.get(tap["node"])
-        float_value = self.floats.get(tap["source"] if self.quantized else tap["node"])
+        reference = plain.get(tap["node"])
         if self.reducer == "STATS":
-            return self._stats_row(i, tap, board_value, fq_value, float_value)
-        vs_fq = vs_float = None
-        if self.quantized and fq_value is not None and scale:
-            vs_fq = _metrics(board_value, as_numpy(fq_value), lsb=1.0)  # integers, 1 LSB apart
-            vs_fq = dataclasses.replace(vs_fq, max_abs=vs_fq.max_abs * scale)
+            return self._stats_row(i, tap, board_value, reference, float_value)
+        own = local.get(tap["node"])
+        vs_fq = own_error = vs_float = None
+        if self.quantized and scale:
+            if reference is not None:
+                vs_fq = _lsb_metrics(board_value, as_numpy(reference), scale)
+            if own is not None:
+                own_error = _lsb_metrics(board_value, as_numpy(own), scale)
             dequantized = (board_value.astype(np.float64) - tap["zero_point"]) * scale
         else:
+            if reference is not None:
+                vs_fq = _float_metrics(board_value, as_numpy(reference))
+            if own is not None:
+                own_error = _float_metrics(board_value, as_numpy(own))
             dequantized = board_value
         if float_value is not None and float_value.numel() == dequantized.size:
-            vs_float = _metrics(dequantized, as_numpy(float_value).reshape(dequantized.shape))
-        if self.quantized:
-            limit = self.limit.max_lsb if self.limit.max_lsb is not None else 1.0
-            within = vs_fq is not None and (vs_fq.max_lsb or 0.0) <= limit
-        else:
-            within = float_value is not None and _within_float(dequantized, float_value, self.limit)
+            vs_float = _float_metrics(dequantized, as_numpy(float_value).reshape(dequantized.shape))
+        within = None if own is None else self._within(board_value, own, own_error)
         return LayerRow(
             i, tap["node"], tap["module_path"], tap["op"], str(tap.get("where", "?")),
-            scale, vs_fq, vs_float, within,
+            scale, vs_fq, vs_float, within, code=code, local=own_error,
         )  # fmt: skip
+
+    def _within(self, board_value: Array, own: Any, error: LayerMetrics | None) -> bool:
+        """A layer's local verdict (see :data:`LOCAL_MAX_OFF`)."""
+        from harness.boards.base import as_numpy
+
+        if error is None:
+            return False
+        if self.quantized and error.max_lsb is not None:
+            limit = self.limit.max_lsb if self.limit.max_lsb is not None else 1.0
+            return (
+                error.max_lsb <= limit
+                and (error.off_share or 0.0) <= LOCAL_MAX_OFF
+                and abs(error.bias_lsb or 0.0) <= LOCAL_MAX_BIAS_LSB
+            )
+        return _within_float(board_value, as_numpy(own), self.limit)
 
     def _stats_row(
         self,
         i: int,
         tap: dict[str, Any],
-        board_stats: npt.NDArray[Any],
-        fq_value: Any,
+        board_stats: Array,
+        reference: Any,
         float_value: Any,
     ) -> LayerRow:
         """A layer measured through STATS: the statistics that move by at most the
         elementwise error are compared, so a difference beyond the limit proves a
-        divergence (errors that cancel in every statistic can go unseen)."""
+        divergence (errors that cancel in every statistic can go unseen). STATS
+        carry no tensor to feed the next layer: accumulated error only."""
         from executorch.devtools.intermediate_output_tap import STATS
 
         from harness.boards.base import as_numpy
 
-        reference = fq_value if self.quantized else float_value
         where = str(tap.get("where", "?")) + " (STATS)"
         if reference is None:
             return LayerRow(i, tap["node"], tap["module_path"], tap["op"], where,
@@ -620,13 +790,32 @@ class _Pass:
             within = worst <= bound
         return LayerRow(
             i, tap["node"], tap["module_path"], tap["op"], where, tap.get("scale"),
-            metrics if self.quantized else None, None if self.quantized else metrics, within,
+            metrics, None, within, code=tap.get("code", ""),
         )  # fmt: skip
+
+
+# STATS fields that move by at most the elementwise error (in the tensor's units):
+# a difference above the limit in any of them proves the layer diverged.
+_BOUNDED_STATS = ("min", "max", "mean", "abs_max", "abs_mean", "rms", "p99_abs")
+
+
+def _front_path(artifact: Artifact) -> Path:
+    """The exported program a tapped artifact was lowered from (see
+    :attr:`harness.build.artifact.Artifact.exported_program_path`)."""
+    path = artifact.exported_program_path
+    if path is None:
+        from harness.errors import BuildError
+
+        raise BuildError(
+            f"model '{artifact.model_name}': the tapped program {artifact.key[:12]} keeps "
+            "no exported program to compare its layers with; rebuild it (--no-cache)"
+        )
+    return path
 
 
 def _expected(
     user: Sequence[Any], taps: Sequence[dict[str, Any]], values: Mapping[str, Any], reducer: str
-) -> list[npt.NDArray[Any]] | None:
+) -> list[Array] | None:
     """Every output's reference, in program order (firmware that checks its
     outputs, BundleIO, needs them): the model's outputs, then each tap's value."""
     from executorch.devtools.intermediate_output_tap import get_reducer
@@ -639,10 +828,8 @@ def _expected(
     return [as_numpy(o) for o in user] + [as_numpy(reduce(values[t["node"]])) for t in taps]
 
 
-def _within_float(actual: npt.NDArray[Any], reference: Any, tol: Tolerance) -> bool:
-    from harness.boards.base import as_numpy
-
-    ref = as_numpy(reference).astype(np.float64).reshape(actual.shape)
+def _within_float(actual: Array, reference: Array, tol: Tolerance) -> bool:
+    ref = reference.astype(np.float64).reshape(actual.shape)
     bound = (tol.atol or 0.0) + (tol.rtol or 0.0) * np.abs(ref)
     return bool(np.all(np.abs(actual.astype(np.float64) - ref) <= bound))
 

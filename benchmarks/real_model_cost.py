@@ -1,0 +1,228 @@
+"""What real models cost: cold build, warm run, peak memory and .pte size per target,
+and the cold build against upstream's own lowering of the same model.
+
+    python benchmarks/real_model_cost.py [--model NAME ...] [--target TARGET ...] \\
+        [--out et-hil-results/cost.jsonl]
+
+Each build runs in a fresh process with an empty cache, so its wall time is a cold
+build and its peak resident memory (``ru_maxrss``) is the build's own (the ~6 s of
+importing torch and ExecuTorch is not counted in the build time, but is in the
+memory). For the tosa-int and portable targets the same process then lowers the
+model as upstream's APIs do it, without the harness (export, PT2E prepare /
+calibrate / convert, re-export, ``to_edge_transform_and_lower`` with the target's
+partitioner, ``to_executorch``), in the other order for half of the models so
+that neither always runs second; the ratio is the harness's build over upstream's.
+The warm run is a check with the cache filled: the board's run (median of 3) on
+host, tosa and qemu-m55-cmsis. Rows go to ``--out`` as they finish; the table is
+printed at the end (and by ``--summary FILE``). A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ("portable", "tosa-int", "cortex-m55", "ethos-u55-128", "ethos-u85-256")
+UPSTREAM_TARGETS = ("portable", "tosa-int")
+RUN_BOARDS = {"portable": "host", "tosa-int": "tosa", "cortex-m55": "qemu-m55-cmsis"}
+
+# One build in a fresh process: the harness's, then (or first) upstream's lowering.
+_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1] + "/suites")
+import torch
+import real_models
+from harness.build.builder import Builder
+from harness.build.cache import ArtifactCache
+
+name, target, cache, upstream_first = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+entry = real_models.REAL_MODELS[name]
+model, inputs = entry.make()
+calibration = entry.calibration()
+result = {"model": name, "target": target}
+
+
+def harness_build():
+    t0 = time.perf_counter()
+    artifact = Builder(ArtifactCache(cache)).build(
+        model, inputs, target=target, board=target, quantize="int8", calibration=calibration
+    )
+    result["build_s"] = round(time.perf_counter() - t0, 2)
+    result["pte_bytes"] = artifact.metadata["pte_bytes"]
+    vela = (artifact.metadata.get("vela") or {}).get("total") or {}
+    result["vela_cycles"] = vela.get("cycles_total")
+    result["vela_sram_bytes"] = vela.get("sram_bytes")
+    delegation = artifact.metadata.get("delegation") or {}
+    result["partitions"] = delegation.get("delegated_subgraphs")
+    result["cpu_ops"] = sum((delegation.get("cpu_fallback") or {}).values())
+
+
+def upstream_build():
+    from executorch.exir import to_edge_transform_and_lower
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    t0 = time.perf_counter()
+    exported = torch.export.export(model, inputs, strict=False)
+    if target == "tosa-int":
+        from executorch.backends.arm.quantizer import (
+            TOSAQuantizer, get_symmetric_quantization_config)
+        from executorch.backends.arm.tosa.compile_spec import TosaCompileSpec
+        from executorch.backends.arm.tosa.partitioner import TOSAPartitioner
+
+        quantizer = TOSAQuantizer(TosaCompileSpec("TOSA-1.0+INT")).set_global(
+            get_symmetric_quantization_config(is_per_channel=True))
+        partitioner = [TOSAPartitioner(TosaCompileSpec("TOSA-1.0+INT"))]
+    else:
+        import executorch.kernels.quantized  # noqa: F401
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer, get_symmetric_quantization_config)
+
+        quantizer = XNNPACKQuantizer().set_global(
+            get_symmetric_quantization_config(is_per_channel=True))
+        partitioner = None
+    prepared = prepare_pt2e(exported.module(check_guards=False), quantizer)
+    for sample in calibration:
+        prepared(*sample)
+    converted = torch.export.export(convert_pt2e(prepared), inputs, strict=False)
+    edge = to_edge_transform_and_lower(converted, partitioner=partitioner)
+    buffer = edge.to_executorch().buffer
+    result["upstream_s"] = round(time.perf_counter() - t0, 2)
+    result["upstream_pte_bytes"] = len(buffer)
+
+
+steps = [harness_build]
+if target in ("tosa-int", "portable"):
+    steps = [upstream_build, harness_build] if upstream_first else [harness_build, upstream_build]
+for step in steps:
+    step()
+result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+print("RESULT " + json.dumps(result))
+"""
+
+
+def cold_build(name: str, target: str, upstream_first: bool, cache: Path) -> dict[str, Any]:
+    """One model's cold build for one target, in a fresh process with the empty cache
+    ``cache`` (which it fills: the warm runs use it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(ROOT), name, target, str(cache),
+         "1" if upstream_first else "0"],
+        capture_output=True, text=True, timeout=3600, check=False,
+    )  # fmt: skip
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        return {"model": name, "target": target, "error": done.stderr[-600:]}
+    return dict(json.loads(line.removeprefix("RESULT ")))
+
+
+def warm_runs(name: str, target: str, cache: Path) -> dict[str, Any]:
+    """The median of three runs of the warm program on the target's board here."""
+    sys.path.insert(0, str(ROOT / "suites"))
+    import real_models  # type: ignore[import-not-found]
+
+    from harness.boards import make_board
+    from harness.boards.spec import load_boards
+    from harness.build.builder import Builder
+    from harness.build.cache import ArtifactCache
+    from harness.verdict.check import check_model
+
+    board_name = RUN_BOARDS[target]
+    entry = real_models.REAL_MODELS[name]
+    model, inputs = entry.make()
+    builder = Builder(ArtifactCache(cache))
+    with tempfile.TemporaryDirectory(prefix="et-hil-run-") as work:
+        board = make_board(load_boards()[board_name], Path(work))
+        board.open()
+        try:
+            runs, checks = [], []
+            for i in range(4):  # the first finds the program and warms up: not counted
+                t0 = time.perf_counter()
+                result = check_model(
+                    builder, board, model, inputs, run_dir=Path(work) / f"run{i}",
+                    quantize="int8", calibration=entry.calibration(),
+                )  # fmt: skip
+                if i:
+                    checks.append(time.perf_counter() - t0)
+                    runs.append(result.run.execute_s)
+        finally:
+            board.close()
+    return {
+        "board": board_name,
+        "warm_check_s": round(statistics.median(checks), 3),
+        "execute_s": round(statistics.median(runs), 4),
+        "fidelity": str(result.run.fidelity),
+    }
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """The README's table."""
+    lines = [
+        "| model | target | cold build | upstream's lowering | ratio | peak RSS | .pte | "
+        "warm check (run) on | Vela cycles / SRAM |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            last = r["error"].splitlines()[-1][:80] if r["error"] else "?"
+            lines.append(f"| {r['model']} | {r['target']} | error: {last} |||||||")
+            continue
+        ratio = f"{r['build_s'] / r['upstream_s']:.2f}x" if r.get("upstream_s") else "-"
+        upstream = f"{r['upstream_s']} s" if r.get("upstream_s") else "-"
+        warm = (
+            f"{r['warm_check_s']} s ({1000 * r['execute_s']:.1f} ms) on {r['board']}"
+            if "warm_check_s" in r
+            else "-"
+        )
+        vela = (
+            f"{r['vela_cycles']:,} / {r['vela_sram_bytes'] // 1024} KiB"
+            if r.get("vela_cycles")
+            else "-"
+        )
+        lines.append(
+            f"| {r['model']} | {r['target']} | {r['build_s']} s | {upstream} | {ratio} | "
+            f"{r['peak_rss_mb']:.0f} MB | {r['pte_bytes'] / 1024:.0f} KiB | {warm} | {vela} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--model", action="append", default=None)
+    parser.add_argument("--target", action="append", default=None)
+    parser.add_argument("--out", type=Path, default=Path("et-hil-results/cost.jsonl"))
+    parser.add_argument("--summary", type=Path, default=None)
+    parser.add_argument("--no-runs", action="store_true", help="cold builds only")
+    args = parser.parse_args(argv)
+    if args.summary:
+        print(summary([json.loads(x) for x in args.summary.read_text().splitlines()]))
+        return 0
+    sys.path.insert(0, str(ROOT / "suites"))
+    import real_models
+
+    names = args.model or list(real_models.REAL_MODELS)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, name in enumerate(names):
+        for target in args.target or TARGETS:
+            with tempfile.TemporaryDirectory(prefix="et-hil-cost-") as cache:
+                row = cold_build(name, target, upstream_first=i % 2 == 1, cache=Path(cache))
+                if "error" not in row and target in RUN_BOARDS and not args.no_runs:
+                    row.update(warm_runs(name, target, Path(cache)))
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+            with args.out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+    print(summary(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
