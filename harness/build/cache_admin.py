@@ -1,7 +1,11 @@
 """What ``et-hil cache`` does with artifacts: sizes, a full check, pruning by use.
 
-Pruning removes artifacts, least recently used first (a hit stamps its entry
-folder's time), and never one a live session holds (:mod:`harness.build.cache_use`).
+The entries are artifacts and the fronts they were lowered from (the exported,
+and quantized, programs targets share: :mod:`harness.build.front`); an artifact
+keeps a hard link to its front's program, so removing either frees nothing of
+the other. Pruning removes entries, least recently used first (a hit stamps its
+entry folder's time; a front is used when an artifact is built from it), and
+never one a live session holds (:mod:`harness.build.cache_use`).
 The firmware builds and source bundles beside them are
 :mod:`harness.firmware.service`'s and :mod:`harness.firmware.sources`' to list.
 """
@@ -17,6 +21,7 @@ from pathlib import Path
 
 from harness.build.cache import verify_entry
 from harness.build.cache_use import unused
+from harness.build.front import FACTS_NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Entry:
         shared: bytes of files also linked from elsewhere (repro folders): removing
             the entry does not free them.
         last_used: when a session last found or built it (seconds since the epoch).
+        kind: ``artifact``, or ``front`` (an exported program targets share).
     """
 
     key: str
@@ -37,6 +43,7 @@ class Entry:
     size: int
     shared: int
     last_used: float
+    kind: str = "artifact"
 
 
 def _sizes(folder: Path) -> tuple[int, int]:
@@ -62,8 +69,34 @@ def entries(root: Path) -> list[Entry]:
         except OSError:
             continue  # pruned meanwhile
         size, shared = _sizes(folder)
-        found.append(Entry(folder.name, folder, size, shared, last_used))
+        kind = "front" if (folder / FACTS_NAME).is_file() else "artifact"
+        found.append(Entry(folder.name, folder, size, shared, last_used, kind))
     return sorted(found, key=lambda e: (e.last_used, e.key))
+
+
+def counted(entries: list[Entry]) -> str:
+    """``3 artifacts``, or ``3 artifacts and 2 fronts``: what ``entries`` are."""
+    fronts = sum(e.kind == "front" for e in entries)
+    text = f"{len(entries) - fronts} artifacts"
+    return text + (f" and {fronts} fronts" if fronts else "")
+
+
+def disk_usage(entries: list[Entry]) -> tuple[int, int]:
+    """(bytes on disk of ``entries``' files, each linked file once; bytes of those
+    also linked from outside them: repro folders)."""
+    links: dict[tuple[int, int], list[int]] = {}  # inode: [size, links seen, links]
+    for entry in entries:
+        for path in entry.folder.rglob("*"):
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if path.is_file() and not path.is_symlink():
+                seen = links.setdefault((st.st_dev, st.st_ino), [st.st_size, 0, st.st_nlink])
+                seen[1] += 1
+    total = sum(size for size, _, _ in links.values())
+    outside = sum(size for size, seen, nlink in links.values() if nlink > seen)
+    return total, outside
 
 
 @dataclasses.dataclass

@@ -1,10 +1,11 @@
 """``et-hil cache``: what the build cache holds, a full check, clearing and pruning.
 
-``info`` (the default) shows artifacts, runner firmware builds and their build
-trees, and unpacked source bundles; ``verify`` hashes every artifact file and
-every runner ELF against its build record; ``prune`` removes artifacts by age
-and least recent use, never one a live session holds; ``clear`` empties the
-artifacts.
+``info`` (the default) shows artifacts (and the exported fronts they were
+lowered from), runner firmware builds and their build trees, and unpacked
+source bundles; ``verify`` hashes every artifact file and every runner ELF
+against its build record; ``prune`` removes artifacts and fronts by age and
+least recent use, never one a live session holds; ``clear`` empties the
+artifacts and fronts.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         # and lock files may be held by running builds.
         for part in ("entries", "tmp"):
             shutil.rmtree(root / part, ignore_errors=True)
-        print(f"removed {len(entries)} artifacts from {root}")
+        print(f"removed {cache_admin.counted(entries)} from {root}")
         return 0
     if args.action == "prune":
         return _prune(root, args.max_size, args.older_than)
@@ -95,8 +96,9 @@ def _info(root: Path) -> None:
     from harness.firmware.sources import unpacked_bundles
 
     entries = cache_admin.entries(root)
-    total = sum(e.size for e in entries)
-    shared = sum(e.shared for e in entries)
+    artifacts = [e for e in entries if e.kind == "artifact"]
+    fronts = [e for e in entries if e.kind == "front"]
+    total, shared = cache_admin.disk_usage(entries)
     runners = cached_runners(root)
     trees = build_trees(root)
     bundles = unpacked_bundles(root)
@@ -106,12 +108,15 @@ def _info(root: Path) -> None:
         "sources": sum(cache_admin.folder_size(b) for b in bundles),
     }
     print(f"{root}: {mb(total + sum(sizes.values()))}")
-    line = f"  artifacts:               {len(entries):4d}  {mb(total)}"
+    line = f"  artifacts:               {len(artifacts):4d}  {mb(total)}"
     if entries:
         days = (time.time() - entries[0].last_used) / 86400
         line += f" (least recently used {days:.1f} days ago"
         line += f"; {mb(shared)} also linked from repro folders)" if shared else ")"
     print(line)
+    if fronts:
+        # Their programs are linked from the artifacts built from them: counted above once.
+        print(f"    and the fronts they were lowered from: {len(fronts)}")
     print(f"  runner firmware builds:  {len(runners):4d}  {mb(sizes['firmware'])}")
     for elf in runners:
         print(f"    {elf.parent.name}  {mb(elf.stat().st_size)} ELF")
@@ -130,7 +135,7 @@ def _prune(root: Path, max_bytes: int | None, older_than_s: float | None) -> int
         raise ConfigError("et-hil cache prune needs --max-size SIZE, --older-than AGE or both")
     pruned = cache_admin.prune(root, max_bytes=max_bytes, older_than_s=older_than_s)
     print(
-        f"removed {len(pruned.removed)} artifacts, least recently used first "
+        f"removed {cache_admin.counted(pruned.removed)}, least recently used first "
         f"({mb(pruned.freed)} freed); {mb(pruned.remaining)} of artifacts left in {root}"
     )
     linked = sum(e.shared for e in pruned.removed)
@@ -138,7 +143,7 @@ def _prune(root: Path, max_bytes: int | None, older_than_s: float | None) -> int
         print(f"  {mb(linked)} of them stays on disk, linked from repro folders")
     if pruned.in_use:
         print(
-            f"  kept {len(pruned.in_use)} artifacts a running session holds "
+            f"  kept {cache_admin.counted(pruned.in_use)} a running session holds "
             f"({mb(sum(e.size for e in pruned.in_use))}); prune again when it has ended"
         )
     if max_bytes is not None and pruned.remaining > max_bytes:
@@ -153,7 +158,7 @@ def _verify(root: Path, remove: bool) -> int:
     problems: list[tuple[str, Path, str]] = []
     entries = cache_admin.entries(root)
     for entry, reason in cache_admin.verify(root):
-        problems.append(("artifact", entry.folder, reason))
+        problems.append((entry.kind, entry.folder, reason))
     runners = cached_runners(root)
     for elf in runners:
         if (trouble := runner_problem(elf)) is not None:
@@ -161,14 +166,14 @@ def _verify(root: Path, remove: bool) -> int:
     for what, path, reason in problems:
         print(f"{what} {path}: {reason}")
         if remove:
-            if what == "artifact":
+            if what in ("artifact", "front"):
                 done = cache_admin.remove_entry(root, _entry_of(entries, path))
             else:
                 shutil.rmtree(path.parent, ignore_errors=True)
                 done = not path.parent.exists()
             print(f"  {'removed' if done else 'in use by a session: not removed'}")
     print(
-        f"checked {len(entries)} artifacts and {len(runners)} runner builds in {root}: "
+        f"checked {cache_admin.counted(entries)} and {len(runners)} runner builds in {root}: "
         + (f"{len(problems)} broken" if problems else "all intact")
         + ("" if remove or not problems else " (--remove deletes them; they are rebuilt on use)")
     )
