@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test lint typecheck nightly clean
+.PHONY: install demo test lint typecheck nightly mutation real-model-cost clean
 
 $(STAMP): pyproject.toml harness/versions.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "et-hil needs Python 3.11 (set PYTHON=python3.11)")'
@@ -45,6 +45,18 @@ test: lint typecheck
 
 nightly: install
 	BIN=$(BIN) .ci/nightly
+
+# The mutation campaign over every real model (README, "What a verdict means"):
+# hours on two cores; resumable (a rerun continues where it stopped).
+MUTATION_BOARDS ?= host tosa qemu-m55 qemu-m55-cmsis
+mutation: install
+	$(BIN)/et-hil firmware build --board qemu-m55
+	$(BIN)/python benchmarks/mutation.py $(addprefix --board ,$(MUTATION_BOARDS)) --out et-hil-results/mutation
+	$(BIN)/python benchmarks/mutation.py --summary et-hil-results/mutation
+
+# What each real model costs to build and run per target (README, "Real networks").
+real-model-cost: install
+	$(BIN)/python benchmarks/real_model_cost.py
 
 clean:
 	rm -rf $(VENV) et-hil-results .pytest_cache .mypy_cache .ruff_cache

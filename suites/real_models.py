@@ -815,7 +815,7 @@ _ENTRIES = (
     ),
     RealModel(
         "lstm_kws", "keyword spotting, 12 classes (nn.LSTM 64 over MFCC frames)",
-        "[1, 49, 10] MFCC frames, CMVN-normalised (std 1)", 2, True,
+        "[1, 49, 10] MFCC frames, CMVN-normalised (std 1)", 2, False,
         lambda: RecurrentKWS("lstm"), _kws_cmvn_inputs,
     ),
     RealModel(

@@ -3,8 +3,8 @@ LSTM/GRU, transformers, Wav2Letter), float and int8, on every selected board.
 
 Every test carries the ``real_model`` marker; the cheap ones (``REAL_MODELS[...].ci_slice``)
 also ``real_model_slice``, so ``-m real_model_slice`` runs the CI slice. A plain
-``pytest suites`` leaves them out (suites/conftest.py): they run with ``-m real_model``,
-``-m real_model_slice`` or when this file is named. Board tests use the board's default
+``pytest suites`` runs them all (minutes a board with a cold cache); ``-m "not
+real_model"`` leaves them out (suites/conftest.py). Board tests use the board's default
 limits: no per-model tolerance here. int8 programs calibrate on eight realistic inputs
 (``RealModel.calibration``), as a deployment would, not on noise around the example.
 """

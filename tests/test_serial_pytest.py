@@ -159,8 +159,9 @@ def test_the_suites_pass_on_the_virtual_board(
     skipped = [r for r in rows if r["outcome"] == "skipped"]
     # The double runs portable programs: a16w8 needs an Arm target, and int8 cases of
     # ops the portable (XNNPACK) quantizer leaves in float are skipped after their
-    # float check. Every other case ran (seen: 34 ran, 22 skipped).
-    assert len(ran) >= 30
+    # float check. Every other case ran (seen: all 20 smoke and edge-case tests; 34 ran
+    # and 22 skipped when the operator suite was in this run).
+    assert len(ran) >= 18
     assert all("a16w8" in r["test"] or "leaves" in r["message"] for r in skipped), skipped
     assert all(r["board_facts"]["bundleio"][0]["result"] in ("PASS", "FAIL") for r in ran)
 

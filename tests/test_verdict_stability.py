@@ -146,10 +146,10 @@ def assert_genuine_verdicts(records: list[dict[str, Any]]) -> None:
         and not boards["host"] == boards["qemu-m55"] == boards["corstone300-genuine"]
     }
     assert differ == {}
-    # every portable program that runs on host ran on the genuine runner (seen: 34
-    # of the 56 suite tests; the others skip on all three with the same reasons)
+    # every portable program that runs on host ran on the genuine runner (seen: all
+    # 20 tests of the smoke and edge-case suites; 34 of 87 with ET_HIL_STABILITY_SUITES=all)
     ran = [t for t, boards in table.items() if boards.get("qemu-m55", ("",))[0] == "passed"]
-    assert len(ran) >= 30
+    assert len(ran) >= 18
 
     genuine = [r for r in records if r["board"] == "corstone300-genuine" and r.get("ran")]
     assert genuine, "the FVP path ran nothing"
@@ -162,8 +162,9 @@ def assert_genuine_verdicts(records: list[dict[str, Any]]) -> None:
     cmsis = [r for r in records if r["board"] == "qemu-m55-cmsis"]
     failed = [(r["test"], r["failure_class"]) for r in cmsis if r["outcome"] == "failed"]
     assert failed == []
-    # seen: 51 passed, 5 skipped (a16w8: cortex-m quantizes int8 only)
-    assert sum(r["outcome"] == "passed" for r in cmsis) >= 45
+    # seen: 20 passed (smoke and edge cases); 51 passed, 5 skipped with the operators
+    # (a16w8: cortex-m quantizes int8 only)
+    assert sum(r["outcome"] == "passed" for r in cmsis) >= 18
 
 
 @pytest.mark.timeout(3000)  # two whole-suite runs, each bounded by its subprocess timeout
@@ -191,9 +192,10 @@ def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
     assert all(n > 0 for n in merged.inputs.values())
 
     ran = [r for r in cold if r["outcome"] == "passed" and r["board"] in ("host", "tosa")]
-    # both boards ran the suites (seen: 80 of 112 ran; the rest skip with reasons: float
-    # programs on tosa, a16w8 and ops the portable quantizer leaves in float on host)
-    assert len(ran) >= 80
+    # both boards ran the suites (seen: 30 of 40 ran, 80 of 112 with the operators; the
+    # rest skip with reasons: float programs on tosa, a16w8 and ops the portable
+    # quantizer leaves in float on host)
+    assert len(ran) >= 28
     assert {r["board"] for r in ran} == {"host", "tosa"}  # (the genuine boards share them)
     assert any("edge" in r["test"] and "int8" in r["test"] for r in ran)
     # the cold run built every program in the process that ran it
