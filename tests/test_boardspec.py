@@ -354,7 +354,10 @@ def test_every_tolerance_problem_is_listed_with_the_others(tmp_path: Path) -> No
     [
         ("ethos-u55-100", "Ethos-U55 has 32, 64, 128, 256 MACs, not 100"),
         ("ethos-u85-64", "Ethos-U85 has 128, 256, 512, 1024, 2048 MACs, not 64"),
-        ("ethos-u95-128", "not a known compile target (known: portable, tosa-int[+extensions], tosa-fp, "),
+        (
+            "ethos-u95-128",
+            "not a known compile target (known: portable, tosa-int[+extensions], tosa-fp, ",
+        ),
         ("tosa", "not a known compile target"),
     ],
 )

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _campaign_module():
     spec = importlib.util.spec_from_file_location("mutation", ROOT / "benchmarks" / "mutation.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -35,13 +36,17 @@ def test_ds_cnn_on_host_clean_passes_and_each_fault_is_found_and_localized(
     mutation = _campaign_module()
     out = tmp_path / "campaign"
     status = mutation.main(
-        ["--board", "host", "--model", "ds_cnn_kws", "--kinds", "sign", "--out", str(out)]
-        + ["--cache", str(shared_cache)]
+        [
+            *("--board", "host", "--model", "ds_cnn_kws", "--kinds", "sign"),
+            *("--out", str(out), "--cache", str(shared_cache)),
+        ]
     )
     assert status == 0
     rows = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
     assert [r.get("error") for r in rows] == [None] * len(rows)
-    by_label = {r["kind"] if r["kind"] == "clean" else f"{r['kind']}-{r['position']}": r for r in rows}
+    by_label = {
+        r["kind"] if r["kind"] == "clean" else f"{r['kind']}-{r['position']}": r for r in rows
+    }
     assert sorted(by_label) == ["clean", "sign-early", "sign-late", "sign-middle"]
 
     clean = by_label.pop("clean")
