@@ -340,11 +340,12 @@ def test_every_tolerance_problem_is_listed_with_the_others(tmp_path: Path) -> No
     problems = _problems(info.value, path)
     assert problems[0] == "field 'run_timeout_s' must be a positive number, got 0"
     assert problems[1:] == [
-        "[tolerance.float]: unknown tolerance field 'atoll' (known: atol, max_lsb, min_cosine, "
-        "min_snr_db, min_top1, rtol)",
+        "[tolerance.float]: unknown tolerance field 'atoll' (known: atol, max_bias_lsb, max_lsb, "
+        "max_mean_lsb, min_cosine, min_snr_db, min_top1, min_top5, rounding_lsb, rtol, "
+        "snr_margin_db)",
         "[tolerance.float]: tolerance 'rtol' must be >= 0, got -1",
         "[tolerance.quantized]: tolerance 'max_lsb' must be a number, got 'one'",
-        "[tolerance] unknown tolerance section 'quantised' (known: float, quantized, "
+        "[tolerance] unknown tolerance section 'quantised' (known: float, quantized, golden, "
         "quantized_vs_float)",
     ]
 
