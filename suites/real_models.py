@@ -236,6 +236,160 @@ def _trained_like_norms(model: nn.Module, generator: torch.Generator) -> None:
                 module.bias.copy_(0.2 * torch.randn(shape, generator=generator))
 
 
+def _dct_matrix(size: int) -> torch.Tensor:
+    """The orthonormal DCT-II matrix (rows are frequencies 0..size-1)."""
+    n = torch.arange(size, dtype=torch.float64)
+    k = n[:, None]
+    basis = torch.cos(math.pi * k * (2 * n + 1) / (2 * size)) * math.sqrt(2.0 / size)
+    basis[0] /= math.sqrt(2.0)
+    return basis.float()
+
+
+def _smooth_spatial_kernels(model: nn.Module, decay: float = 0.3) -> None:
+    """Make depthwise kernels smooth and low-frequency, as trained ones are.
+
+    Trained depthwise filters (MobileNetV1/V2, DS-CNN) are not white noise: most of a
+    kernel's energy is in its mean (a blur or a centre-weighted blob) and first-order
+    terms (an edge along one axis), little in the checkerboard-like high frequencies
+    (their weights are highly correlated across the 3x3 window and across channels, which
+    is what lets them be factorised, e.g. in blueprint-separable convolutions). A random
+    3x3 kernel instead is mostly high frequency: on a smooth feature map (images and
+    spectrograms are smooth, and so are the maps computed from them) its output is small
+    for many channels, BatchNorm scales it back up, and with it the white rounding noise
+    int8 adds at every layer; over a dozen depthwise layers that compounds into outputs
+    that int8 cannot reproduce at all (4-7 dB fake-quant SNR), which no trained network
+    does. Each kernel's 2-D DCT coefficient of frequency ``(u, v)`` is scaled by
+    ``decay ** (u + v)`` and the kernel rescaled to its initial norm (so the
+    reference's initialisation scale, e.g. He's, is kept). Deterministic: no draws.
+    """
+    for module in model.modules():
+        if not isinstance(module, nn.Conv2d) or module.groups == 1:
+            continue
+        if module.groups != module.in_channels or module.kernel_size[0] * module.kernel_size[1] == 1:
+            continue
+        kh, kw = module.kernel_size
+        ch, cw = _dct_matrix(kh), _dct_matrix(kw)
+        mask = decay ** (torch.arange(kh)[:, None] + torch.arange(kw)[None, :]).float()
+        with torch.no_grad():
+            weight = module.weight
+            coefficients = ch @ weight @ cw.T
+            smooth = ch.T @ (coefficients * mask) @ cw
+            norm = weight.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            smooth_norm = smooth.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            weight.copy_(smooth * norm / smooth_norm)
+
+
+def _quiet_residual_branches(model: nn.Module, scale: float = 0.3) -> None:
+    """Scale the last BatchNorm of every residual branch by ``scale``.
+
+    A trained residual network's branches add a correction to their shortcut, not a signal
+    as large as it: the last BatchNorm of each branch ends training with small scales
+    (torchvision's ResNet-18/50 and MobileNetV2 have many of them around 0.1-0.5; Goyal et
+    al. 2017 and torchvision's ``zero_init_residual`` even start them at 0 for that
+    reason). With scales around 1 every block instead replaces its input by a new random
+    function of it, and a deep stack of those is chaotic: a small perturbation, int8's
+    rounding included, grows block after block. Blocks name the norm ending their branch
+    with a ``branch_norm`` attribute.
+    """
+    for module in model.modules():
+        norm = getattr(module, "branch_norm", None)
+        if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.weight is not None:
+            with torch.no_grad():
+                norm.weight.mul_(scale)
+
+
+def _layer_inputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What each output of ``module`` sees: its input patches (convolutions) or
+    feature vectors (linear layers), one a row: ``[rows, fan_in]``."""
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, x.shape[-1])
+    if isinstance(module, nn.Conv1d):
+        x = x.unsqueeze(-1)
+        kernel, dilation = (module.kernel_size[0], 1), (module.dilation[0], 1)
+        padding, stride = (module.padding[0], 0), (module.stride[0], 1)
+    else:
+        kernel, dilation, padding, stride = (
+            module.kernel_size, module.dilation, module.padding, module.stride
+        )
+    cols = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def _align_with_data(
+    model: nn.Module, sample: Callable[[torch.Generator], Inputs], power: float = 1.0
+) -> None:
+    """Shape each weight layer's kernels to the inputs it sees, as training does.
+
+    Training moves a weight only along the gradient, the output error times the layer's
+    input (``dW = delta x^T``): every update lies in the span of the inputs the layer
+    actually receives, weighted by how strongly they vary there. The directions its inputs
+    hardly use get no gradient and only weight decay, which shrinks them. So a trained
+    layer's kernels respond mainly to its inputs' principal components: first-layer image
+    filters are the smooth blobs and edges of natural-image PCA, depthwise filters are
+    smooth (feature maps are), and pointwise/dense layers read the few directions in which
+    the previous layer's channels co-vary; their weight matrices have decaying spectra
+    (Martin and Mahoney 2019). A random kernel weighs every direction alike, including the
+    many that carry only int8's rounding noise: each BatchNorm then rescales what little
+    signal got through, noise included, and over twenty such layers the output is one
+    int8 cannot reproduce (4-7 dB fake-quant SNR for MobileNetV1/V2), which no trained
+    network does.
+
+    For each layer in forward order, on one batch of 32 realistic inputs (BatchNorm in
+    training mode, so every layer sees normalised inputs of the weights before it): the
+    covariance of its input patches ``C = Q diag(l) Q^T``, and the kernel
+    ``W <- W Q diag((l / l_max) ** (power / 2)) Q^T`` (with ``power`` 1, ``W C^(1/2)`` up
+    to scale), each output's kernel rescaled so that its output keeps the variance the
+    reference's initialisation gave it on those inputs (so a classifier's logits and an
+    unnormalised stack's activations keep their scale). Deterministic: a seeded batch, no draws.
+    The batch has 32 inputs because a layer after global pooling (a classifier) sees one
+    row an input, and fewer rows than its fan-in would confine it to those few
+    directions. Depthwise kernels are left to ``_smooth_spatial_kernels``: shaped from
+    one batch's per-channel 3x3 patches instead, MobileNetV1's int8 output got worse.
+    Recurrent layers keep PyTorch's initialisation (they quantize well as they are).
+    """
+    layers = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+    def shape_to_inputs(module: nn.Module, args: tuple) -> None:
+        if getattr(module, "groups", 1) > 1:
+            return  # depthwise: _smooth_spatial_kernels
+        rows = _layer_inputs(module, args[0].detach()).double()
+        rows = rows - rows.mean(0)
+        # The principal directions q and variances l of the rows (an SVD when there are
+        # fewer rows than inputs: cheaper, and the covariance has that rank anyway).
+        if rows.shape[0] < rows.shape[1]:
+            _, singular, vh = torch.linalg.svd(rows, full_matrices=False)
+            eigenvalues, q = singular**2 / rows.shape[0], vh.T
+        else:
+            eigenvalues, q = torch.linalg.eigh(rows.T @ rows / rows.shape[0])
+        eigenvalues = eigenvalues.clamp_min(0.0)
+        gain = (eigenvalues / eigenvalues.max().clamp_min(1e-30)) ** (power / 2)
+        weight = module.weight
+        w = weight.detach().reshape(weight.shape[0], -1).double()
+        projected = w @ q
+        shaped = (projected * gain) @ q.T
+        # Each output keeps the variance the initialised kernel gave it on these inputs.
+        before = (projected**2 * eigenvalues).sum(dim=1, keepdim=True)
+        after = ((projected * gain) ** 2 * eigenvalues).sum(dim=1, keepdim=True)
+        scale = (before / after.clamp_min(1e-30)).sqrt()
+        with torch.no_grad():
+            weight.copy_((shaped * scale).reshape(weight.shape).to(weight.dtype))
+
+    handles = [
+        m.register_forward_pre_hook(shape_to_inputs)
+        for m in model.modules()
+        if isinstance(m, layers)
+    ]
+    generator = torch.Generator().manual_seed(2000)  # not the example or calibration seeds
+    model.train()
+    try:
+        with torch.no_grad():
+            model(*sample(generator))
+    finally:
+        for handle in handles:
+            handle.remove()
+    model.eval()
+
+
 def _measure_batchnorm(
     model: nn.Module, sample: Callable[[torch.Generator], Inputs], passes: int = 4
 ) -> None:
@@ -317,6 +471,11 @@ class ResNet8Block(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride) if stride != 1 else nn.Identity()
         self.relu = nn.ReLU()
+
+    @property
+    def branch_norm(self) -> nn.Module:
+        """The norm ending the residual branch (see ``_quiet_residual_branches``)."""
+        return self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
@@ -452,6 +611,12 @@ class InvertedResidual(nn.Module):
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 
+    @property
+    def branch_norm(self) -> nn.Module | None:
+        """The projection's norm when the block adds its input (see
+        ``_quiet_residual_branches``); ``None`` without a shortcut."""
+        return self.block[-1] if self.residual else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x) if self.residual else self.block(x)
 
@@ -517,6 +682,11 @@ class BasicBlock(nn.Module):
             self.downsample = nn.Sequential(
                 nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
             )
+
+    @property
+    def branch_norm(self) -> nn.Module:
+        """The norm ending the residual branch (see ``_quiet_residual_branches``)."""
+        return self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
@@ -760,6 +930,9 @@ class RealModel:
         torch.manual_seed(0)  # the same weights on every run: the cache key stays put
         model = self.build()
         _trained_like_norms(model, torch.Generator().manual_seed(1))
+        _smooth_spatial_kernels(model)
+        _quiet_residual_branches(model)
+        _align_with_data(model, lambda g: self.sample(g, 32))
         _measure_batchnorm(model, lambda g: self.sample(g, 8))
         return model.eval()
 
