@@ -102,6 +102,9 @@ def test_channels_last_inputs_and_outputs_cross_in_memory_order(et_pytester, fvp
     result.assert_outcomes(passed=1)
 
 
+_CACHE_WARMED: set[str] = set()
+
+
 @pytest.mark.parametrize(
     ("mode", "failure_class", "message"),
     [
@@ -117,7 +120,10 @@ def test_channels_last_inputs_and_outputs_cross_in_memory_order(et_pytester, fvp
 def test_each_fault_ends_in_its_failure_class(
     et_pytester, fvp_env, monkeypatch, mode, failure_class, message
 ):
-    run(et_pytester, fvp_env["elf"], "-k", "None").assert_outcomes(passed=1)  # warm cache
+    if fvp_env["elf"] not in _CACHE_WARMED:  # the program built once per worker, so the
+        # timed run below is the run alone (the shared cache outlives each pytester)
+        run(et_pytester, fvp_env["elf"], "-k", "None").assert_outcomes(passed=1)
+        _CACHE_WARMED.add(fvp_env["elf"])
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", mode)
     result = run(et_pytester, fvp_env["elf"], "-k", "None", "--run-timeout=2")
     result.assert_outcomes(failed=1)
@@ -268,7 +274,9 @@ import pytest
 from harness.build.taps import Fault
 from debugmodels import MODELS, layer_at, model_and_input
 
-@pytest.mark.parametrize("name", list(MODELS))
+# One model here (residual: a skip connection crosses the tapped layers); all three run
+# on host and tosa in tests/test_debug.py, and the FVP path carries taps the same way.
+@pytest.mark.parametrize("name", ["resnetish"])
 def test_layers(et_debug, name):
     model, x = model_and_input(name)
     clean = et_debug(model, x, quantize="int8")
@@ -281,12 +289,12 @@ def test_layers(et_debug, name):
 
 
 def test_the_debug_pass_runs_its_tapped_programs_on_the_fvp(et_pytester, fvp_env):
-    """The fault-injected models of tests/test_debug.py (10+ layers: convolutional,
-    residual, attention), every layer's value out of the runner's output files."""
+    """A fault-injected model of tests/test_debug.py (the residual one, 10+ layers),
+    every layer's value out of the runner's output files."""
     debug_models = Path(__file__).with_name("test_debug.py").read_text()
     et_pytester.makepyfile(debugmodels=debug_models, test_debug_fvp=DEBUG_TESTS)
     result = run(et_pytester, fvp_env["elf"], "test_debug_fvp.py")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=1)
     for row in records(et_pytester):
         clean, faulty = row["debug_reports"]
         assert clean["board"] == faulty["board"] == "corstone320"
