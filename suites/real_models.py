@@ -836,6 +836,25 @@ class SmallViT(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
+    def trained_like(self, sample: Callable[[torch.Generator], Inputs]) -> None:
+        """Give the learned positions the scale of the patch tokens, and the head a
+        trained head's scale.
+
+        The positions (and with them the class token's slot) start at std 0.02 but are
+        learned: in a trained ViT they end up about as large as the patch embeddings they
+        are added to, or they could not tell positions apart next to the content. Left at
+        0.02, the class token is ~50 times smaller than the patch tokens sharing its
+        tensor, and int8's per-tensor scale rounds it, and the logits read from it, away.
+        The head starts at std 0.02 (DeiT even at 0) and grows in training to give
+        confident logits; it gets Glorot's scale here (std ~0.16), as the other models'
+        heads have.
+        """
+        with torch.no_grad():
+            patches = self.patch(*sample(torch.Generator().manual_seed(3000)))
+            self.pos.mul_(float(patches.std()) / float(self.pos.std()))
+            glorot = math.sqrt(2.0 / (self.head.in_features + self.head.out_features))
+            self.head.weight.mul_(glorot / float(self.head.weight.std()))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         patches = self.patch(x).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), patches], dim=1)
@@ -932,6 +951,8 @@ class RealModel:
         _trained_like_norms(model, torch.Generator().manual_seed(1))
         _smooth_spatial_kernels(model)
         _quiet_residual_branches(model)
+        if finish := getattr(model, "trained_like", None):  # a model's own trained traits
+            finish(lambda g: self.sample(g, 32))
         _align_with_data(model, lambda g: self.sample(g, 32))
         _measure_batchnorm(model, lambda g: self.sample(g, 8))
         return model.eval()
