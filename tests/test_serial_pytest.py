@@ -37,8 +37,10 @@ def two_boards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Virtua
         VirtualBoard(tmp_path_factory.mktemp(f"vb{i}"), f"vb{i}", run_delay_s=0.4, tag=tag)
         for i in range(2)
     ]
+    for board in boards:  # both start importing at once, then each is waited for
+        board.launch()
     for board in boards:
-        board.start()
+        board.wait_ready()
     yield boards
     for board in boards:
         board.stop()
