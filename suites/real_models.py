@@ -315,6 +315,10 @@ def _layer_inputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
+# Fan-ins up to this get a full eigendecomposition in ``_align_with_data``.
+_FULL_SPECTRUM = 1024
+
+
 def _align_with_data(
     model: nn.Module, sample: Callable[[torch.Generator], Inputs], power: float = 1.0
 ) -> None:
@@ -354,22 +358,29 @@ def _align_with_data(
             return  # depthwise: _smooth_spatial_kernels
         rows = _layer_inputs(module, args[0].detach()).double()
         rows = rows - rows.mean(0)
-        # The principal directions q and variances l of the rows (an SVD when there are
-        # fewer rows than inputs: cheaper, and the covariance has that rank anyway).
-        if rows.shape[0] < rows.shape[1]:
-            _, singular, vh = torch.linalg.svd(rows, full_matrices=False)
-            eigenvalues, q = singular**2 / rows.shape[0], vh.T
-        else:
-            eigenvalues, q = torch.linalg.eigh(rows.T @ rows / rows.shape[0])
-        eigenvalues = eigenvalues.clamp_min(0.0)
-        gain = (eigenvalues / eigenvalues.max().clamp_min(1e-30)) ** (power / 2)
         weight = module.weight
         w = weight.detach().reshape(weight.shape[0], -1).double()
-        projected = w @ q
-        shaped = (projected * gain) @ q.T
-        # Each output keeps the variance the initialised kernel gave it on these inputs.
-        before = (projected**2 * eigenvalues).sum(dim=1, keepdim=True)
-        after = ((projected * gain) ** 2 * eigenvalues).sum(dim=1, keepdim=True)
+        if rows.shape[1] <= _FULL_SPECTRUM:
+            eigenvalues, q = torch.linalg.eigh(rows.T @ rows / rows.shape[0])
+            eigenvalues = eigenvalues.clamp_min(0.0)
+            gain = (eigenvalues / eigenvalues.max().clamp_min(1e-30)) ** (power / 2)
+            projected = w @ q
+            shaped = (projected * gain) @ q.T
+            # Each output keeps the variance the initialised kernel gave it on these inputs.
+            before = (projected**2 * eigenvalues).sum(dim=1, keepdim=True)
+            after = ((projected * gain) ** 2 * eigenvalues).sum(dim=1, keepdim=True)
+        else:
+            # Wide fan-in (Wav2Letter's 8000, ResNet-18's 4608): the leading directions
+            # only (a full decomposition takes minutes on a busy 2-core machine); the rest
+            # are weighed as the weakest one kept, whose variance bounds theirs.
+            _, singular, v = torch.svd_lowrank(rows, q=_FULL_SPECTRUM // 4, niter=2)
+            eigenvalues = singular**2 / rows.shape[0]
+            gain = (eigenvalues / eigenvalues.max().clamp_min(1e-30)) ** (power / 2)
+            projected = w @ v
+            rest = w - projected @ v.T
+            shaped = (projected * gain) @ v.T + rest * gain[-1]
+            before = (w @ rows.T).pow(2).mean(dim=1, keepdim=True)
+            after = (shaped @ rows.T).pow(2).mean(dim=1, keepdim=True)
         scale = (before / after.clamp_min(1e-30)).sqrt()
         with torch.no_grad():
             weight.copy_((shaped * scale).reshape(weight.shape).to(weight.dtype))
