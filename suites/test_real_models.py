@@ -110,3 +110,62 @@ def test_int8(et_check, name):
     top1 = by_reference["fake_quant"].metrics[0].top1
     if top1 is not None:  # classifiers: the program picks the class fake-quant picks
         assert top1 == 1.0
+
+
+def _fake_quant_snr_params() -> list:
+    params = []
+    for param in _params():
+        (name,) = param.values
+        marks = list(param.marks)
+        if name == "mobilenet_v2_224":
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("name", _fake_quant_snr_params())
+def test_int8_fake_quant_snr(name):
+    """Eager only: the Arm quantizer's int8 fake-quant model (tosa-int and Ethos-U targets;
+    per-channel weights, calibrated on ``RealModel.calibration()`` as the int8 tests do)
+    follows the float model within 15 dB SNR on the example input, as trained networks
+    do (20-40 dB). A chaotic random network instead amplifies int8's rounding until its
+    own fake-quant reference is noise, and the board verdicts, which compare the board's
+    error with that reference's, pass almost anything.
+
+    mobilenet_v2_224 is also marked ``slow``: about 50 s here (10 s to prepare, 40 s to
+    quantize at 224x224), the others 1-15 s.
+    """
+    # Measured on the example input, dB, before -> after real_models.py's trained-like
+    # weights (smooth depthwise kernels, quiet residual branches, kernels shaped to their
+    # inputs' principal components, ViT positions and head at trained scales):
+    #                         Arm (tested)   XNNPACK        CMSIS-NN (cortex-m55)
+    #   ds_cnn_kws            31.9 -> 33.3   30.4 -> 34.1   30.9 -> 31.0
+    #   resnet8_cifar10       30.0 -> 40.8   36.4 -> 44.6   34.8 -> 44.6
+    #   mobilenet_v1_025_vww   4.0 -> 18.8    4.6 -> 27.0    1.6 -> 27.0
+    #   autoencoder_ad         7.4 -> 16.4   10.2 -> 16.4   11.2 -> 16.4
+    #   mobilenet_v2_224      11.7 -> 36.1   10.1 -> 33.9   11.7 -> 32.1
+    #   mobilenet_v2_035_96    7.0 -> 20.9    4.9 -> 19.0    6.9 -> 19.1
+    #   resnet18_64           18.8 -> 31.7   20.4 -> 31.5   21.6 -> 31.6
+    #   lstm_kws              20.7 -> 38.5   20.8 -> 44.4   20.6 -> 39.2
+    #   gru_kws               26.4 -> 32.8   38.3 -> 40.8   26.3 -> 35.3
+    #   transformer_encoder   30.8 -> 30.9   34.7 -> 34.7   33.7 -> 33.6
+    #   vit_small_cifar10      2.3 -> 21.0    7.4 -> 23.7    7.3 -> 20.6
+    #   wav2letter_mfcc       42.1 -> 43.7   45.5 -> 61.2   45.1 -> 55.7
+    from harness.build.builder import export_model, quantize_model
+    from harness.build.quantization import QuantConfig
+    from harness.build.targets import get_target
+
+    entry = REAL_MODELS[name]
+    model, inputs = entry.make()
+    with torch.no_grad():
+        reference = model(*inputs)
+    target = get_target("tosa-int", board="real-model-snr")
+    fake_quant = quantize_model(
+        export_model(model, inputs), target, QuantConfig(), entry.calibration(), name
+    )
+    with torch.no_grad():
+        out = fake_quant(*inputs)
+    out = out[0] if isinstance(out, tuple | list) else out
+    error = (out.double() - reference.double()).pow(2).sum()
+    snr_db = float(10 * torch.log10(reference.double().pow(2).sum() / error.clamp_min(1e-30)))
+    assert snr_db >= 15.0, f"{name}: int8 fake-quant SNR {snr_db:.1f} dB against eager float"
