@@ -1,5 +1,5 @@
 """``python -m tests.labgrid_lab up|down --dir DIR``: start the CI lab in the
-background (coordinator on 127.0.0.1:20408 unless ``--port``), or stop it."""
+background (coordinator on a free port of 127.0.0.1 unless ``--port``), or stop it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from tests.labgrid_lab import Lab
+from tests.labgrid_lab import Lab, free_port
 
 
-def up(folder: Path, port: int) -> int:
+def up(folder: Path, port: int | None) -> int:
+    # A free port unless one is asked for: another lab on this machine (an engineer's,
+    # or a run that was killed) must not turn this one's places into theirs.
+    port = port or free_port()
     # the tag names the /dev links: one per port, so two labs never share one
     lab = Lab(folder, port=port, tag=f"cilab{port}")
     try:
@@ -64,7 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.labgrid_lab")
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("--port", type=int, default=20408)
+    parser.add_argument("--port", type=int, default=None, help="default: a free one")
     args = parser.parse_args()
     folder = args.dir.resolve()
     return up(folder, args.port) if args.action == "up" else down(folder)
