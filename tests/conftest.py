@@ -27,6 +27,19 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["pytester"]
 
+# Modules whose tests take minutes, run first. pytest-xdist hands tests out in
+# collection order, so a 7-minute test collected near the end keeps one worker busy
+# long after the other has run out of work (longest-first scheduling). Whole modules
+# move, in their own order, so their module-scoped fixtures are still set up once.
+LONGEST_FIRST = ("test_verdict_stability.py", "test_serial_pytest.py", "test_labgrid.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the modules of :data:`LONGEST_FIRST` at the front (a stable sort)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 # A model file the pytester tests share: small, exportable, quick to build.
 MODELS_PY = '''
 import torch
