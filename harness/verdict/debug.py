@@ -55,9 +55,15 @@ STRATEGIES = ("auto", "all", "bisect")
 # A correct quantized layer, from the board's own inputs: at most its LSB limit
 # anywhere, few elements a step off (values near a rounding boundary), and no
 # systematic offset (rounding differences cancel; a wrong zero point or rounding
-# mode does not). Calibrated on the real-model suite (README, "The per-layer table").
+# mode does not). Calibrated on the real-model suite (README, "The per-layer table"):
+# every correct layer of the mutation campaign (19 clean tables on host, tosa,
+# qemu-m55 and qemu-m55-cmsis, and the unfaulted layers of every faulted one) had at
+# most 1.6% of its elements a step off, with a bias of at most 0.016 LSB either way;
+# an output requantized one step off on tosa moves only the positive activations (its
+# ReLU's clamp keeps the zeros): 43-47% of the elements +1, a bias of +0.43 to +0.47.
 LOCAL_MAX_OFF = 0.5  # share of elements off by a step or more
-LOCAL_MAX_BIAS_LSB = 0.5  # mean signed error
+LOCAL_MAX_BIAS_LSB = 0.25  # mean signed error, judged when enough elements are off:
+LOCAL_MIN_BIASED = 16  # in a tiny tensor a few flips make a large mean by chance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -462,7 +468,7 @@ def _limit_text(limit: Tolerance, quantized: bool) -> str:
         lsb = limit.max_lsb if limit.max_lsb is not None else 1.0
         return (
             f"{lsb:g} LSB, at most {100 * LOCAL_MAX_OFF:.0f}% of elements a step off, "
-            f"bias within +-{LOCAL_MAX_BIAS_LSB:g}"
+            f"bias within +-{LOCAL_MAX_BIAS_LSB:g} when {LOCAL_MIN_BIASED}+ are off"
         )
     return f"atol {limit.atol or 0:g} + rtol {limit.rtol or 0:g}*|ref|"
 
@@ -743,10 +749,12 @@ class _Pass:
             return False
         if self.quantized and error.max_lsb is not None:
             limit = self.limit.max_lsb if self.limit.max_lsb is not None else 1.0
+            off_count = (error.off_share or 0.0) * board_value.size
+            biased = abs(error.bias_lsb or 0.0) > LOCAL_MAX_BIAS_LSB
             return (
                 error.max_lsb <= limit
                 and (error.off_share or 0.0) <= LOCAL_MAX_OFF
-                and abs(error.bias_lsb or 0.0) <= LOCAL_MAX_BIAS_LSB
+                and not (biased and off_count >= LOCAL_MIN_BIASED)
             )
         return _within_float(board_value, as_numpy(own), self.limit)
 
