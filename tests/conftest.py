@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["pytester"]
 
 # Modules whose tests take minutes, run first. pytest-xdist hands tests out in
-# collection order, so a 7-minute test collected near the end keeps one worker busy
+# collection order, so a test of minutes collected near the end keeps one worker busy
 # long after the other has run out of work (longest-first scheduling). Whole modules
 # move, in their own order, so their module-scoped fixtures are still set up once.
 LONGEST_FIRST = ("test_verdict_stability.py", "test_serial_pytest.py", "test_labgrid.py")
