@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,6 +139,10 @@ class Lab:
     def start(self) -> Lab:
         """Boards, coordinator, exporters, then the places (tagged ``pool``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        # A new lab: forget the places an earlier lab in this folder left in the
+        # coordinator's state (seen: 'Place vboard0 already exists' on the second
+        # `up` in one folder); restart_coordinator keeps them, as a restart must.
+        shutil.rmtree(self.folder / "coordinator", ignore_errors=True)
         self.firmware.write_bytes(f"virtual address-mode runner of lab {self.tag}".encode())
         for board in self.boards.values():
             board.launch()
