@@ -9,6 +9,9 @@ given, with the board's default limits and, where one applies, its golden
 reference (:mod:`harness.verdict.golden`), as ``et_check`` judges:
 
 * the clean int8 program must pass (a failure is a **false alarm**);
+* outputs that differ from fake-quant within the rounding allowance are confirmed
+  layer by layer, as ``et_check`` does by default (:mod:`harness.verdict.confirm`;
+  ``--outputs-only`` judges the outputs alone);
 * one program per fault, each with one weighted layer broken
   (:mod:`harness.build.faults`): weights x1.25, one output channel's sign flipped,
   the layer's requantization one step off; each at an early, a middle and a late
@@ -137,37 +140,43 @@ class Campaign:
     """Runs the cases of one board, keeping what every case gave."""
 
     def __init__(
-        self, out: Path, board: Any, builder: Any, golden: Any, *, debug: bool = True
+        self,
+        out: Path,
+        board: Any,
+        builder: Any,
+        golden: Any,
+        *,
+        debug: bool = True,
+        confirm: bool = True,
     ) -> None:
         self.out = out
         self.board = board
         self.builder = builder
         self.golden = golden
         self.debug = debug  # run the per-layer pass on the clean case and detected faults
+        self.confirm = confirm  # outputs within rounding are confirmed layer by layer
         self.done = _finished_cases(out / "cases.jsonl")
 
-    def _debug(
+    def _debug_report(
         self, model: Any, inputs: Any, calibration: Any, case: Case, work: Path
-    ) -> dict[str, Any]:
-        """The per-layer pass of a case (:mod:`harness.verdict.debug`): does it name the
-        faulted layer first (or, clean, no layer), what did it cost, and how large
-        were the layers' own errors (what the local limits are calibrated on)."""
-        from harness.errors import HarnessError
+    ) -> Any:
+        """The per-layer pass of a case (:mod:`harness.verdict.debug`)."""
         from harness.verdict.debug import debug_model
 
-        t0 = time.perf_counter()
-        try:
-            report = debug_model(
-                self.builder, self.board, model, inputs, run_dir=work / f"{case.label}-debug",
-                quantize="int8", calibration=calibration,
-                fault=None if case.kind == "clean" else fault_of(case),
-            )  # fmt: skip
-        except HarnessError as exc:
-            return {"error": f"{type(exc).__name__}: {exc}"[:400]}
+        return debug_model(
+            self.builder, self.board, model, inputs, run_dir=work / f"{case.label}-debug",
+            quantize="int8", calibration=calibration,
+            fault=None if case.kind == "clean" else fault_of(case),
+        )  # fmt: skip
+
+    def _debug(self, report: Any, case: Case, seconds: float) -> dict[str, Any]:
+        """What the per-layer pass of a case says: does it name the faulted layer
+        first (or, clean, no layer), what did it cost, and how large were the layers'
+        own errors (what the local limits are calibrated on)."""
         first = report.first_divergent
         own = [r.local for r in report.rows if r.local is not None and r.node != case.node]
         return {
-            "seconds": round(time.perf_counter() - t0, 2),
+            "seconds": round(seconds, 2),
             "builds": report.timings.get("builds"),
             "strategy": report.strategy,
             "layers": len(report.rows),
@@ -206,11 +215,20 @@ class Campaign:
             if earlier and case.kind != "clean":
                 continue  # a resumed campaign: this fault is in cases.jsonl already
             t0 = time.perf_counter()
+            confirmations: list[tuple[Any, float]] = []
+
+            def confirm(case: Case = case, confirmations: list[Any] = confirmations) -> Any:
+                started = time.perf_counter()
+                report = self._debug_report(model, inputs, calibration, case, work)
+                confirmations.append((report, time.perf_counter() - started))
+                return report
+
             try:
                 result = check_model(
                     self.builder, self.board, model, inputs, run_dir=work / case.label,
                     quantize="int8", calibration=calibration, golden=self.golden,
                     fault=None if case.kind == "clean" else fault_of(case),
+                    confirm=confirm if self.confirm else None,
                 )  # fmt: skip
             except HarnessError as exc:
                 yield {**dataclasses.asdict(case), "error": f"{type(exc).__name__}: {exc}"[:400]}
@@ -225,8 +243,21 @@ class Campaign:
                 "metrics": _metrics(result),
             }
             arrays[f"{case.label}/board"] = outputs[0]
-            if self.debug and (case.kind == "clean" or not result.passed):
-                row["debug"] = self._debug(model, inputs, calibration, case, work)
+            layers = [c for c in result.comparisons if c.reference == "layers"]
+            row["confirmed_by_layers"] = (
+                {"passed": layers[0].passed, "source": layers[0].source} if layers else None
+            )
+            if confirmations:  # the verdict's own per-layer pass
+                report, seconds = confirmations[0]
+                row["debug"] = self._debug(report, case, seconds)
+            elif self.debug and (case.kind == "clean" or not result.passed):
+                started = time.perf_counter()
+                try:
+                    report = self._debug_report(model, inputs, calibration, case, work)
+                except HarnessError as exc:
+                    row["debug"] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+                else:
+                    row["debug"] = self._debug(report, case, time.perf_counter() - started)
             if case.kind == "clean":
                 clean_outputs = outputs
                 artifact = result.artifact
@@ -283,7 +314,10 @@ def run(args: argparse.Namespace) -> int:
         for board_name in args.board:
             board = make_board(load_boards()[board_name], args.out / "logs")
             board.open()
-            campaign = Campaign(args.out, board, builder, golden, debug=not args.no_debug)
+            campaign = Campaign(
+                args.out, board, builder, golden,
+                debug=not args.no_debug, confirm=not args.outputs_only,
+            )  # fmt: skip
             try:
                 for name, entry in chosen.items():
                     print(f"{board_name} {name}", flush=True)
@@ -325,8 +359,8 @@ def summary(path: Path) -> str:
         by_board[row["board"]].append(row)
     lines = [
         "| board | models | false alarms | faults | masked | detected | detection | "
-        "by golden reference | localized | clean tables |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "by golden reference | by per-layer pass | localized | clean tables |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     misses: list[str] = []
     masked: list[str] = []
@@ -344,6 +378,10 @@ def summary(path: Path) -> str:
             c for c in detected if (c["metrics"].get("golden") or {}).get("failed")
             and not (c["metrics"].get("fake_quant") or {}).get("failed")
         ]  # fmt: skip
+        # outputs within rounding of fake-quant, failed by a layer diverging on its own
+        by_layers = [
+            c for c in detected if (c.get("confirmed_by_layers") or {}).get("passed") is False
+        ]
         rate = f"{100 * len(detected) / len(judged):.1f}%" if judged else "-"
         tabled = [c for c in detected if "first_divergent" in (c.get("debug") or {})]
         placed = [c for c in tabled if c["debug"]["localized"]]
@@ -352,7 +390,7 @@ def summary(path: Path) -> str:
         located = f"{len(placed)}/{len(tabled)}" if tabled else "-"
         lines.append(
             f"| {board} | {len(clean)} | {len(alarms)} | {len(faulty)} | {len(hidden)} | "
-            f"{len(detected)} | {rate} | {len(by_golden)} | {located} | "
+            f"{len(detected)} | {rate} | {len(by_golden)} | {len(by_layers)} | {located} | "
             f"{len(quiet)}/{len(clean_tables)} |"
         )
         for c in tabled:
@@ -400,6 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="forget earlier cases in OUT")
     parser.add_argument(
         "--no-debug", action="store_true", help="skip the per-layer pass (verdicts only)"
+    )
+    parser.add_argument(
+        "--outputs-only",
+        action="store_true",
+        help="judge the outputs alone: no per-layer confirmation of outputs within "
+        "rounding (as et_check does with --et-confirm=off)",
     )
     parser.add_argument("--summary", type=Path, default=None, help="print OUT's table and exit")
     args = parser.parse_args(argv)

@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import host_workers
 
+ROOT = Path(__file__).resolve().parent.parent
+
 HOST2 = """
 name = "host2"
 kind = "host"
@@ -570,3 +572,58 @@ def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
     assert clean["summary"].startswith("no layer diverges on its own")
     assert faulty["summary"].startswith("first divergent layer")
     assert faulty["first_divergent"]["module_path"] == "b"
+
+
+@pytest.mark.slow
+def test_outputs_within_rounding_are_confirmed_layer_by_layer(et_pytester):
+    """A layer requantized one step off in the MLPerf Tiny anomaly autoencoder (its
+    late layer, net.26) moves the 640 outputs by at most 1 LSB on host: the rounding
+    allowance passes that at the outputs (the campaign measured it). The verdict then
+    confirms the outputs layer by layer, and the layer that diverges on its own fails
+    the check, named. The clean model is bit-exact with fake-quant on host: no pass is
+    made for it. ``--et-confirm=off`` judges the outputs alone (and passes the fault)."""
+    et_pytester.makepyfile(
+        f"""
+        import sys
+
+        sys.path.insert(0, {str(ROOT / "suites")!r})
+        import real_models
+
+        from harness.build.faults import Fault
+
+        ENTRY = real_models.REAL_MODELS["autoencoder_ad"]
+
+        def test_clean(et_check):
+            model, x = ENTRY.make()
+            et_check(model, x, quantize="int8", calibration=ENTRY.calibration())
+
+        def test_requantized_one_step_off(et_check):
+            model, x = ENTRY.make()
+            et_check(model, x, quantize="int8", calibration=ENTRY.calibration(),
+                     fault=Fault("quantize_per_tensor_9", kind="requantize", steps=1))
+        """
+    )
+    result = et_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*outputs within rounding of fake-quant, but a layer diverges on its own*",
+            "*layers*#9 net.26 aten.relu*error_on_its_own*FAIL*",
+            "*first divergent layer: #9 net.26 aten.relu*",
+        ]
+    )
+    by_test = {r["test"].split("::")[1]: r for r in records(et_pytester)}
+    clean, faulty = by_test["test_clean[host]"], by_test["test_requantized_one_step_off[host]"]
+    assert "debug" not in clean  # bit-exact outputs: nothing to confirm
+    assert [c["reference"] for c in clean["comparisons"]] == [
+        "fake_quant", "eager_float", "quantization"
+    ]  # fmt: skip
+    assert faulty["failure_class"] == "numeric_mismatch"
+    fake_quant = next(c for c in faulty["comparisons"] if c["reference"] == "fake_quant")
+    assert fake_quant["passed"]  # the outputs alone pass...
+    layers = next(c for c in faulty["comparisons"] if c["reference"] == "layers")
+    assert not layers["passed"]  # ...the per-layer pass does not
+    assert faulty["debug"]["first_divergent"]["node"] == "quantize_per_tensor_9"
+
+    off = et_pytester.runpytest_subprocess("--et-confirm=off", "-k", "one_step_off")
+    off.assert_outcomes(passed=1)

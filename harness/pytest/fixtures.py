@@ -51,6 +51,11 @@ FAILURE_HEADLINES = {
         "(the board agrees with fake-quant: the model's quantization, not the board)"
     ),
 }
+# A numeric mismatch that only the per-layer confirmation found (harness.verdict.confirm).
+LAYERS_HEADLINE = (
+    "outputs within rounding of fake-quant, but a layer diverges on its own "
+    "(the per-layer pass confirms such outputs; --et-confirm=off judges the outputs alone)"
+)
 # Why a failure of this class starts no per-layer pass (it would find nothing).
 NO_DEBUG_PASS = {
     FailureClass.DEGENERATE: "a degenerate output has no layer to blame on the board",
@@ -382,6 +387,22 @@ def et_check(
             item, board, this, tolerance=tolerance, vs_float=vs_float,
             build_only=hc.build_only, run_dir=run_dir,
         )  # fmt: skip
+        confirmations: list[Any] = []  # the per-layer pass the verdict asked for, if any
+
+        def confirm() -> Any:
+            from harness.build.quiet import third_party_warnings_silenced
+            from harness.verdict.debug import debug_model
+
+            with third_party_warnings_silenced():
+                report = debug_model(
+                    session.builder, board, model, inputs,
+                    quantize=quantize, calibration=calibration, fault=fault,
+                    tolerance=hooks.main, run_dir=run_dir.with_name(run_dir.name + "-debug"),
+                    timeout_s=hc.run_timeout_s, strategy=hc.debug_strategy,
+                )  # fmt: skip
+            confirmations.append(report)
+            return report
+
         started = time.perf_counter()
         result = check_model(
             session.builder,
@@ -403,6 +424,7 @@ def et_check(
             dynamic_shapes=dynamic_shapes,
             golden=session.golden,
             fault=fault,
+            confirm=confirm if hc.confirm == "layers" else None,
         )
         _record_result(item, this, result, started)
         if dynamic_shapes is not None:
@@ -412,7 +434,10 @@ def et_check(
             this.size, this.input_shapes = "example", [list(t.shape) for t in tensors]
         failure = result.failure_class
         divergence = ""
-        if hc.debug == "always" or (
+        if confirmations:  # the verdict made the per-layer pass already: keep it
+            folder = result.repro_dir or run_dir.with_name(run_dir.name + "-debug")
+            divergence = _keep_report(confirmations[0], this, folder)
+        elif hc.debug == "always" or (
             hc.debug == "on-failure" and failure == FailureClass.NUMERIC_MISMATCH
         ):
             divergence = _debug_pass(
@@ -429,9 +454,12 @@ def et_check(
             this.failure_class = draft.failure_class = str(failure)
             where = repro_line(result.repro_dir, result.repro_error)
             this.repro = str(result.repro_dir) if result.repro_dir else None
+            headline = FAILURE_HEADLINES[failure]
+            if _failed_by_layers(result):
+                headline = LAYERS_HEADLINE
             pytest.fail(
                 f"model '{result.artifact.model_name}' on board '{spec.name}': "
-                f"{FAILURE_HEADLINES[failure]}\n{result.table()}{divergence}{where}",
+                f"{headline}\n{result.table()}{divergence}{where}",
                 pytrace=False,
             )
         if dynamic_shapes is not None:
@@ -441,6 +469,14 @@ def et_check(
         return result
 
     return check
+
+
+def _failed_by_layers(result: CheckResult) -> bool:
+    """True when the per-layer confirmation alone failed the check."""
+    from harness.verdict.confirm import REFERENCE
+
+    failed = {c.reference for c in result.comparisons if not c.passed}
+    return failed == {REFERENCE}
 
 
 def _check_other_sizes(
@@ -508,7 +544,12 @@ def _debug_pass(
         if not isinstance(exc, HarnessError):  # a defect of the pass itself: say so loudly
             warnings.warn(f"et-hil debug pass failed: {type(exc).__name__}: {exc}", stacklevel=2)
         return f"\nper-layer table: not made ({type(exc).__name__}: {str(exc)[:300]})"
-    folder = keep_in if keep_in is not None else kwargs["run_dir"]
+    return _keep_report(report, this, keep_in if keep_in is not None else kwargs["run_dir"])
+
+
+def _keep_report(report: Any, this: CheckRecord, folder: Path) -> str:
+    """Record a per-layer table, write its files to ``folder``, and return the failure
+    message's part."""
     files = report.write(folder)
     this.debug = {**report.as_dict(), "files": [str(f) for f in files]}
     # The summary line, then (a layer diverges) the rows around it; the whole table,

@@ -101,6 +101,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "or never. Off under --build-only",
     )
     group.addoption(
+        "--et-confirm",
+        choices=("layers", "off"),
+        default="layers",
+        help="quantized outputs that differ from fake-quant within the rounding allowance: "
+        "confirm them layer by layer (the per-layer pass; a layer that diverges on its own "
+        "fails the check, the default), or judge the outputs alone (off)",
+    )
+    group.addoption(
         "--et-debug-strategy",
         choices=("auto", "all", "bisect"),
         default="auto",
@@ -220,6 +228,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         board_options=board_options,
         debug="off" if option.build_only else option.et_debug,
         debug_strategy=option.et_debug_strategy,
+        confirm=option.et_confirm,
         baseline=baseline,
         quarantine=quarantine,
         shard=shard,

@@ -32,6 +32,9 @@ class HarnessConfig:
         board_options: command-line settings per board (runner ELF, FVP mode).
         debug: when to make the per-layer divergence table (``--et-debug``):
             ``on-failure``, ``always`` or ``off``.
+        debug_strategy: how the per-layer pass taps layers (``--et-debug-strategy``).
+        confirm: ``layers`` to confirm outputs within rounding of fake-quant with the
+            per-layer pass (``--et-confirm``), ``off`` to judge outputs alone.
         baseline: figures to compare each test with (``--baseline``).
         quarantine: known failures that do not fail the run (``--quarantine``).
         shard: (index, count) of ``--shard``, counting from 1.
@@ -51,6 +54,7 @@ class HarnessConfig:
     board_options: Mapping[str, BoardOptions] = dataclasses.field(default_factory=dict)
     debug: str = "on-failure"
     debug_strategy: str = "auto"
+    confirm: str = "layers"
     baseline: Baseline | None = None
     quarantine: tuple[QuarantineEntry, ...] = ()
     shard: tuple[int, int] | None = None

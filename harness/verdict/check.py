@@ -24,6 +24,7 @@ from harness.verdict.compare import (
     failure_class_of,
     format_table,
 )
+from harness.verdict.confirm import layers_comparison, needs_confirmation, not_confirmed
 from harness.verdict.degenerate import degenerate_outputs
 from harness.verdict.golden import Golden, GoldenReferences, golden_kind
 from harness.verdict.tolerance import Tolerance, Tolerances
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from harness.build.faults import Fault
     from harness.build.taps import TapPlan
     from harness.errors import FailureClass
+    from harness.verdict.debug import DivergenceReport
     from harness.verdict.delegation import DelegationSpec
 
 
@@ -246,6 +248,7 @@ def check_model(
     dynamic_shapes: Any = None,
     fault: Fault | None = None,
     golden: GoldenReferences | None = None,
+    confirm: Callable[[], DivergenceReport] | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -284,6 +287,8 @@ def check_model(
             right (:mod:`harness.build.faults`): how the verdict itself is tested.
         golden: computes the board's golden reference, where one applies
             (:mod:`harness.verdict.golden`); none is made without it.
+        confirm: makes the per-layer pass of this check (:func:`run_and_compare`
+            calls it when the outputs differ from fake-quant within rounding only).
 
     Returns:
         The result; its ``timings`` start with ``artifact_s``, the build's seconds.
@@ -350,6 +355,7 @@ def check_model(
         test=test,
         repro_owner=repro_owner,
         golden=golden_of,
+        confirm=confirm,
     )
     return dataclasses.replace(result, timings={"artifact_s": artifact_s, **result.timings})
 
@@ -390,6 +396,24 @@ def _check_fidelity(board: Board, run: RunResult) -> None:
         )
 
 
+def _confirmed(confirm: Callable[[], DivergenceReport], reason: str) -> Comparison:
+    """The per-layer pass's verdict on outputs within rounding (see
+    :mod:`harness.verdict.confirm`); a pass that cannot be made leaves the outputs'
+    own verdict standing, and says why."""
+    from harness.errors import HarnessError
+
+    try:
+        report = confirm()
+    except Exception as exc:  # the outputs' own verdict stands, whatever the pass hit
+        if not isinstance(exc, HarnessError):  # a defect of the pass itself: say so loudly
+            warnings.warn(
+                f"et-hil per-layer pass failed: {type(exc).__name__}: {exc}", stacklevel=3
+            )
+        why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+        return not_confirmed(reason, why)
+    return layers_comparison(report, reason)
+
+
 def run_and_compare(
     board: Board,
     artifact: Artifact,
@@ -405,10 +429,15 @@ def run_and_compare(
     test: str | None = None,
     repro_owner: tuple[Path, str] | None = None,
     golden: Callable[[Sequence[torch.Tensor]], Golden | None] | None = None,
+    confirm: Callable[[], DivergenceReport] | None = None,
 ) -> CheckResult:
     """Run a built artifact on ``board`` and compare it with the eager ``reference``
     (and with the artifact's fake-quant reference when it is quantized, and with
     ``golden(inputs)``, the board's golden reference, when given).
+
+    Outputs that differ from fake-quant but pass by the rounding allowance alone are
+    confirmed layer by layer with ``confirm()``, the per-layer pass, when given
+    (:mod:`harness.verdict.confirm`): a layer that diverges on its own fails the check.
 
     When the run fails or the outputs differ and ``repro_dir`` is given, a repro
     folder is left there (:mod:`harness.report.repro`): the result's ``repro_dir``, or
@@ -511,6 +540,12 @@ def run_and_compare(
         artifact.output_scales if artifact.quantized else None,
     )
     timings["compare_s"] = time.perf_counter() - t0 + timings.pop("reference_s")
+    confirmable = confirm is not None and not degenerate and failure_class_of(comparisons) is None
+    if confirmable and (reason := needs_confirmation(comparisons, tolerances)) is not None:
+        assert confirm is not None
+        t0 = time.perf_counter()
+        comparisons = (*comparisons, _confirmed(confirm, reason))
+        timings["confirm_s"] = time.perf_counter() - t0
     result = CheckResult(
         artifact, run, comparisons, timings, degenerate=tuple(degenerate), golden=golden_note
     )
