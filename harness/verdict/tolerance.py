@@ -12,6 +12,9 @@ A board is judged apart from the model it runs:
   and quantization noise enter at the same layers and grow through the same
   network, so the rule holds at any depth, while a wrong layer adds error of its
   own (README, "What a verdict means", has the measurements behind the numbers).
+  Outputs that pass by the rounding allowance alone, yet differ, are confirmed layer
+  by layer (:mod:`harness.verdict.confirm`): at the outputs a broken layer can stay
+  within 1 LSB.
 * ``golden``: a quantized program against a bit-exact reference of what the
   board is specified to compute (:mod:`harness.verdict.golden`), where one exists.
 * ``quantized_vs_float``: the quantized *model* (fake-quant) against the float
