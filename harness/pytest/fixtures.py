@@ -333,6 +333,9 @@ def et_check(
     at its smallest and largest sizes), ``fault`` (one layer of the program broken
     on purpose, :class:`~harness.build.faults.Fault`: to see the verdict catch it).
 
+    Quantized outputs that differ from fake-quant within the rounding allowance are
+    confirmed layer by layer (``--et-confirm``, :mod:`harness.verdict.confirm`).
+
     The pipeline is :func:`harness.verdict.check.check_model`'s; the fixture adds
     the record, the JUnit properties, the skips, the per-layer pass and the failure.
     """
