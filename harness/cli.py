@@ -13,19 +13,12 @@ from harness.boards import Availability, Board, BoardOptions, make_board, regist
 from harness.boards.command_options import board_options
 from harness.boards.spec import BoardSpec, load_boards, resolve_board_names
 from harness.build.cache import default_cache_dir
-from harness.errors import ConfigError, HarnessError, InfrastructureError
-from harness.versions import PINNED, docker_build_args, installed_version
+from harness.errors import ConfigError, HarnessError
+from harness.tables import text_table
+from harness.versions import PINNED, installed_version
 
 if TYPE_CHECKING:
-    from harness.boards.labgrid.settings import LabgridSettings
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    pass
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
@@ -69,7 +62,7 @@ def _kinds_table() -> str:
     for kind in registry.kinds().values():
         table = f"[{kind.settings_table}]" if kind.settings_table else "-"
         rows.append((kind.name, table, ", ".join(kind.fidelities), kind.summary))
-    return _table(rows)
+    return text_table(rows)
 
 
 def cmd_boards(args: argparse.Namespace) -> int:
@@ -85,66 +78,8 @@ def cmd_boards(args: argparse.Namespace) -> int:
         runs = "yes" if availability.ok else "no"
         spec = boards[name]
         rows.append((name, spec.kind, spec.target, runs, _why_not(availability)))
-    print(_table(rows))
+    print(text_table(rows))
     return 0
-
-
-def cmd_units(args: argparse.Namespace) -> int:
-    """The units of each serial board: port present, free or held, and by whom."""
-    from harness.boards.serial import lock as board_lock
-    from harness.boards.serial.settings import serial_settings
-
-    rows: list[tuple[str, ...]] = [("board", "unit", "port", "present", "lock")]
-    for name, spec in sorted(load_boards(args.board_file).items()):
-        if spec.kind != "serial":
-            continue
-        settings = serial_settings(spec)
-        if settings.labgrid is not None:
-            rows += _labgrid_rows(name, settings.labgrid)
-            continue
-        for unit in settings.units:
-            present = "://" in unit.port or Path(unit.port).exists()
-            try:
-                _, who = board_lock.unit_status(unit)
-            except OSError as exc:  # e.g. a lock folder this user may not write
-                who = f"unknown ({exc.strerror or exc})"
-            rows.append((name, unit.name, unit.port, "yes" if present else "no", who))
-    if len(rows) == 1:
-        print("no serial boards (add a board file with --board-file)")
-        return 0
-    print(_table(rows))
-    print(f"locks: {board_lock.lock_dir()}")
-    return 0
-
-
-def _labgrid_rows(name: str, lab: LabgridSettings) -> list[tuple[str, ...]]:
-    """A labgrid board's places, as its coordinator tells (through a place agent)."""
-    from harness.boards.labgrid.places import PlaceAgent, labgrid_availability
-
-    where = f"labgrid {lab.address()}"
-    reach = labgrid_availability(lab)
-    if not reach.ok:
-        return [(name, lab.describe(), where, "no", reach.reason)]
-    with tempfile.TemporaryDirectory(prefix="et-hil-units-") as scratch:
-        agent = PlaceAgent(name, lab, Path(scratch), Path(scratch))
-        try:
-            places = agent.status()
-        except InfrastructureError as exc:
-            return [(name, lab.describe(), where, "?", exc.message)]
-        finally:
-            agent.close()
-    if not places:
-        return [(name, lab.describe(), where, "no", "no place matches")]
-    rows: list[tuple[str, ...]] = []
-    for place in places:
-        if place["acquired"]:
-            who = f"acquired by {place['acquired']}"
-        elif place["reserved_by"]:
-            who = f"reserved by {place['reserved_by']}"
-        else:
-            who = "free"
-        rows.append((name, place["place"], where, "yes", who))
-    return rows
 
 
 def _check(ok: bool | None, what: str, detail: str) -> tuple[str, str, str]:
@@ -220,72 +155,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if boards[name].kind in doctors:
             found = doctors[boards[name].kind].board_checks(board, availability.ok, required)
             rows += [_check(*row) for row in found]
-    print(_table(rows))
+    print(text_table(rows))
     print()
     failed = any(r[0] == "FAIL" for r in rows[1:])
     if failed:
         print("problems found: fix the FAIL lines above")
     print(_summary(verdicts))
     return 1 if failed else 0
-
-
-def _docker_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "docker"
-
-
-def cmd_docker(args: argparse.Namespace) -> int:
-    """Build the FVP image, or remove containers left by killed sessions."""
-    import docker
-    import docker.errors
-
-    from harness.boards.fvp.docker import DockerFvpExecutor, default_image
-
-    tag = args.tag or default_image()
-    if args.action == "reap":
-        try:
-            removed = DockerFvpExecutor(tag).reap_leftovers()
-        except docker.errors.DockerException as exc:
-            from harness.boards.fvp.docker import engine_problem
-
-            problem = engine_problem(exc)
-            print(f"et-hil: error: {problem.reason}; {problem.hint}", file=sys.stderr)
-            return 1
-        print(f"removed {len(removed)} leftover containers" + (f": {removed}" if removed else ""))
-        return 0
-    if not args.accept_eula:
-        print(
-            "The image holds the Arm Corstone FVPs and the Arm GNU toolchain, licensed under "
-            "Arm's EULA (https://developer.arm.com/downloads/-/arm-ecosystem-fvps).\n"
-            "Read it, then run again with --accept-eula to accept it and build.",
-            file=sys.stderr,
-        )
-        return 2
-    context = _docker_dir()
-    if not (context / "Dockerfile").exists():
-        print(
-            f"et-hil: error: {context}/Dockerfile not found (run from a checkout)", file=sys.stderr
-        )
-        return 2
-    print(f"building {tag} from {context} (FVP downloads and runner builds take a while)")
-    try:
-        client = docker.from_env()  # type: ignore[attr-defined]
-        for chunk in client.api.build(
-            path=str(context),
-            tag=tag,
-            buildargs={"ACCEPT_ARM_EULA": "yes", **docker_build_args()},
-            rm=True,
-            decode=True,
-        ):
-            if "stream" in chunk:
-                sys.stdout.write(chunk["stream"])
-            if "error" in chunk:
-                print(f"et-hil: error: image build failed: {chunk['error']}", file=sys.stderr)
-                return 1
-    except docker.errors.DockerException as exc:
-        print(f"et-hil: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"built {tag}")
-    return 0
 
 
 def _global_options(parser: argparse.ArgumentParser, suffix: str = "") -> None:
@@ -418,19 +294,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _runner_elf_option(doctor)
     doctor.set_defaults(func=cmd_doctor)
-    sub.add_parser(
-        "units", parents=[common], help="serial boards' units: present, free or held, and by whom"
-    ).set_defaults(func=cmd_units)
     from harness.report.cache_commands import add_parser as add_cache_parser
 
     add_cache_parser(sub, common)
-    docker_cmd = sub.add_parser(
-        "docker", parents=[common], help="build the FVP image; reap leftover containers"
-    )
-    docker_cmd.add_argument("action", choices=("build", "reap"))
-    docker_cmd.add_argument("--accept-eula", action="store_true", help="accept Arm's EULA")
-    docker_cmd.add_argument("--tag", help="image tag (default: the versioned et-hil-fvp tag)")
-    docker_cmd.set_defaults(func=cmd_docker)
+    for kind in registry.kinds().values():  # a kind's own subcommands (units, docker...)
+        if (add_commands := kind.command_adder()) is not None:
+            add_commands(sub, common)
     repro_cmd = sub.add_parser(
         "repro",
         parents=[common],
@@ -485,9 +354,6 @@ def _parser() -> argparse.ArgumentParser:
         "--screenshot", metavar="PNG", help="render the page in headless Chromium to this PNG"
     )
     report_cmd.set_defaults(func=cmd_report)
-    from harness.firmware.cli import add_parser as add_firmware_parser
-
-    add_firmware_parser(sub, common)
     from harness.verdict.run_cli import add_parser as add_run_parser
 
     add_run_parser(sub, common)

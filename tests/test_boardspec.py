@@ -19,7 +19,7 @@ from harness.boards.spec import (
 )
 from harness.build.targets import check_target_name, get_target
 from harness.errors import BuildError, ConfigError
-from harness.verdict.tolerance import Tolerance, TolerancePolicy
+from harness.tolerance import Tolerance, TolerancePolicy
 
 BUILTIN = {
     # name: (kind, target, cpu)

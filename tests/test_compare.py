@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from harness.tolerance import Tolerance
 from harness.verdict.compare import (
     Check,
     Comparison,
@@ -17,7 +18,6 @@ from harness.verdict.compare import (
     snr_db,
     topk_agreement,
 )
-from harness.verdict.tolerance import Tolerance
 
 # The running example of this file:
 #   reference [1, 2, 3, 4], actual [1, 2, 3, 5]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.tolerance import TolerancePolicy, Tolerances
 from harness.verdict.compare import compare_outputs
 from harness.verdict.confirm import layers_comparison, needs_confirmation, not_confirmed
 from harness.verdict.debug import DivergenceReport, LayerMetrics, LayerRow
-from harness.verdict.tolerance import TolerancePolicy, Tolerances
 
 POLICY = TolerancePolicy()
 TOLERANCES = Tolerances(

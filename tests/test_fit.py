@@ -17,7 +17,7 @@ import pytest
 
 from harness.boards.spec import BoardSpec, builtin_board_dir, load_board_file
 from harness.build.artifact import Artifact
-from harness.verdict.fit import fit_problems, input_bytes
+from harness.verdict.fit import fit_problems, input_bytes, memory_use
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -175,6 +175,62 @@ def test_builtin_fvp_board_uses_its_pools(tmp_path: Path) -> None:
     # .pte 60 MiB + 3 KiB > 60 MiB: the file pool, named without the "default" note.
     [problem] = fit_problems(_artifact(tmp_path, pte=60 * MIB), spec)
     assert "of 62914560 B (60.00 MiB), where the FVP runner reads them" in problem
+
+
+def test_builtin_qemu_board_checks_its_file_pool(tmp_path: Path) -> None:
+    """qemu-m55 runs the same semihosting runner as the FVPs: its board file's pools
+    are where the program lives, not a device it stands in for (an earlier fit check
+    took QEMU for a host stand-in and never read file_pool_bytes)."""
+    spec = load_board_file(builtin_board_dir() / "qemu-m55.toml")
+    # file pool and method pool 60 MiB each (upstream's defaults, written in the file).
+    # .pte 50 MiB + 3 KiB inputs < 60 MiB; planned 10 MiB < 60 MiB.
+    assert fit_problems(_artifact(tmp_path, pte=50 * MIB, planned=10 * MIB), spec) == []
+    # .pte 60 MiB + 3 KiB = 62917632 B > 62914560 B; planned 61 MiB > 60 MiB.
+    file_pool, method_pool = fit_problems(_artifact(tmp_path, pte=60 * MIB, planned=61 * MIB), spec)
+    assert file_pool == (
+        "program: .pte 62914560 B (60.00 MiB) + inputs 3072 B (3.0 KiB) exceed the semihosting "
+        "file pool (ET_ARM_BAREMETAL_SEMIHOSTING_FILE_ALLOCATOR_POOL_SIZE) of 62914560 B "
+        "(60.00 MiB), where the QEMU runner reads them"
+    )
+    assert method_pool.startswith("planned memory 63963136 B (61.00 MiB) exceeds the method")
+    assert [use.what for use in memory_use(_artifact(tmp_path, pte=MIB), spec)] == [
+        "file pool",
+        "method pool",
+    ]
+
+
+def test_a_kind_of_ones_own_declares_where_its_runner_puts_the_program(tmp_path: Path) -> None:
+    """The fit check names no kind: it asks the kind's memory layout. A third-party kind
+    without one is a stand-in for the device its [memory] describes."""
+    from harness.boards import registry
+    from harness.boards.kind import BoardKind
+    from harness.boards.memory import SemihostingPools
+
+    registry.register(
+        [
+            BoardKind(
+                name="toy-semihosting", board=object, summary="a toy", fidelities={"toy": "-"},
+                memory_layout=SemihostingPools("the toy runner"),
+            ),
+            BoardKind(name="toy-device", board=object, summary="a toy", fidelities={"toy": "-"}),
+        ]
+    )  # fmt: skip
+    try:
+        big = _artifact(tmp_path, pte=2 * MIB)
+        semihosting = BoardSpec(
+            name="t1", kind="toy-semihosting", target="portable",
+            memory={"file_pool_bytes": MIB},
+        )  # fmt: skip
+        [problem] = fit_problems(big, semihosting)
+        assert problem.endswith("of 1048576 B (1.00 MiB), where the toy runner reads them")
+        device = BoardSpec(
+            name="t2", kind="toy-device", target="portable", memory={"flash_bytes": MIB}
+        )
+        [problem] = fit_problems(big, device)
+        assert "(flash_bytes of the device this toy-device board stands in for)" in problem
+    finally:
+        registry.unregister("toy-semihosting")
+        registry.unregister("toy-device")
 
 
 def test_vela_sram_against_sram_bytes(tmp_path: Path) -> None:

@@ -369,7 +369,7 @@ def test_int8_networks_run_on_cmsis_nn(
     TransformerEncoderLayer: each
     convolution and linear on CMSIS-NN (the build refuses otherwise), run on the
     genuine runner within ``max_lsb`` of fake-quant."""
-    from harness.verdict.tolerance import Tolerance
+    from harness.tolerance import Tolerance
 
     result = check(
         builder, cmsis, model(), inputs(), tmp_path, quantize="int8",

@@ -259,7 +259,7 @@ def _tosa_case(builder, tmp_path: Path, board_file_name: str | None) -> Path:
 
     from harness.boards.spec import load_boards
     from harness.report.repro import save_case
-    from harness.verdict.tolerance import Tolerance, Tolerances
+    from harness.tolerance import Tolerance, Tolerances
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()

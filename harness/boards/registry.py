@@ -47,12 +47,16 @@ def _builtin_kinds() -> list[BoardKind]:
         board="harness.boards.host:HostBoard",
         summary="ExecuTorch's portable runtime on this machine (a worker process)",
         fidelities={"host-wall": "wall time of the host CPU running the portable runtime"},
+        host_memory=True,
+        golden_reference=False,  # ExecuTorch's own runtime is the portable kernels' reference
     )
     tosa = BoardKind(
         name="tosa",
         board="harness.boards.tosa:TosaBoard",
         summary="the TOSA reference model running the delegated part, host runtime the rest",
         fidelities={"tosa-reference": "wall time of the TOSA reference model: not a device"},
+        host_memory=True,
+        golden_reference=False,  # the TOSA reference model is the specification's
     )
     return [host, tosa, FVP_KIND, QEMU_KIND, SERIAL_KIND]
 

@@ -37,8 +37,8 @@ import msgspec
 from harness.boards import registry
 from harness.datafiles import builtin_board_dir
 from harness.errors import ConfigError
+from harness.tolerance import TolerancePolicy
 from harness.validation import convert_all, json_schema
-from harness.verdict.tolerance import TolerancePolicy
 
 CAPABILITIES = (
     "npu",
@@ -257,11 +257,11 @@ def _check_board(
 
 
 def _baseline_problems(data: Mapping[str, Any]) -> list[str]:
-    """Each ``[baseline]`` limit that does not parse (:class:`harness.report.baseline.Limit`)."""
+    """Each ``[baseline]`` limit that does not parse (:class:`harness.baseline_limits.Limit`)."""
     table = data.get("baseline")
     if not isinstance(table, Mapping):
         return []
-    from harness.report.baseline import check_overrides
+    from harness.baseline_limits import check_overrides
 
     return check_overrides(table, "[baseline]")
 

@@ -6,17 +6,28 @@
   et-hil's platform layer (``harness/firmware/platforms/mps3-an547``) as its
   ``corstone-300`` target;
 * :mod:`~harness.firmware.service`: builds on demand, cached by content, with records;
-* :mod:`~harness.firmware.cli`: ``et-hil firmware build``;
+* :mod:`~harness.firmware.settings`: a board file's ``[<kind>.firmware]`` table;
 * :mod:`~harness.firmware.ops`: kernel lists (given ops, "wide", cortex_m, prim ops);
 * :mod:`~harness.firmware.recipe`: :func:`build_runner`, which drives upstream's
   ``build_executor_runner.sh``;
 * :mod:`~harness.firmware.toolchain`: what a build needs on this machine.
 
-``et-hil firmware build --help`` builds from the command line.
+``et-hil firmware build --help`` builds from the command line (the QEMU kind's
+subcommand, :mod:`harness.boards.qemu.firmware_cli`: the stage imports no board).
 """
 
 from __future__ import annotations
 
-from harness.firmware.recipe import BuildResult, FirmwareBuildError, build_runner
+from typing import Any
 
 __all__ = ["BuildResult", "FirmwareBuildError", "build_runner"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: board kinds import the settings table (harness.firmware.settings) at
+    # start-up, which must not load the build recipe.
+    if name in __all__:
+        from harness.firmware import recipe
+
+        return getattr(recipe, name)
+    raise AttributeError(f"module 'harness.firmware' has no attribute {name!r}")

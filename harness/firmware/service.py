@@ -31,7 +31,7 @@ from harness.firmware.progress import BuildProgress
 from harness.runner.build_record import record_path
 
 if TYPE_CHECKING:
-    from harness.boards.qemu.kind import FirmwareSettings
+    from harness.firmware.settings import FirmwareSettings
 
 ELF_FILE = "arm_executor_runner.elf"
 LOCK_TIMEOUT_S = 3600.0  # a cold build takes ~6 min on 2 cores; others wait for it

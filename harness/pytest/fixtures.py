@@ -23,9 +23,9 @@ from harness.pytest.options import CONFIG_KEY, RUN_ID_KEY, marker_tolerances
 from harness.pytest.session import HarnessSession
 from harness.report import repro
 from harness.report.record import CheckRecord, ComparisonRecord, RecordDraft
+from harness.tolerance import Tolerance
 from harness.verdict.check import CheckHooks
 from harness.verdict.delegation import DelegationSpec
-from harness.verdict.tolerance import Tolerance
 
 if TYPE_CHECKING:
     import torch
@@ -324,7 +324,7 @@ def et_check(
     outputs differ beyond tolerance. Keyword arguments: ``quantize``,
     ``calibration``, ``reference`` (another eager model to compare with),
     ``tolerance`` and ``vs_float`` (dicts of limits or
-    :class:`~harness.verdict.tolerance.Tolerance`), ``debug_buffer_size``,
+    :class:`~harness.tolerance.Tolerance`), ``debug_buffer_size``,
     ``require_full_delegation`` (default: the board file or the
     ``et_full_delegation`` marker), ``delegation`` (what must be delegated and
     what may stay on the CPU, :class:`~harness.verdict.delegation.DelegationSpec`
@@ -419,9 +419,7 @@ def et_check(
             debug_buffer_size=debug_buffer_size,
             timeout_s=hc.run_timeout_s,
             require_full_delegation=require_full_delegation,
-            repro_dir=repro_dir,
-            test=item.nodeid,
-            repro_owner=(hc.results_path, run_id),
+            keep=repro.keeper(repro_dir, test=item.nodeid, owner=(hc.results_path, run_id)),
             hooks=hooks,
             delegation=spec_of_delegation,
             dynamic_shapes=dynamic_shapes,
@@ -502,8 +500,11 @@ def _check_other_sizes(
     sized_results = dynamic.check_sizes(
         board, example.artifact, reference, inputs,
         run_dir=run_dir, tolerance=hooks.main, vs_float=hooks.secondary,
-        timeout_s=hc.run_timeout_s, repro_dir=repro_dir, test=item.nodeid,
-        repro_owner=(hc.results_path, item.config.stash[RUN_ID_KEY]),
+        timeout_s=hc.run_timeout_s,
+        keep=lambda label: repro.keeper(
+            repro_dir.with_name(f"{repro_dir.name}-{label}"), test=item.nodeid,
+            owner=(hc.results_path, item.config.stash[RUN_ID_KEY]),
+        ),
     )  # fmt: skip
     for sized in sized_results:
         this = CheckRecord(size=sized.size.label, input_shapes=sized.size.shapes)

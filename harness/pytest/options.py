@@ -22,7 +22,7 @@ from harness.pytest.session import HarnessConfig
 from harness.pytest.shard import parse_shard, recorded_durations
 from harness.report.baseline import Baseline, check_overrides
 from harness.report.quarantine import QuarantineEntry, load_quarantine
-from harness.verdict.tolerance import Tolerance
+from harness.tolerance import Tolerance
 
 CONFIG_KEY = pytest.StashKey[HarnessConfig]()  # set by the plugin's pytest_configure
 RUN_ID_KEY = pytest.StashKey[str]()  # the run id every record carries, shared with workers

@@ -29,25 +29,24 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from harness.baseline_limits import HIGHER_IS_WORSE, PMU_FIGURES, base_name, higher_is_worse
+
+__all__ = [
+    "HIGHER_IS_WORSE",
+    "PMU_FIGURES",
+    "SNR_CEILING_DB",
+    "base_name",
+    "case_name",
+    "figures_of",
+    "higher_is_worse",
+    "number",
+]
+
 # SNR above this is float32 rounding noise (or a bit-exact match, inf): the eager
 # reference's last bits change with the CPU's vector unit and thread count, and so
 # would a 140 dB figure. Every such SNR is this figure, on every machine.
 SNR_CEILING_DB = 100.0
 
-# How each figure's base name (before any '@') is read: True when a larger value is worse.
-HIGHER_IS_WORSE: dict[str, bool] = {
-    "snr_db": False,
-    "max_lsb": True,
-    "top1": False,
-    "vela.cycles_total": True,
-    "vela.cycles_npu": True,
-    "vela.inference_time_s": True,
-    "vela.sram_bytes": True,
-    "vela.off_chip_flash_bytes": True,
-    "pte_bytes": True,
-    "planned_memory_bytes": True,
-    "execute_s": True,
-}
 _VELA_FIGURES = (
     "cycles_total",
     "cycles_npu",
@@ -55,21 +54,6 @@ _VELA_FIGURES = (
     "sram_bytes",
     "off_chip_flash_bytes",
 )
-# PMU counters worth tracking, as the runner's log parser names them (harness.runner.log).
-PMU_FIGURES = ("npu_active_cycles", "cpu_cycles", "cpu_cycles_in_npu_delegate")
-
-
-def base_name(figure: str) -> str:
-    """A figure's name without its ``@qualifier``: ``snr_db@eager_float`` -> ``snr_db``."""
-    return figure.partition("@")[0]
-
-
-def higher_is_worse(figure: str) -> bool:
-    """Whether a larger value of ``figure`` is a regression (PMU counters: yes)."""
-    base = base_name(figure)
-    if base.startswith("pmu."):
-        return True
-    return HIGHER_IS_WORSE.get(base, True)
 
 
 def number(value: Any) -> float | None:

@@ -30,7 +30,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +42,10 @@ from harness.boards.spec import BoardSpec
 from harness.build.artifact import METADATA_NAME, PTE_NAME, Artifact
 from harness.datafiles import builtin_board_dir
 from harness.report.keep import keep_file, keep_tree
-from harness.verdict.tolerance import Tolerances
+from harness.tolerance import Tolerances
 
 if TYPE_CHECKING:
+    from harness.verdict.check import Evidence
     from harness.verdict.compare import Comparison
 
 MARKER = ".et-hil-run.json"
@@ -129,6 +130,41 @@ def _save_arrays(path: Path, arrays: Sequence[npt.NDArray[Any]]) -> None:
 def _load_arrays(path: Path) -> list[npt.NDArray[Any]]:
     with np.load(path, allow_pickle=False) as data:
         return [data[f"out_{i}"] for i in range(len(data.files))]
+
+
+def keeper(
+    folder: Path, *, test: str | None = None, owner: tuple[Path, str] | None = None
+) -> Callable[[Evidence], Path]:
+    """What keeps a failed check's evidence as a repro folder in ``folder`` (the
+    ``keep`` hook of :func:`harness.verdict.check.check_model`).
+
+    Args:
+        folder: the repro folder to write.
+        test: the test id the folder names (pytest's node id).
+        owner: (results file, run id) the folder belongs to, see :func:`save_case`.
+    """
+
+    def keep(evidence: Evidence) -> Path:
+        return save_case(
+            folder,
+            artifact=evidence.artifact,
+            spec=evidence.spec,
+            inputs=evidence.inputs,
+            references=evidence.references,
+            tolerances=evidence.tolerances,
+            outputs=evidence.outputs,
+            run_dir=evidence.run_dir,
+            failure_class=evidence.failure_class,
+            message=evidence.message,
+            test=test,
+            timeout_s=evidence.timeout_s,
+            debug_buffer_size=evidence.debug_buffer_size,
+            owner=owner,
+            options=evidence.options,
+            runner_elf=evidence.runner_elf,
+        )
+
+    return keep
 
 
 def save_case(

@@ -12,22 +12,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.boards.base import Board, RunResult, as_numpy
+from harness.boards.spec import BoardSpec
 from harness.build.artifact import Artifact
 from harness.build.builder import Builder, run_eager, validate_inputs
 from harness.build.quantization import QuantConfig
 from harness.build.quiet import third_party_warnings_silenced
 from harness.build.targets import get_target
-from harness.report.repro import save_case
+from harness.tolerance import Tolerance, Tolerances
 from harness.verdict.compare import (
     Comparison,
     compare_with_references,
     failure_class_of,
     format_table,
 )
-from harness.verdict.confirm import layers_comparison, needs_confirmation, not_confirmed
+from harness.verdict.confirm import (
+    LayerTable,
+    layers_comparison,
+    needs_confirmation,
+    not_confirmed,
+)
 from harness.verdict.degenerate import degenerate_outputs
 from harness.verdict.golden import Golden, GoldenReferences, golden_kind
-from harness.verdict.tolerance import Tolerance, Tolerances
 
 if TYPE_CHECKING:
     import torch
@@ -35,8 +40,34 @@ if TYPE_CHECKING:
     from harness.build.faults import Fault
     from harness.build.taps import TapPlan
     from harness.errors import FailureClass
-    from harness.verdict.debug import DivergenceReport
     from harness.verdict.delegation import DelegationSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What a failed check leaves behind, for a repro folder: the program, the board,
+    the inputs, the references and limits, and what the board gave (``outputs``
+    ``None`` when the run itself failed). The caller keeps it
+    (:func:`harness.report.repro.keeper` writes a repro folder); this stage only
+    hands it over."""
+
+    artifact: Artifact
+    spec: BoardSpec
+    inputs: Sequence[Any]
+    references: Mapping[str, Sequence[Any]]
+    tolerances: Tolerances
+    outputs: Sequence[Any] | None
+    run_dir: Path
+    failure_class: str
+    message: str
+    timeout_s: float | None
+    debug_buffer_size: int
+    options: Any = None
+    runner_elf: Path | None = None
+
+
+# Keeps a failed check's evidence; returns where (a repro folder), or None.
+KeepEvidence = Callable[[Evidence], "Path | None"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,15 +271,13 @@ def check_model(
     debug_buffer_size: int = 0,
     timeout_s: float | None = None,
     require_full_delegation: bool | None = None,
-    repro_dir: Path | None = None,
-    test: str | None = None,
-    repro_owner: tuple[Path, str] | None = None,
+    keep: KeepEvidence | None = None,
     hooks: CheckHooks | None = None,
     delegation: DelegationSpec | None = None,
     dynamic_shapes: Any = None,
     fault: Fault | None = None,
     golden: GoldenReferences | None = None,
-    confirm: Callable[[], DivergenceReport] | None = None,
+    confirm: Callable[[], LayerTable] | None = None,
 ) -> CheckResult:
     """Build ``model`` for ``board``, run it on ``inputs``, compare with references.
 
@@ -272,10 +301,8 @@ def check_model(
         timeout_s: time limit of the run (default: the board file's).
         require_full_delegation: fail when ops stay on the CPU (default: the board
             file's); not applicable, and ignored, on targets without a delegate.
-        repro_dir: where to leave a repro folder when the check fails (none: no folder).
-        test: the test id a repro folder names (pytest's node id).
-        repro_owner: (results file, run id) a repro folder belongs to, see
-            :func:`harness.report.repro.save_case`.
+        keep: keeps a failed check's :class:`Evidence` (a repro folder:
+            :func:`harness.report.repro.keeper`); none: nothing is kept.
         hooks: called between the stages (see :class:`CheckHooks`).
         delegation: what must be delegated and what may stay on the CPU
             (:class:`~harness.verdict.delegation.DelegationSpec`); not applicable,
@@ -351,9 +378,7 @@ def check_model(
         vs_float=vs_float,
         debug_buffer_size=debug_buffer_size,
         timeout_s=timeout_s,
-        repro_dir=repro_dir,
-        test=test,
-        repro_owner=repro_owner,
+        keep=keep,
         golden=golden_of,
         confirm=confirm,
     )
@@ -396,7 +421,7 @@ def _check_fidelity(board: Board, run: RunResult) -> None:
         )
 
 
-def _confirmed(confirm: Callable[[], DivergenceReport], reason: str) -> Comparison:
+def _confirmed(confirm: Callable[[], LayerTable], reason: str) -> Comparison:
     """The per-layer pass's verdict on outputs within rounding (see
     :mod:`harness.verdict.confirm`); a pass that cannot be made leaves the outputs'
     own verdict standing, and says why."""
@@ -425,11 +450,9 @@ def run_and_compare(
     vs_float: Tolerance | None = None,
     debug_buffer_size: int = 0,
     timeout_s: float | None = None,
-    repro_dir: Path | None = None,
-    test: str | None = None,
-    repro_owner: tuple[Path, str] | None = None,
+    keep: KeepEvidence | None = None,
     golden: Callable[[Sequence[torch.Tensor]], Golden | None] | None = None,
-    confirm: Callable[[], DivergenceReport] | None = None,
+    confirm: Callable[[], LayerTable] | None = None,
 ) -> CheckResult:
     """Run a built artifact on ``board`` and compare it with the eager ``reference``
     (and with the artifact's fake-quant reference when it is quantized, and with
@@ -439,9 +462,9 @@ def run_and_compare(
     confirmed layer by layer with ``confirm()``, the per-layer pass, when given
     (:mod:`harness.verdict.confirm`): a layer that diverges on its own fails the check.
 
-    When the run fails or the outputs differ and ``repro_dir`` is given, a repro
-    folder is left there (:mod:`harness.report.repro`): the result's ``repro_dir``, or
-    the raised error's ``repro_dir`` attribute, names it.
+    When the run fails or the outputs differ, ``keep`` (when given) keeps the
+    :class:`Evidence`: the result's ``repro_dir``, or the raised error's ``repro_dir``
+    attribute, names where.
 
     Raises:
         RunError, ConfigError: no result could be produced.
@@ -486,25 +509,24 @@ def run_and_compare(
     arrays = _to_numpy(tensors)
 
     def keep_repro(outputs: Sequence[Any] | None, failure_class: str, message: str) -> Path | None:
-        if repro_dir is None:
+        if keep is None:
             return None
-        return save_case(
-            repro_dir,
-            artifact=artifact,
-            spec=board.spec,
-            inputs=arrays,
-            references=references,
-            tolerances=tolerances,
-            outputs=outputs,
-            run_dir=run_dir,
-            failure_class=failure_class,
-            message=message,
-            test=test,
-            timeout_s=timeout_s,
-            debug_buffer_size=debug_buffer_size,
-            owner=repro_owner,
-            options=getattr(board, "options", None),
-            runner_elf=getattr(board, "runner_elf", None),
+        return keep(
+            Evidence(
+                artifact=artifact,
+                spec=board.spec,
+                inputs=arrays,
+                references=references,
+                tolerances=tolerances,
+                outputs=outputs,
+                run_dir=run_dir,
+                failure_class=failure_class,
+                message=message,
+                timeout_s=timeout_s,
+                debug_buffer_size=debug_buffer_size,
+                options=getattr(board, "options", None),
+                runner_elf=getattr(board, "runner_elf", None),
+            )
         )
 
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 The steps are fixed (normalize -> structural checks -> metrics -> limits): every
 comparison reports the same metrics, and only the limits differ between the
-float, quantized and quantized-vs-float comparisons (see :mod:`harness.verdict.tolerance`).
+float, quantized and quantized-vs-float comparisons (see :mod:`harness.tolerance`).
 Numbers only; nothing here imports torch.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.errors import FailureClass
-from harness.verdict.tolerance import Tolerance, Tolerances
+from harness.tolerance import Tolerance, Tolerances
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -434,7 +434,7 @@ def compare_with_references(
 
     * ``fake_quant``: the board against the fake-quant reference, in LSB of each
       output's scale, with the rounding allowance and the margin over the model's
-      quantization SNR (:class:`~harness.verdict.tolerance.Tolerance`);
+      quantization SNR (:class:`~harness.tolerance.Tolerance`);
     * ``eager_float``: the board against eager float, for its metrics only;
     * ``quantization``: the fake-quant reference against eager float, the model's
       quantization quality (the same on every board), judged only by limits the

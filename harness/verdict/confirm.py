@@ -22,15 +22,55 @@ to a golden reference (what the board is specified to compute), need no pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from harness.verdict.compare import LSB_EPSILON, Check, Comparison
 
 if TYPE_CHECKING:
-    from harness.verdict.debug import DivergenceReport
-    from harness.verdict.tolerance import Tolerances
+    from harness.tolerance import Tolerances
 
 REFERENCE = "layers"  # the comparison's name in tables and records
+
+
+class LayerError(Protocol):
+    """A layer's error in LSB (:class:`harness.verdict.debug.LayerMetrics`)."""
+
+    @property
+    def max_lsb(self) -> float | None: ...
+    @property
+    def off_share(self) -> float | None: ...
+    @property
+    def bias_lsb(self) -> float | None: ...
+
+
+class LayerVerdict(Protocol):
+    """One row of a per-layer table (:class:`harness.verdict.debug.LayerRow`)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def within(self) -> bool | None: ...
+    @property
+    def local(self) -> LayerError | None: ...
+    @property
+    def vs_fake_quant(self) -> LayerError | None: ...
+
+
+class LayerTable(Protocol):
+    """What the confirmation reads of a per-layer table
+    (:class:`harness.verdict.debug.DivergenceReport`, which the pass makes: the
+    verdict stage's check does not import it)."""
+
+    @property
+    def rows(self) -> Sequence[LayerVerdict]: ...
+    @property
+    def first_divergent(self) -> LayerVerdict | None: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def limit(self) -> str: ...
 
 
 def needs_confirmation(comparisons: Sequence[Comparison], tolerances: Tolerances) -> str | None:
@@ -64,7 +104,7 @@ def needs_confirmation(comparisons: Sequence[Comparison], tolerances: Tolerances
     return None
 
 
-def layers_comparison(report: DivergenceReport, reason: str) -> Comparison:
+def layers_comparison(report: LayerTable, reason: str) -> Comparison:
     """The per-layer pass as a comparison of the check: one failing row naming the
     first layer that diverges on its own, or one passing row saying none does."""
     first = report.first_divergent

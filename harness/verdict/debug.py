@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.boards import registry
 from harness.build.taps import Fault, TapPlan, layer_inputs
 from harness.verdict.compare import cosine_similarity, json_float, snr_db
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from harness.boards.base import Board
     from harness.build.artifact import Artifact
     from harness.build.builder import Builder
-    from harness.verdict.tolerance import Tolerance
+    from harness.tolerance import Tolerance
 
 Array = npt.NDArray[Any]
 
@@ -421,7 +422,7 @@ def debug_model(
         run_dir=run_dir,
         timeout_s=timeout_s,
         fault=fault,
-        reducer=reducer or ("STATS" if spec.kind == "serial" else "FULL_TENSOR"),
+        reducer=reducer or registry.get(spec.kind).debug_reducer,
         float_graph=_float_graph(model, tensors),
         front_graph=_exported_graph(plain),
     )
@@ -607,7 +608,7 @@ class _Pass:
         from harness.verdict.fit import fit_problems
 
         tapped = self._build(None)
-        carries_all = not check_fit or self.board.spec.kind in ("host", "tosa")
+        carries_all = not check_fit or registry.get(self.board.spec.kind).host_memory
         if not carries_all and (problems := fit_problems(tapped, self.board.spec)):
             return None, (
                 f"every layer tapped does not fit board '{self.board.spec.name}' "

@@ -11,15 +11,15 @@ references and limits. Boards whose runner cannot resize inputs lack the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.boards.base import Board
 from harness.build.artifact import Artifact
 from harness.build.dynamic_shapes import Size, resized, sizes
-from harness.verdict.check import CheckResult, run_and_compare
-from harness.verdict.tolerance import Tolerance
+from harness.tolerance import Tolerance
+from harness.verdict.check import CheckResult, KeepEvidence, run_and_compare
 
 if TYPE_CHECKING:
     import torch
@@ -71,11 +71,10 @@ def check_sizes(
     tolerance: Tolerance | None = None,
     vs_float: Tolerance | None = None,
     timeout_s: float | None = None,
-    repro_dir: Path | None = None,
-    test: str | None = None,
-    repro_owner: tuple[Path, str] | None = None,
+    keep: Callable[[str], KeepEvidence] | None = None,
 ) -> list[SizedResult]:
-    """Run ``artifact`` at each of :func:`other_sizes`, compared as the example was.
+    """Run ``artifact`` at each of :func:`other_sizes`, compared as the example was
+    (``keep(label)``: what keeps a failed size's evidence, by the size's label).
 
     Raises:
         RunError, ConfigError: a run produced no result.
@@ -92,9 +91,7 @@ def check_sizes(
             tolerance=tolerance,
             vs_float=vs_float,
             timeout_s=timeout_s,
-            repro_dir=repro_dir.with_name(f"{repro_dir.name}-{size.label}") if repro_dir else None,
-            test=test,
-            repro_owner=repro_owner,
+            keep=keep(size.label) if keep is not None else None,
         )
         done.append(SizedResult(size, result))
     return done

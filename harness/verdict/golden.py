@@ -2,7 +2,7 @@
 
 Against the fake-quant reference a board may differ by rounding that deep
 networks amplify, so that comparison needs a statistical limit
-(:mod:`harness.verdict.tolerance`). Where the board's computation has a bit-exact
+(:mod:`harness.tolerance`). Where the board's computation has a bit-exact
 specification that runs on this machine, the board is also held to it, and a
 wrong layer then shows at any depth:
 
@@ -64,9 +64,10 @@ class Golden:
 def golden_kind(board: Board, artifact: Artifact) -> str | None:
     """Which golden reference applies to ``artifact`` on ``board`` (``host``,
     ``cortex-m``, ``tosa``), or ``None``."""
+    from harness.boards import registry
     from harness.build.targets import is_ethos_u
 
-    if not artifact.quantized or board.spec.kind in ("host", "tosa"):
+    if not artifact.quantized or not registry.get(board.spec.kind).golden_reference:
         return None
     if artifact.target == "portable":
         return "host"

@@ -22,8 +22,8 @@ import numpy.typing as npt
 from harness.boards.base import Board, RunResult
 from harness.build.artifact import Artifact
 from harness.build.program_file import ProgramFile, artifact_for
+from harness.tolerance import Tolerance
 from harness.verdict.compare import Comparison, compare_outputs, format_table
-from harness.verdict.tolerance import Tolerance
 
 REFERENCE = "bundled"  # the comparison's reference name in records and tables
 

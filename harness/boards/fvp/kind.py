@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from harness.boards.kind import BoardKind
+from harness.boards.memory import SemihostingPools
 
 Backend = Literal["local", "docker"]
 
@@ -150,11 +151,13 @@ FVP_KIND = BoardKind(
     settings_type=FvpSettings,
     settings_required=True,
     check_settings=check_settings,
+    add_commands="harness.boards.fvp.cli:add_commands",
     memory_fields={"file_pool_bytes": "the semihosting runner's file pool"},
     memory_fields_refused={
         "program_bytes": "the semihosting runner reads the program into its file pool "
         "(file_pool_bytes)"
     },
+    memory_layout=SemihostingPools("the FVP runner"),
     add_options=add_options,
     options_from=options_from,
     options_type=FvpOptions,

@@ -14,40 +14,14 @@ from typing import Annotated, Any
 import msgspec
 
 from harness.boards.kind import BoardKind
+from harness.boards.memory import SemihostingPools
 from harness.errors import ConfigError
+from harness.firmware.settings import FirmwareSettings
 from harness.runner.memory_map import MemoryRegion
 from harness.validation import convert_all, problems_message
 
 _Count = Annotated[int, msgspec.Meta(gt=0, extra={"expect": "a positive integer"})]
 _Bytes = Annotated[int, msgspec.Meta(ge=0, extra={"expect": "a byte count >= 0"})]
-
-
-class FirmwareSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """A board file's ``[qemu.firmware]``: how et-hil builds the runner when the
-    board names none (see :mod:`harness.firmware`)."""
-
-    kernels: Annotated[
-        str,
-        msgspec.Meta(
-            description="'wide': every portable, quantized and cortex_m (CMSIS-NN) kernel; "
-            "'portable': the same without cortex_m",
-            extra={"expect": "'wide' or 'portable'"},
-        ),
-    ] = "wide"
-    ops: Annotated[
-        tuple[str, ...] | None,
-        msgspec.Meta(
-            description="a selected kernel list instead ('aten::add.out', ...)",
-            extra={"expect": "a list of operator names"},
-        ),
-    ] = None
-    intermediate_buffer_bytes: Annotated[
-        _Bytes,
-        msgspec.Meta(description="ETDump intermediate-output buffer; 0: no intermediate outputs"),
-    ] = 0
-    method_pool_bytes: Annotated[
-        _Count | None, msgspec.Meta(description="method allocator pool (runner default if unset)")
-    ] = None
 
 
 class QemuSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -191,9 +165,11 @@ QEMU_KIND = BoardKind(
         "program_bytes": "the semihosting runner reads the program into its file pool "
         "(file_pool_bytes)"
     },
+    memory_layout=SemihostingPools("the QEMU runner"),
     add_options=add_options,
     options_from=options_from,
     options_type=QemuOptions,
     options_from_environment=from_environment,
+    add_commands="harness.boards.qemu.firmware_cli:add_parser",
     doctor=None,
 )

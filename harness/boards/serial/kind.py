@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.boards.kind import BoardKind
+from harness.boards.serial.memory import SerialFirmwareMemory
 from harness.boards.serial.settings import SerialTable, serial_problems
 
 
@@ -24,4 +25,7 @@ SERIAL_KIND = BoardKind(
     settings_type=SerialTable,
     settings_required=True,
     check_settings=check_settings,
+    add_commands="harness.boards.serial.cli:add_commands",
+    memory_layout=SerialFirmwareMemory(),
+    debug_reducer="STATS",  # full tensors over a UART take minutes a layer
 )
