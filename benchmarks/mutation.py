@@ -197,6 +197,7 @@ class Campaign:
         from harness.boards.base import as_numpy
         from harness.build import front
         from harness.errors import HarnessError
+        from harness.verdict import confirm as confirm_module
         from harness.verdict.check import check_model
 
         model, inputs = entry.make()
@@ -243,7 +244,7 @@ class Campaign:
                 "metrics": _metrics(result),
             }
             arrays[f"{case.label}/board"] = outputs[0]
-            layers = [c for c in result.comparisons if c.reference == "layers"]
+            layers = [c for c in result.comparisons if c.reference == confirm_module.REFERENCE]
             row["confirmed_by_layers"] = (
                 {"passed": layers[0].passed, "source": layers[0].source} if layers else None
             )

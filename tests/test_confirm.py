@@ -132,3 +132,19 @@ def test_a_pass_that_measured_nothing_confirms_nothing_and_fails_nothing() -> No
         "not confirmed (out[0] differs): the per-layer pass measured no layer"
     )
     assert not_confirmed("r", "BuildError: x").source == "not confirmed (r): BuildError: x"
+
+
+def test_a_repro_folder_knows_its_case_failed_by_the_per_layer_table() -> None:
+    """A repro folder saves the failed rows of the check's table (``format_table``); its
+    rerun judges outputs only, so it must tell a failure of the ``layers`` row (and say
+    so) from one at the outputs."""
+    from harness.report.repro import _failed_by_layers
+    from harness.verdict.compare import format_table
+
+    by_layers = layers_comparison(_report(_row(0, False, OFFSET)), "out[0] differs")
+    assert _failed_by_layers(format_table([by_layers], only_failed=True))
+    board = REFERENCE.copy()
+    board[0, :6] += 3 * SCALE
+    at_outputs = _fake_quant(board)
+    assert not at_outputs.passed
+    assert not _failed_by_layers(format_table([at_outputs], only_failed=True))

@@ -390,9 +390,12 @@ def et_check(
             item, board, this, tolerance=tolerance, vs_float=vs_float,
             build_only=hc.build_only, run_dir=run_dir,
         )  # fmt: skip
-        confirmations: list[Any] = []  # the per-layer pass the verdict asked for, if any
+        debug_dir = run_dir.with_name(run_dir.name + "-debug")
+        tables: list[Any] = []  # the per-layer table made for this check, once made
 
-        def confirm() -> Any:
+        def per_layer_table() -> Any:
+            """This check's per-layer pass: the verdict's confirmation of outputs within
+            rounding, or the table of a failure (:mod:`harness.verdict.debug`)."""
             from harness.build.quiet import third_party_warnings_silenced
             from harness.verdict.debug import debug_model
 
@@ -400,10 +403,10 @@ def et_check(
                 report = debug_model(
                     session.builder, board, model, inputs,
                     quantize=quantize, calibration=calibration, fault=fault,
-                    tolerance=hooks.main, run_dir=run_dir.with_name(run_dir.name + "-debug"),
+                    tolerance=hooks.main, run_dir=debug_dir,
                     timeout_s=hc.run_timeout_s, strategy=hc.debug_strategy,
                 )  # fmt: skip
-            confirmations.append(report)
+            tables.append(report)
             return report
 
         started = time.perf_counter()
@@ -425,7 +428,7 @@ def et_check(
             dynamic_shapes=dynamic_shapes,
             golden=session.golden,
             fault=fault,
-            confirm=confirm if hc.confirm == "layers" else None,
+            confirm=per_layer_table if hc.confirm == "layers" else None,
         )
         _record_result(item, this, result, started)
         if dynamic_shapes is not None:
@@ -435,20 +438,12 @@ def et_check(
             this.size, this.input_shapes = "example", [list(t.shape) for t in tensors]
         failure = result.failure_class
         divergence = ""
-        if confirmations:  # the verdict made the per-layer pass already: keep it
-            folder = result.repro_dir or run_dir.with_name(run_dir.name + "-debug")
-            divergence = _keep_report(confirmations[0], this, folder)
+        if tables:  # the verdict made the per-layer pass already: keep it
+            divergence = _keep_report(tables[0], this, result.repro_dir or debug_dir)
         elif hc.debug == "always" or (
             hc.debug == "on-failure" and failure == FailureClass.NUMERIC_MISMATCH
         ):
-            divergence = _debug_pass(
-                session.builder, board, model, inputs, this,
-                quantize=quantize, calibration=calibration, fault=fault,
-                tolerance=hooks.main,
-                run_dir=run_dir.with_name(run_dir.name + "-debug"),
-                keep_in=result.repro_dir, timeout_s=hc.run_timeout_s,
-                strategy=hc.debug_strategy,
-            )  # fmt: skip
+            divergence = _debug_pass(per_layer_table, this, result.repro_dir or debug_dir)
         elif hc.debug == "on-failure" and failure is not None:
             divergence = f"\nper-layer table: not made ({NO_DEBUG_PASS[failure]})"
         if failure is not None:
@@ -525,30 +520,17 @@ def _check_other_sizes(
             )
 
 
-def _debug_pass(
-    builder: Any,
-    board: Board,
-    model: Any,
-    inputs: Any,
-    this: CheckRecord,
-    *,
-    keep_in: Path | None,
-    **kwargs: Any,
-) -> str:
-    """Run the per-layer divergence pass; record it, keep its files beside the
-    repro folder (or the run folder), and return the failure message's part."""
-    from harness.build.quiet import third_party_warnings_silenced
-    from harness.verdict.debug import debug_model
-
+def _debug_pass(make_table: Callable[[], Any], this: CheckRecord, folder: Path) -> str:
+    """Run the per-layer divergence pass; record it, keep its files in ``folder`` (the
+    repro folder, else the run's debug folder), and return the failure message's part."""
     try:
-        with third_party_warnings_silenced():
-            report = debug_model(builder, board, model, inputs, **kwargs)
+        report = make_table()
     except Exception as exc:  # the check's own verdict stands, whatever the pass hit
         this.debug = {"error": f"{type(exc).__name__}: {exc}"}
         if not isinstance(exc, HarnessError):  # a defect of the pass itself: say so loudly
             warnings.warn(f"et-hil debug pass failed: {type(exc).__name__}: {exc}", stacklevel=2)
         return f"\nper-layer table: not made ({type(exc).__name__}: {str(exc)[:300]})"
-    return _keep_report(report, this, keep_in if keep_in is not None else kwargs["run_dir"])
+    return _keep_report(report, this, folder)
 
 
 def _keep_report(report: Any, this: CheckRecord, folder: Path) -> str:
