@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 .PHONY: install demo test lint typecheck nightly mutation real-model-cost clean
 
-$(STAMP): pyproject.toml harness/versions.py
+$(STAMP): pyproject.toml et_hil/versions.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "et-hil needs Python 3.11 (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch is pinned first (harness/versions.py) so pip takes the CPU build, not a CUDA one.
-	$(BIN)/pip install --quiet torch==$$($(PYTHON) harness/versions.py torch)
+	# torch is pinned first (et_hil/versions.py) so pip takes the CPU build, not a CUDA one.
+	$(BIN)/pip install --quiet torch==$$($(PYTHON) et_hil/versions.py torch)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.boards.serial.link import SerialLink
-from harness.build import cache as cache_module
-from harness.build.cache import ArtifactCache
-from harness.runner.log import find_run, normalize_uart, parse_etdump_block
+from et_hil.boards.serial.link import SerialLink
+from et_hil.executor_runner.log import find_run, normalize_uart, parse_etdump_block
+from et_hil.programs import cache as cache_module
+from et_hil.programs.cache import ArtifactCache
 
 MB = 1 << 20
 

@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.boards import make_board
-from harness.boards.spec import builtin_board_dir, load_board_file
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache
-from harness.build.taps import Fault
-from harness.errors import BuildError
-from harness.verdict.check import check_model
-from harness.verdict.debug import debug_model
+from et_hil.boards import make_board
+from et_hil.boards.spec import builtin_board_dir, load_board_file
+from et_hil.errors import BuildError
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache
+from et_hil.programs.taps import Fault
+from et_hil.verdict.check import check_model
+from et_hil.verdict.debug import debug_model
 
 
 class Chain(nn.Module):

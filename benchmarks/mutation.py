@@ -6,14 +6,14 @@
 
 For every real model of ``suites/real_models.py`` (or those named) and every board
 given, with the board's default limits and, where one applies, its golden
-reference (:mod:`harness.verdict.golden`), as ``et_check`` judges:
+reference (:mod:`et_hil.verdict.golden`), as ``et_check`` judges:
 
 * the clean int8 program must pass (a failure is a **false alarm**);
 * outputs that differ from fake-quant within the rounding allowance are confirmed
-  layer by layer, as ``et_check`` does by default (:mod:`harness.verdict.confirm`;
+  layer by layer, as ``et_check`` does by default (:mod:`et_hil.verdict.confirm`;
   ``--outputs-only`` judges the outputs alone);
 * one program per fault, each with one weighted layer broken
-  (:mod:`harness.build.faults`): weights x1.25, one output channel's sign flipped,
+  (:mod:`et_hil.programs.faults`): weights x1.25, one output channel's sign flipped,
   the layer's requantization one step off; each at an early, a middle and a late
   weighted layer. A fault must fail the check (**detected**).
 
@@ -86,7 +86,7 @@ def fault_cases(model: str, board: str, program: Any, kinds: Sequence[str]) -> I
     quantization and be folded away by a lowering (seen on tosa: a fault there
     changed nothing).
     """
-    from harness.build import faults
+    from et_hil.programs import faults
 
     weighted = faults.weighted_points(program.graph_module)
     for kind in kinds:
@@ -95,8 +95,8 @@ def fault_cases(model: str, board: str, program: Any, kinds: Sequence[str]) -> I
 
 
 def fault_of(case: Case) -> Any:
-    """The :class:`~harness.build.faults.Fault` a case puts into its program."""
-    from harness.build.faults import Fault
+    """The :class:`~et_hil.programs.faults.Fault` a case puts into its program."""
+    from et_hil.programs.faults import Fault
 
     return Fault(case.node, kind=case.kind, factor=1.25, channel=0, steps=1)
 
@@ -160,8 +160,8 @@ class Campaign:
     def _debug_report(
         self, model: Any, inputs: Any, calibration: Any, case: Case, work: Path
     ) -> Any:
-        """The per-layer pass of a case (:mod:`harness.verdict.debug`)."""
-        from harness.verdict.debug import debug_model
+        """The per-layer pass of a case (:mod:`et_hil.verdict.debug`)."""
+        from et_hil.verdict.debug import debug_model
 
         return debug_model(
             self.builder, self.board, model, inputs, run_dir=work / f"{case.label}-debug",
@@ -194,11 +194,11 @@ class Campaign:
 
     def model(self, name: str, entry: Any, kinds: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Check the clean model, then each fault; yields one row per case."""
-        from harness.boards.base import as_numpy
-        from harness.build import front
-        from harness.errors import HarnessError
-        from harness.verdict import confirm as confirm_module
-        from harness.verdict.check import check_model
+        from et_hil.boards.base import as_numpy
+        from et_hil.errors import HarnessError
+        from et_hil.programs import front
+        from et_hil.verdict import confirm as confirm_module
+        from et_hil.verdict.check import check_model
 
         model, inputs = entry.make()
         calibration = entry.calibration()
@@ -296,12 +296,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the campaign for every board and model asked for."""
     import torch
 
-    from harness.boards import make_board
-    from harness.boards.spec import load_boards
-    from harness.build.builder import Builder
-    from harness.build.cache import ArtifactCache, default_cache_dir
-    from harness.build.quiet import third_party_warnings_silenced
-    from harness.verdict.golden import GoldenReferences
+    from et_hil.boards import make_board
+    from et_hil.boards.spec import load_boards
+    from et_hil.programs.builder import Builder
+    from et_hil.programs.cache import ArtifactCache, default_cache_dir
+    from et_hil.programs.quiet import third_party_warnings_silenced
+    from et_hil.verdict.golden import GoldenReferences
 
     torch.set_grad_enabled(False)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,8 @@ import json, resource, sys, tempfile, time
 sys.path.insert(0, sys.argv[1] + "/suites")
 import torch
 import real_models
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache
 
 name, target, cache, which = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 entry = real_models.REAL_MODELS[name]
@@ -122,7 +122,7 @@ print("RESULT " + json.dumps(result))
 
 
 def _child(name: str, target: str, cache: Path, which: str) -> dict[str, Any]:
-    """One build (``which``: ``harness`` or ``upstream``) in a fresh process."""
+    """One build (``which``: ``et_hil`` or ``upstream``) in a fresh process."""
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, str(ROOT), name, target, str(cache), which],
         capture_output=True, text=True, timeout=3600, check=False,
@@ -137,7 +137,7 @@ def cold_build(name: str, target: str, cache: Path) -> dict[str, Any]:
     """One model's cold build for one target, in a fresh process with the empty cache
     ``cache`` (which it fills: the warm runs use it); for the targets upstream's APIs
     lower alone, upstream's lowering too, in a fresh process of its own."""
-    row = _child(name, target, cache, "harness")
+    row = _child(name, target, cache, "et_hil")
     if "error" in row or target not in UPSTREAM_TARGETS:
         return row
     upstream = _child(name, target, cache, "upstream")
@@ -155,11 +155,11 @@ def warm_runs(name: str, target: str, cache: Path) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "suites"))
     import real_models  # type: ignore[import-not-found]
 
-    from harness.boards import make_board
-    from harness.boards.spec import load_boards
-    from harness.build.builder import Builder
-    from harness.build.cache import ArtifactCache
-    from harness.verdict.check import check_model
+    from et_hil.boards import make_board
+    from et_hil.boards.spec import load_boards
+    from et_hil.programs.builder import Builder
+    from et_hil.programs.cache import ArtifactCache
+    from et_hil.verdict.check import check_model
 
     board_name = RUN_BOARDS[target]
     entry = real_models.REAL_MODELS[name]

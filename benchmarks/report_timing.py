@@ -25,8 +25,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.report import html, plots
-from harness.report.results import read_records
+from et_hil.report import html, plots
+from et_hil.report.results import read_records
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "report"
 BOARDS = ("host", "tosa", "corstone320", "corstone300", "serial-u55", "qemu-m55")

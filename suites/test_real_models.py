@@ -151,9 +151,9 @@ def test_int8_fake_quant_snr(name):
     #   transformer_encoder   30.8 -> 30.9   34.7 -> 34.7   33.7 -> 33.6
     #   vit_small_cifar10      2.3 -> 21.0    7.4 -> 23.7    7.3 -> 20.6
     #   wav2letter_mfcc       42.1 -> 43.7   45.5 -> 61.2   45.1 -> 55.7
-    from harness.build.builder import export_model, quantize_model
-    from harness.build.quantization import QuantConfig
-    from harness.build.targets import get_target
+    from et_hil.programs.builder import export_model, quantize_model
+    from et_hil.programs.quantization import QuantConfig
+    from et_hil.programs.targets import get_target
 
     entry = REAL_MODELS[name]
     model, inputs = entry.make()

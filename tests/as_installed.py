@@ -1,4 +1,4 @@
-"""Run pytest with this checkout's ``harness`` found the way an installed package is
+"""Run pytest with this checkout's ``et_hil`` found the way an installed package is
 found (a meta path finder, as pip's editable installs and wheels do), not on
 ``sys.path``: the way a user's repository sees the plugin.
 
@@ -15,11 +15,11 @@ CHECKOUT = str(Path(__file__).resolve().parent.parent)
 
 
 class CheckoutFinder:
-    """Finds the top-level ``harness`` package in this checkout, and nothing else."""
+    """Finds the top-level ``et_hil`` package in this checkout, and nothing else."""
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
-        if name == "harness":
+        if name == "et_hil":
             return importlib.machinery.PathFinder.find_spec(name, [CHECKOUT])
         return None
 

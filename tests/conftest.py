@@ -13,17 +13,17 @@ import pytest
 # while classes of theirs live on (board kinds, cached platforms), and msgspec
 # resolves a Struct's string annotations through sys.modules[cls.__module__].
 # A kind's table checked in a later in-process run then fails with NameError.
-import harness.boards.fvp.kind
-import harness.boards.fvp.platform
-import harness.boards.labgrid.settings
-import harness.boards.qemu.kind
-import harness.boards.serial.settings
-import harness.boards.spec
-import harness.report.record  # noqa: F401  (the imports above are for their side effect)
+import et_hil.boards.fvp.kind
+import et_hil.boards.fvp.platform
+import et_hil.boards.labgrid.settings
+import et_hil.boards.qemu.kind
+import et_hil.boards.serial.settings
+import et_hil.boards.spec
+import et_hil.report.record  # noqa: F401  (the imports above are for their side effect)
 
 if TYPE_CHECKING:
-    from harness.boards.host import HostBoard
-    from harness.build.builder import Builder
+    from et_hil.boards.host import HostBoard
+    from et_hil.programs.builder import Builder
 
 pytest_plugins = ["pytester"]
 
@@ -121,8 +121,8 @@ def et_pytester(
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBoard]:
     """The host board, open, for one test module."""
-    from harness.boards.host import HostBoard
-    from harness.boards.spec import load_boards
+    from et_hil.boards.host import HostBoard
+    from et_hil.boards.spec import load_boards
 
     board = HostBoard(load_boards()["host"], tmp_path_factory.mktemp("host-logs"))
     board.open()
@@ -133,7 +133,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBoard]:
 @pytest.fixture(scope="module")
 def builder(shared_cache: Path) -> Builder:
     """A builder on the session's shared artifact cache."""
-    from harness.build.builder import Builder
-    from harness.build.cache import ArtifactCache
+    from et_hil.programs.builder import Builder
+    from et_hil.programs.cache import ArtifactCache
 
     return Builder(ArtifactCache(shared_cache))

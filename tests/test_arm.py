@@ -189,8 +189,8 @@ def test_program_bytes_do_not_depend_on_where_they_were_built(tmp_path, target):
     nightly in another checkout then saw every tosa .pte 128 bytes bigger)."""
     import torch
 
-    from harness.build.builder import Builder
-    from harness.build.cache import ArtifactCache
+    from et_hil.programs.builder import Builder
+    from et_hil.programs.cache import ArtifactCache
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh()).eval()

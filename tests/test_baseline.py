@@ -1,4 +1,4 @@
-"""Tests of harness.report.baseline: limits and where they come from, changes against a
+"""Tests of et_hil.report.baseline: limits and where they come from, changes against a
 baseline (hand-worked), and the baseline file (load, update, a stable text)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.report.baseline import (
+from et_hil.errors import ConfigError
+from et_hil.report.baseline import (
     Baseline,
     Change,
     Limit,

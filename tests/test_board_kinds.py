@@ -14,10 +14,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from harness.boards import registry
-from harness.boards.kind import BoardKind
-from harness.boards.spec import load_board_file
-from harness.errors import ConfigError
+from et_hil.boards import registry
+from et_hil.boards.kind import BoardKind
+from et_hil.boards.spec import load_board_file
+from et_hil.errors import ConfigError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _BLOCK = re.compile(r"<!-- toy-kind: (?P<file>\S+) -->\n```\w*\n(?P<body>.*?)```", re.S)
@@ -138,9 +138,9 @@ def test_a_hook_that_returns_something_else_is_a_usage_error(
 def test_a_run_of_an_undeclared_fidelity_is_refused(tmp_path: Path, lamp_kind: BoardKind) -> None:
     from types import SimpleNamespace
 
-    from harness.boards.base import RunResult
-    from harness.errors import HarnessError
-    from harness.verdict.check import _check_fidelity
+    from et_hil.boards.base import RunResult
+    from et_hil.errors import HarnessError
+    from et_hil.verdict.check import _check_fidelity
 
     board = SimpleNamespace(spec=SimpleNamespace(name="l1", kind="lamp"))
     declared = RunResult("l1", (), 0.0, 0.0, "lamp-wall", tmp_path)

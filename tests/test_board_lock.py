@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.boards.serial import lock as board_lock
-from harness.boards.serial.settings import Unit
-from harness.errors import InfrastructureError
+from et_hil.boards.serial import lock as board_lock
+from et_hil.boards.serial.settings import Unit
+from et_hil.errors import InfrastructureError
 
 A = Unit("a", "socket://lab-host:4001")
 B = Unit("b", "socket://lab-host:4002")
@@ -39,8 +39,8 @@ def test_a_waiter_gets_the_unit_when_it_is_released(tmp_path: Path) -> None:
     holder = board_lock.acquire("x", [A], timeout_s=0, folder=tmp_path)
     code = (
         "import sys, time; from pathlib import Path\n"
-        "from harness.boards.serial import lock as board_lock\n"
-        "from harness.boards.serial.settings import Unit\n"
+        "from et_hil.boards.serial import lock as board_lock\n"
+        "from et_hil.boards.serial.settings import Unit\n"
         "asked = time.time()\n"
         "print('waiting', flush=True)\n"
         f"lease = board_lock.acquire('x', [Unit('a', '{A.port}')], 30, Path(sys.argv[1]))\n"
@@ -68,8 +68,8 @@ def test_a_waiter_gets_the_unit_when_it_is_released(tmp_path: Path) -> None:
 def test_a_killed_holder_frees_its_unit(tmp_path: Path) -> None:
     code = (
         "import sys, time; from pathlib import Path\n"
-        "from harness.boards.serial import lock as board_lock\n"
-        "from harness.boards.serial.settings import Unit\n"
+        "from et_hil.boards.serial import lock as board_lock\n"
+        "from et_hil.boards.serial.settings import Unit\n"
         f"lease = board_lock.acquire('x', [Unit('a', '{A.port}')], 5, Path(sys.argv[1]))\n"
         "print('held', flush=True); time.sleep(600)\n"
     )

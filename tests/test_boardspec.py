@@ -1,4 +1,4 @@
-"""Tests of harness.boards.spec: built-in board files, validation errors, user boards."""
+"""Tests of et_hil.boards.spec: built-in board files, validation errors, user boards."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.boards.spec import (
+from et_hil.boards.spec import (
     BoardSpec,
     builtin_board_dir,
     load_board_file,
@@ -17,9 +17,9 @@ from harness.boards.spec import (
     load_boards,
     resolve_board_names,
 )
-from harness.build.targets import check_target_name, get_target
-from harness.errors import BuildError, ConfigError
-from harness.tolerance import Tolerance, TolerancePolicy
+from et_hil.errors import BuildError, ConfigError
+from et_hil.programs.targets import check_target_name, get_target
+from et_hil.tolerance import Tolerance, TolerancePolicy
 
 BUILTIN = {
     # name: (kind, target, cpu)
@@ -504,7 +504,7 @@ def test_a_lab_file_with_one_problem_is_one_line(tmp_path: Path) -> None:
 def test_loading_boards_imports_neither_torch_nor_executorch() -> None:
     # The plugin loads board files in every pytest run: the target check must stay cheap.
     code = (
-        "import sys, harness.boards.spec as b; b.load_boards(); "
+        "import sys, et_hil.boards.spec as b; b.load_boards(); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'executorch')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""Tests of harness.build.cache: hits, misses, corruption, --no-cache, and concurrent builders."""
+"""Tests of et_hil.programs.cache: hits, misses, corruption, --no-cache, and concurrent builders."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.build import cache as cache_module
-from harness.build.cache import MANIFEST, ArtifactCache, verify_entry, write_manifest
+from et_hil.programs import cache as cache_module
+from et_hil.programs.cache import MANIFEST, ArtifactCache, verify_entry, write_manifest
 
 KEY = "ab" + "0" * 62
 
@@ -239,7 +239,7 @@ def test_a_program_rewritten_in_place_with_size_and_time_kept_is_rebuilt(
 
 
 class HashCounter:
-    """Counts the files hashed by harness.build.cache."""
+    """Counts the files hashed by et_hil.programs.cache."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.names: list[str] = []

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import cache_admin
-from harness.build.cache import ArtifactCache
-from harness.cli import main
+from et_hil.cli import main
+from et_hil.programs import cache_admin
+from et_hil.programs.cache import ArtifactCache
 
 DAY = 86400.0
 
@@ -74,7 +74,7 @@ def test_an_entry_held_by_another_process_is_never_pruned(tmp_path: Path) -> Non
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from harness.build.cache import "
+            "import sys, time; from pathlib import Path; from et_hil.programs.cache import "
             f"ArtifactCache; c = ArtifactCache(Path({str(tmp_path)!r})); "
             f"assert c.lookup({_key(1)!r}); print('holding', flush=True); time.sleep(60)",
         ],
@@ -217,7 +217,7 @@ def test_prune_max_size_spares_the_entry_a_running_session_holds(et_pytester, tm
             assert session.poll() is None, session.communicate()[0].decode()
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        # the program and the front it was lowered from (harness.build.front)
+        # the program and the front it was lowered from (et_hil.programs.front)
         held = [e for e in cache_admin.entries(cache_dir) if e.folder not in others]
         assert sorted(e.kind for e in held) == ["artifact", "front"]
         used = time.time() - 30 * DAY  # the least recently used of all: pruned first if it could
@@ -225,7 +225,7 @@ def test_prune_max_size_spares_the_entry_a_running_session_holds(et_pytester, tm
             os.utime(entry.folder, (used, used))
         limit = sum(e.size for e in held) + 500_000  # room for the held entries and one other
         done = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "cache", "prune", "--max-size", str(limit),
+            [sys.executable, "-m", "et_hil.cli", "cache", "prune", "--max-size", str(limit),
              "--build-cache", str(cache_dir)],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Tests of the ``et-hil`` command (harness.cli): an honest doctor, every reason a board
+"""Tests of the ``et-hil`` command (et_hil.cli): an honest doctor, every reason a board
 cannot run, options before and after the subcommand, usage errors without tracebacks."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.boards import Availability, make_board
-from harness.boards.fvp import platform as fvp
-from harness.boards.fvp.board import FvpBoard
-from harness.boards.spec import load_board_file
-from harness.cli import main
+from et_hil.boards import Availability, make_board
+from et_hil.boards.fvp import platform as fvp
+from et_hil.boards.fvp.board import FvpBoard
+from et_hil.boards.spec import load_board_file
+from et_hil.cli import main
 from tests.fvp_double.make_elf import write_elf
 
 DOUBLE_DIR = Path(__file__).parent / "fvp_double"

@@ -1,4 +1,4 @@
-"""Tests of harness.verdict.compare: metrics against hand-worked values, then verdicts."""
+"""Tests of et_hil.verdict.compare: metrics against hand-worked values, then verdicts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.tolerance import Tolerance
-from harness.verdict.compare import (
+from et_hil.tolerance import Tolerance
+from et_hil.verdict.compare import (
     Check,
     Comparison,
     compare_outputs,
@@ -292,7 +292,7 @@ def test_compare_one_float32_step_just_over_one_lsb_passes() -> None:
 )
 def test_compare_max_lsb_epsilon(diff, passed) -> None:
     # scale 1: the error in LSB is the difference itself; the slack is 1e-4 (float32
-    # dequantization noise, see harness/verdict/compare.py)
+    # dequantization noise, see et_hil/verdict/compare.py)
     comparison = _compare([[diff]], [[0.0]], Tolerance(max_lsb=1.0), scales=[1.0])
     assert comparison.passed is passed
 

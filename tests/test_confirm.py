@@ -1,5 +1,5 @@
 """When a check confirms its outputs layer by layer, and what the confirmation says
-(:mod:`harness.verdict.confirm`). Hand-made comparisons and tables; fast. The end to
+(:mod:`et_hil.verdict.confirm`). Hand-made comparisons and tables; fast. The end to
 end cases (a real network's fault within 1 LSB at the outputs, failed by its layer)
 are in ``test_plugin.py`` and ``test_mutation.py``."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.tolerance import TolerancePolicy, Tolerances
-from harness.verdict.compare import compare_outputs
-from harness.verdict.confirm import layers_comparison, needs_confirmation, not_confirmed
-from harness.verdict.debug import DivergenceReport, LayerMetrics, LayerRow
+from et_hil.tolerance import TolerancePolicy, Tolerances
+from et_hil.verdict.compare import compare_outputs
+from et_hil.verdict.confirm import layers_comparison, needs_confirmation, not_confirmed
+from et_hil.verdict.debug import DivergenceReport, LayerMetrics, LayerRow
 
 POLICY = TolerancePolicy()
 TOLERANCES = Tolerances(
@@ -138,8 +138,8 @@ def test_a_repro_folder_knows_its_case_failed_by_the_per_layer_table() -> None:
     """A repro folder saves the failed rows of the check's table (``format_table``); its
     rerun judges outputs only, so it must tell a failure of the ``layers`` row (and say
     so) from one at the outputs."""
-    from harness.report.repro import _failed_by_layers
-    from harness.verdict.compare import format_table
+    from et_hil.report.repro import _failed_by_layers
+    from et_hil.verdict.compare import format_table
 
     by_layers = layers_comparison(_report(_row(0, False, OFFSET)), "out[0] differs")
     assert _failed_by_layers(format_table([by_layers], only_failed=True))

@@ -3,7 +3,7 @@
 Each model (10+ layers: convolutional, residual with skip connections,
 attention) is run on the host board (every layer a CPU kernel) and on the tosa
 board (every layer inside one TOSA partition) with a deliberate fault in one
-layer's weights (:class:`harness.build.taps.Fault`, 1.5x, in the program only).
+layer's weights (:class:`et_hil.programs.taps.Fault`, 1.5x, in the program only).
 The table must name that layer as the first divergent one; without the fault,
 every layer is within tolerance, with values that came from the board.
 """
@@ -18,13 +18,13 @@ import pytest
 import torch
 from torch import nn
 
-from harness.boards import make_board
-from harness.boards.base import Board
-from harness.boards.spec import builtin_board_dir, load_board_file
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache
-from harness.build.taps import Fault
-from harness.verdict.debug import DivergenceReport, debug_model
+from et_hil.boards import make_board
+from et_hil.boards.base import Board
+from et_hil.boards.spec import builtin_board_dir, load_board_file
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache
+from et_hil.programs.taps import Fault
+from et_hil.verdict.debug import DivergenceReport, debug_model
 
 pytestmark = pytest.mark.slow
 

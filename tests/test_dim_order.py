@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.build import dim_order
+from et_hil.programs import dim_order
 
 NHWC = [0, 2, 3, 1]
 

@@ -173,7 +173,7 @@ def test_daemon_not_running_is_said_plainly(et_pytester, docker_env, monkeypatch
 def test_permission_problem_on_the_socket_is_said_plainly():
     import docker.errors
 
-    from harness.boards.fvp.docker import engine_problem
+    from et_hil.boards.fvp.docker import engine_problem
 
     # The message docker-py raises when the socket is not ours (as root we cannot
     # provoke it for real: root may open any socket).

@@ -1,4 +1,4 @@
-"""Tests of harness.dtypes: the one dtype table agrees with ExecuTorch, numpy and torch."""
+"""Tests of et_hil.dtypes: the one dtype table agrees with ExecuTorch, numpy and torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness import dtypes
+from et_hil import dtypes
 
 
 def test_codes_are_executorchs_own() -> None:
@@ -47,7 +47,7 @@ def test_itemsize_of_unknown_dtype_is_zero() -> None:
 
 def test_names_and_sizes_without_torch() -> None:
     code = (
-        "import sys; from harness import dtypes; dtypes.itemsize('int8'); "
+        "import sys; from et_hil import dtypes; dtypes.itemsize('int8'); "
         "dtypes.numpy_dtype('float32'); print('torch' in sys.modules, 'executorch' in sys.modules)"
     )
     out = subprocess.run(

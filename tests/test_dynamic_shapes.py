@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from harness.build.dynamic_shapes import resized, shape_allowed, sizes, spec_key
+from et_hil.programs.dynamic_shapes import resized, shape_allowed, sizes, spec_key
 
 DIMS = {"inputs": [["s0", 16], ["2*s0"]], "symbols": {"s0": [1, 8]}}
 

@@ -1,4 +1,4 @@
-"""Tests of harness.runner.elf: the test-ELF writer, the reader, and the runner-ELF check."""
+"""Tests of et_hil.executor_runner.elf: the test-ELF writer, the reader, the runner-ELF check."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.runner.elf import (
+from et_hil.errors import ConfigError
+from et_hil.executor_runner.elf import (
     EM_ARM,
     SHT_ARM_ATTRIBUTES,
     MemoryRegion,
@@ -227,7 +227,7 @@ CORSTONE300_LAYOUT = [(0x10000000, 0x60000), (0x30000000, 0x10000), (0x70000000,
 
 
 def _platform_regions(name: str) -> list[MemoryRegion]:
-    from harness.boards.fvp.platform import load_platform
+    from et_hil.boards.fvp.platform import load_platform
 
     return load_platform(name).regions()
 
@@ -242,7 +242,7 @@ def test_segments_are_read_from_the_program_headers(tmp_path: Path) -> None:
 
 
 def test_a_corstone300_layout_fits_corstone300_and_qemu(tmp_path: Path) -> None:
-    from harness.boards.qemu.kind import load_machine
+    from et_hil.boards.qemu.kind import load_machine
 
     path = tmp_path / "runner.elf"
     write_test_elf(path, "cortex-m55", segments=CORSTONE300_LAYOUT)

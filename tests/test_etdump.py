@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.errors import RunCrashed
-from harness.runner.etdump import EtdumpOutputError, load_etdump, program_outputs
+from et_hil.errors import RunCrashed
+from et_hil.executor_runner.etdump import EtdumpOutputError, load_etdump, program_outputs
 
 
 def _etdump(tensors: list[tuple[int, list[int], list[int], int]], folder: Path) -> Any:

@@ -1,11 +1,11 @@
 # ruff: noqa: E501  (the runner's log lines are quoted verbatim)
-"""Tests of harness.runner.failures: one failure class means one error on every board."""
+"""Tests of et_hil.executor_runner.failures: one failure class means one error on every board."""
 
 from __future__ import annotations
 
-from harness.errors import InfrastructureError, RunCrashed, RunnerConfigError, RunTimeout
-from harness.runner.failures import RunnerFacts, failure_error
-from harness.runner.log import LogFinding, find_failures
+from et_hil.errors import InfrastructureError, RunCrashed, RunnerConfigError, RunTimeout
+from et_hil.executor_runner.failures import RunnerFacts, failure_error
+from et_hil.executor_runner.log import LogFinding, find_failures
 
 
 def test_no_findings_no_error() -> None:

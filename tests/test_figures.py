@@ -1,4 +1,4 @@
-"""Tests of harness.report.figures: the figures of real result records, the direction
+"""Tests of et_hil.report.figures: the figures of real result records, the direction
 of each figure, JSON numbers (infinities as strings) and a test's name without its board."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.report.figures import case_name, figures_of, higher_is_worse, number
+from et_hil.report.figures import case_name, figures_of, higher_is_worse, number
 
 # Records below are real, trimmed to the fields figures_of reads. They come from real
 # runs of `pytest suites --board=corstone320 --build-only` (BUILD_ONLY_*) and

@@ -1,4 +1,4 @@
-"""Tests of harness.build.fingerprint: what changes the cache key and what does not."""
+"""Tests of et_hil.programs.fingerprint: what changes the cache key and what does not."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.build.fingerprint import (
+from et_hil.programs.fingerprint import (
     build_key,
     input_specs,
     model_fingerprint,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache, default_cache_dir
-from harness.cli import main
-from harness.firmware.ops import ops_in_program
-from harness.firmware.service import FirmwareRequest
-from harness.runner.build_record import record_path
+from et_hil.cli import main
+from et_hil.executor_runner.build_record import record_path
+from et_hil.firmware.ops import ops_in_program
+from et_hil.firmware.service import FirmwareRequest
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache, default_cache_dir
 from tests.test_qemu_board import SmallCNN, _need_tools, image
 
 
@@ -106,7 +106,7 @@ def test_a_builds_progress_is_read_from_its_log_as_it_grows(tmp_path: Path) -> N
     import threading
     import time
 
-    from harness.firmware.progress import BuildProgress
+    from et_hil.firmware.progress import BuildProgress
 
     log = tmp_path / "build.log"
     log.write_text("an earlier build's log\n[100%] Linking CXX executable old\n")
@@ -153,8 +153,8 @@ def test_a_pip_user_makes_the_source_bundle_from_git_checkouts(
 ) -> None:
     import shutil
 
-    from harness.firmware.bundle_make import SUBMODULES
-    from harness.firmware.sources import find_sources_problem, unpack_bundle
+    from et_hil.firmware.bundle_make import SUBMODULES
+    from et_hil.firmware.sources import find_sources_problem, unpack_bundle
 
     if shutil.which("zstd") is None or shutil.which("git") is None:
         pytest.skip("zstd and git are needed")

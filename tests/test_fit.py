@@ -1,4 +1,4 @@
-"""Tests of harness.verdict.fit: each runner mode's program is checked against the memory
+"""Tests of et_hil.verdict.fit: each runner mode's program is checked against the memory
 that mode really puts it in, and the message names that memory and why.
 
 Artifacts are built by hand (no model, no build): only their metadata counts.
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from harness.boards.spec import BoardSpec, builtin_board_dir, load_board_file
-from harness.build.artifact import Artifact
-from harness.verdict.fit import fit_problems, input_bytes, memory_use
+from et_hil.boards.spec import BoardSpec, builtin_board_dir, load_board_file
+from et_hil.programs.artifact import Artifact
+from et_hil.verdict.fit import fit_problems, input_bytes, memory_use
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -202,9 +202,9 @@ def test_builtin_qemu_board_checks_its_file_pool(tmp_path: Path) -> None:
 def test_a_kind_of_ones_own_declares_where_its_runner_puts_the_program(tmp_path: Path) -> None:
     """The fit check names no kind: it asks the kind's memory layout. A third-party kind
     without one is a stand-in for the device its [memory] describes."""
-    from harness.boards import registry
-    from harness.boards.kind import BoardKind
-    from harness.boards.memory import SemihostingPools
+    from et_hil.boards import registry
+    from et_hil.boards.kind import BoardKind
+    from et_hil.boards.memory import SemihostingPools
 
     registry.register(
         [
@@ -358,8 +358,8 @@ def test_host_memory_stands_for_a_device(tmp_path: Path) -> None:
 
 
 def test_preflight_names_model_board_and_memory(tmp_path: Path) -> None:
-    from harness.errors import FitError
-    from harness.verdict.check import preflight
+    from et_hil.errors import FitError
+    from et_hil.verdict.check import preflight
 
     board: Any = types.SimpleNamespace(spec=_fvp())
     # .pte 70 MiB and planned 61 MiB: both pools overflow, both named in one error.

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.build.builder import Builder, export_model, quantize_model
-from harness.build.cache import ArtifactCache
-from harness.build.quantization import QuantConfig, generated_calibration
-from harness.build.targets import get_target
+from et_hil.programs.builder import Builder, export_model, quantize_model
+from et_hil.programs.cache import ArtifactCache
+from et_hil.programs.quantization import QuantConfig, generated_calibration
+from et_hil.programs.targets import get_target
 
 pytestmark = pytest.mark.slow
 
@@ -114,9 +114,9 @@ def test_a_fresh_process_lowers_a_cached_quantized_front(tmp_path):
     script = """
 import sys
 import torch
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache
-from harness.build.faults import Fault
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache
+from et_hil.programs.faults import Fault
 torch.manual_seed(0)
 model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3))
 builder = Builder(ArtifactCache(sys.argv[1]))

@@ -153,7 +153,7 @@ def test_each_fault_ends_in_its_failure_class(
     result.stdout.fnmatch_lines([f"*full log: {repro}/run/fvp.log*", f"*repro: {repro}*"])
     # One command reruns the case, with the same runner ELF, and gives the same verdict.
     rerun = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "repro", str(repro)],
+        [sys.executable, "-m", "et_hil.cli", "repro", str(repro)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -271,7 +271,7 @@ def test_cancelling_the_process_group_leaves_no_fvp_running(et_pytester, fvp_env
 
 DEBUG_TESTS = """
 import pytest
-from harness.build.taps import Fault
+from et_hil.programs.taps import Fault
 from debugmodels import MODELS, layer_at, model_and_input
 
 # One model here (residual: a skip connection crosses the tapped layers); all three run

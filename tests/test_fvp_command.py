@@ -2,7 +2,7 @@
 
 Upstream's ``run_corstone`` (executorch 1.5.1 wheel, backends/arm/test/runner_utils.py)
 is called for real, with its process runner swapped for one that records the
-argv and stops; our rendering from harness/boards/fvp/platforms/*.toml must give the same list.
+argv and stops; our rendering from et_hil/boards/fvp/platforms/*.toml must give the same list.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.boards.fvp import platform as fvp
-from harness.boards.spec import load_boards
+from et_hil.boards.fvp import platform as fvp
+from et_hil.boards.spec import load_boards
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_semihosting_command_matches_upstream(upstream_board, our_board, tmp_pat
 def test_board_num_macs(board_name, target, macs, tmp_path):
     import dataclasses
 
-    from harness.boards.fvp.board import FvpBoard
+    from et_hil.boards.fvp.board import FvpBoard
 
     spec = load_boards()[board_name]
     if target:

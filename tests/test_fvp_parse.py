@@ -1,5 +1,5 @@
-"""Tests of harness.runner.log (failure lines, the PMU report, the ETDump block)
-and harness.boards.fvp.platform (the FVP command).
+"""Tests of et_hil.executor_runner.log (failure lines, the PMU report, the ETDump block)
+and et_hil.boards.fvp.platform (the FVP command).
 
 The log lines are written after the formats of ExecuTorch's
 examples/arm/executor_runner/arm_executor_runner.cpp, the command after
@@ -15,13 +15,13 @@ import re
 
 import pytest
 
-from harness.boards.fvp.platform import (
+from et_hil.boards.fvp.platform import (
     load_platform,
     render_command,
     semihosting_command_line,
 )
-from harness.errors import ConfigError
-from harness.runner.log import (
+from et_hil.errors import ConfigError
+from et_hil.executor_runner.log import (
     EtdumpBlockError,
     find_failures,
     parse_etdump_block,

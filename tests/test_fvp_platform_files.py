@@ -1,4 +1,4 @@
-"""FVP platform files (harness/boards/fvp/platforms/*.toml): declared fields, and
+"""FVP platform files (et_hil/boards/fvp/platforms/*.toml): declared fields, and
 every mistake of a file in one error naming the file and each field."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.boards.fvp import platform as fvp
-from harness.errors import ConfigError
+from et_hil.boards.fvp import platform as fvp
+from et_hil.errors import ConfigError
 
 
 @pytest.fixture

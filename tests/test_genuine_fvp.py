@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from harness.boards import BoardOptions, make_board
-from harness.boards.fvp.board import FvpBoard
-from harness.boards.qemu.kind import QemuSettings
-from harness.boards.spec import load_board_file
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache, default_cache_dir
-from harness.errors import RunTimeout
-from harness.firmware.service import ensure_runner, request_for
-from harness.verdict.check import check_model
+from et_hil.boards import BoardOptions, make_board
+from et_hil.boards.fvp.board import FvpBoard
+from et_hil.boards.qemu.kind import QemuSettings
+from et_hil.boards.spec import load_board_file
+from et_hil.errors import RunTimeout
+from et_hil.firmware.service import ensure_runner, request_for
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache, default_cache_dir
+from et_hil.verdict.check import check_model
 from tests.test_qemu_board import Constant, SmallCNN, _need_tools, image
 
 pytestmark = pytest.mark.slow

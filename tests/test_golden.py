@@ -17,13 +17,13 @@ import pytest
 import torch
 from torch import nn
 
-from harness.boards import make_board
-from harness.boards.spec import load_boards
-from harness.build import faults, front
-from harness.build.builder import Builder
-from harness.build.faults import Fault
-from harness.verdict.check import check_model
-from harness.verdict.golden import GoldenReferences, golden_kind
+from et_hil.boards import make_board
+from et_hil.boards.spec import load_boards
+from et_hil.programs import faults, front
+from et_hil.programs.builder import Builder
+from et_hil.programs.faults import Fault
+from et_hil.verdict.check import check_model
+from et_hil.verdict.golden import GoldenReferences, golden_kind
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,7 @@ def test_an_ethos_u_program_is_held_to_the_tosa_graph_of_its_own_specification(
     assert "tosa-int+int16+int4+u55" in made.source
     # what the TOSA reference model computes for that graph: the int8 model's output,
     # within the rounding the tosa board shows against fake-quant (same quantizer)
-    from harness.verdict.check import fake_quant_outputs
+    from et_hil.verdict.check import fake_quant_outputs
 
     expected = fake_quant_outputs(artifact, x)[0].numpy()
     scale = artifact.output_scales[0]
@@ -128,7 +128,7 @@ def test_an_ethos_u_program_is_held_to_the_tosa_graph_of_its_own_specification(
 
 
 def test_average_pooling_rounds_ties_away_from_zero_as_arm_avgpool_s8():
-    from harness.verdict.cmsis_nn import avg_pool2d_s8
+    from et_hil.verdict.cmsis_nn import avg_pool2d_s8
 
     # 2x2 windows of raw int8 values (arm_avgpool_s8 ignores the shared zero point):
     # sums 6, -6, 5 and 2 over 4 elements: 6/4 = 1.5 -> 2 (away from zero, where
@@ -142,7 +142,7 @@ def test_average_pooling_rounds_ties_away_from_zero_as_arm_avgpool_s8():
 
 
 def test_a_dilated_convolution_is_computed_exactly():
-    from harness.verdict.cmsis_nn import conv2d_s8
+    from et_hil.verdict.cmsis_nn import conv2d_s8
 
     torch.manual_seed(0)
     x = torch.randint(-128, 128, (1, 3, 9, 9), dtype=torch.int8)

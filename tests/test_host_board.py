@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.boards.host import RuntimeWorker
-from harness.errors import ConfigError, RunCrashed
+from et_hil.boards.host import RuntimeWorker
+from et_hil.errors import ConfigError, RunCrashed
 from tests.helpers import host_workers
 
 pytestmark = pytest.mark.slow

@@ -28,9 +28,9 @@ import numpy.typing as npt
 import pytest
 import torch
 
-from harness.boards.host import HostBoard
-from harness.build.builder import Builder
-from harness.verdict.check import fake_quant_outputs, fake_quant_reference
+from et_hil.boards.host import HostBoard
+from et_hil.programs.builder import Builder
+from et_hil.verdict.check import fake_quant_outputs, fake_quant_reference
 
 pytestmark = pytest.mark.slow
 

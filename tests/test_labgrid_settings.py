@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.boards.labgrid.settings import DEFAULT_COORDINATOR
-from harness.boards.serial.settings import parse_serial
-from harness.errors import ConfigError
+from et_hil.boards.labgrid.settings import DEFAULT_COORDINATOR
+from et_hil.boards.serial.settings import parse_serial
+from et_hil.errors import ConfigError
 
 LAB = {
     "labgrid": {"tags": {"pool": "ci", "board": "mps3-an552"}},
@@ -91,7 +91,7 @@ def test_place_and_exporter_placeholders_are_for_labgrid_boards_only() -> None:
 def test_an_unreachable_coordinator_makes_the_board_unavailable_naming_where_it_came_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from harness.boards.labgrid.places import labgrid_availability
+    from et_hil.boards.labgrid.places import labgrid_availability
 
     monkeypatch.setenv("LG_COORDINATOR", "127.0.0.1:1")  # nothing listens on port 1
     settings = parse_serial(LAB, Path("b.toml")).labgrid

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from harness.verdict.debug import LayerMetrics, quantized_layer_within
+from et_hil.verdict.debug import LayerMetrics, quantized_layer_within
 
 
 def _local_error(off: int, size: int, sign: int = 1) -> LayerMetrics:

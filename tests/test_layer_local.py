@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from harness.build.builder import export_model, quantize_model
-from harness.build.quantization import QuantConfig, generated_calibration
-from harness.build.taps import candidates, describe, layer_inputs
-from harness.build.targets import get_target
-from harness.verdict.debug import float_points
-from harness.verdict.replay import replay
+from et_hil.programs.builder import export_model, quantize_model
+from et_hil.programs.quantization import QuantConfig, generated_calibration
+from et_hil.programs.taps import candidates, describe, layer_inputs
+from et_hil.programs.targets import get_target
+from et_hil.verdict.debug import float_points
+from et_hil.verdict.replay import replay
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ def test_rows_made_by_a_pass_are_named_after_the_model_not_the_pass():
     ``decompose_avg_pool2d_pass.py:167``): such a row takes no code line from them."""
     from types import SimpleNamespace
 
-    from harness.build.taps import _code_line
+    from et_hil.programs.taps import _code_line
 
     made_by_a_pass = SimpleNamespace(
         meta={

@@ -1,6 +1,6 @@
 """The package's shape: the pipeline in the layout, no import cycles, light imports.
 
-Import cycles are found on grimp's import graph of ``harness`` (every import,
+Import cycles are found on grimp's import graph of ``et_hil`` (every import,
 function-level ones included, ``TYPE_CHECKING`` ones excluded): a lazy import
 inside a function still ties two modules together, so it counts.
 """
@@ -14,8 +14,18 @@ from pathlib import Path
 import grimp
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "harness"
-STAGES = ["build", "firmware", "runner", "boards", "verdict", "report", "pytest"]
+PACKAGE = Path(__file__).resolve().parent.parent / "et_hil"
+# the pipeline's stages in order, and the process plumbing under them
+STAGES = [
+    "processes",
+    "programs",
+    "executor_runner",
+    "firmware",
+    "boards",
+    "verdict",
+    "report",
+    "pytest_plugin",
+]
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -57,7 +67,7 @@ def test_cycles_finder_finds_a_cycle() -> None:
 
 
 def test_the_package_has_no_import_cycles() -> None:
-    graph = grimp.build_graph("harness", exclude_type_checking_imports=True, cache_dir=None)
+    graph = grimp.build_graph("et_hil", exclude_type_checking_imports=True, cache_dir=None)
     edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
     assert _cycles(edges) == []
 
@@ -88,11 +98,11 @@ def test_the_top_level_shows_the_pipeline() -> None:
     ("module", "not_imported"),
     [
         # a stage does not pull in the ones after it, nor torch
-        ("harness", ["harness.build", "harness.boards", "harness.verdict", "torch"]),
-        ("harness.build.cache", ["harness.boards", "harness.verdict", "torch"]),
-        ("harness.runner.log", ["harness.boards.fvp", "harness.verdict", "torch"]),
-        ("harness.boards.spec", ["harness.verdict.check", "harness.boards.host", "torch"]),
-        ("harness.pytest.plugin", ["torch", "executorch", "harness.boards.fvp.board"]),
+        ("et_hil", ["et_hil.programs", "et_hil.boards", "et_hil.verdict", "torch"]),
+        ("et_hil.programs.cache", ["et_hil.boards", "et_hil.verdict", "torch"]),
+        ("et_hil.executor_runner.log", ["et_hil.boards.fvp", "et_hil.verdict", "torch"]),
+        ("et_hil.boards.spec", ["et_hil.verdict.check", "et_hil.boards.host", "torch"]),
+        ("et_hil.pytest_plugin.plugin", ["torch", "executorch", "et_hil.boards.fvp.board"]),
     ],
 )
 def test_a_submodule_import_stays_light(module: str, not_imported: list[str]) -> None:
@@ -106,9 +116,9 @@ def test_the_kinds_registry_stays_light() -> None:
     board's job, when it runs (pyelftools alone cost ~30 ms of start-up). The QEMU
     kind reads its ``[qemu.firmware]`` table's type from the firmware stage, whose
     package loads nothing else until asked."""
-    heavy = ("elftools", "harness.firmware.recipe", "harness.firmware.service", "numpy", "torch")
+    heavy = ("elftools", "et_hil.firmware.recipe", "et_hil.firmware.service", "numpy", "torch")
     code = (
-        "import sys; from harness.boards import registry; registry.kinds(); "
+        "import sys; from et_hil.boards import registry; registry.kinds(); "
         f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

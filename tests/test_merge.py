@@ -1,4 +1,4 @@
-"""Tests of harness.report.merge and harness.report.junit: one record per test and board
+"""Tests of et_hil.report.merge and et_hil.report.junit: one record per test and board
 from shards and retries, what never reported named, and JUnit XML as CI reads it."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.report.junit import junit_xml, write_junit
-from harness.report.merge import (
+from et_hil.errors import ConfigError
+from et_hil.report.junit import junit_xml, write_junit
+from et_hil.report.merge import (
     merge_results,
     planned_path,
     write_planned,
     write_results,
 )
-from harness.report.results import read_records
-from harness.report.sessions import LiveRun
+from et_hil.report.results import read_records
+from et_hil.report.sessions import LiveRun
 
 # Node ids, boards, run ids and times as in a real run of
 # `pytest suites --board=host --board=tosa` (records trimmed to what merge and JUnit read).

@@ -7,7 +7,7 @@ output channel's sign flipped at an early, a middle and a late layer each fails 
 check, and the per-layer table names that layer first. The early fault shows at the
 outputs (7 LSB off); the middle and late ones move the 12 logits by at most
 1 LSB, which the rounding allowance passes, and the check fails them by confirming
-those outputs layer by layer (:mod:`harness.verdict.confirm`): the campaign
+those outputs layer by layer (:mod:`et_hil.verdict.confirm`): the campaign
 measured both.
 """
 

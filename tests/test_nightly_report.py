@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import browser
+from et_hil.report import browser
 
 
 def nightly_dir() -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.build import op_libraries
+from et_hil.programs import op_libraries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +68,7 @@ def test_the_reference_loader_loads_it_in_a_fresh_process(
     code = (
         "import torch\n"
         "from pathlib import Path\n"
-        "from harness.build.front import reference_module\n"
+        "from et_hil.programs.front import reference_module\n"
         f"m = reference_module(Path({str(saved_graph)!r}), {recorded!r}, 'CopiesInDimOrder')\n"
         "print(m(torch.ones(2, 3, dtype=torch.int64)).tolist())\n"
     )

@@ -317,7 +317,7 @@ def test_two_workers_share_one_cache_and_write_every_record(et_pytester):
 
 def test_plugin_import_does_not_import_torch():
     code = (
-        "import sys, harness.pytest.plugin; "
+        "import sys, et_hil.pytest_plugin.plugin; "
         "print('torch' in sys.modules, 'executorch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -429,7 +429,7 @@ def test_two_checks_in_one_test_are_both_recorded_and_in_junit(et_pytester):
         """
         import tinymodels as m
 
-        from harness.build.faults import Fault
+        from et_hil.programs.faults import Fault
 
         def test_two(et_check):
             et_check(m.tiny(), m.x())
@@ -495,7 +495,7 @@ def test_a_failing_check_shows_its_per_layer_table(et_pytester):
         """
         import tinymodels as m
 
-        from harness.build.faults import Fault
+        from et_hil.programs.faults import Fault
 
         def test_wrong_layer(et_check):
             # Tiny's linear layer (its output is the second quantization point)
@@ -544,7 +544,7 @@ def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
     et_pytester.makepyfile(
         """
         import torch
-        from harness.build.taps import Fault
+        from et_hil.programs.taps import Fault
         import tinymodels as m
 
         class Two(torch.nn.Module):
@@ -589,7 +589,7 @@ def test_outputs_within_rounding_are_confirmed_layer_by_layer(et_pytester):
         sys.path.insert(0, {str(ROOT / "suites")!r})
         import real_models
 
-        from harness.build.faults import Fault
+        from et_hil.programs.faults import Fault
 
         ENTRY = real_models.REAL_MODELS["autoencoder_ad"]
 

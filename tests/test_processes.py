@@ -1,4 +1,4 @@
-"""Tests of harness.boards.processes: nothing a child starts outlives its use."""
+"""Tests of et_hil.processes: nothing a child starts outlives its use."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import FrameType
 
 import pytest
 
-from harness.boards import processes
+from et_hil import processes
 
 
 def _alive(pid: int) -> bool:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.program_file import read_program
-from harness.errors import ConfigError
-from harness.verdict.delegation import DelegationSpec
+from et_hil.errors import ConfigError
+from et_hil.programs.program_file import read_program
+from et_hil.verdict.delegation import DelegationSpec
 
 # ---------------------------------------------------------------- reading program files
 
@@ -114,7 +114,7 @@ from pathlib import Path
 
 import pytest
 import tinymodels as m
-from harness import bundle_program
+from et_hil import bundle_program
 
 OUT = Path("bundles")
 
@@ -140,7 +140,7 @@ BOARDS = ("host", "tosa", "qemu-m55")
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "et_hil.cli", *args],
         cwd=cwd, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
 
@@ -151,10 +151,10 @@ def _value(out: str, metric: str) -> str:
 
 @pytest.mark.slow
 def test_et_hil_run_gives_the_verdict_of_the_test_that_built_the_bundle(et_pytester):
-    from harness.boards import make_board
-    from harness.boards.spec import load_boards
-    from harness.build.cache import default_cache_dir
-    from harness.firmware.service import ensure_runner, request_for
+    from et_hil.boards import make_board
+    from et_hil.boards.spec import load_boards
+    from et_hil.firmware.service import ensure_runner, request_for
+    from et_hil.programs.cache import default_cache_dir
 
     spec = load_boards()["qemu-m55"]
     qemu = make_board(spec, et_pytester.path / "logs")
@@ -220,7 +220,7 @@ def test_plain_program(et_run):
 def test_the_et_run_fixture_runs_a_program_file_on_the_tests_board(et_pytester, builder):
     import tinymodels as m  # the et_pytester's model file
 
-    from harness import bundle_program
+    from et_hil import bundle_program
 
     artifact = builder.build(m.tiny(), m.x(), target="portable", board="host")
     bundle_program(artifact, m.x(), et_pytester.path / "good.bpte", model=m.tiny())

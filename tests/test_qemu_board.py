@@ -21,17 +21,17 @@ import numpy as np
 import pytest
 import torch
 
-from harness.boards import BoardOptions, make_board
-from harness.boards.qemu.board import QemuBoard
-from harness.boards.spec import load_board_file
-from harness.build.artifact import Artifact
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache, default_cache_dir
-from harness.datafiles import builtin_board_dir
-from harness.errors import ConfigError, RunCrashed, RunnerConfigError, RunTimeout
-from harness.firmware.service import FirmwareRequest, ensure_runner
-from harness.firmware.toolchain import missing_build_tools
-from harness.verdict.check import CheckResult, check_model
+from et_hil.boards import BoardOptions, make_board
+from et_hil.boards.qemu.board import QemuBoard
+from et_hil.boards.spec import load_board_file
+from et_hil.datafiles import builtin_board_dir
+from et_hil.errors import ConfigError, RunCrashed, RunnerConfigError, RunTimeout
+from et_hil.firmware.service import FirmwareRequest, ensure_runner
+from et_hil.firmware.toolchain import missing_build_tools
+from et_hil.programs.artifact import Artifact
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache, default_cache_dir
+from et_hil.verdict.check import CheckResult, check_model
 
 pytestmark = pytest.mark.slow
 
@@ -288,7 +288,7 @@ def test_a_runner_failure_message_keeps_its_numbers(
     Debian's newlib does not know: before the firmware's printf_formats.c they read
     "expected tensor rank in [1, zu], got zu" and "KernelCall failed at instruction
     zu:zu in operator (null)" (the %s read from the wrong place)."""
-    from harness.build import cortex_m_passes
+    from et_hil.programs import cortex_m_passes
     from tests.test_cortex_m_target import self_attention, token_sequence
 
     upstream = cortex_m_passes.pass_list
@@ -369,7 +369,7 @@ def test_int8_networks_run_on_cmsis_nn(
     TransformerEncoderLayer: each
     convolution and linear on CMSIS-NN (the build refuses otherwise), run on the
     genuine runner within ``max_lsb`` of fake-quant."""
-    from harness.tolerance import Tolerance
+    from et_hil.tolerance import Tolerance
 
     result = check(
         builder, cmsis, model(), inputs(), tmp_path, quantize="int8",

@@ -1,4 +1,4 @@
-"""Tests of harness.report.quarantine: reading the file (every problem in one error,
+"""Tests of et_hil.report.quarantine: reading the file (every problem in one error,
 naming the file and entry), which tests and boards an entry covers, and expiry."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.report.quarantine import QuarantineEntry, find_entry, load_quarantine
+from et_hil.errors import ConfigError
+from et_hil.report.quarantine import QuarantineEntry, find_entry, load_quarantine
 
 ENTRY = """
 [[quarantine]]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main as et_hil
+from et_hil.cli import main as et_hil
 
 # A copy of the built-in corstone320 under another name: the baseline keys on it.
 LAB = """

@@ -1,4 +1,4 @@
-"""Tests of ``et-hil report``: harness.report.html, .plots and .browser.
+"""Tests of ``et-hil report``: et_hil.report.html, .plots and .browser.
 
 The records come from real runs (tests/data/report/README.txt): ``host_tosa.jsonl``
 from ``pytest suites --board=host --board=tosa`` and ``build_only_corstone320.jsonl``
@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
-from harness.errors import ConfigError, HarnessError
-from harness.report import browser
-from harness.report.figures import case_name
-from harness.report.html import load_runs, render_report, write_report
-from harness.report.results import read_records
-from harness.verdict.debug import DivergenceReport, LayerMetrics, LayerRow
+from et_hil.cli import main
+from et_hil.errors import ConfigError, HarnessError
+from et_hil.report import browser
+from et_hil.report.figures import case_name
+from et_hil.report.html import load_runs, render_report, write_report
+from et_hil.report.results import read_records
+from et_hil.verdict.debug import DivergenceReport, LayerMetrics, LayerRow
 
 DATA = Path(__file__).parent / "data" / "report"
 HOST_TOSA = DATA / "host_tosa.jsonl"

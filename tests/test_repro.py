@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.report.repro import (
+from et_hil.report.repro import (
     MARKER,
     case_folder_name,
     mark_run_folder,
@@ -150,7 +150,7 @@ def test_a_failed_check_leaves_a_folder_that_reruns_to_the_same_verdict(et_pytes
 
     # The same verdict, from the folder alone (run from another folder), with the same numbers.
     rerun = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "repro", str(repro)],
+        [sys.executable, "-m", "et_hil.cli", "repro", str(repro)],
         capture_output=True,
         text=True,
         cwd=os.path.expanduser("~"),
@@ -179,7 +179,7 @@ def _folder_bytes(folder: Path) -> int:
 def test_a_real_models_repro_folder_links_its_program_and_reruns_after_the_cache_is_gone(
     et_pytester, tmp_path
 ):
-    from harness.report.keep import own_bytes
+    from et_hil.report.keep import own_bytes
 
     et_pytester.makepyfile(resnet18=(Path(__file__).parent / "resnet18.py").read_text())
     et_pytester.makepyfile(
@@ -210,14 +210,14 @@ def test_a_real_models_repro_folder_links_its_program_and_reruns_after_the_cache
     # The cache cleared, the folder still reruns to the same verdict and numbers.
     assert (
         subprocess.run(
-            [sys.executable, "-m", "harness.cli", "cache", "clear", "--build-cache", str(cache)],
+            [sys.executable, "-m", "et_hil.cli", "cache", "clear", "--build-cache", str(cache)],
             check=False,
         ).returncode
         == 0
     )
     assert not artifact.exists()
     rerun = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "repro", str(repro)],
+        [sys.executable, "-m", "et_hil.cli", "repro", str(repro)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr
@@ -257,9 +257,9 @@ command = ["sh", "-c", "echo reset > {marker}"]
 def _tosa_case(builder, tmp_path: Path, board_file_name: str | None) -> Path:
     import torch
 
-    from harness.boards.spec import load_boards
-    from harness.report.repro import save_case
-    from harness.tolerance import Tolerance, Tolerances
+    from et_hil.boards.spec import load_boards
+    from et_hil.report.repro import save_case
+    from et_hil.tolerance import Tolerance, Tolerances
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()
@@ -287,7 +287,7 @@ def _tosa_case(builder, tmp_path: Path, board_file_name: str | None) -> Path:
 
 def _repro(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "repro", str(folder), *args],
+        [sys.executable, "-m", "et_hil.cli", "repro", str(folder), *args],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
@@ -336,10 +336,10 @@ def test_the_folders_own_board_file_is_used_only_when_asked(builder, tmp_path):
 
 @pytest.mark.slow
 def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(et_pytester, tmp_path):
-    from harness.boards import make_board
-    from harness.boards.spec import load_boards
-    from harness.build.cache import default_cache_dir
-    from harness.firmware.service import ensure_runner, request_for
+    from et_hil.boards import make_board
+    from et_hil.boards.spec import load_boards
+    from et_hil.firmware.service import ensure_runner, request_for
+    from et_hil.programs.cache import default_cache_dir
 
     spec = load_boards()["qemu-m55"]
     if not make_board(spec, tmp_path / "logs").availability().ok:
@@ -358,7 +358,7 @@ def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(et_p
     env = {**os.environ, "ET_HIL_THIRD_PARTY": str(tmp_path / "no-bundle"),
            "ET_HIL_CACHE_DIR": str(cache)}  # fmt: skip
     rerun = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "repro", str(repro)],
+        [sys.executable, "-m", "et_hil.cli", "repro", str(repro)],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert rerun.returncode == 1, rerun.stdout + rerun.stderr

@@ -1,5 +1,5 @@
-"""Tests of harness.report.results (the JSON Lines results file shared by workers) and
-of harness.report.record (the typed record of one test)."""
+"""Tests of et_hil.report.results (the JSON Lines results file shared by workers) and
+of et_hil.report.record (the typed record of one test)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.report.record import (
+from et_hil.report.record import (
     CheckRecord,
     ComparisonRecord,
     Outcome,
@@ -21,8 +21,8 @@ from harness.report.record import (
     RecordDraft,
     make_record,
 )
-from harness.report.results import ResultsWriter, read_records
-from harness.report.sessions import LiveRun, live_dir, live_runs
+from et_hil.report.results import ResultsWriter, read_records
+from et_hil.report.sessions import LiveRun, live_dir, live_runs
 
 WORKERS = 4
 RECORDS_PER_WORKER = 50
@@ -64,7 +64,7 @@ def test_a_new_run_keeps_the_records_of_runs_still_live_and_drops_the_ended(
 def test_a_killed_run_is_not_taken_for_a_live_one(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     code = (
-        "import sys, time; from harness.report.sessions import LiveRun; "
+        "import sys, time; from et_hil.report.sessions import LiveRun; "
         f"LiveRun({str(path)!r}, 'killed').start(); print('up', flush=True); time.sleep(60)"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -1,5 +1,5 @@
-"""Tests of the ``et-hil merge`` and ``et-hil baseline`` commands (harness.report.commands)
-through harness.cli.main: exit codes, what they print, the files they write."""
+"""Tests of the ``et-hil merge`` and ``et-hil baseline`` commands (et_hil.report.commands)
+through et_hil.cli.main: exit codes, what they print, the files they write."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
+from et_hil.cli import main
 from tests.report_records import TOSA_RUN, TOSA_TEST, VELA_BUILD, VELA_TEST
 
 

@@ -13,15 +13,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.boards.spec import (
+from et_hil.boards.spec import (
     board_file_schema,
     board_file_schema_path,
     board_file_schema_text,
     builtin_board_dir,
     load_board_file,
 )
-from harness.cli import main
-from harness.errors import ConfigError
+from et_hil.cli import main
+from et_hil.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "boards" / "examples"
 SHIPPED = sorted(builtin_board_dir().glob("*.toml")) + sorted(EXAMPLES.glob("*.toml"))
@@ -39,14 +39,14 @@ def test_the_published_schema_is_current() -> None:
     # A fresh process: the built-in kinds only, as when the file was generated
     # (a test of this session may have registered a kind of its own).
     printed = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "schema"],
+        [sys.executable, "-m", "et_hil.cli", "schema"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert printed == board_file_schema_path().read_text(encoding="utf-8"), (
-        "harness/boards/board-file.schema.json is stale: run "
-        "`et-hil schema -o harness/boards/board-file.schema.json`"
+        "et_hil/boards/board-file.schema.json is stale: run "
+        "`et-hil schema -o et_hil/boards/board-file.schema.json`"
     )
 
 

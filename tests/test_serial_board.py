@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.boards.serial.board import SerialBoard
-from harness.boards.spec import load_board_file
-from harness.build.builder import Builder
-from harness.build.cache import ArtifactCache
-from harness.errors import ConfigError, InfrastructureError, RunCrashed, RunTimeout
-from harness.verdict.check import CheckResult, check_model
+from et_hil.boards.serial.board import SerialBoard
+from et_hil.boards.spec import load_board_file
+from et_hil.errors import ConfigError, InfrastructureError, RunCrashed, RunTimeout
+from et_hil.programs.builder import Builder
+from et_hil.programs.cache import ArtifactCache
+from et_hil.verdict.check import CheckResult, check_model
 from tests.serial_double import VirtualBoard
 
 pytestmark = pytest.mark.slow
@@ -452,8 +452,8 @@ def test_the_debug_pass_finds_a_faulty_layer_through_the_uart(
 ) -> None:
     """Serial boards get STATS taps (13 numbers per layer over the UART), in a bundle
     whose expected outputs include every tap's statistics."""
-    from harness.build.taps import Fault
-    from harness.verdict.debug import debug_model
+    from et_hil.programs.taps import Fault
+    from et_hil.verdict.debug import debug_model
 
     class Three(torch.nn.Module):
         def __init__(self) -> None:

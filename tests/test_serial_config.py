@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.boards.serial.settings import parse_serial
-from harness.boards.spec import load_board_file, load_board_files, load_boards
-from harness.errors import ConfigError
+from et_hil.boards.serial.settings import parse_serial
+from et_hil.boards.spec import load_board_file, load_board_files, load_boards
+from et_hil.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "boards" / "examples"
 
@@ -155,7 +155,7 @@ def test_a_lab_file_lists_boards_and_load_board_file_refuses_it(tmp_path: Path) 
 
 
 def test_pyocd_loads_elf_and_hex_images_in_their_own_format() -> None:
-    from harness.boards.serial.settings import flash_command
+    from et_hil.boards.serial.settings import flash_command
 
     section = _with(
         flash={"method": "pyocd", "target": "cortex_m", "extra_args": ["-f", "4M"]},
@@ -173,7 +173,7 @@ def test_pyocd_loads_elf_and_hex_images_in_their_own_format() -> None:
 
 
 def test_pyocd_resets_the_board_itself_when_there_is_no_reset_method() -> None:
-    from harness.boards.serial.settings import flash_command
+    from et_hil.boards.serial.settings import flash_command
 
     section = _with(
         flash={"method": "pyocd", "target": "cortex_m"}, reset={"method": "none"}, probe_id="1"
@@ -264,7 +264,7 @@ def test_units_take_the_tables_probe_and_their_index_as_name() -> None:
 
 
 def test_the_board_spec_holds_the_typed_table(tmp_path: Path) -> None:
-    from harness.boards.serial.settings import SerialTable, serial_settings
+    from et_hil.boards.serial.settings import SerialTable, serial_settings
 
     spec = load_board_file(EXAMPLES / "mps3-an552.toml")
     assert isinstance(spec.settings, SerialTable)

@@ -8,8 +8,8 @@ import random
 import threading
 import time
 
-from harness.boards.serial.link import NO_START_GRACE_S, SerialLink
-from harness.runner.log import find_run, normalize_uart, parse_etdump_block
+from et_hil.boards.serial.link import NO_START_GRACE_S, SerialLink
+from et_hil.executor_runner.log import find_run, normalize_uart, parse_etdump_block
 
 START = b"I [executorch:arm_executor_runner.cpp:1523 main()] PTE @ 0x70000000 [----ET12]\r\n"
 END = b"I [executorch:arm_executor_runner.cpp:1550 main()] Program complete, exiting.\r\n\x04"

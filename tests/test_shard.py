@@ -1,4 +1,4 @@
-"""Tests of harness.pytest.shard: the --shard option, a split that puts every test in
+"""Tests of et_hil.pytest_plugin.shard: the --shard option, a split that puts every test in
 exactly one shard the same way in every job, balanced by recorded durations."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.pytest.shard import parse_shard, recorded_durations, split
+from et_hil.pytest_plugin.shard import parse_shard, recorded_durations, split
 
 
 def _shards(tests: list[str], count: int, durations: dict[str, float]) -> dict[str, int]:

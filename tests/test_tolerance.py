@@ -1,4 +1,4 @@
-"""Tests of harness.tolerance: building limits from board files and markers."""
+"""Tests of et_hil.tolerance: building limits from board files and markers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.tolerance import Tolerance, TolerancePolicy
+from et_hil.tolerance import Tolerance, TolerancePolicy
 
 WHERE = "board file /x/y.toml [tolerance.float]"
 

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from harness.runner.log import (
+from et_hil.executor_runner.log import (
     RunState,
     RunWatch,
     UartOutputError,

@@ -1,4 +1,4 @@
-"""Tests of harness.build.vela's CSV readers, on real Vela 5.1.0 output
+"""Tests of et_hil.programs.vela's CSV readers, on real Vela 5.1.0 output
 (see tests/data/vela/README.txt).
 
 The numbers in these tests were read from the CSV files themselves.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.vela import read_per_layer, read_summary, read_vela_reports
+from et_hil.programs.vela import read_per_layer, read_summary, read_vela_reports
 
 VELA_DATA = Path(__file__).parent / "data" / "vela"
 OUTPUT = VELA_DATA / "partition_0" / "output"

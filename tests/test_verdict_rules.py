@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.tolerance import Tolerance
-from harness.verdict.compare import compare_outputs, output_metrics
-from harness.verdict.degenerate import degenerate_outputs
+from et_hil.tolerance import Tolerance
+from et_hil.verdict.compare import compare_outputs, output_metrics
+from et_hil.verdict.degenerate import degenerate_outputs
 
 DEFAULT = Tolerance(rounding_lsb=1.0, snr_margin_db=10.0)
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from harness.report.merge import merge_results
+from et_hil.report.merge import merge_results
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +53,9 @@ def genuine_args() -> list[str]:
     there if it is not): the runs' own caches start empty, and a qemu board finding no
     runner in its cache would build one (3.5 of a 4.5-minute cold run here), which
     is not what this test is about."""
-    from harness.boards.qemu.kind import QemuSettings
-    from harness.build.cache import default_cache_dir
-    from harness.firmware.service import ensure_runner, request_for
+    from et_hil.boards.qemu.kind import QemuSettings
+    from et_hil.firmware.service import ensure_runner, request_for
+    from et_hil.programs.cache import default_cache_dir
 
     elf = ensure_runner(request_for(QemuSettings().firmware), cache_dir=default_cache_dir()).elf
     return [

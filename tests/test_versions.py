@@ -1,4 +1,4 @@
-"""The pins live in harness/versions.py; the copies that cannot read it must match it."""
+"""The pins live in et_hil/versions.py; the copies that cannot read it must match it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from harness.boards.fvp import platform as fvp
-from harness.versions import PINNED, docker_build_args
+from et_hil.boards.fvp import platform as fvp
+from et_hil.versions import PINNED, docker_build_args
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
@@ -56,10 +56,10 @@ def test_dockerfile_fvp_labels_match_the_platform_files() -> None:
 
 def test_makefile_reads_the_torch_pin() -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "harness" / "versions.py"), "torch"],
+        [sys.executable, str(ROOT / "et_hil" / "versions.py"), "torch"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert out.strip() == PINNED["torch"]
-    assert "harness/versions.py torch" in (ROOT / "Makefile").read_text()
+    assert "et_hil/versions.py torch" in (ROOT / "Makefile").read_text()

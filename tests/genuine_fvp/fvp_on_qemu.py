@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fvp_double"))
 from fvp_double import CMDLINE_LIMIT, PLATFORMS, fail, parse
 
-from harness.boards.qemu.command import qemu_argv
+from et_hil.boards.qemu.command import qemu_argv
 
 QEMU = os.environ.get("ET_HIL_QEMU", "qemu-system-arm")
 TIMELIMIT_LINE = "Info: Simulation is stopping. Reason: CPU time has been exceeded."

@@ -528,8 +528,8 @@ def load_runtime() -> None:
     from executorch.devtools.etdump import serialize as etdump_serialize  # noqa: F401
     from executorch.exir.scalar_type import ScalarType
 
-    from harness import dtypes
-    from harness.boards.host_worker import load_runtime as load_executorch_runtime
+    from et_hil import dtypes
+    from et_hil.boards.host_worker import load_runtime as load_executorch_runtime
 
     load_executorch_runtime()
     for member in ScalarType:

@@ -1,0 +1,216 @@
+"""What every board is: the ``Board`` protocol and the values it returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from et_hil.boards.spec import BoardSpec
+    from et_hil.programs.artifact import Artifact
+
+T = TypeVar("T")
+
+
+class Fidelity(enum.StrEnum):
+    """The fidelities of the built-in kinds: how much a timing can be trusted.
+
+    Timings of different fidelities never compare. Each kind declares the ones it
+    gives (:attr:`et_hil.boards.registry.BoardKind.fidelities`); a kind of one's
+    own may declare new ones (a plain string in :attr:`RunResult.fidelity`).
+    """
+
+    HOST_WALL = "host-wall"  # wall time of the host CPU running the portable runtime
+    REFERENCE_MODEL = "tosa-reference"  # wall time of the TOSA reference model: not a device
+    FVP_FAST = "fvp-fast"  # FVP with --fast: functional only
+    FVP_CYCLES = "fvp-cycles"  # FVP NPU model without --fast: cycle-approximate NPU
+    SILICON = "silicon"  # a real board
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardOptions:
+    """Command-line settings boards may use.
+
+    Attributes:
+        runner_elf: the firmware to run (``--runner-elf``), over the board file's.
+        cache_dir: the artifact cache folder (firmware builds are kept there too).
+        kind_options: each kind's own options by kind name (an ``FvpOptions`` for
+            ``fvp`` ...), made by the kind's ``options_from``.
+    """
+
+    runner_elf: Path | None = None
+    cache_dir: Path | None = None
+    kind_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def for_kind(self, kind: str, default: T) -> T:
+        """The options of ``kind``, or ``default`` when none were given."""
+        value: T = self.kind_options.get(kind, default)
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a board can run on this machine, and if not, why and what to do."""
+
+    ok: bool
+    reason: str = ""
+    hint: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What one run of a program on a board produced.
+
+    Attributes:
+        board: board name.
+        outputs: the program's outputs, in order.
+        execute_s: time of the ``execute`` call alone.
+        load_s: time to load the program and method.
+        fidelity: what kind of time ``execute_s`` is (one its kind declares).
+        run_dir: folder holding the ETDump, debug buffer and log of this run.
+        etdump_path: the ETDump, when the board produced one.
+        debug_buffer_path: the debug buffer (intermediate outputs), when produced.
+        log: what the runtime printed during the run.
+        extra: board-specific facts (delegate time, PMU counters...).
+    """
+
+    board: str
+    outputs: tuple[npt.NDArray[Any], ...]
+    execute_s: float
+    load_s: float
+    fidelity: str
+    run_dir: Path
+    etdump_path: Path | None = None
+    debug_buffer_path: Path | None = None
+    log: str = ""
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def timings(self) -> dict[str, Any]:
+        """Timings for a result record."""
+        return {
+            "execute_s": round(self.execute_s, 6),
+            "load_s": round(self.load_s, 6),
+            "fidelity": str(self.fidelity),
+            **{k: v for k, v in self.extra.items() if k.endswith("_s")},
+        }
+
+
+class Board(Protocol):
+    """A place where programs run. Boards are opened once per worker and reused.
+
+    Each kind's class is named by its :class:`~et_hil.boards.registry.BoardKind`
+    and made as ``cls(spec, work_dir, options)``.
+    """
+
+    spec: BoardSpec
+
+    def availability(self) -> Availability:
+        """Whether this board can run here (cheap; no program is run)."""
+
+    def inputs_it_runs(
+        self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]
+    ) -> list[npt.NDArray[Any]] | None:
+        """The inputs the board will really run on, when it cannot take the given
+        ones (UART firmware without BundleIO feeds all-ones), else ``None``."""
+
+    def open(self) -> None:
+        """Acquire what the board needs (processes, devices). Idempotent."""
+
+    def close(self) -> None:
+        """Release everything; nothing may be left running. Idempotent."""
+
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: Sequence[npt.NDArray[Any]],
+        *,
+        run_dir: Path,
+        timeout_s: float | None = None,
+        debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
+    ) -> RunResult:
+        """Run the artifact's program once on ``inputs``.
+
+        ``expected`` are the reference outputs, for firmware that checks its
+        outputs itself (BundleIO); other boards ignore them.
+
+        Raises:
+            RunTimeout, RunCrashed, InfrastructureError: the run gave no result.
+        """
+
+
+def check_inputs_match(
+    artifact: Artifact, inputs: Sequence[Any], board: str
+) -> list[npt.NDArray[Any]]:
+    """The inputs as numpy arrays (tensors accepted), refused when their count,
+    shape or dtype differ from the program's.
+
+    Raises:
+        ConfigError: naming the model, the input and both specs.
+    """
+    from et_hil.errors import ConfigError
+
+    inputs = [as_numpy(x) for x in inputs]
+    specs = artifact.input_specs
+    given = [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in inputs]
+    dynamic = artifact.metadata.get("dynamic_dims")
+    problem = None
+    if len(specs) != len(inputs):
+        problem = f"it takes {len(specs)} inputs, {len(inputs)} were given"
+    else:
+        for i, (spec, arr) in enumerate(zip(specs, inputs, strict=True)):
+            if dynamic:  # bounded dynamic shapes: any size within the bounds
+                from et_hil.programs.dynamic_shapes import shape_allowed
+
+                shape_ok = shape_allowed(dynamic, i, arr.shape)
+                wanted = f"{dynamic['inputs'][i]} ({_ranges(dynamic)})"
+            else:
+                shape_ok = list(arr.shape) == list(spec["shape"])
+                wanted = str(spec["shape"])
+            if not shape_ok or str(arr.dtype) != str(spec["dtype"]):
+                problem = (
+                    f"input {i} is {list(arr.shape)} {arr.dtype}, "
+                    f"the program was built for {wanted} {spec['dtype']}"
+                )
+                break
+    if problem:
+        raise ConfigError(
+            f"board '{board}': program of model '{artifact.model_name}' cannot take these "
+            f"inputs: {problem}. Build with example inputs of the shapes you run "
+            f"(given: {given})"
+        )
+    return inputs
+
+
+def _ranges(dynamic: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} in {lo}..{hi}" for k, (lo, hi) in dynamic["symbols"].items())
+
+
+def as_numpy(value: Any) -> npt.NDArray[Any]:
+    """A tensor or array as a contiguous numpy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().contiguous().numpy()
+    return np.ascontiguousarray(value)
+
+
+class RunsGivenInputs:
+    """For boards that run whatever inputs they are given (all but UART firmware
+    without BundleIO)."""
+
+    def inputs_it_runs(
+        self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]
+    ) -> list[npt.NDArray[Any]] | None:
+        """``None``: the given inputs are run."""
+        return None
+
+
+def input_dim_orders(artifact: Artifact) -> list[list[int] | None]:
+    """The dim order of each program input, from the program's own metadata."""
+    specs = (artifact.metadata.get("program_io") or {}).get("inputs") or []
+    return [spec.get("dim_order") for spec in specs] or [None] * len(artifact.input_specs)

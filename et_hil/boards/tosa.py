@@ -1,0 +1,120 @@
+"""The ``tosa`` board: what an Ethos-U NPU should compute, on any machine.
+
+This board runs a program built for a TOSA target (the ``.pte`` itself, nothing
+else) in a worker process: each delegated segment on the TOSA reference model,
+the CPU ops between them (quantize at the inputs, dequantize at the outputs,
+any fallback op) on their PyTorch kernels, as upstream's TOSA tests do.
+Timings are reference-model wall time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+
+from et_hil.boards.base import (
+    Availability,
+    BoardOptions,
+    Fidelity,
+    RunResult,
+    RunsGivenInputs,
+    check_inputs_match,
+)
+from et_hil.boards.host import RuntimeWorker
+from et_hil.boards.spec import BoardSpec
+from et_hil.errors import ConfigError
+from et_hil.programs.artifact import Artifact
+from et_hil.versions import PINNED
+
+
+class TosaBoard(RunsGivenInputs):
+    """Runs TOSA-lowered programs on the TOSA reference model.
+
+    Args:
+        spec: the board file's contents.
+        work_dir: where the worker's log goes.
+    """
+
+    def __init__(
+        self, spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None
+    ) -> None:
+        self.spec = spec
+        self.worker = RuntimeWorker(
+            work_dir / f"{spec.name}-refmodel.log",
+            module="et_hil.boards.tosa_worker",
+            label=spec.name,
+        )
+
+    def availability(self) -> Availability:
+        """Available when tosa-tools' reference model and ExecuTorch are installed."""
+        if importlib.util.find_spec("tosa_reference_model") is None:
+            return Availability(
+                False,
+                "the TOSA reference model (tosa_reference_model) is not installed",
+                f"pip install 'executorch[ethos-u]=={PINNED['executorch']}' "
+                f"(brings tosa-tools {PINNED['tosa-tools']})",
+            )
+        if importlib.util.find_spec("executorch") is None:
+            return Availability(False, "executorch is not installed", "pip install executorch")
+        return Availability(True)
+
+    def open(self) -> None:
+        """Start the worker (its imports run in the background)."""
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker."""
+        self.worker.stop()
+
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: Sequence[npt.NDArray[Any]],
+        *,
+        run_dir: Path,
+        timeout_s: float | None = None,
+        debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
+    ) -> RunResult:
+        """Run the artifact's program once; see :meth:`et_hil.boards.base.Board.run`.
+
+        Raises:
+            ConfigError: the artifact was not built for a TOSA target.
+            RunCrashed: the reference model or a CPU op failed.
+            RunTimeout: no result within the time limit.
+        """
+        backends = {
+            part.get("backend")
+            for part in (artifact.metadata.get("delegation") or {}).get("partitions") or []
+        }
+        target = artifact.metadata.get("target")
+        if backends - {"TOSABackend"} or (
+            not backends and target is not None and not str(target).startswith("tosa-")
+        ):
+            raise ConfigError(
+                f"board '{self.spec.name}': program of model '{artifact.model_name}' was built "
+                f"for target '{artifact.target}'"
+                + (f" (delegates to {', '.join(sorted(map(str, backends)))})" if backends else "")
+                + "; this board runs TOSA-lowered programs "
+                "(target tosa-int, tosa-int+<extensions> or tosa-fp)"
+            )
+        inputs = check_inputs_match(artifact, inputs, self.spec.name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        reply = self.worker.request(
+            {"op": "run", "program": str(artifact.pte_path), "inputs": list(inputs)},
+            timeout_s or self.spec.run_timeout_s,
+            subject=f"model '{artifact.model_name}'",
+        )
+        return RunResult(
+            board=self.spec.name,
+            outputs=tuple(reply["outputs"]),
+            execute_s=float(reply["execute_s"]),
+            load_s=float(reply["load_s"]),
+            fidelity=Fidelity.REFERENCE_MODEL,
+            run_dir=run_dir,
+            extra={"delegate_s": reply["delegate_s"], "delegate_calls": reply["delegate_calls"]},
+        )

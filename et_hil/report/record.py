@@ -1,0 +1,270 @@
+"""One test's result record: a typed structure, made by :func:`make_record` only.
+
+The record is one JSON line of the results file (see :mod:`et_hil.report.results`).
+Its field names are read by :func:`et_hil.report.results.read_records` users, the
+benchmarks and the README's examples, so they do not change. A field that is
+:data:`msgspec.UNSET` is left out of the line (e.g. ``debug`` of a check that
+had no per-layer pass); a field that is None is written as ``null``.
+
+While a test runs, its fixtures note what they learn in a :class:`RecordDraft`
+and one :class:`CheckRecord` per ``et_check`` call; when it ends,
+:func:`make_record` turns them into the :class:`Record`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from et_hil.errors import FailureClass
+
+if TYPE_CHECKING:
+    from et_hil.verdict.compare import Comparison
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+
+
+class ComparisonRecord(msgspec.Struct, kw_only=True):
+    """One comparison of a board's outputs with a reference."""
+
+    reference: str
+    passed: bool
+    problems: list[str]
+    metrics: list[dict[str, Any]]
+    checks: list[dict[str, Any]]
+    source: str = ""
+
+    @classmethod
+    def of(cls, comparison: Comparison) -> ComparisonRecord:
+        """The record of ``comparison`` (its metrics JSON-safe, infinities as strings)."""
+        return cls(
+            reference=comparison.reference,
+            passed=comparison.passed,
+            problems=list(comparison.problems),
+            metrics=[m.as_dict() for m in comparison.metrics],
+            checks=[dataclasses.asdict(c) for c in comparison.checks],
+            source=comparison.source,
+        )
+
+
+class CheckRecord(msgspec.Struct, kw_only=True):
+    """One ``et_check`` call, filled in stage by stage (a stage not reached stays unset).
+
+    Attributes:
+        artifact: :meth:`et_hil.programs.artifact.Artifact.summary` of the program.
+        delegation: the artifact's delegation summary (ops delegated, ops left to the CPU).
+        vela: Vela's estimates (Ethos-U targets), else None.
+        quantization_note: why the program was not quantized although asked to be.
+        full_delegation: why a full-delegation requirement did not apply.
+        ran: False when nothing ran (``--build-only``).
+        run_dir: the run's folder.
+        timings: seconds per stage and the board's timings (with their ``fidelity``).
+        etdump: the ETDump file, if the board left one.
+        board_facts: what the board reports about the run (e.g. ``where`` an FVP ran).
+        comparisons: the verdicts against each reference.
+        passed: every comparison passed.
+        failure_class: why the check failed (:class:`et_hil.errors.FailureClass`).
+        repro: the repro folder a failure left (None: none could be left).
+        debug: the per-layer divergence pass (:mod:`et_hil.verdict.debug`).
+        size: which size of a dynamic-shape program ran (``example``, ``smallest``,
+            ``largest``), with ``input_shapes``.
+        input_shapes: the shape of each input that ran (dynamic-shape programs).
+        degenerate: what carries nothing to judge by, per output
+            (:mod:`et_hil.verdict.degenerate`).
+        golden: the golden reference: what computed it, or why there is none
+            (:mod:`et_hil.verdict.golden`).
+    """
+
+    artifact: dict[str, Any] | UnsetType = UNSET
+    delegation: dict[str, Any] | UnsetType | None = UNSET
+    vela: dict[str, Any] | UnsetType | None = UNSET
+    quantization_note: str | UnsetType = UNSET
+    full_delegation: str | UnsetType = UNSET
+    ran: bool | UnsetType = UNSET
+    run_dir: str | UnsetType = UNSET
+    timings: dict[str, Any] | UnsetType = UNSET
+    etdump: str | UnsetType | None = UNSET
+    board_facts: dict[str, Any] | UnsetType = UNSET
+    comparisons: list[ComparisonRecord] | UnsetType = UNSET
+    passed: bool | UnsetType = UNSET
+    failure_class: str | UnsetType = UNSET
+    repro: str | UnsetType | None = UNSET
+    debug: dict[str, Any] | UnsetType = UNSET
+    size: str | UnsetType = UNSET
+    input_shapes: list[list[int]] | UnsetType = UNSET
+    degenerate: list[str] | UnsetType = UNSET
+    golden: str | UnsetType = UNSET
+
+
+# The check fields a record's top level repeats from its main check.
+_MAIN_CHECK_FIELDS = (
+    "artifact",
+    "delegation",
+    "vela",
+    "ran",
+    "run_dir",
+    "timings",
+    "etdump",
+    "board_facts",
+    "repro",
+    "quantization_note",
+    "full_delegation",
+    "debug",
+    "degenerate",
+    "golden",
+)
+
+
+class RecordDraft(msgspec.Struct, kw_only=True):
+    """What a test's fixtures learn while it runs, before :func:`make_record`.
+
+    Attributes:
+        board: the board the test ran on (set by the ``board`` fixture).
+        failure_class: why the test failed, as far as known (first cause wins).
+        artifact: the summary of the last program built (``et_build``/``et_check``).
+        checks: one per ``et_check`` call, in call order.
+        debug_reports: the tables of ``et_debug`` calls.
+        baseline: the comparison with the baseline (``--baseline``): its file and changes.
+        quarantine: the quarantine entry covering the test, if any.
+        quarantined_failure: the failure text a quarantine turned into ``xfailed``.
+    """
+
+    board: str | None = None
+    failure_class: str | None = None
+    artifact: dict[str, Any] | None = None
+    checks: list[CheckRecord] = msgspec.field(default_factory=list)
+    debug_reports: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    quarantine: dict[str, Any] | None = None
+    quarantined_failure: str | None = None
+
+
+class Record(msgspec.Struct, kw_only=True):
+    """One test's record: one line of the results file.
+
+    The top level repeats the fields of the test's main check (the first that
+    failed or never finished, else the last; see :data:`_MAIN_CHECK_FIELDS`),
+    and ``comparisons`` holds those of every check in order.
+    """
+
+    run_id: str
+    test: str
+    board: str | None
+    outcome: Outcome
+    message: str
+    failure_class: str | None
+    duration_s: float
+    worker: str
+    finished_at: str
+    versions: dict[str, str | None]
+    artifact: dict[str, Any] | UnsetType = UNSET
+    delegation: dict[str, Any] | UnsetType | None = UNSET
+    vela: dict[str, Any] | UnsetType | None = UNSET
+    ran: bool | UnsetType = UNSET
+    run_dir: str | UnsetType = UNSET
+    timings: dict[str, Any] | UnsetType = UNSET
+    etdump: str | UnsetType | None = UNSET
+    board_facts: dict[str, Any] | UnsetType = UNSET
+    repro: str | UnsetType | None = UNSET
+    quantization_note: str | UnsetType = UNSET
+    full_delegation: str | UnsetType = UNSET
+    debug: dict[str, Any] | UnsetType = UNSET
+    degenerate: list[str] | UnsetType = UNSET
+    golden: str | UnsetType = UNSET
+    comparisons: list[ComparisonRecord] | UnsetType = UNSET
+    checks: list[CheckRecord] | UnsetType = UNSET
+    debug_reports: list[dict[str, Any]] | UnsetType = UNSET
+    shard: str | UnsetType = UNSET
+    baseline: dict[str, Any] | UnsetType = UNSET
+    quarantine: dict[str, Any] | UnsetType = UNSET
+
+    def fields(self) -> dict[str, Any]:
+        """The record as plain JSON-ready values (unset fields left out).
+
+        Non-finite floats stay floats here; the results writer makes them strings.
+        """
+        return msgspec.to_builtins(self, enc_hook=_plain)  # type: ignore[no-any-return]
+
+
+def _plain(value: Any) -> Any:
+    """Values msgspec has no encoding for: paths become strings (as in ``_json_safe``)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"a result record cannot hold {type(value).__name__} values: {value!r}")
+
+
+def main_check(checks: Sequence[CheckRecord]) -> CheckRecord:
+    """The check a record is about: the first that failed (or never finished), else the last."""
+    for check in checks:
+        if check.failure_class is not UNSET or check.passed is not True:
+            return check
+    return checks[-1]
+
+
+def make_record(
+    draft: RecordDraft,
+    *,
+    run_id: str,
+    test: str,
+    outcome: Outcome,
+    message: str,
+    duration_s: float,
+    worker: str,
+    finished_at: str,
+    versions: Mapping[str, str | None],
+    board: str | None = None,
+    shard: str | None = None,
+) -> Record:
+    """The record of one finished test.
+
+    Args:
+        draft: what the fixtures noted during the test.
+        run_id: the run's id (shared by every worker).
+        test: pytest's node id.
+        outcome: the test's outcome over setup, call and teardown.
+        message: the failure or skip text ('' when passed).
+        duration_s: setup + call + teardown seconds.
+        worker: the xdist worker id, or ``main``.
+        finished_at: local time, ISO 8601.
+        versions: tool versions (:func:`et_hil.versions.tool_versions`).
+        board: the board when the draft has none (the test was skipped before
+            its ``board`` fixture ran).
+        shard: ``i/n`` when the run was one shard of a split suite.
+    """
+    failure_class = draft.failure_class
+    if outcome == "passed":
+        failure_class = None
+    elif outcome in ("failed", "error") and failure_class is None:
+        failure_class = str(FailureClass.TEST_ERROR)  # an assertion or error of the test itself
+    record = Record(
+        run_id=run_id,
+        test=test,
+        board=draft.board if draft.board is not None else board,
+        outcome=outcome,
+        message=message,
+        failure_class=failure_class,
+        duration_s=round(duration_s, 4),
+        worker=worker,
+        finished_at=finished_at,
+        versions=dict(versions),
+        artifact=UNSET if draft.artifact is None else draft.artifact,
+        debug_reports=list(draft.debug_reports) or UNSET,
+        shard=UNSET if shard is None else shard,
+        baseline=UNSET if draft.baseline is None else draft.baseline,
+        quarantine=UNSET if draft.quarantine is None else draft.quarantine,
+    )
+    if draft.checks:
+        main = main_check(draft.checks)
+        for name in _MAIN_CHECK_FIELDS:
+            if (value := getattr(main, name)) is not UNSET:
+                setattr(record, name, value)
+        record.checks = list(draft.checks)
+        record.comparisons = [
+            c for check in draft.checks if check.comparisons is not UNSET for c in check.comparisons
+        ]
+    return record

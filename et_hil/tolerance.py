@@ -1,0 +1,178 @@
+"""Tolerances: how close a board's outputs must be to a reference.
+
+A board is judged apart from the model it runs:
+
+* ``float``: a float program against the eager float model.
+* ``quantized``: a quantized program against its fake-quant reference (the
+  PT2E-converted model run eagerly), in units of the output's quantization scale
+  (LSB). Errors within ``rounding_lsb`` are rounding, always allowed; beyond, the
+  board's error must stay small against the error quantization itself puts into
+  this model's outputs: its SNR against fake-quant at least ``snr_margin_db`` above
+  the model's quantization SNR (fake-quant against float). Rounding differences
+  and quantization noise enter at the same layers and grow through the same
+  network, so the rule holds at any depth, while a wrong layer adds error of its
+  own (README, "What a verdict means", has the measurements behind the numbers).
+  Outputs that pass by the rounding allowance alone, yet differ, are confirmed layer
+  by layer (:mod:`et_hil.verdict.confirm`): at the outputs a broken layer can stay
+  within 1 LSB.
+* ``golden``: a quantized program against a bit-exact reference of what the
+  board is specified to compute (:mod:`et_hil.verdict.golden`), where one exists.
+* ``quantized_vs_float``: the quantized *model* (fake-quant) against the float
+  model: quantization quality, the same on every board; no limits by default
+  (opt-in: a failure is ``quantization_quality``, not the board's).
+
+Defaults come from the board file (``[tolerance.<part>]``) and are overridden per
+test with the ``et_tolerance`` marker or an argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """Limits for one comparison; ``None`` means the metric is reported, not checked.
+
+    Attributes:
+        atol: absolute error allowed per element.
+        rtol: error allowed per element relative to ``|reference|``.
+        max_lsb: error allowed in units of the output quantization scale: a hard cap,
+            and errors within it pass the ``snr_margin_db`` rule too (setting it alone
+            judges by LSB only).
+        min_snr_db: lowest acceptable signal-to-noise ratio, in dB.
+        min_cosine: lowest acceptable cosine similarity.
+        min_top1: lowest acceptable top-1 agreement (0..1) for classifier-like outputs.
+        min_top5: lowest acceptable top-5 agreement (0..1), outputs of 5 classes or more.
+        max_mean_lsb: mean absolute error allowed, in LSB.
+        max_bias_lsb: mean signed error allowed either way, in LSB (rounding
+            differences cancel out; a wrong offset does not).
+        rounding_lsb: errors of at most this many LSB are rounding and pass the
+            ``snr_margin_db`` rule whatever the SNR (quantized outputs).
+        snr_margin_db: how far above the model's own quantization SNR (fake-quant
+            against float) the board's SNR against fake-quant must be, for outputs
+            with errors beyond ``rounding_lsb``.
+    """
+
+    atol: float | None = None
+    rtol: float | None = None
+    max_lsb: float | None = None
+    min_snr_db: float | None = None
+    min_cosine: float | None = None
+    min_top1: float | None = None
+    min_top5: float | None = None
+    max_mean_lsb: float | None = None
+    max_bias_lsb: float | None = None
+    rounding_lsb: float | None = None
+    snr_margin_db: float | None = None
+
+    @property
+    def checks_anything(self) -> bool:
+        """True when some limit is set."""
+        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
+
+    def replace(self, **changes: float | None) -> Tolerance:
+        """Return a copy with some limits changed; unknown names raise ``TypeError``."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str) -> Tolerance:
+        """Build from a TOML table or marker kwargs, naming ``where`` in errors.
+
+        Raises:
+            ValueError: unknown field or a value that is not a finite non-negative number.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, float] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ValueError(
+                    f"{where}: unknown tolerance field '{key}' (known: {', '.join(sorted(known))})"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{where}: tolerance '{key}' must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{where}: tolerance '{key}' must be finite, got {value!r}")
+            if key not in ("min_snr_db", "snr_margin_db") and value < 0:
+                raise ValueError(f"{where}: tolerance '{key}' must be >= 0, got {value!r}")
+            values[key] = float(value)
+        return cls(**values)
+
+
+# The default limits of a quantized program against its fake-quant reference.
+# Calibrated on the real-model suite (README, "What a verdict means"): correct
+# boards stay within these on every model; single-layer faults do not.
+ROUNDING_LSB = 1.0
+SNR_MARGIN_DB = 10.0
+GOLDEN_LSB = 0.5
+SECTIONS = ("float", "quantized", "golden", "quantized_vs_float")
+
+
+@dataclasses.dataclass(frozen=True)
+class TolerancePolicy:
+    """The tolerances a board applies by default, one per comparison."""
+
+    float: Tolerance = Tolerance(atol=1e-5, rtol=1e-5)
+    quantized: Tolerance = Tolerance(rounding_lsb=ROUNDING_LSB, snr_margin_db=SNR_MARGIN_DB)
+    # The same quantization step as the golden reference's: a difference under half a
+    # step is not another integer but the decimal text a UART carries (seen: 1.5e-4
+    # and 3.2e-4 LSB on the virtual serial board) or float32 dequantization.
+    golden: Tolerance = Tolerance(max_lsb=GOLDEN_LSB)
+    quantized_vs_float: Tolerance = Tolerance()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str) -> TolerancePolicy:
+        """Build from the ``[tolerance]`` table of a board file; absent parts keep defaults.
+
+        Raises:
+            ValueError: unknown section or field, naming ``where``.
+        """
+        default = cls()
+        parts: dict[str, Tolerance] = {}
+        # A section changes only the limits it names; the others keep their defaults.
+        for section, table in data.items():
+            if section not in SECTIONS:
+                raise ValueError(
+                    f"{where}: unknown tolerance section '{section}' (known: {', '.join(SECTIONS)})"
+                )
+            if not isinstance(table, Mapping):
+                raise ValueError(f"{where}: [tolerance.{section}] must be a table")
+            given = Tolerance.from_mapping(table, f"{where} [tolerance.{section}]")
+            parts[section] = dataclasses.replace(
+                getattr(default, section), **{k: getattr(given, k) for k in table}
+            )
+        return dataclasses.replace(default, **parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerances:
+    """The limits a check applied: its main comparison, the quantization quality of a
+    quantized program (fake-quant against float), the float limits for outputs left
+    unquantized, and the limits against a golden reference."""
+
+    main: Tolerance
+    vs_float: Tolerance
+    fallback: Tolerance
+    golden: Tolerance = TolerancePolicy.golden
+
+    def as_dict(self) -> dict[str, dict[str, float | None]]:
+        """For ``case.json``."""
+        return {k: dataclasses.asdict(getattr(self, k)) for k in _PARTS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> Tolerances:
+        """From ``case.json`` (a file of an older harness may lack ``golden``)."""
+        known = {f.name for f in dataclasses.fields(Tolerance)}
+        return cls(
+            **{
+                k: Tolerance(**{f: v for f, v in data[k].items() if f in known})
+                for k in _PARTS
+                if k in data
+            }
+        )
+
+
+_PARTS = ("main", "vs_float", "fallback", "golden")
