@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml et_hil/versions.py
 install: $(STAMP)
 
 demo: install
-	$(BIN)/pytest suites --board=host -n 2
+	$(BIN)/pytest suites --et-board=host -n 2
 
 lint: install
 	$(BIN)/ruff check .

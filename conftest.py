@@ -1,7 +1,7 @@
 """In-repo glue only (the plugin itself comes from the installed package's entry point).
 
 Runs from a checkout must never write into the user's cache by accident from
-the harness's own tests: tests/ pass --build-cache explicitly.
+the harness's own tests: tests/ pass --et-build-cache explicitly.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmark: wall time of a suite on a board, cold cache then warm, from the records.
 
-    python benchmarks/suite_timing.py suites/test_smoke.py --board host [-n 2] [extra pytest args]
+    python benchmarks/suite_timing.py suites/test_smoke.py --et-board host [-n 2] [pytest args]
 
 Runs pytest twice in subprocesses with a fresh cache folder, then prints per-test
 medians from the JSON records: whole test (setup + call + teardown), artifact
@@ -30,8 +30,8 @@ def run(args: list[str], cache: Path, results: Path) -> float:
             "-q",
             "-p",
             "no:cacheprovider",
-            f"--build-cache={cache}",
-            f"--results={results}",
+            f"--et-build-cache={cache}",
+            f"--et-results={results}",
             *args,
         ],
         check=False,

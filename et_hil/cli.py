@@ -192,7 +192,7 @@ def _runner_elf_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="[BOARD=]PATH",
-        help="runner ELF of an FVP board, as pytest's --runner-elf (repeatable)",
+        help="runner ELF of an FVP board, as pytest's --et-runner-elf (repeatable)",
     )
 
 
@@ -348,7 +348,7 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline",
         metavar="FILE",
         help="compare the newest run with this baseline (default: the changes its records "
-        "carry from pytest --baseline)",
+        "carry from pytest --et-baseline)",
     )
     report_cmd.add_argument(
         "--screenshot", metavar="PNG", help="render the page in headless Chromium to this PNG"

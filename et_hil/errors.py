@@ -168,3 +168,8 @@ class InfrastructureError(RunError):
     """The harness's own plumbing failed (worker could not start, disk full...)."""
 
     failure_class = FailureClass.INFRASTRUCTURE
+
+
+class EtHilDeprecationWarning(FutureWarning):
+    """An et-hil spelling or API that goes in the next release (a FutureWarning:
+    shown to users by default, unlike DeprecationWarning)."""

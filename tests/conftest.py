@@ -109,7 +109,7 @@ def et_pytester(
     pytester.makeini(
         f"""
         [pytest]
-        addopts = -p no:cacheprovider -p no:labgrid --build-cache={shared_cache}
+        addopts = -p no:cacheprovider -p no:labgrid --et-build-cache={shared_cache}
         filterwarnings = ignore::DeprecationWarning
             ignore::FutureWarning
             ignore::UserWarning

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from et_hil.boards.memory import MemoryLayout, StandIn
 
@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from et_hil.boards.base import Board
+
+
+class OptionAdder(Protocol):
+    """What a kind's ``add_options`` hook is handed: the plugin's option group
+    (:class:`et_hil.pytest_plugin.options.EtOptionGroup`)."""
+
+    def addoption(self, name: str, *, deprecated: Sequence[str] = (), **kwargs: Any) -> None:
+        """Add ``--et-...`` with argparse's keywords; ``deprecated``: old spellings."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +58,9 @@ class BoardKind:
         debug_reducer: what the per-layer pass asks of each tapped layer:
             ``FULL_TENSOR``, or ``STATS`` (13 statistics a layer: what a UART carries
             in reasonable time).
-        add_options: adds the kind's command-line options to pytest's parser group.
+        add_options: adds the kind's command-line options to the plugin's option
+            group (an :class:`OptionAdder`): each starts with ``--et-`` like every
+            et-hil option; a renamed one lists its old spelling as ``deprecated``.
         options_from: the kind's options object from ``pytest.Config.option``
             (handed to its boards as ``BoardOptions.for_kind(name)``).
         options_type: the dataclass ``options_from`` returns (repro folders save
@@ -79,7 +89,7 @@ class BoardKind:
     host_memory: bool = False
     golden_reference: bool = True
     debug_reducer: str = "FULL_TENSOR"
-    add_options: Callable[[Any], None] | None = None
+    add_options: Callable[[OptionAdder], None] | None = None
     options_from: Callable[[Any], Any] | None = None
     options_type: type | None = None
     options_from_environment: Callable[[], Any] | None = None

@@ -3,7 +3,7 @@
 Each board kind declares its layout (:attr:`et_hil.boards.kind.BoardKind.memory_layout`);
 the fit check (:mod:`et_hil.verdict.fit`) asks it, and names no kind. A layout
 judges a program's sizes (:class:`ProgramSizes`) against the board file's
-``[memory]`` (bytes) and says, for ``--build-only``, what the program takes of each
+``[memory]`` (bytes) and says, for ``--et-build-only``, what the program takes of each
 memory (:class:`Use`). The layouts of upstream's ``arm_executor_runner``
 (``examples/arm/executor_runner``):
 

@@ -1,7 +1,7 @@
 """Board files: what a board is, as data.
 
 A board file is TOML, one board per file (``et_hil/boards/builtin/*.toml`` ship built in;
-``--board-file PATH`` adds a user's own)::
+``--et-board-file PATH`` (pytest) or ``--board-file`` (et-hil) adds a user's own)::
 
     name = "corstone320"
     kind = "fvp"                      # a registered kind: host | tosa | fvp | serial ...
@@ -73,7 +73,7 @@ class BoardFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The fields of a board file common to every kind. Each kind adds its own
     table (``[fvp]``, ``[serial]``) with its own type (see :mod:`et_hil.boards.registry`)."""
 
-    name: Annotated[_NonEmpty, msgspec.Meta(description="the name used with --board")]
+    name: Annotated[_NonEmpty, msgspec.Meta(description="the name used with --et-board")]
     kind: Annotated[_NonEmpty, msgspec.Meta(description="the board kind (et-hil boards)")]
     target: Annotated[_NonEmpty, msgspec.Meta(description="compile target of its programs")]
     description: Annotated[
@@ -124,7 +124,7 @@ class BoardSpec:
     """One board, as read from its file.
 
     Attributes:
-        name: the name used with ``--board``.
+        name: the name used with ``--et-board``.
         kind: which registered kind drives it (``host``, ``tosa``, ``fvp``, ``serial`` ...).
         target: compile target of the programs it runs (``portable``, ``ethos-u85-256`` ...).
         description: one line for humans.
@@ -596,7 +596,7 @@ def resolve_board_names(names: Iterable[str], boards: Mapping[str, BoardSpec]) -
         if name not in boards:
             raise ConfigError(
                 f"unknown board '{name}'. Known boards: {', '.join(sorted(boards))}. "
-                "Add your own with --board-file PATH."
+                "Add your own with --et-board-file PATH (et-hil commands: --board-file)."
             )
         if name not in resolved:
             resolved.append(name)

@@ -179,7 +179,7 @@ class ArtifactCache:
     Args:
         root: the cache folder (created when needed).
         enabled: when False every lookup misses and builds go to a private
-            temporary folder (``--no-cache``).
+            temporary folder (``--et-no-cache``).
         full_verify: hash every file of an entry on every hit, rather than
             trusting files whose size and time match the manifest.
         hashed_on_hit: files hashed on every hit even when their size and
@@ -281,7 +281,7 @@ class ArtifactCache:
         except OSError as exc:
             raise InfrastructureError(
                 f"cache folder {self.root} cannot be created ({exc.strerror}); "
-                "choose another with --build-cache DIR or ET_HIL_CACHE_DIR"
+                "choose another with --et-build-cache DIR or ET_HIL_CACHE_DIR"
             ) from exc
         self._uses.hold(key)
         with self._lock(key):
@@ -318,7 +318,7 @@ class ArtifactCache:
 
     def close(self) -> None:
         """Let go of the entries this process used; delete the scratch folder of
-        ``--no-cache`` builds."""
+        ``--et-no-cache`` builds."""
         self._uses.release_all()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)

@@ -14,7 +14,7 @@ computable without ``torch.export`` (a warm run exports nothing). It covers:
   options and tool versions.
 
 Code a module calls outside its class (module-level helpers) is not covered;
-``--no-cache`` rebuilds everything when in doubt.
+``--et-no-cache`` rebuilds everything when in doubt.
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def _load(path: str, namespaces: tuple[str, ...], model: str) -> Any:
                 raise BuildError(
                     f"model '{model}': cannot load the exported program {path}: "
                     f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0][:300]}. "
-                    "Rebuild it (--no-cache, or 'et-hil cache clear')"
+                    "Rebuild it (--et-no-cache, or 'et-hil cache clear')"
                 ) from exc
             tried.add(namespace)
             try:

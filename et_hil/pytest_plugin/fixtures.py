@@ -82,7 +82,7 @@ def draft_of(item: pytest.Item) -> RecordDraft:
 
 @pytest.fixture
 def board(request: pytest.FixtureRequest) -> Board:
-    """The board this test runs on (one test per ``--board``); skips where it cannot run."""
+    """The board this test runs on (one test per ``--et-board``); skips where it cannot run."""
     hc = request.config.stash[CONFIG_KEY]
     name = getattr(request, "param", hc.selected[0])
     spec = hc.boards[name]
@@ -102,13 +102,13 @@ def board(request: pytest.FixtureRequest) -> Board:
         if availability.hint:
             message += f" ({availability.hint})"
         if hc.require_boards:
-            pytest.fail(message + " [--require-boards]", pytrace=False)
+            pytest.fail(message + " [--et-require-boards]", pytrace=False)
         pytest.skip(message)
     return the_board
 
 
 class BuildOnlyBoard(RunsGivenInputs):
-    """What the ``board`` fixture gives under ``--build-only``: builds work, runs skip."""
+    """What the ``board`` fixture gives under ``--et-build-only``: builds work, runs skip."""
 
     def __init__(self, spec: BoardSpec) -> None:
         self.spec = spec
@@ -124,8 +124,8 @@ class BuildOnlyBoard(RunsGivenInputs):
         """Nothing to close."""
 
     def run(self, *args: Any, **kwargs: Any) -> RunResult:
-        """Skip the test: ``--build-only`` runs nothing."""
-        pytest.skip(f"--build-only: nothing ran on {self.spec.name}")
+        """Skip the test: ``--et-build-only`` runs nothing."""
+        pytest.skip(f"--et-build-only: nothing ran on {self.spec.name}")
 
 
 def _add_artifact(item: pytest.Item, artifact: Artifact) -> None:
@@ -225,7 +225,7 @@ def _add_lowering_properties(item: pytest.Item, artifact: Artifact) -> None:
 class _RecordingHooks(CheckHooks):
     """What ``et_check`` adds to :func:`et_hil.verdict.check.check_model`: the test's
     record and JUnit properties at each stage, its markers' limits, and the
-    ``--build-only`` stop before the run."""
+    ``--et-build-only`` stop before the run."""
 
     def __init__(
         self,
@@ -270,14 +270,14 @@ class _RecordingHooks(CheckHooks):
         self.this.full_delegation = reason
 
     def before_run(self, artifact: Artifact) -> None:
-        """Under ``--build-only``, skip the test here: the program is built and checked."""
+        """Under ``--et-build-only``, skip the test here: the program is built and checked."""
         if self.build_only:
             from et_hil.verdict.build_line import build_line
 
             self.this.ran = False
             pytest.skip(
                 f"built {artifact.key[:12]} for {self.board.spec.name}: "
-                f"{build_line(artifact, self.board.spec)}; nothing ran (--build-only)"
+                f"{build_line(artifact, self.board.spec)}; nothing ran (--et-build-only)"
             )
         self.this.run_dir = str(self.run_dir)
         self.this.ran = True
@@ -635,7 +635,7 @@ def et_run(
         draft.checks.append(this)
         if hc.build_only:
             this.ran = False
-            pytest.skip(f"--build-only: program {file.path} is built already; nothing ran")
+            pytest.skip(f"--et-build-only: program {file.path} is built already; nothing ran")
         limits = tolerance
         if isinstance(tolerance, Mapping):
             try:

@@ -6,8 +6,11 @@ like it, cheap to import: no torch.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from collections.abc import Mapping
+import os
+import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import pytest
 from et_hil.boards import registry
 from et_hil.boards.base import BoardOptions
 from et_hil.boards.spec import CAPABILITIES, load_board_files, load_boards, resolve_board_names
-from et_hil.errors import ConfigError, HarnessError
+from et_hil.errors import ConfigError, EtHilDeprecationWarning, HarnessError
 from et_hil.programs.cache import default_cache_dir
 from et_hil.pytest_plugin.session import HarnessConfig
 from et_hil.pytest_plugin.shard import parse_shard, recorded_durations
@@ -36,16 +39,59 @@ MARKERS = (
     "optionally with counts; the number of partitions) and which ops may stay on the CPU",
     "et_tolerance(**limits, vs_float=None): override the board's default tolerance "
     "(atol, rtol, max_lsb, min_snr_db, min_cosine, min_top1) for this test",
-    "et_baseline(limits=None, **limits): regression limits against --baseline for this test, "
+    "et_baseline(limits=None, **limits): regression limits against --et-baseline for this test, "
     "per figure (e.g. cycles_total='+5%', snr_db='warn -2'; a dict for full figure names)",
 )
 
 
+PREFIX = "--et-"
+#: old spelling -> the option that replaced it (filled as options are added)
+DEPRECATED_SPELLINGS: dict[str, str] = {}
+
+
+class EtOptionGroup:
+    """pytest's et-hil option group, holding every option to one prefix, ``--et-``.
+
+    A renamed option keeps its old spelling for one release: ``deprecated`` names
+    still parse (hidden from ``--help``, same destination) and
+    :func:`warn_deprecated_spellings` says what to type instead. Built-in kinds add
+    their options through it too (their ``add_options`` hook), so a kind's options
+    carry the prefix like the plugin's own.
+    """
+
+    def __init__(self, group: pytest.OptionGroup) -> None:
+        self._group = group
+
+    def addoption(self, name: str, *, deprecated: Sequence[str] = (), **kwargs: Any) -> None:
+        """Add ``name`` (``--et-...``); ``deprecated`` spellings parse to the same
+        destination, which stays the first old spelling's so code reading
+        ``config.option`` keeps working across the rename.
+
+        Raises:
+            ConfigError: ``name`` lacks the prefix (a kind's ``add_options`` at fault).
+        """
+        if not name.startswith(PREFIX):
+            raise ConfigError(
+                f"option {name}: et-hil's options start with {PREFIX} (a board kind's "
+                f"add_options hook adds {PREFIX}{name.lstrip('-')}, not {name})"
+            )
+        if "dest" not in kwargs:
+            kwargs["dest"] = (deprecated[0] if deprecated else name).lstrip("-").replace("-", "_")
+        self._group.addoption(name, **kwargs)
+        for old in deprecated:
+            # default=SUPPRESS: the new spelling's default stands; help=SUPPRESS: --help
+            # shows one spelling.
+            hidden = {k: v for k, v in kwargs.items() if k not in ("help", "default")}
+            self._group.addoption(old, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **hidden)
+            DEPRECATED_SPELLINGS[old] = name
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add the et-hil options."""
-    group = parser.getgroup("et-hil", "ExecuTorch hardware-in-the-loop (et-hil)")
+    group = EtOptionGroup(parser.getgroup("et-hil", "ExecuTorch hardware-in-the-loop (et-hil)"))
     group.addoption(
-        "--board",
+        "--et-board",
+        deprecated=["--board"],
         action="append",
         default=[],
         metavar="NAME|FILE.toml",
@@ -53,33 +99,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "matrix (default: host). 'et-hil boards' lists them.",
     )
     group.addoption(
-        "--board-file",
+        "--et-board-file",
+        deprecated=["--board-file"],
         action="append",
         default=[],
         metavar="PATH",
         help="add the board defined in this TOML file (repeatable)",
     )
     group.addoption(
-        "--require-boards",
+        "--et-require-boards",
+        deprecated=["--require-boards"],
         action="store_true",
         help="fail, instead of skip, tests on boards that cannot run on this machine",
     )
     group.addoption(
-        "--build-only", action="store_true", help="build and record programs, run nothing"
+        "--et-build-only",
+        deprecated=["--build-only"],
+        action="store_true",
+        help="build and record programs, run nothing",
     )
-    group.addoption("--no-cache", action="store_true", help="rebuild every program")
     group.addoption(
-        "--build-cache",
+        "--et-no-cache",
+        deprecated=["--no-cache"],
+        action="store_true",
+        help="rebuild every program",
+    )
+    group.addoption(
+        "--et-build-cache",
+        deprecated=["--build-cache"],
         metavar="DIR",
         help="artifact cache folder (default: $ET_HIL_CACHE_DIR or ~/.cache/et-hil)",
     )
     group.addoption(
-        "--results",
+        "--et-results",
+        deprecated=["--results"],
         metavar="PATH",
         help="JSON Lines file of per-test records (default: et-hil-results/results.jsonl)",
     )
     group.addoption(
-        "--runner-elf",
+        "--et-runner-elf",
+        deprecated=["--runner-elf"],
         action="append",
         default=[],
         metavar="[BOARD=]PATH",
@@ -87,7 +146,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "without BOARD= it applies to every selected board",
     )
     group.addoption(
-        "--compile-target",
+        "--et-compile-target",
+        deprecated=["--compile-target"],
         metavar="TARGET",
         help="build for TARGET instead of each board's own (e.g. 'portable' for CPU-only "
         "programs on a Corstone with upstream's portable-ops runner)",
@@ -98,7 +158,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="on-failure",
         help="per-layer divergence table (every layer tapped, run on the board, compared "
         "with fake-quant and eager float): for failing checks (default), for every check, "
-        "or never. Off under --build-only",
+        "or never. Off under --et-build-only",
     )
     group.addoption(
         "--et-confirm",
@@ -117,52 +177,79 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "and bisect when it cannot (auto, the default)",
     )
     group.addoption(
-        "--run-timeout",
+        "--et-run-timeout",
+        deprecated=["--run-timeout"],
         type=float,
         metavar="SECONDS",
         help="time limit of one run on a board (default: the board file's run_timeout_s)",
     )
     group.addoption(
-        "--baseline",
+        "--et-baseline",
+        deprecated=["--baseline"],
         metavar="FILE",
         help="compare each test's figures (accuracy, Vela cycles/SRAM/flash, PMU cycles, "
         "sizes, run time) with this baseline file; a regression past its limit fails "
         "the test. 'et-hil baseline update' writes one",
     )
     group.addoption(
-        "--quarantine",
+        "--et-quarantine",
+        deprecated=["--quarantine"],
         metavar="FILE",
         help="known failures (TOML: test, board, reason, issue, expires) that run and are "
         "reported but do not fail the run until they expire (default: the "
         "et_quarantine ini setting)",
     )
     group.addoption(
-        "--shard",
+        "--et-shard",
+        deprecated=["--shard"],
         metavar="I/N",
         help="run shard I of N (from 1) of the selected tests, balanced by recorded "
         "durations; every test lands in exactly one shard",
     )
     group.addoption(
-        "--durations-from",
+        "--et-durations-from",
+        deprecated=["--durations-from"],
         action="append",
         default=[],
         metavar="RESULTS",
-        help="results files whose durations balance --shard, the same for every shard "
+        help="results files whose durations balance --et-shard, the same for every shard "
         "(e.g. last night's merged results); without it every test weighs the same",
     )
     parser.addini(
-        "et_quarantine", "quarantine file used when --quarantine is not given", default=""
+        "et_quarantine", "quarantine file used when --et-quarantine is not given", default=""
     )
-    for kind in registry.kinds().values():  # built-in kinds' own options (--fvp-...)
+    for kind in registry.kinds().values():  # kinds' own options (--et-fvp-...)
         if kind.add_options is not None:
             kind.add_options(group)
+
+
+def warn_deprecated_spellings(config: pytest.Config) -> None:
+    """Warn once per run (on the controller, not each xdist worker) for every old
+    option spelling on the command line, in ``PYTEST_ADDOPTS`` or in ``addopts``."""
+    if hasattr(config, "workerinput"):
+        return
+    given = [
+        *config.invocation_params.args,
+        *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+        *config.getini("addopts"),
+    ]
+    used = dict.fromkeys(str(arg).split("=", 1)[0] for arg in given)
+    for old in used:
+        if old in DEPRECATED_SPELLINGS:
+            config.issue_config_time_warning(
+                EtHilDeprecationWarning(
+                    f"{old} is deprecated: use {DEPRECATED_SPELLINGS[old]} (every et-hil option "
+                    f"now starts with {PREFIX}; the old spelling goes in the next release)"
+                ),
+                stacklevel=2,
+            )
 
 
 def _resolve_config(config: pytest.Config) -> HarnessConfig:
     """The harness settings of this pytest run, from its options (a bad one is a usage error)."""
     option = config.option
     try:
-        # --board also takes a board (or lab) file: its boards are added and selected
+        # --et-board also takes a board (or lab) file: its boards are added and selected
         files = [b for b in option.board if b.endswith(".toml")]
         boards = load_boards([*option.board_file, *files])
         names = []
@@ -179,20 +266,20 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         results = Path(config.invocation_params.dir) / results
     cache_dir = Path(option.build_cache) if option.build_cache else default_cache_dir()
     if option.run_timeout is not None and option.run_timeout <= 0:
-        raise pytest.UsageError(f"--run-timeout must be positive, got {option.run_timeout}")
+        raise pytest.UsageError(f"--et-run-timeout must be positive, got {option.run_timeout}")
     elves: dict[str, Path] = {}
     for value in option.runner_elf:
         name, sep, path = value.rpartition("=")
         targets = [name] if sep else list(selected)
         if sep and name not in boards:
-            raise pytest.UsageError(f"--runner-elf {value}: unknown board '{name}'")
+            raise pytest.UsageError(f"--et-runner-elf {value}: unknown board '{name}'")
         for target in targets:
             elves[target] = Path(path).expanduser().resolve()
     if option.compile_target:
         from et_hil.programs.targets import get_target
 
         try:
-            get_target(option.compile_target, board="--compile-target")
+            get_target(option.compile_target, board="--et-compile-target")
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from exc
         boards = {
@@ -239,7 +326,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
 def _regression_settings(
     config: pytest.Config, results: Path
 ) -> tuple[Baseline | None, tuple[QuarantineEntry, ...], tuple[int, int] | None, dict[str, float]]:
-    """``--baseline``, ``--quarantine`` (or the ini setting), ``--shard`` and the
+    """``--et-baseline``, ``--et-quarantine`` (or the ini setting), ``--et-shard`` and the
     durations that balance it; a bad one is a usage error naming it."""
     option = config.option
     here = Path(config.invocation_params.dir)
@@ -264,7 +351,7 @@ def _regression_settings(
         sources = [here / p for p in option.durations_from]
         for source in sources:
             if not source.is_file():
-                raise pytest.UsageError(f"--durations-from {source}: no such results file")
+                raise pytest.UsageError(f"--et-durations-from {source}: no such results file")
         durations = recorded_durations(sources)
     return baseline, quarantine, shard, durations
 

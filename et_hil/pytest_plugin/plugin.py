@@ -39,6 +39,7 @@ from et_hil.pytest_plugin.options import (
     _resolve_config,
     marker_baseline_limits,
     marker_tolerances,
+    warn_deprecated_spellings,
 )
 from et_hil.pytest_plugin.regressions import (
     apply_baseline,
@@ -91,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SIGNALS_KEY] = signals.install()
     quiet_torch_trace_log()
     quiet_third_party_logs()
+    warn_deprecated_spellings(config)
     harness_config = _resolve_config(config)
     config.stash[CONFIG_KEY] = harness_config
     workerinput = getattr(config, "workerinput", None)
@@ -137,7 +139,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say where tests run, where programs are cached and where results go."""
     hc = config.stash[CONFIG_KEY]
-    cache = str(hc.cache_dir) if hc.use_cache else "off (--no-cache)"
+    cache = str(hc.cache_dir) if hc.use_cache else "off (--et-no-cache)"
     mode = " (build only)" if hc.build_only else ""
     return [
         f"et-hil: boards {', '.join(hc.selected)}{mode}; cache {cache}",
@@ -187,7 +189,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
 def pytest_collection_modifyitems_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """After -k/-m deselection: keep this ``--shard``'s tests and note the plan."""
+    """After -k/-m deselection: keep this ``--et-shard``'s tests and note the plan."""
     hc = config.stash[CONFIG_KEY]
     if hc.shard is not None:
         select_shard(config, items, hc.shard, hc.shard_durations)

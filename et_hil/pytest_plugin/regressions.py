@@ -2,7 +2,7 @@
 
 Called from :mod:`et_hil.pytest_plugin.plugin`'s hooks:
 
-- :func:`select_shard` keeps this shard's tests (``--shard i/n``);
+- :func:`select_shard` keeps this shard's tests (``--et-shard i/n``);
 - :func:`write_plan` notes the tests a run is about to run, for ``et-hil merge``;
 - :func:`apply_baseline` fails a test whose figures regressed past their limits;
 - :func:`apply_quarantine` turns a known failure into ``xfailed`` until its entry
@@ -83,7 +83,7 @@ def _limit_overrides(item: pytest.Item, hc: HarnessConfig, board: str | None) ->
 
 
 def apply_baseline(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Compare the test's figures with ``--baseline`` (at the end of its call).
+    """Compare the test's figures with ``--et-baseline`` (at the end of its call).
 
     The changes go into the record; a regression whose limit fails turns a passed
     (or build-only skipped) test into a failure with the table as its message.
@@ -138,7 +138,7 @@ def apply_baseline(item: pytest.Item, report: pytest.TestReport) -> None:
 
 
 def apply_quarantine(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Apply the test's quarantine entry (``--quarantine``) to its setup or call report."""
+    """Apply the test's quarantine entry (``--et-quarantine``) to its setup or call report."""
     hc = item.config.stash[CONFIG_KEY]
     entry = find_entry(hc.quarantine, item.nodeid, _board_of(item))
     if entry is None:

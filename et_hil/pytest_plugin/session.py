@@ -26,7 +26,7 @@ class HarnessConfig:
         require_boards: fail (instead of skip) tests on boards that cannot run here.
         build_only: build and record, run nothing.
         cache_dir: artifact cache folder.
-        use_cache: False with ``--no-cache``.
+        use_cache: False with ``--et-no-cache``.
         results_path: the JSON Lines results file.
         run_timeout_s: overrides every board's run timeout when set.
         board_options: command-line settings per board (runner ELF, FVP mode).
@@ -35,9 +35,9 @@ class HarnessConfig:
         debug_strategy: how the per-layer pass taps layers (``--et-debug-strategy``).
         confirm: ``layers`` to confirm outputs within rounding of fake-quant with the
             per-layer pass (``--et-confirm``), ``off`` to judge outputs alone.
-        baseline: figures to compare each test with (``--baseline``).
-        quarantine: known failures that do not fail the run (``--quarantine``).
-        shard: (index, count) of ``--shard``, counting from 1.
+        baseline: figures to compare each test with (``--et-baseline``).
+        quarantine: known failures that do not fail the run (``--et-quarantine``).
+        shard: (index, count) of ``--et-shard``, counting from 1.
         shard_durations: recorded test durations that balance the shards.
         today: the day quarantine expiries are judged by (one per run: a run that
             crosses midnight does not change its verdicts halfway).
@@ -63,7 +63,7 @@ class HarnessConfig:
 
     @property
     def shard_label(self) -> str | None:
-        """``i/n`` of ``--shard``, as records carry it."""
+        """``i/n`` of ``--et-shard``, as records carry it."""
         return f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
 
     @property
@@ -104,7 +104,7 @@ class HarnessSession:
         return self._boards[name]
 
     def close(self) -> None:
-        """Close every board and drop ``--no-cache`` scratch files."""
+        """Close every board and drop ``--et-no-cache`` scratch files."""
         for board in self._boards.values():
             board.close()
         self._boards.clear()

@@ -1,4 +1,4 @@
-"""Sharding for CI matrices: ``--shard i/n`` runs one of n balanced parts of a suite.
+"""Sharding for CI matrices: ``--et-shard i/n`` runs one of n balanced parts of a suite.
 
 Every shard collects the same tests and computes the same split, so each test
 lands in exactly one shard with no coordination between CI jobs. The split is
@@ -33,7 +33,7 @@ def parse_shard(value: str) -> tuple[int, int]:
     match = _SHARD.match(value)
     if match is None or not 1 <= int(match[1]) <= int(match[2]):
         raise ValueError(
-            f"--shard {value!r}: give INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. --shard 2/3"
+            f"--et-shard {value!r}: give INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. --et-shard 2/3"
         )
     return int(match[1]), int(match[2])
 

@@ -212,7 +212,7 @@ class Baseline:
         overrides_for: Callable[[str], Iterable[Mapping[str, Any]]] = lambda board: (),
     ) -> dict[str, int]:
         """Take the figures of tests that passed (or were skipped after building,
-        as under ``--build-only``, or failed only by a baseline regression) from ``records``.
+        as under ``--et-build-only``, or failed only by a baseline regression) from ``records``.
 
         Entries of tests not in ``records`` (or that failed otherwise) are kept as they are.
         Within an entry, a figure keeps its old value while the new one is within its

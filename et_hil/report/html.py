@@ -311,7 +311,7 @@ def _cell(record: Mapping[str, Any], anchors: Mapping[int, str]) -> str:
     outcome = _outcome(record)
     text = _e(outcome)
     if outcome == "skipped" and record.get("ran") is False and record.get("artifact"):
-        text = "built"  # --build-only: the program was made (and Vela's figures taken)
+        text = "built"  # --et-build-only: the program was made (and Vela's figures taken)
     if record.get("failure_class"):
         text += f"<br><small>{_e(record['failure_class'])}</small>"
     if id(record) in anchors:

@@ -152,7 +152,7 @@ def accuracy_plots(points: Sequence[Point], colours: Mapping[str, str] | None = 
     worst_title = f"Accuracy: the {WORST_CASES} worst cases per board (SNR vs eager float)"
     spread_title = "Accuracy: distribution per board (SNR vs eager float)"
     if not per_board:
-        why = "no record has an SNR against eager float (nothing ran, or --build-only)"
+        why = "no record has an SNR against eager float (nothing ran, or --et-build-only)"
         return [Plot(worst_title, None, why), Plot(spread_title, None, why)]
     colour = _colours(per_board, colours)
     return [

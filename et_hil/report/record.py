@@ -61,7 +61,7 @@ class CheckRecord(msgspec.Struct, kw_only=True):
         vela: Vela's estimates (Ethos-U targets), else None.
         quantization_note: why the program was not quantized although asked to be.
         full_delegation: why a full-delegation requirement did not apply.
-        ran: False when nothing ran (``--build-only``).
+        ran: False when nothing ran (``--et-build-only``).
         run_dir: the run's folder.
         timings: seconds per stage and the board's timings (with their ``fidelity``).
         etdump: the ETDump file, if the board left one.
@@ -129,7 +129,7 @@ class RecordDraft(msgspec.Struct, kw_only=True):
         artifact: the summary of the last program built (``et_build``/``et_check``).
         checks: one per ``et_check`` call, in call order.
         debug_reports: the tables of ``et_debug`` calls.
-        baseline: the comparison with the baseline (``--baseline``): its file and changes.
+        baseline: the comparison with the baseline (``--et-baseline``): its file and changes.
         quarantine: the quarantine entry covering the test, if any.
         quarantined_failure: the failure text a quarantine turned into ``xfailed``.
     """

@@ -1,4 +1,4 @@
-"""One line about a built program: what ``--build-only`` says of each test.
+"""One line about a built program: what ``--et-build-only`` says of each test.
 
 Partitions (and the backend of each), the operators left on the CPU, what the
 program takes of each memory its board's runner puts it in against the board's

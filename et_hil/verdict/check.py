@@ -232,7 +232,7 @@ class CheckHooks:
     """What a caller adds between the stages of :func:`check_model`; here each does nothing.
 
     The pytest plugin's ``et_check`` subclasses it to record every stage, to apply
-    the test's ``et_tolerance`` markers, and to stop under ``--build-only``: the
+    the test's ``et_tolerance`` markers, and to stop under ``--et-build-only``: the
     fixture and the library call then run one and the same pipeline.
     """
 

@@ -829,7 +829,7 @@ def _front_path(artifact: Artifact) -> Path:
 
         raise BuildError(
             f"model '{artifact.model_name}': the tapped program {artifact.key[:12]} keeps "
-            "no exported program to compare its layers with; rebuild it (--no-cache)"
+            "no exported program to compare its layers with; rebuild it (--et-no-cache)"
         )
     return path
 

@@ -95,7 +95,7 @@ def _sram_problems(meta: Mapping[str, Any], memory: Mapping[str, int]) -> list[s
 
 def memory_use(artifact: Artifact, spec: BoardSpec) -> list[Use]:
     """What the program takes of each memory :func:`fit_problems` checks on ``spec``,
-    against the board's limit where it has one (for the ``--build-only`` line)."""
+    against the board's limit where it has one (for the ``--et-build-only`` line)."""
     layout = registry.get(spec.kind).memory_layout
     uses = layout.uses(program_sizes(artifact), spec)
     vela = (artifact.metadata.get("vela") or {}).get("total") or {}

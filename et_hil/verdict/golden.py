@@ -7,7 +7,7 @@ specification that runs on this machine, the board is also held to it, and a
 wrong layer then shows at any depth:
 
 * **a portable program on a device** (``qemu-m55``, an FVP or serial board with
-  ``--compile-target portable``): the host's ExecuTorch runtime runs the same
+  ``--et-compile-target portable``): the host's ExecuTorch runtime runs the same
   ``.pte`` on the same portable and quantized kernels;
 * **a Cortex-M program** (``cortex-m55``/``cortex-m85``): the lowered program's
   ``cortex_m`` operators on upstream's Python implementations
@@ -203,7 +203,7 @@ def cortex_m_reference(artifact: Artifact, inputs: Sequence[torch.Tensor]) -> li
     if artifact.lowered_program_path is None:
         raise BuildError(
             f"model '{artifact.model_name}': the Cortex-M program {artifact.key[:12]} has no "
-            "lowered program to compute its golden reference from; rebuild it (--no-cache)"
+            "lowered program to compute its golden reference from; rebuild it (--et-no-cache)"
         )
     # Registers the cortex_m operators and their Python implementations. The passes
     # package first: importing ops.operators on its own runs into a circular import

@@ -49,7 +49,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="[BOARD=]PATH",
-        help="runner ELF of an FVP or QEMU board, as pytest's --runner-elf",
+        help="runner ELF of an FVP or QEMU board, as pytest's --et-runner-elf",
     )
     run.set_defaults(func=cmd_run)
 

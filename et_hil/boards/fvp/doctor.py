@@ -81,7 +81,7 @@ def _runner_elf_check(board: FvpBoard, runs: bool, required: bool) -> Check:
             bad,
             what,
             "none configured: build arm_executor_runner (README 'Runner ELFs'), then set "
-            f"[fvp] runner_elf or --runner-elf {board.spec.name}=PATH",
+            f"[fvp] runner_elf or --et-runner-elf {board.spec.name}=PATH",
         )
     if not elf.exists():
         return (bad, what, f"{elf} does not exist")

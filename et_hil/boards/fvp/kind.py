@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from et_hil.boards.kind import BoardKind
+from et_hil.boards.kind import BoardKind, OptionAdder
 from et_hil.boards.memory import SemihostingPools
 
 Backend = Literal["local", "docker"]
@@ -54,11 +54,11 @@ class FvpOptions:
     """Command-line and environment settings of FVP boards (over their board files').
 
     Attributes:
-        cycles: run without ``--fast`` (``--fvp-cycles``).
-        retries: retries of infrastructure failures per run (``--fvp-retries``).
+        cycles: run without ``--fast`` (``--et-fvp-cycles``).
+        retries: retries of infrastructure failures per run (``--et-fvp-retries``).
         fvp_dir: where to look for FVP binaries before ``PATH`` (``$ET_HIL_FVP_DIR``).
-        backends: where FVPs may run, in order (``--fvp-backend``).
-        image: the Docker image with the FVPs (``--fvp-image``, ``$ET_HIL_FVP_IMAGE``).
+        backends: where FVPs may run, in order (``--et-fvp-backend``).
+        image: the Docker image with the FVPs (``--et-fvp-image``, ``$ET_HIL_FVP_IMAGE``).
         docker_env: host environment variables passed into FVP containers
             (``$ET_HIL_DOCKER_ENV``, comma-separated names).
     """
@@ -71,28 +71,32 @@ class FvpOptions:
     docker_env: tuple[str, ...] = ()
 
 
-def add_options(group: Any) -> None:
+def add_options(group: OptionAdder) -> None:
     """The FVP options of pytest's et-hil group."""
     group.addoption(
-        "--fvp-cycles",
+        "--et-fvp-cycles",
+        deprecated=["--fvp-cycles"],
         action="store_true",
         help="run FVPs without --fast: cycle-approximate NPU timing and PMU counts (slower)",
     )
     group.addoption(
-        "--fvp-backend",
+        "--et-fvp-backend",
+        deprecated=["--fvp-backend"],
         action="append",
         default=[],
         choices=("local", "docker"),
         help="where FVPs run, in order of preference (repeatable; default: local, then docker)",
     )
     group.addoption(
-        "--fvp-image",
+        "--et-fvp-image",
+        deprecated=["--fvp-image"],
         metavar="IMAGE",
         help="Docker image with the FVPs (default: $ET_HIL_FVP_IMAGE or the versioned "
         "et-hil-fvp tag that 'et-hil docker build' makes)",
     )
     group.addoption(
-        "--fvp-retries",
+        "--et-fvp-retries",
+        deprecated=["--fvp-retries"],
         type=int,
         metavar="N",
         help="retries of FVP launch and licence failures per run (default: board file, or 1)",
@@ -113,10 +117,10 @@ def options_from(option: Any) -> FvpOptions:
     """FVP options from pytest's parsed options, over the environment's.
 
     Raises:
-        ValueError: a bad ``--fvp-retries``.
+        ValueError: a bad ``--et-fvp-retries``.
     """
     if option.fvp_retries is not None and option.fvp_retries < 0:
-        raise ValueError(f"--fvp-retries must be >= 0, got {option.fvp_retries}")
+        raise ValueError(f"--et-fvp-retries must be >= 0, got {option.fvp_retries}")
     environment = from_environment()
     return dataclasses.replace(
         environment,

@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         type=Path,
         metavar="PATH",
         help="select the kernels the programs here call: a .pte/.bpte, or a folder searched "
-        "for them (e.g. the build cache after a --build-only run); repeatable",
+        "for them (e.g. the build cache after a --et-build-only run); repeatable",
     )
     firmware.add_argument(
         "--wide", action="store_true", help="every portable and quantized kernel (the default)"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from et_hil.boards.kind import BoardKind
+from et_hil.boards.kind import BoardKind, OptionAdder
 from et_hil.boards.memory import SemihostingPools
 from et_hil.errors import ConfigError
 from et_hil.executor_runner.memory_map import MemoryRegion
@@ -95,7 +95,7 @@ class QemuOptions:
     Attributes:
         qemu: the ``qemu-system-arm`` to run (``$ET_HIL_QEMU``; default: on ``PATH``).
         executorch_src: the ExecuTorch source tree firmware is built from
-            (``--executorch-src``, ``$ET_HIL_EXECUTORCH_SRC``; default: the
+            (``--et-executorch-src``, ``$ET_HIL_EXECUTORCH_SRC``; default: the
             pinned source bundle, see :mod:`et_hil.firmware.sources`).
     """
 
@@ -112,10 +112,11 @@ def from_environment() -> QemuOptions:
     )
 
 
-def add_options(group: Any) -> None:
+def add_options(group: OptionAdder) -> None:
     """The QEMU options of pytest's et-hil group."""
     group.addoption(
-        "--executorch-src",
+        "--et-executorch-src",
+        deprecated=["--executorch-src"],
         metavar="DIR",
         help="ExecuTorch source tree to build QEMU boards' runner firmware from "
         "(default: $ET_HIL_EXECUTORCH_SRC, else the pinned source bundle)",
