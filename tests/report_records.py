@@ -1,8 +1,8 @@
 """Results records shared by the report tests (baselines, merge, the commands).
 
 Real records, trimmed to what those read: from real runs of
-`pytest suites --board=corstone320 --build-only` (VELA_BUILD) and
-`pytest suites --board=host --board=tosa` (TOSA_RUN).
+`pytest suites --et-board=corstone320 --et-build-only` (VELA_BUILD) and
+`pytest suites --et-board=host --et-board=tosa` (TOSA_RUN).
 """
 
 from __future__ import annotations

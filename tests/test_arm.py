@@ -59,7 +59,7 @@ def test_tosa_board_matches_fake_quant_and_reports_timing(et_pytester):
             et_check(m.tiny(), m.x())
         """
     )
-    result = et_pytester.runpytest_subprocess("--board=tosa", "-rs")
+    result = et_pytester.runpytest_subprocess("--et-board=tosa", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*board 'tosa' (target tosa-int) runs quantized programs only*"])
     conv = next(r for r in records(et_pytester) if "test_conv" in r["test"])
@@ -81,7 +81,7 @@ def test_build_only_records_vela_estimates_per_partition(et_pytester):
         """
     )
     result = et_pytester.runpytest_subprocess(
-        "--board=corstone300", "--build-only", "--junitxml=junit.xml", "-rs"
+        "--et-board=corstone300", "--et-build-only", "--junitxml=junit.xml", "-rs"
     )
     result.assert_outcomes(skipped=1)
     # one line a test, in the summary: partitions, CPU ops, memory, Vela
@@ -89,7 +89,7 @@ def test_build_only_records_vela_estimates_per_partition(et_pytester):
         ["*::test_two[[]corstone300[]]: built * for corstone300: 2 partition(s) (EthosUBackend, "
          "* ops); CPU ops: *aten.upsample_bilinear2d.vec x1*; file pool * of 60.0 MiB (*%), "
          "method pool * of *, NPU SRAM * of *; Vela * cycles (* NPU), * s; "
-         "nothing ran (--build-only)"]
+         "nothing ran (--et-build-only)"]
     )  # fmt: skip
     [record] = records(et_pytester)
     assert record["ran"] is False
@@ -122,7 +122,7 @@ def test_full_delegation_required_names_the_leftover_ops(et_pytester):
             et_check(*twoparts.case(), quantize="int8")
         """
     )
-    result = et_pytester.runpytest_subprocess("--board=corstone300", "--build-only")
+    result = et_pytester.runpytest_subprocess("--et-board=corstone300", "--et-build-only")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -152,7 +152,9 @@ def test_program_too_large_for_flash_fails_before_running(et_pytester):
         "[memory]\nflash_bytes = 4096\n",
     )
     et_pytester.makepyfile(BIG_MODEL_TEST)
-    result = et_pytester.runpytest_subprocess("--board-file=small_host.toml", "--board=small-host")
+    result = et_pytester.runpytest_subprocess(
+        "--et-board-file=small_host.toml", "--et-board=small-host"
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -173,7 +175,7 @@ def test_npu_sram_overflow_fails_the_fit_check_in_build_only(et_pytester):
     )
     et_pytester.makepyfile(BIG_MODEL_TEST)
     result = et_pytester.runpytest_subprocess(
-        "--board-file=tiny_npu.toml", "--board=tiny-npu", "--build-only"
+        "--et-board-file=tiny_npu.toml", "--et-board=tiny-npu", "--et-build-only"
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

@@ -550,7 +550,7 @@ def test_update_uses_the_boards_limits() -> None:
 
 
 def test_build_only_record_keeps_the_run_figures() -> None:
-    # The entry was written from a full run on the FVP; a --build-only run only has
+    # The entry was written from a full run on the FVP; a --et-build-only run only has
     # the build's figures: cycles 1538 -> 1700 (+10.5%) is taken, SNR is kept.
     run_figures = {"snr_db@eager_float": 38.5, "execute_s@fvp-cycles": 0.25}
     baseline = Baseline({(VELA_TEST, "corstone320"): {"vela.cycles_total": 1538.0, **run_figures}})

@@ -42,7 +42,7 @@ def test_the_readme_toy_kind_runs_from_a_users_conftest(et_pytester: pytest.Pyte
         path.write_text(body)
     results = et_pytester.path / "results.jsonl"
     run = et_pytester.runpytest_subprocess(
-        "--board", "boards/in-process.toml", f"--results={results}", "-p", "no:randomly"
+        "--et-board", "boards/in-process.toml", f"--et-results={results}", "-p", "no:randomly"
     )
     run.assert_outcomes(passed=1)
     (record,) = [json.loads(line) for line in results.read_text().splitlines()]

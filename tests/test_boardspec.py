@@ -18,7 +18,7 @@ from et_hil.boards.spec import (
     resolve_board_names,
 )
 from et_hil.errors import BuildError, ConfigError
-from et_hil.programs.targets import check_target_name, get_target
+from et_hil.programs.target_registry import check_target_name, get_target
 from et_hil.tolerance import Tolerance, TolerancePolicy
 
 BUILTIN = {

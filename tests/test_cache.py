@@ -1,4 +1,4 @@
-"""Tests of et_hil.programs.cache: hits, misses, corruption, --no-cache, and concurrent builders."""
+"""Tests of et_hil.programs.cache: hits, misses, corruption, --et-no-cache, concurrent builders."""
 
 from __future__ import annotations
 

@@ -206,7 +206,7 @@ def test_prune_max_size_spares_the_entry_a_running_session_holds(et_pytester, tm
     cache.close()
     et_pytester.makepyfile(HOLDING)
     session = et_pytester.popen(
-        [sys.executable, "-m", "pytest", f"--build-cache={cache_dir}", "--et-debug=off"],
+        [sys.executable, "-m", "pytest", f"--et-build-cache={cache_dir}", "--et-debug=off"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -259,7 +259,7 @@ def test_runs_its_program(et_check):
 def test_a_program_corrupted_in_place_is_rebuilt_not_run(et_pytester, tmp_path):
     cache_dir = tmp_path / "cache"
     et_pytester.makepyfile(CORRUPTED)
-    args = (f"--build-cache={cache_dir}", "--et-debug=off")
+    args = (f"--et-build-cache={cache_dir}", "--et-debug=off")
     et_pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
     [program] = cache_dir.glob("entries/*/*/program.pte")
     st = program.stat()

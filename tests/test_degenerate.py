@@ -45,7 +45,7 @@ def test_collapsing(et_check):
 @pytest.mark.parametrize("board", ["host", "tosa"])
 def test_a_collapsed_int8_model_fails_as_degenerate(et_pytester, board):
     et_pytester.makepyfile(test_collapsing=COLLAPSING)
-    result = et_pytester.runpytest(f"--board={board}")
+    result = et_pytester.runpytest(f"--et-board={board}")
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
     assert "degenerate outputs: there is nothing to judge the board by" in text

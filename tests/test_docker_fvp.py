@@ -70,10 +70,10 @@ def containers(tag: str) -> list:
 
 def args(image: str, *extra: str) -> list[str]:
     return [
-        "--board=corstone320",
-        "--compile-target=portable",
-        "--fvp-backend=docker",
-        f"--fvp-image={image}",
+        "--et-board=corstone320",
+        "--et-compile-target=portable",
+        "--et-fvp-backend=docker",
+        f"--et-fvp-image={image}",
         *extra,
     ]
 
@@ -97,7 +97,7 @@ def test_a_timeout_kills_its_container(et_pytester, docker_env, monkeypatch):
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "hang")
     started = time.monotonic()
     result = et_pytester.runpytest_subprocess(
-        *args(docker_env["image"], "-k", "None", "--run-timeout=2")
+        *args(docker_env["image"], "-k", "None", "--et-run-timeout=2")
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*RunTimeout*no result after 7 s*the FVP was killed*"])
@@ -116,7 +116,7 @@ def test_containers_of_a_killed_session_are_reaped_at_the_next_start(et_pytester
             sys.executable,
             "-m",
             "pytest",
-            *args(docker_env["image"], "-k", "None", "--run-timeout=120"),
+            *args(docker_env["image"], "-k", "None", "--et-run-timeout=120"),
         ],
         cwd=et_pytester.path,
         env=env,
@@ -209,7 +209,7 @@ def test_sigterm_to_the_process_group_removes_every_container(et_pytester, docke
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "hang")
     quick = {"test_quick[corstone320-0]", "test_quick[corstone320-1]"}
     command = [sys.executable, "-m", "pytest", "-n", "2"]
-    command += args(docker_env["image"], "--run-timeout=300")
+    command += args(docker_env["image"], "--et-run-timeout=300")
     proc, signalled = cancel_mid_run(
         et_pytester,
         command,

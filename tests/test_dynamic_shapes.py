@@ -96,7 +96,9 @@ def test_unbounded(et_check):
 @pytest.mark.slow
 def test_a_dynamic_shape_model_runs_at_three_sizes_where_it_can(et_pytester):
     et_pytester.makepyfile(DYNAMIC)
-    result = et_pytester.runpytest_subprocess("--board=host", "--board=tosa", "--et-debug=off")
+    result = et_pytester.runpytest_subprocess(
+        "--et-board=host", "--et-board=tosa", "--et-debug=off"
+    )
     result.assert_outcomes(passed=2, failed=2, skipped=4)
     records = {
         r["test"].split("::")[1]: r

@@ -11,8 +11,8 @@ import pytest
 from et_hil.report.figures import case_name, figures_of, higher_is_worse, number
 
 # Records below are real, trimmed to the fields figures_of reads. They come from real
-# runs of `pytest suites --board=corstone320 --build-only` (BUILD_ONLY_*) and
-# `pytest suites --board=host --board=tosa` (the others).
+# runs of `pytest suites --et-board=corstone320 --et-build-only` (BUILD_ONLY_*) and
+# `pytest suites --et-board=host --et-board=tosa` (the others).
 
 # A Vela build for the Ethos-U85: Vela's estimates, nothing ran.
 BUILD_ONLY_CORSTONE320 = {
@@ -50,7 +50,7 @@ SKIPPED_UNBUILT: dict[str, Any] = {
     "board_facts": None,
 }
 
-# A host build under --build-only: program sizes, no Vela, no run.
+# A host build under --et-build-only: program sizes, no Vela, no run.
 BUILD_ONLY_HOST = {
     "test": "suites/test_edge_cases.py::test_edge_float[host-embedding_int64_ids]",
     "board": "host",

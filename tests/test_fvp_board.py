@@ -49,7 +49,7 @@ def fvp_env(et_pytester, monkeypatch, tmp_path):
 
 def run(pytester, elf, *args):
     return pytester.runpytest_subprocess(
-        "--board=corstone320", "--compile-target=portable", f"--runner-elf={elf}", *args
+        "--et-board=corstone320", "--et-compile-target=portable", f"--et-runner-elf={elf}", *args
     )
 
 
@@ -125,7 +125,7 @@ def test_each_fault_ends_in_its_failure_class(
         run(et_pytester, fvp_env["elf"], "-k", "None").assert_outcomes(passed=1)
         _CACHE_WARMED.add(fvp_env["elf"])
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", mode)
-    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--run-timeout=2")
+    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--et-run-timeout=2")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*{message}*"])
     [record] = records(et_pytester)
@@ -170,12 +170,12 @@ def test_launch_failures_are_retried_and_crashes_are_not(et_pytester, fvp_env, m
     assert records(et_pytester)[0]["board_facts"]["attempts"] == 2
 
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "crash")
-    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--fvp-retries=3")
+    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--et-fvp-retries=3")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*(attempt 1)*"])
 
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "launch_error")
-    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--fvp-retries=0")
+    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--et-fvp-retries=0")
     result.stdout.fnmatch_lines(["*FVP licence problem (attempt 1)*"])
 
 
@@ -188,7 +188,7 @@ def test_without_an_fvp_the_board_skips_with_a_hint_or_fails_when_required(
     result.stdout.fnmatch_lines(
         ["*FVP_Corstone_SSE-320 (FVP 11.27_25) is not on PATH*install the Arm Corstone FVP*"]
     )
-    result = run(et_pytester, fvp_env["elf"], "--require-boards")
+    result = run(et_pytester, fvp_env["elf"], "--et-require-boards")
     result.assert_outcomes(errors=2)
 
 
@@ -253,9 +253,9 @@ def test_cancelling_the_process_group_leaves_no_fvp_running(et_pytester, fvp_env
                 continue
         return alive
 
-    command = [sys.executable, "-m", "pytest", "-n", "2", "--run-timeout=300"]
-    command += ["--board=corstone320", "--compile-target=portable"]
-    command += [f"--runner-elf={fvp_env['elf']}"]
+    command = [sys.executable, "-m", "pytest", "-n", "2", "--et-run-timeout=300"]
+    command += ["--et-board=corstone320", "--et-compile-target=portable"]
+    command += [f"--et-runner-elf={fvp_env['elf']}"]
     quick = {"test_quick[corstone320-0]", "test_quick[corstone320-1]"}
     proc, signalled = cancel_mid_run(
         et_pytester, command, lambda: fvps() and finished_tests(et_pytester) == quick, sig

@@ -2,7 +2,7 @@
 
 Upstream's ``run_corstone`` (executorch 1.5.1 wheel, backends/arm/test/runner_utils.py)
 is called for real, with its process runner swapped for one that records the
-argv and stops; our rendering from et_hil/boards/fvp/platforms/*.toml must give the same list.
+argv and stops; our rendering from fvp/*.toml must give the same list.
 """
 
 from __future__ import annotations

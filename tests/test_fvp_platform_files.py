@@ -1,4 +1,4 @@
-"""FVP platform files (et_hil/boards/fvp/platforms/*.toml): declared fields, and
+"""FVP platform files (the top-level fvp/*.toml): declared fields, and
 every mistake of a file in one error naming the file and each field."""
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ def run_pytest(
             "-m",
             "pytest",
             *args,
-            f"--build-cache={cache}",
-            f"--results={cwd / 'results.jsonl'}",
+            f"--et-build-cache={cache}",
+            f"--et-results={cwd / 'results.jsonl'}",
             f"--basetemp={cwd / 'inner'}",
             "-p",
             "no:cacheprovider",
@@ -162,7 +162,7 @@ def _ci_lab() -> tuple[Path, Path] | None:
 def test_the_suites_pass_on_two_places_never_two_runs_on_one(
     tmp_path: Path, shared_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """``pytest suites --board=<lab board file> -n 2``: every case passes or is
+    """``pytest suites --et-board=<lab board file> -n 2``: every case passes or is
     skipped as on the plain virtual board, both places are used, and labgrid's
     own acquisition log shows each place acquired and released in strict turns."""
     ci = _ci_lab()
@@ -185,7 +185,7 @@ def test_the_suites_pass_on_two_places_never_two_runs_on_one(
             # the smoke suite: enough runs for both places to take turns (the lab
             # changes how a board is reached, not what runs on it)
             str(suites / "test_smoke.py"),
-            f"--board={board_file}",
+            f"--et-board={board_file}",
             "-n",
             "2",
             tag=tag,
@@ -245,7 +245,7 @@ def test_a_place_another_client_holds_makes_the_run_wait_then_name_the_holder(
     tag = uuid.uuid4().hex
     try:
         started = time.monotonic()
-        proc = run_pytest(tmp_path, "test_one.py", f"--board={board_file}", tag=tag,
+        proc = run_pytest(tmp_path, "test_one.py", f"--et-board={board_file}", tag=tag,
                           cache=shared_cache)  # fmt: skip
         took = time.monotonic() - started
         # `et-hil units` asks the coordinator: one row per place of the board
@@ -288,7 +288,7 @@ def test_with_one_place_taken_two_workers_share_the_other(
     subprocess.run([*client, "acquire"], env=env, check=True, capture_output=True, timeout=60)
     tag = uuid.uuid4().hex
     try:
-        proc = run_pytest(tmp_path, "test_many.py", f"--board={board_file}", "-n", "2", tag=tag,
+        proc = run_pytest(tmp_path, "test_many.py", f"--et-board={board_file}", "-n", "2", tag=tag,
                           cache=shared_cache)  # fmt: skip
     finally:
         subprocess.run([*client, "release"], env=env, check=True, capture_output=True, timeout=60)
@@ -313,9 +313,9 @@ def _start_hanging_run(
     lab.boards[place].set_mode("hang")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "pytest", "test_one.py", f"--board={board_file}",
-            f"--build-cache={cache}", f"--results={tmp_path / 'results.jsonl'}",
-            "--run-timeout=300", f"--basetemp={tmp_path / 'inner'}", "-p", "no:cacheprovider",
+            sys.executable, "-m", "pytest", "test_one.py", f"--et-board={board_file}",
+            f"--et-build-cache={cache}", f"--et-results={tmp_path / 'results.jsonl'}",
+            "--et-run-timeout=300", f"--basetemp={tmp_path / 'inner'}", "-p", "no:cacheprovider",
         ],
         cwd=tmp_path,
         env={**os.environ, "ET_HIL_TEST_TAG": tag},
@@ -373,7 +373,9 @@ def test_killing_pytest_leaves_no_place_acquired(
     again.mkdir()
     (again / "test_one.py").write_text(ONE_TEST)
     board_file = fresh.write_board_file(again / "b.toml", place="vboard0", timeout_s=30)
-    proc2 = run_pytest(again, "test_one.py", f"--board={board_file}", tag=tag, cache=shared_cache)
+    proc2 = run_pytest(
+        again, "test_one.py", f"--et-board={board_file}", tag=tag, cache=shared_cache
+    )
     assert proc2.returncode == 0, proc2.stdout[-3000:]
     print(f"{signal.Signals(signum).name}: place free {released_after:.2f} s after pytest ended")
 
@@ -400,8 +402,8 @@ def test_a_coordinator_restart_between_runs_is_survived(
     results = tmp_path / "results.jsonl"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "pytest", "test_two.py", f"--board={board_file}",
-            f"--build-cache={shared_cache}", f"--results={results}",
+            sys.executable, "-m", "pytest", "test_two.py", f"--et-board={board_file}",
+            f"--et-build-cache={shared_cache}", f"--et-results={results}",
             f"--basetemp={tmp_path / 'inner'}", "-p", "no:cacheprovider", "-q",
         ],
         cwd=tmp_path,

@@ -22,7 +22,7 @@ from et_hil.report.results import read_records
 from et_hil.report.sessions import LiveRun
 
 # Node ids, boards, run ids and times as in a real run of
-# `pytest suites --board=host --board=tosa` (records trimmed to what merge and JUnit read).
+# `pytest suites --et-board=host --et-board=tosa` (records trimmed to what merge and JUnit read).
 RELU_HOST = "suites/test_ops.py::test_op_int8[host-relu]"
 CONV_TOSA = "suites/test_ops.py::test_op_int8[tosa-conv2d_3x3_padded]"
 EMBED_TOSA = "suites/test_edge_cases.py::test_edge_int8[tosa-embedding_int64_ids]"

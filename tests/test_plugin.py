@@ -38,9 +38,60 @@ def test_matrix_runs_each_test_once_per_board(et_pytester):
             assert board.spec.name in ("host", "host2")
         """
     )
-    result = et_pytester.runpytest("--board=host", "--board-file=host2.toml", "--board=host2", "-v")
+    result = et_pytester.runpytest(
+        "--et-board=host", "--et-board-file=host2.toml", "--et-board=host2", "-v"
+    )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_where?host? PASSED*", "*test_where?host2? PASSED*"])
+
+
+def test_old_option_spellings_still_work_and_say_what_to_type(et_pytester):
+    et_pytester.makefile(".toml", host2=HOST2)
+    et_pytester.makepyfile("def test_where(board):\n    assert board.spec.name == 'host2'\n")
+    result = et_pytester.runpytest(
+        "--board-file=host2.toml", "--board", "host2", "-W", "always", "-v"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*EtHilDeprecationWarning: --board-file is deprecated: use --et-board-file*",
+            "*EtHilDeprecationWarning: --board is deprecated: use --et-board*",
+        ]
+    )
+    # the new spellings warn of nothing
+    result = et_pytester.runpytest("--et-board-file=host2.toml", "--et-board=host2", "-W", "always")
+    result.assert_outcomes(passed=1)
+    assert "deprecated" not in result.stdout.str()
+
+
+def test_help_lists_one_spelling_per_option_all_with_the_prefix(et_pytester):
+    result = et_pytester.runpytest("--help")
+    text = result.stdout.str()
+    group = text[text.index("ExecuTorch hardware-in-the-loop (et-hil):") :]
+    group = group[: group.index("\n\n")]
+    # the first word of each line: the option (help text wraps below it, indented)
+    options = [
+        line.split()[0].split("=")[0] for line in group.splitlines() if line.startswith("  --")
+    ]
+    assert "--et-board" in options
+    assert "--et-fvp-backend" in options  # a kind's own option, prefixed too
+    assert [o for o in options if not o.startswith("--et-")] == []
+    assert "--board " not in group
+
+
+def test_a_kind_option_without_the_prefix_is_refused():
+    from et_hil.errors import ConfigError
+    from et_hil.pytest_plugin.options import EtOptionGroup
+
+    added = []
+
+    class Group:
+        def addoption(self, *names, **kwargs):
+            added.append(names)
+
+    with pytest.raises(ConfigError, match=r"option --toy-speed: .* adds --et-toy-speed"):
+        EtOptionGroup(Group()).addoption("--toy-speed", action="store_true")  # type: ignore[arg-type]
+    assert added == []
 
 
 def test_default_board_is_host(et_pytester):
@@ -52,7 +103,7 @@ def test_default_board_is_host(et_pytester):
 
 def test_unknown_board_is_a_usage_error_listing_known_boards(et_pytester):
     et_pytester.makepyfile("def test_x(board):\n    pass\n")
-    result = et_pytester.runpytest("--board=nosuch")
+    result = et_pytester.runpytest("--et-board=nosuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown board 'nosuch'*Known boards: *corstone320*host*tosa*"])
 
@@ -60,14 +111,14 @@ def test_unknown_board_is_a_usage_error_listing_known_boards(et_pytester):
 def test_malformed_board_file_names_file_and_field(et_pytester):
     et_pytester.makefile(".toml", bad='name = "b"\nkind = "fpga"\ntarget = "portable"\n')
     et_pytester.makepyfile("def test_x(board):\n    pass\n")
-    result = et_pytester.runpytest("--board-file=bad.toml")
+    result = et_pytester.runpytest("--et-board-file=bad.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*board file */bad.toml: field 'kind' = 'fpga'*"])
 
 
 def test_unavailable_board_skips_with_reason_or_fails_when_required(et_pytester):
     et_pytester.makepyfile("def test_x(board):\n    pass\n")
-    result = et_pytester.runpytest("--board=corstone320", "-rs")
+    result = et_pytester.runpytest("--et-board=corstone320", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
         ["*board 'corstone320' cannot run here*FVP_Corstone_SSE-320*not on PATH*"]
@@ -76,9 +127,9 @@ def test_unavailable_board_skips_with_reason_or_fails_when_required(et_pytester)
     assert record["outcome"] == "skipped"
     assert record["failure_class"] == "board_unavailable"
 
-    result = et_pytester.runpytest("--board=corstone320", "--require-boards")
+    result = et_pytester.runpytest("--et-board=corstone320", "--et-require-boards")
     result.assert_outcomes(errors=1)  # it fails in the board fixture: a setup error
-    result.stdout.fnmatch_lines(["*cannot run here*--require-boards*"])
+    result.stdout.fnmatch_lines(["*cannot run here*--et-require-boards*"])
     [record] = records(et_pytester)
     assert (record["outcome"], record["failure_class"]) == ("error", "board_unavailable")
 
@@ -281,7 +332,7 @@ def test_hung_run_times_out_and_the_worker_is_replaced(et_pytester):
             et_check(m.tiny(), m.x())
         """
     )
-    result = et_pytester.runpytest_subprocess("--run-timeout=0.5")
+    result = et_pytester.runpytest_subprocess("--et-run-timeout=0.5")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*RunTimeout [[]timeout[]]: host board: no result after 0.5 s*"])
     failure = next(r for r in records(et_pytester) if r["outcome"] == "failed")
@@ -400,7 +451,7 @@ def test_full_delegation_marker_does_not_apply_where_nothing_can_be_delegated(et
             et_check(m.tiny(), m.x(), quantize="int8")
         """
     )
-    result = et_pytester.runpytest_subprocess("--board=host")
+    result = et_pytester.runpytest_subprocess("--et-board=host")
     result.assert_outcomes(passed=1)  # the check itself still ran on host
     [record] = records(et_pytester)
     assert record["full_delegation"] == "not applicable: target portable has no delegate"
@@ -417,7 +468,7 @@ def test_tests_skipped_by_a_marker_are_summarised_under_their_board(et_pytester)
             pass
         """
     )
-    result = et_pytester.runpytest("--board=host", "--board=tosa")
+    result = et_pytester.runpytest("--et-board=host", "--et-board=tosa")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["host *skipped 1*", "tosa *skipped 1*"])
     assert "?" not in {r["board"] for r in records(et_pytester)}
@@ -463,7 +514,7 @@ def test_two_checks_in_one_test_are_both_recorded_and_in_junit(et_pytester):
 @pytest.mark.slow
 def test_library_noise_stays_out_of_a_users_output(pytester, shared_cache):
     # A user's repository: no filterwarnings of ours, only the plugin.
-    pytester.makeini(f"[pytest]\naddopts = -p no:cacheprovider --build-cache={shared_cache}\n")
+    pytester.makeini(f"[pytest]\naddopts = -p no:cacheprovider --et-build-cache={shared_cache}\n")
     pytester.makepyfile(
         """
         import torch

@@ -91,7 +91,9 @@ def test_more_partitions_than_it_has(et_check):
 @pytest.mark.slow
 def test_a_test_states_what_must_be_delegated(et_pytester):
     et_pytester.makepyfile(DELEGATION)
-    result = et_pytester.runpytest_subprocess("--board=tosa", "--board=host", "--et-debug=off")
+    result = et_pytester.runpytest_subprocess(
+        "--et-board=tosa", "--et-board=host", "--et-debug=off"
+    )
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         ["*DelegationError [[]cpu_fallback[]]: model 'Tiny' on board 'tosa' is not delegated "
@@ -164,7 +166,7 @@ def test_et_hil_run_gives_the_verdict_of_the_test_that_built_the_bundle(et_pytes
     elf = ensure_runner(request_for(spec.settings.firmware), cache_dir=default_cache_dir()).elf
     et_pytester.makepyfile(BUILDS_BUNDLES)
     result = et_pytester.runpytest_subprocess(
-        *(f"--board={b}" for b in BOARDS), f"--runner-elf=qemu-m55={elf}", "--et-debug=off"
+        *(f"--et-board={b}" for b in BOARDS), f"--et-runner-elf=qemu-m55={elf}", "--et-debug=off"
     )
     result.assert_outcomes(passed=3, failed=2, skipped=1)
     records = {
@@ -226,7 +228,7 @@ def test_the_et_run_fixture_runs_a_program_file_on_the_tests_board(et_pytester, 
     bundle_program(artifact, m.x(), et_pytester.path / "good.bpte", model=m.tiny())
     (et_pytester.path / "program.pte").write_bytes(artifact.pte_path.read_bytes())
     et_pytester.makepyfile(RUNS_PROGRAMS)
-    result = et_pytester.runpytest_subprocess("--board=host")
+    result = et_pytester.runpytest_subprocess("--et-board=host")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         ["*program good.bpte on board 'host': outputs differ from the expected ones*",

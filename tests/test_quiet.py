@@ -35,7 +35,9 @@ def _pytest_as_installed(folder: Path, *args: str) -> str:
 @pytest.mark.slow
 def test_the_readmes_first_test_in_a_fresh_folder_ends_with_no_warnings(tmp_path):
     (tmp_path / "test_classifier.py").write_text(_first_test_of_the_readme())
-    out = _pytest_as_installed(tmp_path, "--board=host", f"--build-cache={tmp_path / 'cache'}")
+    out = _pytest_as_installed(
+        tmp_path, "--et-board=host", f"--et-build-cache={tmp_path / 'cache'}"
+    )
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"=+ 2 passed in [\d.]+s( \(.*\))? =+", last), out
     assert "warning" not in out.lower(), out
@@ -73,7 +75,7 @@ def test_fails_with_the_per_layer_table(et_check):
 def test_a_failure_shows_the_users_warnings_and_logs_and_no_library_noise(tmp_path):
     (tmp_path / "test_noisy.py").write_text(NOISY)
     out = _pytest_as_installed(
-        tmp_path, "--board=host", "--et-debug=always", f"--build-cache={tmp_path / 'cache'}"
+        tmp_path, "--et-board=host", "--et-debug=always", f"--et-build-cache={tmp_path / 'cache'}"
     )
     assert "1 failed, 1 warning in" in out, out
     assert "per-layer table:" in out  # the debug pass ran

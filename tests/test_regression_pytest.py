@@ -59,7 +59,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 def lab(pytester: pytest.Pytester, config: str = "Ethos_U85_SYS_DRAM_Mid", extra: str = "") -> str:
     pytester.makefile(".toml", lab=LAB.format(config=config, extra=extra))
-    return "--board-file=lab.toml"
+    return "--et-board-file=lab.toml"
 
 
 def baseline_from(pytester: pytest.Pytester, results: str) -> Path:
@@ -76,8 +76,8 @@ def test_a_model_that_grew_a_layer_fails_with_the_table_and_shrinking_is_an_impr
     et_pytester, monkeypatch
 ):
     et_pytester.makepyfile(test_model=TEST_MODEL)
-    board = [lab(et_pytester), "--board=lab320", "--build-only"]
-    et_pytester.runpytest_subprocess(*board, "--results=base.jsonl").assert_outcomes(skipped=1)
+    board = [lab(et_pytester), "--et-board=lab320", "--et-build-only"]
+    et_pytester.runpytest_subprocess(*board, "--et-results=base.jsonl").assert_outcomes(skipped=1)
     baseline = baseline_from(et_pytester, "base.jsonl")
     [entry] = [json.loads(line) for line in baseline.read_text().splitlines()]
     assert entry["board"] == "lab320"
@@ -85,7 +85,7 @@ def test_a_model_that_grew_a_layer_fails_with_the_table_and_shrinking_is_an_impr
 
     monkeypatch.setenv("ET_EXTRA_LAYER", "1")
     result = et_pytester.runpytest_subprocess(
-        *board, f"--baseline={baseline}", "--results=grown.jsonl"
+        *board, f"--et-baseline={baseline}", "--et-results=grown.jsonl"
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -104,13 +104,13 @@ def test_a_model_that_grew_a_layer_fails_with_the_table_and_shrinking_is_an_impr
     assert kinds["pte_bytes"] == "regression"  # one more weight matrix in the program
 
     # The other way round: a baseline of the grown model (from a run without
-    # --baseline), and the smaller model improves on it without failing.
+    # --et-baseline), and the smaller model improves on it without failing.
     baseline.unlink()
-    et_pytester.runpytest_subprocess(*board, "--results=grown2.jsonl").assert_outcomes(skipped=1)
+    et_pytester.runpytest_subprocess(*board, "--et-results=grown2.jsonl").assert_outcomes(skipped=1)
     baseline_from(et_pytester, "grown2.jsonl")
     monkeypatch.delenv("ET_EXTRA_LAYER")
     result = et_pytester.runpytest_subprocess(
-        *board, f"--baseline={baseline}", "--results=small.jsonl"
+        *board, f"--et-baseline={baseline}", "--et-results=small.jsonl"
     )
     result.assert_outcomes(skipped=1)  # build-only; no regression, so not failed
     result.stdout.fnmatch_lines(["*baseline *: 0 regressions, 0 warnings, * improvements*"])
@@ -123,17 +123,17 @@ def test_a_board_file_with_a_slower_vela_clock_fails_unless_its_limit_warns(
     et_pytester,
 ):
     et_pytester.makepyfile(test_model=TEST_MODEL)
-    run = ["--board=lab320", "--build-only"]
+    run = ["--et-board=lab320", "--et-build-only"]
     lab(et_pytester)
     et_pytester.runpytest_subprocess(
-        "--board-file=lab.toml", *run, "--results=base.jsonl"
+        "--et-board-file=lab.toml", *run, "--et-results=base.jsonl"
     ).assert_outcomes(skipped=1)
     baseline = baseline_from(et_pytester, "base.jsonl")
 
     # Ethos_U85_SYS_DRAM_Low runs the NPU at 500 MHz, Mid (the baseline's) at 1 GHz.
     lab(et_pytester, config="Ethos_U85_SYS_DRAM_Low")
     result = et_pytester.runpytest_subprocess(
-        "--board-file=lab.toml", *run, f"--baseline={baseline}", "--results=slow.jsonl"
+        "--et-board-file=lab.toml", *run, f"--et-baseline={baseline}", "--et-results=slow.jsonl"
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*vela.inference_time_s*+2%*regression*"])
@@ -149,7 +149,7 @@ def test_a_board_file_with_a_slower_vela_clock_fails_unless_its_limit_warns(
         extra='[baseline]\ninference_time_s = "warn +2%"',
     )
     result = et_pytester.runpytest_subprocess(
-        "--board-file=lab.toml", *run, f"--baseline={baseline}", "--results=warned.jsonl"
+        "--et-board-file=lab.toml", *run, f"--et-baseline={baseline}", "--et-results=warned.jsonl"
     )
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*0 regressions, * warnings*", "*warning*vela.inference_time_s*"])
@@ -175,13 +175,13 @@ def test_accuracy_lost_behind_a_loosened_tolerance_is_caught_by_the_baseline(
                      vs_float={"min_snr_db": 0, "max_lsb": 1e9})
         """
     )
-    et_pytester.runpytest_subprocess("--board=host", "--results=base.jsonl").assert_outcomes(
+    et_pytester.runpytest_subprocess("--et-board=host", "--et-results=base.jsonl").assert_outcomes(
         passed=1
     )
     baseline = baseline_from(et_pytester, "base.jsonl")
     monkeypatch.setenv("ET_WIDE_CALIBRATION", "1")
     result = et_pytester.runpytest_subprocess(
-        "--board=host", f"--baseline={baseline}", "--results=now.jsonl"
+        "--et-board=host", f"--et-baseline={baseline}", "--et-results=now.jsonl"
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*snr_db@eager_float*-1*regression*"])
@@ -218,7 +218,7 @@ def test_other(board):
 def test_a_quarantined_failure_runs_is_recorded_and_does_not_fail_the_run(et_pytester):
     et_pytester.makepyfile(KNOWN)
     quarantine_file(et_pytester, "2999-12-31")
-    result = et_pytester.runpytest("--quarantine=quarantine.toml", "-rx")
+    result = et_pytester.runpytest("--et-quarantine=quarantine.toml", "-rx")
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=1, xfailed=1)
     result.stdout.fnmatch_lines(
@@ -243,7 +243,7 @@ def test_a_quarantined_failure_runs_is_recorded_and_does_not_fail_the_run(et_pyt
 def test_an_expired_quarantine_entry_fails_loudly(et_pytester):
     et_pytester.makepyfile(KNOWN)
     quarantine_file(et_pytester, "2020-01-31")
-    result = et_pytester.runpytest("--quarantine=quarantine.toml")
+    result = et_pytester.runpytest("--et-quarantine=quarantine.toml")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*quarantine entry *quarantine.toml:[[][[]quarantine[]][]] #1 expired on 2020-01-31*"]
@@ -253,7 +253,7 @@ def test_an_expired_quarantine_entry_fails_loudly(et_pytester):
 def test_a_quarantined_test_that_passes_says_to_drop_its_entry(et_pytester):
     et_pytester.makepyfile(KNOWN)
     quarantine_file(et_pytester, "2999-12-31", test="*test_other*")
-    result = et_pytester.runpytest("--quarantine=quarantine.toml")
+    result = et_pytester.runpytest("--et-quarantine=quarantine.toml")
     result.assert_outcomes(passed=1, failed=1)  # test_known is not quarantined here
     result.stdout.fnmatch_lines(["*passed while quarantined (drop its entry): *test_other*"])
 
@@ -261,7 +261,7 @@ def test_a_quarantined_test_that_passes_says_to_drop_its_entry(et_pytester):
 def test_a_bad_quarantine_file_is_a_usage_error_naming_entry_and_field(et_pytester):
     et_pytester.makepyfile(KNOWN)
     et_pytester.makefile(".toml", quarantine='[[quarantine]]\ntest = "x"\nexpires = "soon"\n')
-    result = et_pytester.runpytest("--quarantine=quarantine.toml")
+    result = et_pytester.runpytest("--et-quarantine=quarantine.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*quarantine file *quarantine.toml*[[]quarantine[]][]] #1: missing reason, issue*"]

@@ -1,8 +1,8 @@
 """Tests of ``et-hil report``: et_hil.report.html, .plots and .browser.
 
 The records come from real runs (tests/data/report/README.txt): ``host_tosa.jsonl``
-from ``pytest suites --board=host --board=tosa`` and ``build_only_corstone320.jsonl``
-from ``pytest suites --board=host --board=corstone320 --build-only``. Failing,
+from ``pytest suites --et-board=host --et-board=tosa`` and ``build_only_corstone320.jsonl``
+from ``pytest suites --et-board=host --et-board=corstone320 --et-build-only``. Failing,
 quarantined and baseline records are derived from them.
 """
 
@@ -213,7 +213,7 @@ def test_a_build_only_cell_says_built() -> None:
         for r in rows
         if r.get("ran") is False and r.get("artifact")
     }
-    assert built  # --build-only records: every program was made, nothing ran
+    assert built  # --et-build-only records: every program was made, nothing ran
     found = tables(render_report(load_runs([BUILD_ONLY])))["matrix"]
     boards = [text for text, _ in found[0][1:]]
     for row in found[1:]:

@@ -92,9 +92,9 @@ def test_runs_never_delete_the_users_files_or_each_others_evidence(et_pytester):
     user_file.parent.mkdir(parents=True)
     user_file.write_text("keep me")
 
-    et_pytester.runpytest_subprocess("--results=out/a.jsonl").assert_outcomes(failed=1)
+    et_pytester.runpytest_subprocess("--et-results=out/a.jsonl").assert_outcomes(failed=1)
     [first_a] = _records(out / "a.jsonl")
-    et_pytester.runpytest_subprocess("--results=out/b.jsonl").assert_outcomes(failed=1)
+    et_pytester.runpytest_subprocess("--et-results=out/b.jsonl").assert_outcomes(failed=1)
     [first_b] = _records(out / "b.jsonl")
 
     # A second results file in the same folder leaves the first one's evidence alone.
@@ -104,7 +104,7 @@ def test_runs_never_delete_the_users_files_or_each_others_evidence(et_pytester):
     assert user_file.read_text() == "keep me"
 
     # A new run of a.jsonl replaces a's records, and only then a's old repro folders.
-    et_pytester.runpytest_subprocess("--results=out/a.jsonl").assert_outcomes(failed=1)
+    et_pytester.runpytest_subprocess("--et-results=out/a.jsonl").assert_outcomes(failed=1)
     [second_a] = _records(out / "a.jsonl")
     assert Path(second_a["repro"]).is_dir()
     assert not Path(first_a["repro"]).exists()
@@ -124,7 +124,7 @@ def test_a_failed_check_leaves_a_folder_that_reruns_to_the_same_verdict(et_pytes
                      vs_float={"min_snr_db": 30})
         """
     )
-    result = et_pytester.runpytest_subprocess(f"--board={board}")
+    result = et_pytester.runpytest_subprocess(f"--et-board={board}")
     result.assert_outcomes(failed=1)
     [record] = _records(et_pytester.path / "et-hil-results" / "results.jsonl")
     repro = Path(record["repro"])
@@ -191,7 +191,7 @@ def test_a_real_models_repro_folder_links_its_program_and_reruns_after_the_cache
         """
     )
     cache = tmp_path / "cache"
-    result = et_pytester.runpytest_subprocess(f"--build-cache={cache}", "--et-debug=off")
+    result = et_pytester.runpytest_subprocess(f"--et-build-cache={cache}", "--et-debug=off")
     result.assert_outcomes(failed=1)
     [record] = _records(et_pytester.path / "et-hil-results" / "results.jsonl")
     repro, artifact = Path(record["repro"]), Path(record["artifact"]["folder"])
@@ -348,7 +348,7 @@ def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(et_p
     elf = ensure_runner(request_for(spec.settings.firmware), cache_dir=cache).elf
     et_pytester.makepyfile(MISMATCH)
     et_pytester.runpytest_subprocess(
-        "--board=qemu-m55", "--et-debug=off", f"--runner-elf=qemu-m55={elf}"
+        "--et-board=qemu-m55", "--et-debug=off", f"--et-runner-elf=qemu-m55={elf}"
     ).assert_outcomes(failed=1)
     [record] = _records(et_pytester.path / "et-hil-results" / "results.jsonl")
     repro = Path(record["repro"])

@@ -1,4 +1,4 @@
-"""Serial boards through pytest, as a user runs them: ``--board-file`` and
+"""Serial boards through pytest, as a user runs them: ``--et-board-file`` and
 ``-n 2``. Two workers on one board take turns; on a pool of two they run at
 the same time. Turns are read from the records (each run's lock interval)."""
 
@@ -76,7 +76,7 @@ def test_two_workers_on_one_board_take_turns(
     board_file = two_boards[0].write_board_file(tmp_path / "vb0.toml")
     et_pytester.makepyfile(TESTS)
     result = et_pytester.runpytest_subprocess(
-        f"--board-file={board_file}", "--board=vb0", "-n", "2"
+        f"--et-board-file={board_file}", "--et-board=vb0", "-n", "2"
     )
     result.assert_outcomes(passed=6)
     intervals = _lock_intervals(et_pytester)
@@ -90,7 +90,9 @@ def test_two_workers_on_a_pool_of_two_run_in_parallel(
     lab = tmp_path / "pool.toml"
     lab.write_text(pool_toml(two_boards, "vpool"))
     et_pytester.makepyfile(TESTS)
-    result = et_pytester.runpytest_subprocess(f"--board-file={lab}", "--board=vpool", "-n", "2")
+    result = et_pytester.runpytest_subprocess(
+        f"--et-board-file={lab}", "--et-board=vpool", "-n", "2"
+    )
     result.assert_outcomes(passed=6)
     intervals = _lock_intervals(et_pytester)
     assert {u for _, u, *_ in intervals} == {"u0", "u1"}
@@ -109,7 +111,7 @@ def test_a_lab_file_lists_several_boards(
     )
     et_pytester.makepyfile(TESTS.replace("range(6)", "range(2)"))
     result = et_pytester.runpytest_subprocess(
-        f"--board-file={lab}", "--board=vb0", "--board=vb1", "-n", "2"
+        f"--et-board-file={lab}", "--et-board=vb0", "--et-board=vb1", "-n", "2"
     )
     result.assert_outcomes(passed=4)
     _lock_intervals(et_pytester)  # every record passed and held a unit
@@ -127,7 +129,7 @@ def _as_lab_entry(board_toml: str) -> str:
 def test_the_suites_pass_on_the_virtual_board(
     two_boards: list[VirtualBoard], tmp_path: Path, shared_cache: Path
 ) -> None:
-    """The acceptance as a user runs it: ``pytest suites --board=<its board file>``."""
+    """The acceptance as a user runs it: ``pytest suites --et-board=<its board file>``."""
     board_file = two_boards[0].write_board_file(tmp_path / "vb0.toml")
     results = tmp_path / "results.jsonl"
     suites = Path(__file__).resolve().parent.parent / "suites"
@@ -140,11 +142,11 @@ def test_the_suites_pass_on_the_virtual_board(
             # BundleIO carry (the operator suite adds operators, not board plumbing)
             str(suites / "test_smoke.py"),
             str(suites / "test_edge_cases.py"),
-            f"--board={board_file}",
+            f"--et-board={board_file}",
             "-n",
             "2",
-            f"--build-cache={shared_cache}",
-            f"--results={results}",
+            f"--et-build-cache={shared_cache}",
+            f"--et-results={results}",
             "-p",
             "no:cacheprovider",
             "-q",
@@ -202,10 +204,10 @@ def test_ctrl_c_mid_run_leaves_nothing_held_or_running(
             "-m",
             "pytest",
             "test_hang.py",
-            f"--board={board_file}",
-            f"--build-cache={shared_cache}",
-            f"--results={results}",
-            "--run-timeout=300",
+            f"--et-board={board_file}",
+            f"--et-build-cache={shared_cache}",
+            f"--et-results={results}",
+            "--et-run-timeout=300",
             f"--basetemp={tmp_path / 'inner'}",
             "-p",
             "no:cacheprovider",

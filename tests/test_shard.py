@@ -1,4 +1,4 @@
-"""Tests of et_hil.pytest_plugin.shard: the --shard option, a split that puts every test in
+"""Tests of et_hil.pytest_plugin.shard: the --et-shard option, a split that puts every test in
 exactly one shard the same way in every job, balanced by recorded durations."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_bad_shard_names_the_option_and_the_form(text: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_shard(text)
     assert str(info.value) == (
-        f"--shard {text!r}: give INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. --shard 2/3"
+        f"--et-shard {text!r}: give INDEX/COUNT with 1 <= INDEX <= COUNT, e.g. --et-shard 2/3"
     )
 
 

@@ -20,7 +20,7 @@ Any difference between host and these two is a bug: same programs, same kernels
 (compiled for the M55), same tolerances. (``qemu-m55-cmsis`` runs other programs,
 cortex_m operators: the nightly matrix runs every suite on it.)
 
-The warm run is made as a CI matrix makes it: two ``--shard i/2`` runs balanced
+The warm run is made as a CI matrix makes it: two ``--et-shard i/2`` runs balanced
 by the cold run's durations, joined by ``et-hil merge``. The merged shards must
 hold exactly the unsharded run's tests, each once, with the same verdicts.
 """
@@ -59,9 +59,9 @@ def genuine_args() -> list[str]:
 
     elf = ensure_runner(request_for(QemuSettings().firmware), cache_dir=default_cache_dir()).elf
     return [
-        *(f"--board={name}" for name in GENUINE),
-        f"--board-file={GENUINE_FVP / 'corstone300-portable.toml'}",
-        *(f"--runner-elf={name}={elf}" for name in GENUINE),
+        *(f"--et-board={name}" for name in GENUINE),
+        f"--et-board-file={GENUINE_FVP / 'corstone300-portable.toml'}",
+        *(f"--et-runner-elf={name}={elf}" for name in GENUINE),
     ]
 
 
@@ -82,8 +82,8 @@ def suite_args() -> list[str]:
 def run_suites(
     cache: Path, results: Path, cwd: Path, extra: list[str], workers: int = 2
 ) -> list[dict[str, Any]]:
-    """``pytest suites --board=host --board=tosa ... -n WORKERS`` in a fresh process (``-n 0``:
-    no xdist, the session's own process runs the tests); its records."""
+    """``pytest suites --et-board=host --et-board=tosa ... -n WORKERS`` in a fresh process
+    (``-n 0``: no xdist, the session's own process runs the tests); its records."""
     env = dict(os.environ)
     env["PATH"] = f"{GENUINE_FVP}{os.pathsep}{env['PATH']}"
     env["ET_HIL_DOUBLE_PYTHON"] = sys.executable
@@ -93,13 +93,13 @@ def run_suites(
             "-m",
             "pytest",
             *suite_args(),
-            "--board=host",
-            "--board=tosa",
+            "--et-board=host",
+            "--et-board=tosa",
             *extra,
             "-n",
             str(workers),
-            f"--build-cache={cache}",
-            f"--results={results}",
+            f"--et-build-cache={cache}",
+            f"--et-results={results}",
             "-p",
             "no:cacheprovider",
             "-q",
@@ -175,7 +175,7 @@ def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
     cold = run_suites(cache, tmp_path / "cold.jsonl", tmp_path, extra)
     shards = [tmp_path / f"warm-{i}.jsonl" for i in (1, 2)]
     for i, results in enumerate(shards, 1):
-        shard = ["--shard", f"{i}/2", f"--durations-from={tmp_path / 'cold.jsonl'}"]
+        shard = ["--et-shard", f"{i}/2", f"--et-durations-from={tmp_path / 'cold.jsonl'}"]
         # One process per shard: a warm shard only loads and runs (its tests take seconds),
         # so two more workers importing torch would cost more than they save.
         run_suites(cache, results, tmp_path, [*extra, *shard], workers=0)

@@ -1,6 +1,6 @@
 """Board files: what a board is, as data.
 
-A board file is TOML, one board per file (``et_hil/boards/builtin/*.toml`` ship built in;
+A board file is TOML, one board per file (the top-level ``boards/*.toml`` ship built in;
 ``--et-board-file PATH`` (pytest) or ``--board-file`` (et-hil) adds a user's own)::
 
     name = "corstone320"
@@ -215,7 +215,7 @@ def _check_board(
     name, kind, target = _identity(data, problems)
     problems += _capability_problems(data)
     if target is not None and data.get("require_full_delegation") is True:
-        from et_hil.programs.targets import has_delegate
+        from et_hil.programs.target_registry import has_delegate
 
         if not has_delegate(target):
             problems.append(
@@ -280,7 +280,7 @@ def _identity(
 ) -> tuple[str | None, str | None, str | None]:
     """``name``, ``kind`` and ``target`` when well-typed and meaningful, each else
     ``None`` (so the checks that depend on it are skipped rather than adding noise)."""
-    from et_hil.programs.targets import check_target_name
+    from et_hil.programs.target_registry import check_target_name
 
     name, kind, target = (
         value if isinstance(value := data.get(key), str) and value else None

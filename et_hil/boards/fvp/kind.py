@@ -24,7 +24,7 @@ class FvpSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     platform: Annotated[
         str,
         msgspec.Meta(
-            description="FVP platform file in et_hil/boards/fvp/platforms/ (corstone320 ...)"
+            description="FVP platform file in fvp/ (corstone320 ...)"
         ),
     ]
     runner_elf: Annotated[

@@ -39,7 +39,7 @@ class MemorySpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class FvpPlatform(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """One FVP product, as read from ``fvp/platforms/<name>.toml`` (every field
+    """One FVP product, as read from ``fvp/<name>.toml`` (every field
     is declared here: a platform file with a typo or a missing field fails to load)."""
 
     name: Annotated[_Text, msgspec.Meta(description="the platform's name: its file's name")]
@@ -70,7 +70,7 @@ class FvpPlatform(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
 
 
 def platform_dir() -> Path:
-    """Folder of the FVP platform files (``et_hil/boards/fvp/platforms/``)."""
+    """Folder of the FVP platform files (the top-level ``fvp/``; see :mod:`et_hil.datafiles`)."""
     return fvp_platform_dir()
 
 
