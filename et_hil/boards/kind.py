@@ -55,6 +55,10 @@ class BoardKind:
             (:mod:`et_hil.verdict.golden`); False for a board that is itself a
             reference implementation (host: ExecuTorch's runtime; tosa: the TOSA
             reference model).
+        fixed_shapes: why the kind's runner cannot run a dynamic-shape program at
+            another size than the one it was planned for (the reason a test of
+            :mod:`et_hil.verdict.dynamic` skips with); ``None`` when it can, given
+            the ``dynamic_shapes`` capability in the board file.
         debug_reducer: what the per-layer pass asks of each tapped layer:
             ``FULL_TENSOR``, or ``STATS`` (13 statistics a layer: what a UART carries
             in reasonable time).
@@ -88,6 +92,7 @@ class BoardKind:
     memory_layout: MemoryLayout = dataclasses.field(default_factory=StandIn)
     host_memory: bool = False
     golden_reference: bool = True
+    fixed_shapes: str | None = None
     debug_reducer: str = "FULL_TENSOR"
     add_options: Callable[[OptionAdder], None] | None = None
     options_from: Callable[[Any], Any] | None = None

@@ -57,6 +57,7 @@ def _builtin_kinds() -> list[BoardKind]:
         fidelities={"tosa-reference": "wall time of the TOSA reference model: not a device"},
         host_memory=True,
         golden_reference=False,  # the TOSA reference model is the specification's
+        fixed_shapes="TOSA delegates are compiled for one static shape",
     )
     return [host, tosa, FVP_KIND, QEMU_KIND, SERIAL_KIND]
 

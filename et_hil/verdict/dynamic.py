@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from et_hil.boards import registry
 from et_hil.boards.base import Board
 from et_hil.programs.artifact import Artifact
 from et_hil.programs.dynamic_shapes import Size, resized, sizes
@@ -26,21 +27,15 @@ if TYPE_CHECKING:
 
 CAPABILITY = "dynamic_shapes"
 
-# Why a kind's runner cannot run a program at another size than it was planned for.
-_WHY_NOT = {
-    "tosa": "TOSA delegates are compiled for one static shape",
-    "fvp": "the semihosting runner reads each input at the program's planned (largest) size",
-    "qemu": "the semihosting runner reads each input at the program's planned (largest) size",
-    "serial": "the UART runner's inputs are fixed when its firmware is built",
-}
-
 
 def unsupported(board: Board) -> str | None:
     """Why ``board`` cannot run dynamic-shape programs, or ``None`` when it can."""
     spec = board.spec
     if CAPABILITY in spec.capabilities:
         return None
-    why = _WHY_NOT.get(spec.kind, f"its board file does not list the '{CAPABILITY}' capability")
+    why = registry.get(spec.kind).fixed_shapes or (
+        f"its board file does not list the '{CAPABILITY}' capability"
+    )
     return f"board '{spec.name}' cannot run dynamic-shape programs: {why}"
 
 

@@ -23,9 +23,7 @@ class FvpSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     platform: Annotated[
         str,
-        msgspec.Meta(
-            description="FVP platform file in fvp/ (corstone320 ...)"
-        ),
+        msgspec.Meta(description="FVP platform file in fvp/ (corstone320 ...)"),
     ]
     runner_elf: Annotated[
         str | None,
@@ -161,6 +159,7 @@ FVP_KIND = BoardKind(
         "program_bytes": "the semihosting runner reads the program into its file pool "
         "(file_pool_bytes)"
     },
+    fixed_shapes="the semihosting runner reads each input at the program's planned (largest) size",
     memory_layout=SemihostingPools("the FVP runner"),
     add_options=add_options,
     options_from=options_from,

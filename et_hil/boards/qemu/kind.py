@@ -166,6 +166,7 @@ QEMU_KIND = BoardKind(
         "program_bytes": "the semihosting runner reads the program into its file pool "
         "(file_pool_bytes)"
     },
+    fixed_shapes="the semihosting runner reads each input at the program's planned (largest) size",
     memory_layout=SemihostingPools("the QEMU runner"),
     add_options=add_options,
     options_from=options_from,
