@@ -24,6 +24,7 @@ _EXPORTS = {
     "ArtifactCache": "et_hil.programs.cache",
     "Builder": "et_hil.programs.builder",
     "QuantConfig": "et_hil.programs.quantization",
+    "TargetKind": "et_hil.programs.target_kind",
     "Availability": "et_hil.boards.base",
     "Board": "et_hil.boards.base",
     "BoardOptions": "et_hil.boards.base",
@@ -77,6 +78,7 @@ __all__ = [
     "RunError",
     "RunResult",
     "RunTimeout",
+    "TargetKind",
     "Tolerance",
     "TolerancePolicy",
     "bundle_program",
@@ -127,6 +129,7 @@ if TYPE_CHECKING:
     from et_hil.programs.cache import ArtifactCache
     from et_hil.programs.program_file import read_program
     from et_hil.programs.quantization import QuantConfig
+    from et_hil.programs.target_kind import TargetKind
     from et_hil.tolerance import Tolerance, TolerancePolicy
     from et_hil.verdict.bundle_file import bundle_program
     from et_hil.verdict.check import check_model

@@ -153,7 +153,7 @@ def test_int8_fake_quant_snr(name):
     #   wav2letter_mfcc       42.1 -> 43.7   45.5 -> 61.2   45.1 -> 55.7
     from et_hil.programs.builder import export_model, quantize_model
     from et_hil.programs.quantization import QuantConfig
-    from et_hil.programs.targets import get_target
+    from et_hil.programs.target_registry import get_target
 
     entry = REAL_MODELS[name]
     model, inputs = entry.make()

@@ -28,12 +28,8 @@ from et_hil.programs.builder import Builder, export_model, quantize_model
 from et_hil.programs.fingerprint import input_specs
 from et_hil.programs.quantization import QuantConfig, generated_calibration
 from et_hil.programs.taps import TapPlan
-from et_hil.programs.targets import (
-    CORTEX_M_PASSES_REVISION,
-    CortexMTarget,
-    get_target,
-    has_delegate,
-)
+from et_hil.programs.target_registry import get_target, has_delegate
+from et_hil.programs.targets import CORTEX_M_PASSES_REVISION, CortexMTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 

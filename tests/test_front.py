@@ -10,7 +10,7 @@ import torch
 from et_hil.programs.builder import Builder, export_model, quantize_model
 from et_hil.programs.cache import ArtifactCache
 from et_hil.programs.quantization import QuantConfig, generated_calibration
-from et_hil.programs.targets import get_target
+from et_hil.programs.target_registry import get_target
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from torch import nn
 from et_hil.programs.builder import export_model, quantize_model
 from et_hil.programs.quantization import QuantConfig, generated_calibration
 from et_hil.programs.taps import candidates, describe, layer_inputs
-from et_hil.programs.targets import get_target
+from et_hil.programs.target_registry import get_target
 from et_hil.verdict.debug import float_points
 from et_hil.verdict.replay import replay
 

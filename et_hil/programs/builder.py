@@ -39,7 +39,8 @@ from et_hil.programs.fingerprint import (
 )
 from et_hil.programs.quantization import QuantConfig, generated_calibration
 from et_hil.programs.taps import TapPlan
-from et_hil.programs.targets import CompileTarget, TosaTarget, get_target
+from et_hil.programs.target_registry import get_target
+from et_hil.programs.targets import CompileTarget, TosaTarget
 from et_hil.versions import tool_versions
 
 if TYPE_CHECKING:

@@ -15,6 +15,10 @@ the target's edge compile configuration and partitioners (the delegating
 targets), then the target's edge passes (the Cortex-M targets: upstream's
 ``CortexMPassManager``, which rewrites operators in place instead of delegating
 subgraphs), then ``to_executorch``.
+
+Each family of targets is a :class:`~et_hil.programs.target_kind.TargetKind`
+(:data:`BUILTIN_KINDS`); :mod:`et_hil.programs.target_registry` looks names up
+among them and the kinds others register.
 """
 
 from __future__ import annotations
@@ -28,15 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from et_hil.errors import BuildError
+from et_hil.programs.target_kind import TargetKind
 
 if TYPE_CHECKING:
     from et_hil.programs.quantization import QuantConfig
 
 # Allowed MAC counts per Ethos-U (backends/arm/test/common.py asserts the same).
 ETHOS_U_MACS = {"u55": (32, 64, 128, 256), "u65": (256, 512), "u85": (128, 256, 512, 1024, 2048)}
-_ETHOS_U = re.compile(r"^ethos-(u55|u65|u85)-(\d+)$")
-_CORTEX_M = re.compile(r"^cortex-m(55|85)$")
-_TOSA_EXTENDED = re.compile(r"^tosa-(int|fp)((\+[a-z0-9]+)+)$")
+_ETHOS_U = re.compile(r"ethos-(u55|u65|u85)-(\d+)")
 # TOSA 1.0 extensions ExecuTorch's TosaSpecification knows (the Ethos-U specifications
 # use int16, int4, u55 and cf).
 TOSA_EXTENSIONS = ("int16", "int4", "u55", "cf", "bf16", "fp8e4m3", "fp8e5m2", "fft", "var")
@@ -510,47 +513,9 @@ class CortexMTarget:
         return {}
 
 
-def _known_targets() -> str:
-    ethos = ", ".join(
-        f"ethos-{npu}-{{{','.join(map(str, macs))}}}" for npu, macs in ETHOS_U_MACS.items()
-    )
-    return f"portable, tosa-int[+extensions], tosa-fp, {ethos}, cortex-m55, cortex-m85"
-
-
-def check_target_name(name: str) -> str | None:
-    """What is wrong with the compile target ``name``, or ``None`` when it names one.
-
-    Cheap (no torch, no executorch): the board file loader calls it for every
-    board at collection, and :func:`get_target` calls it too, so both say the same.
-    """
-    if name in ("portable", "tosa-int", "tosa-fp") or _CORTEX_M.match(name):
-        return None
-    if match := _TOSA_EXTENDED.match(name):
-        unknown = sorted(set(match.group(2).split("+")[1:]) - set(TOSA_EXTENSIONS))
-        if unknown:
-            return (
-                f"unknown TOSA extension(s) {', '.join(unknown)} "
-                f"(known: {', '.join(TOSA_EXTENSIONS)})"
-            )
-        return None
-    if match := _ETHOS_U.match(name):
-        npu, macs = match.group(1), int(match.group(2))
-        if macs not in ETHOS_U_MACS[npu]:
-            return (
-                f"Ethos-{npu.upper()} has {', '.join(map(str, ETHOS_U_MACS[npu]))} MACs, not {macs}"
-            )
-        return None
-    return f"not a known compile target (known: {_known_targets()})"
-
-
 def is_ethos_u(name: str) -> bool:
     """True for Ethos-U targets (the ones compiled by Vela, which take ``[vela]``)."""
-    return _ETHOS_U.match(name) is not None
-
-
-def has_delegate(name: str) -> bool:
-    """False for targets whose programs have no delegate (every op on the CPU kernels)."""
-    return name != "portable" and _CORTEX_M.match(name) is None
+    return _ETHOS_U.fullmatch(name) is not None
 
 
 def vela_problems(vela: Mapping[str, Any]) -> list[str]:
@@ -579,19 +544,74 @@ def _vela_options(board: str, vela: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def get_target(name: str, *, board: str, vela: Mapping[str, Any] | None = None) -> CompileTarget:
-    """The target called ``name`` (from the board file of ``board``).
+def _tosa_problem(name: str) -> str | None:
+    """Unknown TOSA extensions in ``tosa-int+...``."""
+    given = name.split("+")[1:]
+    if unknown := sorted(set(given) - set(TOSA_EXTENSIONS)):
+        return (
+            f"unknown TOSA extension(s) {', '.join(unknown)} (known: {', '.join(TOSA_EXTENSIONS)})"
+        )
+    return None
 
-    Raises:
-        BuildError: the target is unknown or badly configured.
-    """
-    if problem := check_target_name(name):
-        raise BuildError(f"board '{board}': target '{name}': {problem}")
-    if name == "portable":
-        return PortableTarget()
-    if name.startswith(("tosa-int", "tosa-fp")):
-        base, *extensions = name.split("+")
-        return TosaTarget(profile=base.removeprefix("tosa-").upper(), extensions=tuple(extensions))
-    if is_ethos_u(name):
-        return EthosUTarget(name=name, **_vela_options(board, vela or {}))
-    return CortexMTarget(name=name, board=board)  # check_target_name leaves no other name
+
+def _ethos_u_problem(name: str) -> str | None:
+    """An Ethos-U with a MAC count it is not made with."""
+    match = _ETHOS_U.fullmatch(name)
+    if match is None:
+        return None
+    npu, macs = match.group(1), int(match.group(2))
+    if macs not in ETHOS_U_MACS[npu]:
+        return f"Ethos-{npu.upper()} has {', '.join(map(str, ETHOS_U_MACS[npu]))} MACs, not {macs}"
+    return None
+
+
+def _make_portable(name: str, board: str, vela: Mapping[str, Any]) -> CompileTarget:
+    return PortableTarget()
+
+
+def _make_tosa(name: str, board: str, vela: Mapping[str, Any]) -> CompileTarget:
+    base, *extensions = name.split("+")
+    return TosaTarget(profile=base.removeprefix("tosa-").upper(), extensions=tuple(extensions))
+
+
+def _make_ethos_u(name: str, board: str, vela: Mapping[str, Any]) -> CompileTarget:
+    return EthosUTarget(name=name, **_vela_options(board, vela))
+
+
+def _make_cortex_m(name: str, board: str, vela: Mapping[str, Any]) -> CompileTarget:
+    return CortexMTarget(name=name, board=board)
+
+
+# The built-in targets, registered as any other (et_hil.programs.target_registry).
+BUILTIN_KINDS = (
+    TargetKind(
+        name="portable",
+        pattern="portable",
+        spelled="portable",
+        make=_make_portable,
+        delegates=False,
+    ),
+    TargetKind(
+        name="tosa",
+        pattern=r"tosa-(int|fp)(\+[a-z0-9]+)*",
+        spelled="tosa-int[+extensions], tosa-fp",
+        make=_make_tosa,
+        problem=_tosa_problem,
+    ),
+    TargetKind(
+        name="ethos-u",
+        pattern=_ETHOS_U.pattern,
+        spelled=", ".join(
+            f"ethos-{npu}-{{{','.join(map(str, macs))}}}" for npu, macs in ETHOS_U_MACS.items()
+        ),
+        make=_make_ethos_u,
+        problem=_ethos_u_problem,
+    ),
+    TargetKind(
+        name="cortex-m",
+        pattern=r"cortex-m(55|85)",
+        spelled="cortex-m55, cortex-m85",
+        make=_make_cortex_m,
+        delegates=False,
+    ),
+)

@@ -360,7 +360,7 @@ def et_check(
         fault: Fault | None = None,
     ) -> CheckResult | None:
         from et_hil.programs.quantization import QuantConfig
-        from et_hil.programs.targets import get_target
+        from et_hil.programs.target_registry import get_target
         from et_hil.verdict import dynamic
         from et_hil.verdict.check import check_model
 

@@ -276,7 +276,7 @@ def _resolve_config(config: pytest.Config) -> HarnessConfig:
         for target in targets:
             elves[target] = Path(path).expanduser().resolve()
     if option.compile_target:
-        from et_hil.programs.targets import get_target
+        from et_hil.programs.target_registry import get_target
 
         try:
             get_target(option.compile_target, board="--et-compile-target")

@@ -24,6 +24,7 @@ from et_hil.boards import registry
 from et_hil.boards.spec import CAPABILITIES
 from et_hil.errors import ConfigError, HarnessError, RunError
 from et_hil.processes import signals
+from et_hil.programs import target_registry
 from et_hil.programs.quiet import quiet_third_party_logs, quiet_torch_trace_log
 from et_hil.pytest_plugin.fixtures import (
     SESSION_KEY,
@@ -59,8 +60,8 @@ LIVE_KEY = pytest.StashKey[LiveRun]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """Add et-hil's hooks (``pytest_et_hil_board_kinds``), and register the plugin's
-    other two modules.
+    """Add et-hil's hooks (``pytest_et_hil_board_kinds``, ``pytest_et_hil_compile_targets``),
+    and register the plugin's other two modules.
 
     They are registered here, not named in ``pytest_plugins``: this module imports
     them already, and pytest would warn twice (``PytestAssertRewriteWarning``) that
@@ -83,11 +84,21 @@ def _register_board_kinds(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from exc
 
 
+def _register_compile_targets(config: pytest.Config) -> None:
+    """Register the compile targets of conftest.py files and plugins."""
+    for plugin_targets in config.hook.pytest_et_hil_compile_targets():
+        try:
+            target_registry.register(plugin_targets, source="pytest_et_hil_compile_targets")
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once; start the results file (in the controlling process)."""
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     _register_board_kinds(config)
+    _register_compile_targets(config)
     # CI cancels with SIGTERM: unwind as Ctrl-C does, so no simulator is orphaned.
     config.stash[SIGNALS_KEY] = signals.install()
     quiet_torch_trace_log()

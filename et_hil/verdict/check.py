@@ -17,7 +17,7 @@ from et_hil.programs.artifact import Artifact
 from et_hil.programs.builder import Builder, run_eager, validate_inputs
 from et_hil.programs.quantization import QuantConfig
 from et_hil.programs.quiet import third_party_warnings_silenced
-from et_hil.programs.targets import get_target
+from et_hil.programs.target_registry import get_target
 from et_hil.tolerance import Tolerance, Tolerances
 from et_hil.verdict.compare import (
     Comparison,

@@ -159,7 +159,8 @@ class GoldenReferences:
         started: float,
     ) -> Golden | None:
         from et_hil.boards.base import as_numpy
-        from et_hil.programs.targets import EthosUTarget, get_target
+        from et_hil.programs.target_registry import get_target
+        from et_hil.programs.targets import EthosUTarget
 
         target = get_target(artifact.target, board="golden")
         assert isinstance(target, EthosUTarget)
