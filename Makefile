@@ -3,12 +3,13 @@
 #   make test   install, then lint, type-check and run the harness's own tests
 #   make nightly  the nightly matrix this machine can run, merged, compared with
 #               the committed baseline, as one HTML report (et-hil-results/nightly/)
+#   make docs   the documentation site (docs/_build/html/index.html)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test lint typecheck nightly mutation real-model-cost clean
+.PHONY: install demo test lint typecheck nightly docs mutation real-model-cost clean
 
 $(STAMP): pyproject.toml et_hil/versions.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "et-hil needs Python 3.11 (set PYTHON=python3.11)")'
@@ -16,7 +17,8 @@ $(STAMP): pyproject.toml et_hil/versions.py
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch is pinned first (et_hil/versions.py) so pip takes the CPU build, not a CUDA one.
 	$(BIN)/pip install --quiet torch==$$($(PYTHON) et_hil/versions.py torch)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# the docs extra too: tests/test_docs.py reads the site's pages with Sphinx's parser
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -48,6 +50,15 @@ test: lint typecheck
 nightly: install
 	BIN=$(BIN) .ci/nightly
 
+# The site: its pictures from real runs, then Sphinx with warnings as errors and every
+# cross-reference checked (-n). DOCS_REPORT=et-hil-results/nightly takes the report of
+# a run that made one; without it a small demo run on the host board makes one.
+DOCS_REPORT ?=
+docs: install
+	$(BIN)/python docs/_ext/figures.py --out docs/_generated $(if $(DOCS_REPORT),--report $(DOCS_REPORT))
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
 # The mutation campaign over every real model (README, "What a verdict means"):
 # hours on two cores; resumable (a rerun continues where it stopped).
 MUTATION_BOARDS ?= host tosa qemu-m55 qemu-m55-cmsis
@@ -61,4 +72,4 @@ real-model-cost: install
 	$(BIN)/python benchmarks/real_model_cost.py
 
 clean:
-	rm -rf $(VENV) et-hil-results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) et-hil-results .pytest_cache .mypy_cache .ruff_cache docs/_build docs/_generated
