@@ -53,7 +53,10 @@ def api_rst() -> list[str]:
     import importlib
 
     by_stage: dict[str, list[tuple[str, str]]] = {}
-    for name, module in public_names().items():
+    for name, exported_from in public_names().items():
+        obj = getattr(importlib.import_module(exported_from), name)
+        # where it is defined: what docstrings and pages name it by
+        module = getattr(obj, "__module__", None) or exported_from
         by_stage.setdefault(_stage(module), []).append((name, module))
     lines: list[str] = []
     for title in [t for t, _ in STAGES] + ["Other"]:
