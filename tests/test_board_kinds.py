@@ -1,8 +1,8 @@
-"""Board kinds as plug-ins: the registry, the pytest hook, and the README's worked example.
+"""Board kinds as plug-ins: the registry, the pytest hook, and the docs' worked example.
 
-The example kind is read from README.md itself (the blocks after the
-``<!-- toy-kind: FILE -->`` markers) and run as a user would run it, so the
-README cannot drift from what works.
+The example kind is read from docs/boards/your-own-kind.md itself (the blocks after
+the ``<!-- toy-kind: FILE -->`` markers) and run as a user would run it, so the
+page cannot drift from what works.
 """
 
 from __future__ import annotations
@@ -19,24 +19,24 @@ from et_hil.boards.kind import BoardKind
 from et_hil.boards.spec import load_board_file
 from et_hil.errors import ConfigError
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "boards" / "your-own-kind.md"
 _BLOCK = re.compile(r"<!-- toy-kind: (?P<file>\S+) -->\n```\w*\n(?P<body>.*?)```", re.S)
 
 
-def readme_example() -> dict[str, str]:
-    """The worked example's files, by name, as the README shows them."""
-    return {m["file"]: m["body"] for m in _BLOCK.finditer(README.read_text(encoding="utf-8"))}
+def docs_example() -> dict[str, str]:
+    """The worked example's files, by name, as the page shows them."""
+    return {m["file"]: m["body"] for m in _BLOCK.finditer(PAGE.read_text(encoding="utf-8"))}
 
 
-def test_the_readme_shows_one_module_and_one_board_file() -> None:
-    files = readme_example()
+def test_the_docs_show_one_module_and_one_board_file() -> None:
+    files = docs_example()
     assert sorted(files) == ["boards/in-process.toml", "conftest.py", "test_in_process.py"]
     assert "def pytest_et_hil_board_kinds" in files["conftest.py"]
 
 
 @pytest.mark.slow
-def test_the_readme_toy_kind_runs_from_a_users_conftest(et_pytester: pytest.Pytester) -> None:
-    for name, body in readme_example().items():
+def test_the_docs_toy_kind_runs_from_a_users_conftest(et_pytester: pytest.Pytester) -> None:
+    for name, body in docs_example().items():
         path = et_pytester.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)

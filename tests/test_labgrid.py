@@ -3,7 +3,7 @@
 (tests/labgrid_lab). What labgrid itself recorded (the coordinator's log of
 acquisitions, ``labgrid-client places``) is the evidence, beside our records.
 
-CI (.ci/run) starts a lab as the README says and names it in
+CI (.ci/run) starts a lab as the docs say (docs/developing.md) and names it in
 ``ET_HIL_LAB_DIR``: the suites run through that one. The tests that break a lab
 (an exporter killed, the coordinator restarted, pytest killed) each use their own.
 """
@@ -150,7 +150,7 @@ def assert_nothing_left(tag: str) -> None:
 
 
 def _ci_lab() -> tuple[Path, Path] | None:
-    """The lab .ci/run started as the README says: its folder and board file."""
+    """The lab .ci/run started as the docs say: its folder and board file."""
     folder = os.environ.get("ET_HIL_LAB_DIR")
     if not folder:
         return None

@@ -1,5 +1,5 @@
 """The mutation campaign's CI slice (``benchmarks/mutation.py``; ``make mutation`` runs
-it over every real model and board, with the table in the README).
+it over every real model and board, with the table in docs/writing-tests/verdicts.md).
 
 DS-CNN keyword spotting (the MLPerf Tiny network, 10 weighted layers) on the host
 board: the clean int8 program passes and its per-layer table names no layer; one
@@ -75,6 +75,6 @@ def test_ds_cnn_on_host_clean_passes_and_each_fault_is_found_and_localized(
         assert by_label[label]["confirmed_by_layers"]["passed"] is False
     assert clean["confirmed_by_layers"] is None  # bit-exact on host: nothing to confirm
 
-    # the summary table the README shows: 0 false alarms, 3 of 3 detected and localized
+    # the summary table the docs show: 0 false alarms, 3 of 3 detected and localized
     table = mutation.summary(out / "cases.jsonl")
     assert "| host |" in table

@@ -1,5 +1,5 @@
 """Quiet, honest runs in a user's repository: the plugin adds no warning of its own,
-and the third-party noise the README says is silenced is silenced, in captured logs
+and the third-party noise the docs say is silenced is silenced, in captured logs
 and in the warnings summary, while the user's own warnings and logs still show."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 AS_INSTALLED = Path(__file__).resolve().parent / "as_installed.py"
 
 
-def _first_test_of_the_readme() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Your first test", 1)[1]
+def _first_test_of_the_docs() -> str:
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    section = text.split("<!-- example: first-test -->", 1)[1]
     return re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
 
 
@@ -33,8 +33,8 @@ def _pytest_as_installed(folder: Path, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_the_readmes_first_test_in_a_fresh_folder_ends_with_no_warnings(tmp_path):
-    (tmp_path / "test_classifier.py").write_text(_first_test_of_the_readme())
+def test_the_first_test_in_a_fresh_folder_ends_with_no_warnings(tmp_path):
+    (tmp_path / "test_classifier.py").write_text(_first_test_of_the_docs())
     out = _pytest_as_installed(
         tmp_path, "--et-board=host", f"--et-build-cache={tmp_path / 'cache'}"
     )
