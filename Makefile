@@ -53,10 +53,16 @@ nightly: install
 # The site: its pictures from real runs, then Sphinx with warnings as errors and every
 # cross-reference checked (-n). DOCS_REPORT=et-hil-results/nightly takes the report of
 # a run that made one; without it a small demo run on the host board makes one.
+# Where headless Chromium is installed, the built pages must render, and their
+# screenshots go to DOCS_SCREENSHOTS (CI: its artifacts folder).
 DOCS_REPORT ?=
+DOCS_SCREENSHOTS ?= docs/_build/screenshots
 docs: install
 	$(BIN)/python docs/_ext/figures.py --out docs/_generated $(if $(DOCS_REPORT),--report $(DOCS_REPORT))
 	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
+	@if command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null; then \
+		$(BIN)/python docs/_ext/screenshots.py --site docs/_build/html --out $(DOCS_SCREENSHOTS); \
+	else echo "docs: no headless Chromium: pages not rendered"; fi
 	@echo "docs: docs/_build/html/index.html"
 
 # The mutation campaign over every real model (README, "What a verdict means"):

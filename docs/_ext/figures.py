@@ -150,7 +150,12 @@ def per_layer(record: Mapping[str, Any], out: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from et_hil.report.plots import divergence_plot
 
-    plot = divergence_plot(record["debug"])
+    try:
+        plot = divergence_plot(record["debug"])
+    except AttributeError:  # the plot takes the typed record (et_hil.report.record_parts)
+        from et_hil.report.results import record_of
+
+        plot = divergence_plot(record_of(record).debug)
     if plot.png is None:
         raise SystemExit(f"no per-layer plot: {plot.note}")
     (out / "per-layer.png").write_bytes(plot.png)
