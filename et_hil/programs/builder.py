@@ -26,6 +26,7 @@ from et_hil.programs import front as front_stage
 from et_hil.programs import taps as tap_points
 from et_hil.programs.artifact import Artifact
 from et_hil.programs.cache import ArtifactCache
+from et_hil.programs.compile_target import CompileTarget
 from et_hil.programs.dynamic_shapes import UNBOUNDED
 from et_hil.programs.dynamic_shapes import describe as describe_dynamic_dims
 from et_hil.programs.dynamic_shapes import spec_key as dynamic_shape_key
@@ -40,7 +41,7 @@ from et_hil.programs.fingerprint import (
 from et_hil.programs.quantization import QuantConfig, generated_calibration
 from et_hil.programs.taps import TapPlan
 from et_hil.programs.target_registry import get_target
-from et_hil.programs.targets import CompileTarget, TosaTarget
+from et_hil.programs.targets import TosaTarget
 from et_hil.versions import tool_versions
 
 if TYPE_CHECKING:

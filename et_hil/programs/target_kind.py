@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from et_hil.programs.targets import CompileTarget
+    from et_hil.programs.compile_target import CompileTarget
 
 
 class TargetFactory(Protocol):

@@ -27,7 +27,7 @@ from et_hil.errors import BuildError, ConfigError
 from et_hil.programs.target_kind import TargetKind
 
 if TYPE_CHECKING:
-    from et_hil.programs.targets import CompileTarget
+    from et_hil.programs.compile_target import CompileTarget
 
 __all__ = [
     "ENTRY_POINT_GROUP",
