@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Availability": "et_hil.boards.base",
+    "BaseBoard": "et_hil.boards.base",
     "Board": "et_hil.boards.base",
     "BoardOptions": "et_hil.boards.base",
     "Fidelity": "et_hil.boards.base",
+    "RunRequest": "et_hil.boards.base",
     "RunResult": "et_hil.boards.base",
     "BoardKind": "et_hil.boards.kind",
     "make_board": "et_hil.boards.registry",
@@ -24,10 +26,12 @@ _EXPORTS = {
 
 __all__ = [
     "Availability",
+    "BaseBoard",
     "Board",
     "BoardKind",
     "BoardOptions",
     "Fidelity",
+    "RunRequest",
     "RunResult",
     "make_board",
 ]
@@ -42,6 +46,14 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from et_hil.boards.base import Availability, Board, BoardOptions, Fidelity, RunResult
+    from et_hil.boards.base import (
+        Availability,
+        BaseBoard,
+        Board,
+        BoardOptions,
+        Fidelity,
+        RunRequest,
+        RunResult,
+    )
     from et_hil.boards.kind import BoardKind
     from et_hil.boards.registry import make_board

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
@@ -208,6 +209,110 @@ class RunsGivenInputs:
     ) -> list[npt.NDArray[Any]] | None:
         """``None``: the given inputs are run."""
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """One run, as :meth:`BaseBoard.run` hands it to :meth:`BaseBoard.execute`: the
+    inputs checked against the program, the run folder made, the time limit settled.
+
+    Attributes:
+        artifact: the program to run.
+        inputs: the inputs as numpy arrays, of the count, shapes and dtypes the
+            program takes.
+        run_dir: the run's folder (it exists).
+        timeout_s: the time limit: the caller's, else the board file's ``run_timeout_s``.
+        debug_buffer_size: bytes for intermediate outputs (boards that take a size).
+        expected: reference outputs, for firmware that checks its outputs itself
+            (BundleIO).
+    """
+
+    artifact: Artifact
+    inputs: list[npt.NDArray[Any]]
+    run_dir: Path
+    timeout_s: float
+    debug_buffer_size: int = 0
+    expected: Sequence[npt.NDArray[Any]] | None = None
+
+    @property
+    def subject(self) -> str:
+        """What runs, for messages: ``model 'Net'``."""
+        return f"model '{self.artifact.model_name}'"
+
+
+class BaseBoard(RunsGivenInputs, abc.ABC):
+    """A :class:`Board` whose :meth:`run` is written once: the built-in kinds'
+    base, and a kind of one's own may use it too (or implement :class:`Board`
+    directly; callers type against the protocol).
+
+    :meth:`run` checks the inputs against the program, asks :meth:`check_program`
+    whether this board can run it, makes the run folder and settles the time
+    limit, all before anything is started; then :meth:`execute` runs it. A
+    subclass says what differs: :meth:`execute`, and :meth:`check_program` when
+    it refuses some programs.
+    """
+
+    spec: BoardSpec
+
+    @abc.abstractmethod
+    def availability(self) -> Availability:
+        """Whether this board can run here (cheap; no program is run)."""
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Acquire what the board needs (processes, devices). Idempotent."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything; nothing may be left running. Idempotent."""
+
+    def run(
+        self,
+        artifact: Artifact,
+        inputs: Sequence[npt.NDArray[Any]],
+        *,
+        run_dir: Path,
+        timeout_s: float | None = None,
+        debug_buffer_size: int = 0,
+        expected: Sequence[npt.NDArray[Any]] | None = None,
+    ) -> RunResult:
+        """Run the artifact's program once on ``inputs``; see :meth:`Board.run`.
+
+        Raises:
+            ConfigError: the inputs do not suit the program, or this board cannot
+                run it (:meth:`check_program`); nothing was started.
+            RunTimeout, RunCrashed, InfrastructureError: the run gave no result.
+        """
+        arrays = check_inputs_match(artifact, inputs, self.spec.name)
+        self.check_program(artifact, arrays)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        request = RunRequest(
+            artifact=artifact,
+            inputs=arrays,
+            run_dir=run_dir,
+            # 0 and None alike mean "the board's own limit": no run ends at once.
+            timeout_s=float(timeout_s or self.spec.run_timeout_s),
+            debug_buffer_size=debug_buffer_size,
+            expected=expected,
+        )
+        return self.execute(request)
+
+    def check_program(self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]) -> None:
+        """Refuse a program (or inputs) this board cannot run; by default, none.
+
+        Called with inputs that already match the program.
+
+        Raises:
+            ConfigError: naming the board, the model and what would make it run.
+        """
+
+    @abc.abstractmethod
+    def execute(self, request: RunRequest) -> RunResult:
+        """Run the program of a checked :class:`RunRequest` once.
+
+        Raises:
+            RunTimeout, RunCrashed, InfrastructureError: the run gave no result.
+        """
 
 
 def input_dim_orders(artifact: Artifact) -> list[list[int] | None]:

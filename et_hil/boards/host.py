@@ -15,26 +15,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
-
-import numpy.typing as npt
 
 from et_hil import processes
 from et_hil.boards.base import (
     Availability,
+    BaseBoard,
     BoardOptions,
     Fidelity,
+    RunRequest,
     RunResult,
-    RunsGivenInputs,
-    check_inputs_match,
     input_dim_orders,
 )
 from et_hil.boards.spec import BoardSpec
 from et_hil.errors import InfrastructureError, RunCrashed, RunTimeout
 from et_hil.processes import wire
-from et_hil.programs.artifact import Artifact
 from et_hil.versions import PINNED
 
 STARTUP_TIMEOUT_S = 180.0
@@ -213,7 +209,7 @@ class RuntimeWorker:
         self.kill()
 
 
-class HostBoard(RunsGivenInputs):
+class HostBoard(BaseBoard):
     """Runs programs on the ExecuTorch runtime of the installed wheel.
 
     Args:
@@ -251,30 +247,20 @@ class HostBoard(RunsGivenInputs):
         """Stop the runtime worker."""
         self.worker.stop()
 
-    def run(
-        self,
-        artifact: Artifact,
-        inputs: Sequence[npt.NDArray[Any]],
-        *,
-        run_dir: Path,
-        timeout_s: float | None = None,
-        debug_buffer_size: int = 0,
-        expected: Sequence[npt.NDArray[Any]] | None = None,
-    ) -> RunResult:
-        """Run the program once; see :meth:`et_hil.boards.base.Board.run`."""
-        inputs = check_inputs_match(artifact, inputs, self.spec.name)
-        run_dir.mkdir(parents=True, exist_ok=True)
+    def execute(self, request: RunRequest) -> RunResult:
+        """Run the program once in the worker; see :meth:`et_hil.boards.base.Board.run`."""
+        artifact, run_dir = request.artifact, request.run_dir
         reply = self.worker.request(
             {
                 "op": "run",
                 "pte": str(artifact.pte_path),
-                "inputs": list(inputs),
+                "inputs": list(request.inputs),
                 "dim_orders": input_dim_orders(artifact),
                 "run_dir": str(run_dir),
-                "debug_buffer_size": debug_buffer_size,
+                "debug_buffer_size": request.debug_buffer_size,
             },
-            timeout_s or self.spec.run_timeout_s,
-            subject=f"model '{artifact.model_name}'",
+            request.timeout_s,
+            subject=request.subject,
         )
         return RunResult(
             board=self.spec.name,

@@ -18,11 +18,11 @@ import numpy.typing as npt
 
 from et_hil.boards.base import (
     Availability,
+    BaseBoard,
     BoardOptions,
     Fidelity,
+    RunRequest,
     RunResult,
-    RunsGivenInputs,
-    check_inputs_match,
 )
 from et_hil.boards.host import RuntimeWorker
 from et_hil.boards.spec import BoardSpec
@@ -31,7 +31,7 @@ from et_hil.programs.artifact import Artifact
 from et_hil.versions import PINNED
 
 
-class TosaBoard(RunsGivenInputs):
+class TosaBoard(BaseBoard):
     """Runs TOSA-lowered programs on the TOSA reference model.
 
     Args:
@@ -70,22 +70,11 @@ class TosaBoard(RunsGivenInputs):
         """Stop the worker."""
         self.worker.stop()
 
-    def run(
-        self,
-        artifact: Artifact,
-        inputs: Sequence[npt.NDArray[Any]],
-        *,
-        run_dir: Path,
-        timeout_s: float | None = None,
-        debug_buffer_size: int = 0,
-        expected: Sequence[npt.NDArray[Any]] | None = None,
-    ) -> RunResult:
-        """Run the artifact's program once; see :meth:`et_hil.boards.base.Board.run`.
+    def check_program(self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]) -> None:
+        """Refuse a program not built for a TOSA target (nothing but TOSA delegates).
 
         Raises:
-            ConfigError: the artifact was not built for a TOSA target.
-            RunCrashed: the reference model or a CPU op failed.
-            RunTimeout: no result within the time limit.
+            ConfigError: naming the program's target and the targets this board runs.
         """
         backends = {
             part.get("backend")
@@ -102,12 +91,22 @@ class TosaBoard(RunsGivenInputs):
                 + "; this board runs TOSA-lowered programs "
                 "(target tosa-int, tosa-int+<extensions> or tosa-fp)"
             )
-        inputs = check_inputs_match(artifact, inputs, self.spec.name)
-        run_dir.mkdir(parents=True, exist_ok=True)
+
+    def execute(self, request: RunRequest) -> RunResult:
+        """Run the program once on the reference model; see :meth:`et_hil.boards.base.Board.run`.
+
+        Raises:
+            RunCrashed: the reference model or a CPU op failed.
+            RunTimeout: no result within the time limit.
+        """
         reply = self.worker.request(
-            {"op": "run", "program": str(artifact.pte_path), "inputs": list(inputs)},
-            timeout_s or self.spec.run_timeout_s,
-            subject=f"model '{artifact.model_name}'",
+            {
+                "op": "run",
+                "program": str(request.artifact.pte_path),
+                "inputs": list(request.inputs),
+            },
+            request.timeout_s,
+            subject=request.subject,
         )
         return RunResult(
             board=self.spec.name,
@@ -115,6 +114,6 @@ class TosaBoard(RunsGivenInputs):
             execute_s=float(reply["execute_s"]),
             load_s=float(reply["load_s"]),
             fidelity=Fidelity.REFERENCE_MODEL,
-            run_dir=run_dir,
+            run_dir=request.run_dir,
             extra={"delegate_s": reply["delegate_s"], "delegate_calls": reply["delegate_calls"]},
         )

@@ -17,16 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy.typing as npt
-
 from et_hil.boards import semihosting
 from et_hil.boards.base import (
     Availability,
+    BaseBoard,
     BoardOptions,
     Fidelity,
+    RunRequest,
     RunResult,
-    RunsGivenInputs,
-    check_inputs_match,
 )
 from et_hil.boards.fvp import platform as fvp
 from et_hil.boards.fvp.executor import (
@@ -46,7 +44,7 @@ from et_hil.programs.artifact import Artifact
 from et_hil.validation import convert_all
 
 
-class FvpBoard(RunsGivenInputs):
+class FvpBoard(BaseBoard):
     """A Corstone FVP running the upstream semihosting runner.
 
     Args:
@@ -187,18 +185,9 @@ class FvpBoard(RunsGivenInputs):
             if remove is not None:
                 remove()
 
-    def run(
-        self,
-        artifact: Artifact,
-        inputs: Sequence[npt.NDArray[Any]],
-        *,
-        run_dir: Path,
-        timeout_s: float | None = None,
-        debug_buffer_size: int = 0,
-        expected: Sequence[npt.NDArray[Any]] | None = None,
-    ) -> RunResult:
+    def execute(self, request: RunRequest) -> RunResult:
         """Run the program once on the FVP; see :meth:`et_hil.boards.base.Board.run`."""
-        inputs = check_inputs_match(artifact, inputs, self.spec.name)
+        artifact, inputs, run_dir = request.artifact, request.inputs, request.run_dir
         image_runner = getattr(self.executor, "image_runner", lambda _p: None)(self.platform)
         if self.runner_elf is not None:
             elf = self.executor.elf_path(self.runner_elf)
@@ -206,8 +195,8 @@ class FvpBoard(RunsGivenInputs):
             elf = image_runner
         else:
             raise ConfigError(f"board '{self.spec.name}': no runner ELF configured")
-        semihosting.prepare_run_dir(artifact, inputs, run_dir, expected)
-        limit = int(timeout_s or self.spec.run_timeout_s)
+        semihosting.prepare_run_dir(artifact, inputs, run_dir, request.expected)
+        limit = int(request.timeout_s)
         argv = fvp.render_command(
             self.platform,
             executable=self.executor.executable(self.platform),

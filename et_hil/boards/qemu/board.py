@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy.typing as npt
 
 from et_hil import processes
 from et_hil.boards import semihosting
 from et_hil.boards.base import (
     Availability,
+    BaseBoard,
     BoardOptions,
+    RunRequest,
     RunResult,
-    RunsGivenInputs,
-    check_inputs_match,
 )
 from et_hil.boards.qemu.command import qemu_argv
 from et_hil.boards.qemu.kind import QemuOptions, QemuSettings, load_machine
@@ -39,13 +36,12 @@ from et_hil.executor_runner import log as runner_log
 from et_hil.executor_runner.build_record import read_build_record, runner_facts, summary
 from et_hil.executor_runner.elf import check_memory_map, check_runner_elf
 from et_hil.executor_runner.failures import RunnerFacts
-from et_hil.programs.artifact import Artifact
 
 LOG_NAME = "qemu.log"
 FIDELITY = "qemu"
 
 
-class QemuBoard(RunsGivenInputs):
+class QemuBoard(BaseBoard):
     """QEMU running the upstream semihosting runner.
 
     Args:
@@ -142,18 +138,9 @@ class QemuBoard(RunsGivenInputs):
     def close(self) -> None:
         """Nothing is left running: each run ends its QEMU process group."""
 
-    def run(
-        self,
-        artifact: Artifact,
-        inputs: Sequence[npt.NDArray[Any]],
-        *,
-        run_dir: Path,
-        timeout_s: float | None = None,
-        debug_buffer_size: int = 0,
-        expected: Sequence[npt.NDArray[Any]] | None = None,
-    ) -> RunResult:
+    def execute(self, request: RunRequest) -> RunResult:
         """Run the program once under QEMU; see :meth:`et_hil.boards.base.Board.run`."""
-        inputs = check_inputs_match(artifact, inputs, self.spec.name)
+        artifact, run_dir = request.artifact, request.run_dir
         if self.runner_elf is None:
             self.open()
         assert self.runner_elf is not None
@@ -166,10 +153,10 @@ class QemuBoard(RunsGivenInputs):
             qemu,
             self.machine.name,
             str(self.runner_elf),
-            semihosting.prepare_run_dir(artifact, inputs, run_dir, expected),
+            semihosting.prepare_run_dir(artifact, request.inputs, run_dir, request.expected),
         )
         (run_dir / "command.txt").write_text(shlex.join(argv) + "\n")
-        limit = float(timeout_s or self.spec.run_timeout_s)
+        limit = request.timeout_s
         log_path = run_dir / LOG_NAME
         with log_path.open("wb") as log:
             try:

@@ -34,7 +34,14 @@ import filelock
 import numpy as np
 import numpy.typing as npt
 
-from et_hil.boards.base import Availability, BoardOptions, Fidelity, RunResult, check_inputs_match
+from et_hil.boards.base import (
+    Availability,
+    BaseBoard,
+    BoardOptions,
+    Fidelity,
+    RunRequest,
+    RunResult,
+)
 from et_hil.boards.labgrid.places import PlaceAgent, PlaceLease, labgrid_availability
 from et_hil.boards.serial import lock as board_lock
 from et_hil.boards.serial.commands import run_board_command, tool_exists
@@ -64,7 +71,7 @@ class LinkCorrupted(Exception):
     """Bytes were lost or garbled on the link: the run may be repeated."""
 
 
-class SerialBoard:
+class SerialBoard(BaseBoard):
     """A board reached over a serial console and flashed by pyOCD or a command.
 
     Args:
@@ -158,27 +165,23 @@ class SerialBoard:
         )
         return None if same else ones
 
-    def run(
-        self,
-        artifact: Artifact,
-        inputs: Sequence[npt.NDArray[Any]],
-        *,
-        run_dir: Path,
-        timeout_s: float | None = None,
-        debug_buffer_size: int = 0,
-        expected: Sequence[npt.NDArray[Any]] | None = None,
-    ) -> RunResult:
-        """Run the program once on a free unit; see :meth:`et_hil.boards.base.Board.run`."""
-        arrays = check_inputs_match(artifact, inputs, self.spec.name)
-        if self.inputs_it_runs(artifact, arrays) is not None:
+    def check_program(self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]) -> None:
+        """Refuse inputs other than all-ones when the firmware takes no bundles.
+
+        Raises:
+            ConfigError: naming the fixes (all-ones inputs, or BundleIO firmware).
+        """
+        if self.inputs_it_runs(artifact, inputs) is not None:
             raise ConfigError(
                 f"board '{self.spec.name}': its firmware takes no BundleIO programs, so it "
                 "runs all-ones inputs only; pass all-ones inputs (et_check does), or set "
                 "[serial] bundle_io = true for firmware built with -DET_BUNDLE_IO=ON"
             )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        program, magic = self._program(artifact, arrays, expected, run_dir)
-        timeout = timeout_s or self.spec.run_timeout_s
+
+    def execute(self, request: RunRequest) -> RunResult:
+        """Run the program once on a free unit; see :meth:`et_hil.boards.base.Board.run`."""
+        artifact, run_dir, timeout = request.artifact, request.run_dir, request.timeout_s
+        program, magic = self._program(artifact, request.inputs, request.expected, run_dir)
         with (run_dir / COMMAND_LOG).open("a") as commands:
             # a firmware build can take minutes: not while holding a board
             image, address = self._image(program, commands)
