@@ -26,7 +26,9 @@ class CheckoutFinder:
 
 # An editable install of another checkout would serve its harness: ours instead.
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.meta_path.append(CheckoutFinder)
+# First: an editable install also leaves the wheel's data folder (et_hil/_data) in
+# site-packages, a namespace portion that the path finder would return for et_hil.
+sys.meta_path.insert(0, CheckoutFinder)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(CHECKOUT)]
 
 import pytest  # noqa: E402
