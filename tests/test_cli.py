@@ -233,17 +233,25 @@ def test_a_board_lacking_the_fvp_and_any_elf_names_both(bare_machine) -> None:
 
 
 class FakeExecutor:
-    """An executor that can or cannot start the FVP, with or without an image runner."""
+    """An executor that can or cannot start the FVP, with or without an image runner
+    (the members of FvpExecutor the board asks before and after runs)."""
+
+    brings_runners = True
 
     def __init__(self, answer: Availability, image_runner: str | None = None) -> None:
         self.answer = answer
         self.runner = image_runner
+        self.removals = 0
 
     def availability(self, platform: fvp.FvpPlatform) -> Availability:
         return self.answer
 
     def image_runner(self, platform: fvp.FvpPlatform) -> str | None:
         return self.runner
+
+    def remove_leftovers(self) -> list[str]:
+        self.removals += 1
+        return []
 
 
 def test_the_first_executor_that_can_start_the_fvp_is_chosen(bare_machine) -> None:
@@ -258,6 +266,14 @@ def test_the_first_executor_that_can_start_the_fvp_is_chosen(bare_machine) -> No
     found = board.availability()
     assert found.reason == "no runner ELF configured"
     assert "or use the FVP image" not in found.hint
+
+
+def test_closing_the_board_asks_every_executor_to_remove_its_leftovers(bare_machine) -> None:
+    board = _fvp_board(bare_machine, None)
+    used, spare = FakeExecutor(Availability(True)), FakeExecutor(Availability(False, "no"))
+    board.executors = [used, spare]  # type: ignore[list-item]
+    board.close()
+    assert (used.removals, spare.removals) == (1, 1)
 
 
 def test_an_elf_that_fits_is_fingerprinted(fvp_on_path) -> None:

@@ -137,7 +137,7 @@ class FvpBoard(BaseBoard):
             hints.append("; or ".join(r.hint for r in refusals if r.hint))
         # The runner is checked even when the FVP is missing, so that one look names
         # everything to fix.
-        image_runner = getattr(found, "image_runner", lambda _p: None)(self.platform)
+        image_runner = found.image_runner(self.platform) if found is not None else None
         if self.runner_elf is None:
             if not image_runner:  # else the image's own runner, built for this platform
                 reasons.append("no runner ELF configured")
@@ -145,7 +145,7 @@ class FvpBoard(BaseBoard):
                     "build arm_executor_runner (README 'Runner ELFs') and set [fvp] runner_elf "
                     f"in the board file or --runner-elf {self.spec.name}=PATH"
                 )
-                if found is None and any(hasattr(e, "image_runner") for e in self.executors):
+                if found is None and any(e.brings_runners for e in self.executors):
                     hint += ", or use the FVP image, which brings its own runners"
                 hints.append(hint)
         elif not self.runner_elf.exists():
@@ -181,14 +181,12 @@ class FvpBoard(BaseBoard):
         """Nothing is left running: each run stops its FVP, and a container created
         as an interrupt arrived is removed here."""
         for executor in self.executors:
-            remove = getattr(executor, "remove_own_containers", None)
-            if remove is not None:
-                remove()
+            executor.remove_leftovers()
 
     def execute(self, request: RunRequest) -> RunResult:
         """Run the program once on the FVP; see :meth:`et_hil.boards.base.Board.run`."""
         artifact, inputs, run_dir = request.artifact, request.inputs, request.run_dir
-        image_runner = getattr(self.executor, "image_runner", lambda _p: None)(self.platform)
+        image_runner = self.executor.image_runner(self.platform)
         if self.runner_elf is not None:
             elf = self.executor.elf_path(self.runner_elf)
         elif image_runner:

@@ -95,6 +95,8 @@ class DockerFvpExecutor:
         env_names: host environment variables to pass into the container.
     """
 
+    brings_runners = True  # images made by et-hil docker build hold the runners (labels)
+
     def __init__(
         self, image: str, memory: str = "4g", cpus: float = 2.0, env_names: Sequence[str] = ()
     ) -> None:
@@ -194,7 +196,7 @@ class DockerFvpExecutor:
                     removed.append(container.name)
         return removed
 
-    def remove_own_containers(self) -> list[str]:
+    def remove_leftovers(self) -> list[str]:
         """Remove every container this process started that is still there: one
         created just as a run was interrupted (before this process could name it)
         is found by its owner label."""

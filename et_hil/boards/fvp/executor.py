@@ -36,7 +36,16 @@ class ProcessOutcome:
 
 
 class FvpExecutor(Protocol):
-    """Runs an FVP argv with ``run_dir`` as the semihosting folder."""
+    """Runs an FVP argv with ``run_dir`` as the semihosting folder.
+
+    Every executor has every method: a capability one lacks is declared by its
+    answer (``brings_runners = False``, :meth:`image_runner` returning ``None``,
+    :meth:`remove_leftovers` with nothing to remove), never by a missing method.
+    """
+
+    #: Whether it can bring its own runner ELFs (an FVP image does), so that a
+    #: board without one may still run once it is available.
+    brings_runners: bool
 
     def availability(self, platform: fvp.FvpPlatform) -> Availability:
         """Whether this executor can start the platform's FVP."""
@@ -50,6 +59,10 @@ class FvpExecutor(Protocol):
     def run_dir_path(self, run_dir: Path) -> str:
         """The run folder's path as the FVP process sees it."""
 
+    def image_runner(self, platform: fvp.FvpPlatform) -> str | None:
+        """The runner ELF this executor brings for ``platform``, as the FVP process
+        sees it, or ``None`` (asked after :meth:`availability` said yes)."""
+
     def describe(self) -> str:
         """Where runs happen, for result records."""
 
@@ -59,6 +72,11 @@ class FvpExecutor(Protocol):
         """Run to the end or until ``timeout_s``; nothing may be left running.
         ``host_elf`` is the runner ELF on this machine, when the argv names it."""
 
+    def remove_leftovers(self) -> list[str]:
+        """Remove what runs of this process left behind (a container created just
+        as an interrupt arrived); the names of what was removed. Called when the
+        board closes; never raises."""
+
 
 class LocalFvpExecutor:
     """Starts the FVP on this machine, in its own process group.
@@ -66,6 +84,8 @@ class LocalFvpExecutor:
     Args:
         search_dir: where to look for FVP binaries before ``PATH``.
     """
+
+    brings_runners = False  # the runner is the board file's or --et-runner-elf
 
     def __init__(self, search_dir: Path | None = None) -> None:
         self.search_dir = search_dir
@@ -103,6 +123,10 @@ class LocalFvpExecutor:
         """The folder's own path."""
         return str(run_dir)
 
+    def image_runner(self, platform: fvp.FvpPlatform) -> str | None:
+        """None: this machine brings no runner."""
+        return None
+
     def describe(self) -> str:
         """This machine."""
         return "local"
@@ -121,3 +145,7 @@ class LocalFvpExecutor:
         return ProcessOutcome(
             text, finished.returncode, finished.timed_out, finished.wall_s, "local"
         )
+
+    def remove_leftovers(self) -> list[str]:
+        """Nothing: :func:`et_hil.processes.run` leaves no process behind."""
+        return []
