@@ -13,6 +13,7 @@ from et_hil.executor_runner.elf import (
     EM_ARM,
     SHT_ARM_ATTRIBUTES,
     MemoryRegion,
+    berkeley_sizes,
     check_memory_map,
     check_runner_elf,
     read_elf,
@@ -278,3 +279,95 @@ def test_an_unknown_memory_map_checks_nothing(tmp_path: Path) -> None:
     path = tmp_path / "runner.elf"
     write_test_elf(path, "cortex-m55", segments=[(0x50000000, 0x100)])
     assert segments_outside(read_elf(path), []) == []
+
+
+# ---------------------------------------------------------------- berkeley_sizes
+
+SHT_PROGBITS, SHT_NOBITS, SHT_ARM_EXIDX = 1, 8, 0x70000001
+W, A, X, M, S, L = 0x1, 0x2, 0x4, 0x10, 0x20, 0x80  # SHF_WRITE, _ALLOC, _EXECINSTR, ...
+
+# A runner's kinds of section, as arm-none-eabi-readelf -S lists them for the QEMU
+# runner (sizes made small): (name, sh_type, sh_flags, size).
+SECTIONS = [
+    (".text", SHT_PROGBITS, A | X, 100),
+    (".ARM.exidx", SHT_ARM_EXIDX, A | L, 8),
+    (".rodata", SHT_PROGBITS, A, 20),
+    (".noinit.ro", SHT_NOBITS, A, 12),  # read-only without bytes: text all the same
+    (".data", SHT_PROGBITS, W | A, 12),
+    (".copy.table", SHT_PROGBITS, W | A, 4),
+    (".bss", SHT_NOBITS, W | A, 64),
+    (".stack", SHT_NOBITS, W | A, 32),
+    (".comment", SHT_PROGBITS, M | S, 30),  # not loaded: not counted
+]
+# By hand: text = .text 100 + .ARM.exidx 8 + .rodata 20 + .noinit.ro 12 = 140,
+# data = .data 12 + .copy.table 4 = 16, bss = .bss 64 + .stack 32 = 96.
+HAND_WORKED = {"text": 140, "data": 16, "bss": 96}
+
+
+def _elf_with_sections(path: Path) -> Path:
+    """An Arm ELF32 executable with :data:`SECTIONS` (bytes in the file for all but
+    NOBITS) and a section-name table."""
+    import struct
+
+    names = b"\0" + b"".join(name.encode() + b"\0" for name, *_ in SECTIONS) + b".shstrtab\0"
+    body, headers, address = b"", [b"\0" * 40], 0x10000000
+    offset = 52
+    for name, sh_type, flags, size in SECTIONS:
+        name_at = names.index(name.encode() + b"\0")
+        in_file = 0 if sh_type == SHT_NOBITS else size
+        headers.append(
+            struct.pack(
+                "<10I", name_at, sh_type, flags, address if flags & A else 0,
+                offset + len(body), size, 0, 0, 4, 0,
+            )
+        )  # fmt: skip
+        body += b"\xaa" * in_file
+        address += (size + 3) & ~3
+    str_at = offset + len(body)
+    body += names
+    headers.append(
+        struct.pack("<10I", names.index(b".shstrtab"), 3, 0, 0, str_at, len(names), 0, 0, 1, 0)
+    )
+    sh_off = (offset + len(body) + 3) & ~3
+    header = b"\x7fELF" + bytes([1, 1, 1, 0]) + b"\0" * 8
+    header += struct.pack(
+        "<HHIIIIIHHHHHH", 2, EM_ARM, 1, 0x10000000, 0, sh_off, 0x05000400, 52, 32, 0, 40,
+        len(headers), len(headers) - 1,
+    )  # fmt: skip
+    data = header + body
+    path.write_bytes(data + b"\0" * (sh_off - len(data)) + b"".join(headers))
+    return path
+
+
+def test_sizes_count_what_binutils_size_counts(tmp_path: Path) -> None:
+    assert berkeley_sizes(_elf_with_sections(tmp_path / "runner.elf")) == HAND_WORKED
+
+
+def test_sizes_of_a_file_that_is_no_elf_name_it(tmp_path: Path) -> None:
+    path = tmp_path / "runner.elf"
+    path.write_bytes(b"MZ not an ELF")
+    with pytest.raises(ConfigError, match=f"ELF {path}: malformed"):
+        berkeley_sizes(path)
+    with pytest.raises(ConfigError, match="cannot read it"):
+        berkeley_sizes(tmp_path / "missing.elf")
+
+
+def _binutils_size(path: Path) -> dict[str, int]:
+    out = subprocess.run(
+        ["arm-none-eabi-size", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-size") is None, reason="no arm-none-eabi-size")
+def test_sizes_agree_with_arm_none_eabi_size(tmp_path: Path) -> None:
+    """On the hand-made ELF, and on the QEMU runners in the build cache (the genuine
+    runner: 29 sections, among them .bram.text, .ddr.rodata, .heap and .sram.bss)."""
+    from et_hil.firmware.service import cached_runners
+    from et_hil.programs.cache import default_cache_dir
+
+    made = _elf_with_sections(tmp_path / "runner.elf")
+    assert _binutils_size(made) == HAND_WORKED
+    for runner in cached_runners(default_cache_dir())[:3]:
+        assert berkeley_sizes(runner) == _binutils_size(runner), runner

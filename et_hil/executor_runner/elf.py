@@ -1,6 +1,6 @@
 """Checking a runner ELF: its machine, the CPU from its ``.ARM.attributes`` (the
-build attributes every Arm toolchain writes), and whether its load segments fit a
-board's memory map; read with pyelftools."""
+build attributes every Arm toolchain writes), whether its load segments fit a
+board's memory map, and its text/data/bss sizes; read with pyelftools."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError
+from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_E_MACHINE
 from elftools.elf.sections import ARMAttributesSection
@@ -187,3 +188,37 @@ def check_memory_map(
             f"Use a runner linked for {layout} (upstream's linker script for it, or "
             "'et-hil firmware build' for QEMU boards)"
         )
+
+
+def berkeley_sizes(path: Path) -> dict[str, int]:
+    """``text``, ``data`` and ``bss`` of an ELF, as binutils' ``size`` (Berkeley
+    format, its default) counts them from the section headers.
+
+    Only sections that take memory (``SHF_ALLOC``) count. Code and every read-only
+    section (``.rodata``, ``.ARM.exidx``) are text; writable sections with bytes in
+    the file are data; writable ones without (``SHT_NOBITS``: ``.bss``, a heap or
+    stack reserved by the linker script) are bss. These are ``size``'s rules
+    (``berkeley_or_gnu_sum`` in binutils' ``size.c``) on the flags BFD derives
+    from ELF section headers.
+
+    Raises:
+        ConfigError: the file cannot be read or is not an ELF, naming it.
+    """
+    sizes = {"text": 0, "data": 0, "bss": 0}
+    try:
+        with path.open("rb") as f:
+            for section in ELFFile(f).iter_sections():
+                flags, size = int(section["sh_flags"]), int(section["sh_size"])
+                if not flags & SH_FLAGS.SHF_ALLOC:
+                    continue
+                if flags & SH_FLAGS.SHF_EXECINSTR or not flags & SH_FLAGS.SHF_WRITE:
+                    sizes["text"] += size
+                elif section["sh_type"] != "SHT_NOBITS":
+                    sizes["data"] += size
+                else:
+                    sizes["bss"] += size
+    except OSError as exc:
+        raise ConfigError(f"ELF {path}: cannot read it ({exc.strerror})") from exc
+    except (ELFError, ConstructError, ValueError, KeyError) as exc:
+        raise ConfigError(f"ELF {path}: malformed ({exc})") from exc
+    return sizes

@@ -39,6 +39,7 @@ from pathlib import Path
 import filelock
 
 from et_hil.errors import ConfigError, HarnessError
+from et_hil.executor_runner.elf import berkeley_sizes
 from et_hil.firmware import ops as oplists
 from et_hil.firmware.sdk import assemble_sdk, default_platform_dir
 from et_hil.firmware.sources import resolve_sources
@@ -67,7 +68,7 @@ class BuildResult:
     elapsed_s: float
     log: Path
     ops: tuple[str, ...]
-    sizes: dict[str, int] = field(default_factory=dict)  # text, data, bss (arm-none-eabi-size)
+    sizes: dict[str, int] = field(default_factory=dict)  # text, data, bss, as binutils' size
 
 
 def _cache_file(
@@ -112,17 +113,6 @@ def _check_tools() -> str:
     if cmake is None:
         raise FirmwareBuildError("cmake is not installed: pip install cmake")
     return cmake
-
-
-def _sizes(elf: Path) -> dict[str, int]:
-    result = subprocess.run(
-        ["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=False
-    )
-    lines = result.stdout.splitlines()
-    if result.returncode != 0 or len(lines) < 2:
-        return {}
-    text, data, bss = (int(v) for v in lines[1].split()[:3])
-    return {"text": text, "data": data, "bss": bss}
 
 
 def _ensure_setup_path(executorch: Path) -> None:
@@ -229,4 +219,6 @@ def build_runner(
         raise FirmwareBuildError(
             f"runner build failed (exit {result.returncode}) after {elapsed:.0f} s; see {log}"
         )
-    return BuildResult(elf=elf, elapsed_s=elapsed, log=log, ops=tuple(chosen), sizes=_sizes(elf))
+    return BuildResult(
+        elf=elf, elapsed_s=elapsed, log=log, ops=tuple(chosen), sizes=berkeley_sizes(elf)
+    )
