@@ -10,6 +10,8 @@
 * :mod:`~et_hil.firmware.ops`: kernel lists (given ops, "wide", cortex_m, prim ops);
 * :mod:`~et_hil.firmware.recipe`: :func:`build_runner`, which drives upstream's
   ``build_executor_runner.sh``;
+* :mod:`~et_hil.firmware.steps`: each step a child process group with a time limit,
+  its output in a log;
 * :mod:`~et_hil.firmware.toolchain`: what a build needs on this machine.
 
 ``et-hil firmware build --help`` builds from the command line (the QEMU kind's

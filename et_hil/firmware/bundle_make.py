@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
 from et_hil.errors import ConfigError
+from et_hil.firmware.steps import query, run_step
 
 # ExecuTorch's submodules the runner build needs, by their path in the checkout.
 SUBMODULES = {
@@ -26,6 +26,15 @@ SUBMODULES = {
     "json": "third-party/json",
     "FXdiv": "backends/xnnpack/third-party/FXdiv",
 }
+# tar | zstd -19 of the pinned bundle's ExecuTorch sources (19 MB with their
+# submodules) measured 20 s on 2 busy cores; a checkout's are a few times larger.
+ARCHIVE_TIMEOUT_S = 1800.0
+LOG_NAME = "bundle.log"
+# One process group for both ends of the pipe, so a timeout kills both; pipefail:
+# a failing git archive fails the step, not only a failing zstd.
+_ARCHIVE = (
+    'set -o pipefail; git -C "$1" archive --format=tar --prefix="$2/" "$3" | zstd -q -19 -f -o "$4"'
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +46,7 @@ class Part:
 
 
 def _commit(checkout: Path, what: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(checkout), "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = query(f"the commit of {checkout}", ["git", "-C", str(checkout), "rev-parse", "HEAD"])
     if done.returncode != 0 or not done.stdout.strip():
         raise ConfigError(
             f"{what} {checkout} is not a git checkout ({done.stderr.strip() or 'no commit'}); "
@@ -77,32 +81,41 @@ def parts(executorch: Path, cmsis6: Path, cmsis_nn: Path, core_driver: Path) -> 
 
 
 def make_bundle(out: Path, found: list[Part]) -> list[Path]:
-    """Write each part as ``<name>-<commit>.tar.zst`` and ``SHA256SUMS`` into ``out``.
+    """Write each part as ``<name>-<commit>.tar.zst`` and ``SHA256SUMS`` into ``out``
+    (what git and zstd said, in ``out/bundle.log``).
 
     Raises:
         ConfigError: a checkout is not a git checkout; zstd is not installed.
+        FirmwareStepTimeout: archiving a checkout took over ``ARCHIVE_TIMEOUT_S``.
     """
     if shutil.which("zstd") is None:
         raise ConfigError("zstd is needed to make the bundle (apt-get install zstd)")
     out.mkdir(parents=True, exist_ok=True)
+    log = out / LOG_NAME
+    log.unlink(missing_ok=True)
     made = []
     for part in found:
         commit = _commit(part.checkout, part.name)
         tarball = out / f"{part.name}-{commit[:8]}.tar.zst"
-        archive = subprocess.Popen(
-            ["git", "-C", str(part.checkout), "archive", "--format=tar",
-             f"--prefix={part.name}/", commit],
-            stdout=subprocess.PIPE,
-        )  # fmt: skip
-        assert archive.stdout is not None
-        compress = subprocess.run(
-            ["zstd", "-q", "-19", "-f", "-o", str(tarball)],
-            stdin=archive.stdout,
-            check=False,
+        finished = run_step(
+            f"archiving {part.name}",
+            [
+                "bash",
+                "-c",
+                _ARCHIVE,
+                "archive",
+                str(part.checkout),
+                part.name,
+                commit,
+                str(tarball),
+            ],
+            log_path=log,
+            timeout_s=ARCHIVE_TIMEOUT_S,
+            setting="ARCHIVE_TIMEOUT_S in et_hil/firmware/bundle_make.py",
+            append=True,
         )
-        archive.stdout.close()
-        if archive.wait() != 0 or compress.returncode != 0:
-            raise ConfigError(f"{part.name}: git archive of {part.checkout} failed")
+        if finished.returncode != 0:
+            raise ConfigError(f"{part.name}: git archive of {part.checkout} failed; see {log}")
         made.append(tarball)
     sums = "".join(f"{_sha256(p)}  {p.name}\n" for p in made)
     (out / "SHA256SUMS").write_text(sums)

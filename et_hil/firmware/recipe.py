@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -38,11 +37,13 @@ from pathlib import Path
 
 import filelock
 
-from et_hil.errors import ConfigError, HarnessError
+from et_hil.errors import ConfigError
 from et_hil.executor_runner.elf import berkeley_sizes
 from et_hil.firmware import ops as oplists
 from et_hil.firmware.sdk import assemble_sdk, default_platform_dir
+from et_hil.firmware.settings import StepTimeouts
 from et_hil.firmware.sources import resolve_sources
+from et_hil.firmware.steps import FirmwareBuildError, run_step
 from et_hil.firmware.toolchain import cmake_executable
 
 ELF_NAME = "arm_executor_runner"
@@ -54,10 +55,6 @@ KERNELS_IN_DDR_ABOVE = 60
 O3_FLAGS = "-O3 -DNDEBUG"
 OS_FLAGS = "-Os -fno-if-conversion -fno-if-conversion2 -DNDEBUG"
 BUILD_LOCK_TIMEOUT_S = 3600.0
-
-
-class FirmwareBuildError(HarnessError):
-    """Configuring or building the runner failed; the message names the log."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +137,7 @@ def build_runner(
     kernels_in_ddr: bool | None = None,
     cache_dir: Path | None = None,
     platform_dir: Path | None = None,
+    timeouts: StepTimeouts | None = None,
 ) -> BuildResult:
     """Configure and build the runner into ``out_dir``; reuses ``out_dir``'s build tree.
 
@@ -151,16 +149,25 @@ def build_runner(
     upstream's 60 MiB. ``size_optimized``: ``-Os -fno-if-conversion`` instead of
     ``-O3``. ``kernels_in_ddr``: run kernel code from DDR instead of BRAM; ``None``
     decides from the length of the op list. ``cache_dir`` holds the unpacked
-    source bundle (default ``out_dir/../sources-cache``). A second call with
-    another op list only regenerates the registration and relinks.
+    source bundle (default ``out_dir/../sources-cache``). ``timeouts``: each
+    step's time limit (default :class:`~et_hil.firmware.settings.StepTimeouts`).
+    A second call with another op list only regenerates the registration and
+    relinks.
+
+    Raises:
+        FirmwareStepTimeout: a step ran past its limit (names it, its command and log).
+        FirmwareBuildError: the build failed (names its log).
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     cmake = _check_tools()
+    timeouts = timeouts or StepTimeouts()
     sources = resolve_sources(
-        executorch_src, cache_dir=cache_dir or out_dir.parent / "sources-cache"
+        executorch_src,
+        cache_dir=cache_dir or out_dir.parent / "sources-cache",
+        unpack_timeout_s=timeouts.unpack_s,
     )
     chosen = oplists.select(sources.executorch, ops, cortex_m=cmsis)
     if kernels_in_ddr is None:
@@ -207,17 +214,19 @@ def build_runner(
     lock = filelock.FileLock(str(sources.executorch / ".et-hil-build.lock"))
     with lock.acquire(timeout=BUILD_LOCK_TIMEOUT_S):
         _ensure_setup_path(sources.executorch)
-        with log.open("w") as f:
-            f.write("$ " + " ".join(command) + "\n")
-            f.flush()
-            result = subprocess.run(
-                command, stdout=f, stderr=subprocess.STDOUT, env=env, check=False
-            )
+        finished = run_step(
+            "runner build",
+            command,
+            log_path=log,
+            timeout_s=timeouts.build_s,
+            setting="[qemu.firmware] build_timeout_s",
+            env=env,
+        )
     elapsed = time.monotonic() - start
     elf = build_dir / ELF_NAME
-    if result.returncode != 0 or not elf.is_file():
+    if finished.returncode != 0 or not elf.is_file():
         raise FirmwareBuildError(
-            f"runner build failed (exit {result.returncode}) after {elapsed:.0f} s; see {log}"
+            f"runner build failed (exit {finished.returncode}) after {elapsed:.0f} s; see {log}"
         )
     return BuildResult(
         elf=elf, elapsed_s=elapsed, log=log, ops=tuple(chosen), sizes=berkeley_sizes(elf)

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,9 +28,10 @@ import filelock
 from et_hil.errors import ConfigError
 from et_hil.executor_runner.build_record import record_path
 from et_hil.firmware.progress import BuildProgress
+from et_hil.firmware.steps import query
 
 if TYPE_CHECKING:
-    from et_hil.firmware.settings import FirmwareSettings
+    from et_hil.firmware.settings import FirmwareSettings, StepTimeouts
 
 ELF_FILE = "arm_executor_runner.elf"
 LOCK_TIMEOUT_S = 3600.0  # a cold build takes ~6 min on 2 cores; others wait for it
@@ -123,9 +123,7 @@ def sources_id(executorch_src: Path | None) -> str:
     src = executorch_src.resolve()
 
     def git(*args: str) -> str:
-        result = subprocess.run(
-            ["git", "-C", str(src), *args], capture_output=True, text=True, check=False
-        )
+        result = query(f"git {args[0]} of {src}", ["git", "-C", str(src), *args])
         return result.stdout.strip() if result.returncode == 0 else ""
 
     revision = git("rev-parse", "HEAD")
@@ -147,11 +145,15 @@ def ensure_runner(
     executorch_src: Path | None = None,
     jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
+    timeouts: StepTimeouts | None = None,
 ) -> BuiltRunner:
     """The runner ELF for ``request``, from the cache or built now (``progress``
-    hears each step of a build, and where its log is).
+    hears each step of a build, and where its log is; ``timeouts`` limits each
+    step, not part of what is built).
 
     Raises:
+        FirmwareStepTimeout: a build step ran past its limit (names it, its
+            command and its log).
         FirmwareBuildError: the build failed (the message names its log).
         ConfigError: the sources or the request are not usable (names them).
     """
@@ -193,6 +195,7 @@ def ensure_runner(
                 cmsis=request.cmsis,
                 jobs=jobs or os.cpu_count() or 1,
                 cache_dir=cache_dir,
+                timeouts=timeouts,
             )
         out.mkdir(parents=True, exist_ok=True)
         partial = elf.with_suffix(f".tmp{os.getpid()}")
@@ -244,7 +247,7 @@ def runner_for_board(
         InfrastructureError: the build failed, naming the board and the build log.
     """
     from et_hil.errors import InfrastructureError
-    from et_hil.firmware.recipe import FirmwareBuildError
+    from et_hil.firmware.steps import FirmwareBuildError
     from et_hil.programs.cache import default_cache_dir
 
     try:
@@ -252,6 +255,7 @@ def runner_for_board(
             request_for(settings),
             cache_dir=cache_dir or default_cache_dir(),
             executorch_src=executorch_src,
+            timeouts=settings.timeouts(),
         )
     except FirmwareBuildError as exc:
         raise InfrastructureError(f"board '{board}': runner firmware: {exc}") from exc

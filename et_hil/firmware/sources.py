@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from pathlib import Path
 import filelock
 
 from et_hil.errors import ConfigError, InfrastructureError
+from et_hil.firmware.settings import UNPACK_TIMEOUT_S
+from et_hil.firmware.steps import run_step
 
 # Where the pinned bundle is looked for when $ET_HIL_THIRD_PARTY is not set: beside
 # the checkout, as the project's machines have it (../shared/third_party).
@@ -106,20 +107,24 @@ def _prefix(tarball: str) -> str:
     return tarball.removesuffix(".tar.zst").rsplit("-", 1)[0]
 
 
-def _untar(tarball: Path, dest: Path) -> None:
+def _untar(tarball: Path, dest: Path, log: Path, timeout_s: float) -> None:
     if shutil.which("zstd") is None:
         raise InfrastructureError(
             "zstd is needed to unpack the source bundle (apt-get install zstd)"
         )
     dest.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
+    finished = run_step(
+        f"unpacking {tarball.name}",
         ["tar", "--zstd", "-xf", str(tarball), "-C", str(dest)],
-        capture_output=True,
-        text=True,
-        check=False,
+        log_path=log,
+        timeout_s=timeout_s,
+        setting="[qemu.firmware] unpack_timeout_s",
+        append=True,
     )
-    if result.returncode != 0:
-        raise InfrastructureError(f"unpacking {tarball.name} failed: {result.stderr.strip()}")
+    if finished.returncode != 0:
+        raise InfrastructureError(
+            f"unpacking {tarball.name} failed (exit {finished.returncode}); see {log}"
+        )
 
 
 def _tree(root: Path, executorch: Path | None = None) -> SourceTree:
@@ -131,11 +136,17 @@ def _tree(root: Path, executorch: Path | None = None) -> SourceTree:
     )
 
 
-def unpack_bundle(bundle: Path, cache_dir: Path) -> Path:
+def unpack_bundle(bundle: Path, cache_dir: Path, timeout_s: float = UNPACK_TIMEOUT_S) -> Path:
     """Unpack ``bundle`` (checked first) under ``cache_dir``; returns the unpack root.
 
     Reuses an earlier unpack of the same ``SHA256SUMS``. Safe when several
     processes ask at once: one unpacks into a temporary folder and renames it.
+    Each tarball has ``timeout_s``; tar's messages go to
+    ``<cache_dir>/sources/<key>.unpack.log``.
+
+    Raises:
+        FirmwareStepTimeout: a tarball was still unpacking at ``timeout_s``.
+        InfrastructureError: tar failed, or zstd is missing.
     """
     key = hashlib.sha256((bundle / CHECKSUMS).read_bytes()).hexdigest()[:16]
     base = cache_dir / "sources"
@@ -151,9 +162,11 @@ def unpack_bundle(bundle: Path, cache_dir: Path) -> Path:
         if unknown:
             raise ConfigError(f"source bundle {bundle}: unexpected tarballs {unknown}")
         staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=base))
+        log = base / f"{key}.unpack.log"
+        log.unlink(missing_ok=True)  # this unpack's messages only
         # ExecuTorch first: the submodule tarballs go inside it.
         for name in sorted(entries, key=lambda n: _prefix(n) != "executorch"):
-            _untar(bundle / name, staging / _DESTINATIONS[_prefix(name)])
+            _untar(bundle / name, staging / _DESTINATIONS[_prefix(name)], log, timeout_s)
         (staging / _COMPLETE).write_text(key + "\n")
         if root.exists():
             shutil.rmtree(root)
@@ -195,13 +208,17 @@ def find_sources_problem(executorch_src: Path | None) -> tuple[str, str] | None:
 
 
 def resolve_sources(
-    executorch_src: Path | None, *, bundle: Path | None = None, cache_dir: Path
+    executorch_src: Path | None,
+    *,
+    bundle: Path | None = None,
+    cache_dir: Path,
+    unpack_timeout_s: float = UNPACK_TIMEOUT_S,
 ) -> SourceTree:
     """The sources to build: ``executorch_src`` if given, else the bundle's ExecuTorch.
 
     The Arm pieces come from the bundle in both cases.
     """
-    root = unpack_bundle(bundle or default_bundle(), cache_dir)
+    root = unpack_bundle(bundle or default_bundle(), cache_dir, unpack_timeout_s)
     if executorch_src is None:
         return _tree(root)
     src = executorch_src.resolve()

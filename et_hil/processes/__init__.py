@@ -94,19 +94,21 @@ def run(
     *,
     log: IO[bytes] | None = None,
     cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Finished:
     """Run ``argv`` to its end or to ``timeout_s``; nothing of it is left running.
 
     stdout and stderr are merged: into ``log`` when given, else captured in
     :attr:`Finished.output`. The process group is killed when the child exits
     (grandchildren it left behind), at the time limit, and when anything
-    (an error, ``KeyboardInterrupt``) interrupts the wait.
+    (an error, ``KeyboardInterrupt``) interrupts the wait. ``env`` replaces the
+    environment, as :class:`subprocess.Popen`'s does.
 
     Raises:
         OSError: the program cannot be started.
     """
     started = time.monotonic()
-    proc = start(argv, stdout=subprocess.PIPE if log is None else log, cwd=cwd)
+    proc = start(argv, stdout=subprocess.PIPE if log is None else log, cwd=cwd, env=env)
     output: bytes | None = None
     timed_out = False
     try:

@@ -147,10 +147,11 @@ def cmd_firmware(args: argparse.Namespace) -> int:
         ensure_runner,
         request_for,
     )
+    from et_hil.firmware.settings import StepTimeouts
     from et_hil.programs.cache import default_cache_dir
 
     cache_dir = Path(args.build_cache) if args.build_cache else default_cache_dir()
-    requests: list[tuple[str, FirmwareRequest]] = []
+    requests: list[tuple[str, FirmwareRequest, StepTimeouts]] = []
     if args.board:
         from et_hil.boards.spec import load_boards
 
@@ -165,7 +166,8 @@ def cmd_firmware(args: argparse.Namespace) -> int:
                     "QEMU boards do"
                 )
             settings = spec.settings or QemuSettings()
-            requests.append((f"board '{name}'", request_for(settings.firmware)))
+            firmware = settings.firmware
+            requests.append((f"board '{name}'", request_for(firmware), firmware.timeouts()))
     else:
         requests.append(
             (
@@ -176,9 +178,10 @@ def cmd_firmware(args: argparse.Namespace) -> int:
                     intermediate_buffer_bytes=args.intermediate_buffer,
                     method_pool_bytes=args.method_pool,
                 ),
+                StepTimeouts(),
             )
         )
-    for what, request in requests:
+    for what, request, timeouts in requests:
         print(f"{what}: looking in {cache_dir / 'firmware'} (a cold build takes minutes)")
         sys.stdout.flush()
         built = ensure_runner(
@@ -187,6 +190,7 @@ def cmd_firmware(args: argparse.Namespace) -> int:
             executorch_src=args.executorch_src,
             jobs=args.jobs,
             progress=_say,
+            timeouts=timeouts,
         )
         for line in describe(built):
             print(f"  {line}")
