@@ -116,6 +116,9 @@ def _ensure_setup_path(executorch: Path) -> None:
     """The script sources ``arm-scratch/setup_path.sh`` (written by upstream's setup.sh).
 
     If there is none, write an empty one: PATH is set by the caller instead.
+    Upstream's ``backends/arm/scripts/build_executor_runner.sh`` (the pinned source
+    bundle's) exits when the file is missing (upstream's ``examples/arm/setup.sh``
+    writes it to put the tools it downloads on PATH); no upstream issue was found.
     """
     path = executorch / SETUP_PATH
     if not path.exists():

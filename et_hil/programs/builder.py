@@ -292,7 +292,9 @@ def partition_report(edge_program: Any) -> dict[str, Any]:
 # Compile-spec entries that only tell the host compiler where to write its files.
 # Upstream serializes every compile spec into the program, so left in, the
 # checkout's path would make the same model a different .pte (other bytes, other
-# size) on every machine; no runtime reads them.
+# size) on every machine; no runtime reads them. Upstream (executorch 1.5.1):
+# ArmCompileSpec._to_list, backends/arm/common/arm_compile_spec.py, puts
+# _DEBUG_ARTIFACT_KEY among the specs; no upstream issue was found.
 HOST_ONLY_COMPILE_SPECS = frozenset({"debug_artifact_path"})
 
 

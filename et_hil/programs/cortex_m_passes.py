@@ -3,7 +3,10 @@
 Upstream's legacy pass list, run on the suites' programs, leaves a few patterns
 that the genuine runner rejects or computes wrongly. Each pass here handles one of
 them, where it happens; :func:`pass_list` puts them into upstream's own list, so
-whatever upstream lowers is lowered as upstream lowers it.
+whatever upstream lowers is lowered as upstream lowers it. "Upstream" is the pinned
+``executorch==1.5.1``; each class's docstring says what upstream does there, what
+the pass does instead, and the upstream issue or pull request about it, or the
+upstream file and function when there is none.
 
 * :class:`TraceQuantizedLinearsAsInt8` (after ``FoldAndAnnotateQParamsPass``) and
   :class:`RestoreLinearBiases` (just before ``AtenToCortexMPass``). Once the Q/DQ nodes
@@ -77,7 +80,21 @@ def _folded_int8_qparams(node: Node, key: str) -> Any:
 
 class TraceQuantizedLinearsAsInt8(ExportPass):  # type: ignore[misc]
     """Casts each quantized linear's int32 bias to int8 for the re-traces until
-    :class:`RestoreLinearBiases` (see the module's docstring)."""
+    :class:`RestoreLinearBiases` (see the module's docstring).
+
+    Upstream: after ``FoldAndAnnotateQParamsPass``, every re-trace types a quantized
+    ``aten.linear`` (int8 operands, int32 bias) as giving int32, although it gives
+    int8 once lowered. A ``bmm`` of its output then fails the next re-trace
+    ("expected scalar type torch.int8 but found torch.int32",
+    https://github.com/pytorch/executorch/issues/21943; the fix proposed in
+    https://github.com/pytorch/executorch/pull/22796 names the same cause), and
+    ``QuantizedClampActivationPass`` (``_is_quantized_int8_activation``) leaves a
+    relu on such a linear to the portable ``relu``, which clamps raw int8 values at 0
+    instead of at the zero point (that kernel's behaviour, as
+    https://github.com/pytorch/executorch/pull/18462 describes it for an add).
+    Here: the bias is passed through an int8 cast while the graph is re-traced, so
+    the linear is typed int8 as it is once lowered.
+    """
 
     def call(self, graph_module: GraphModule) -> PassResult:
         graph = graph_module.graph
@@ -110,7 +127,13 @@ class TraceQuantizedLinearsAsInt8(ExportPass):  # type: ignore[misc]
 
 class RestoreLinearBiases(ExportPass):  # type: ignore[misc]
     """Removes :class:`TraceQuantizedLinearsAsInt8`'s casts: each linear gets its bias
-    parameter back, as ``AtenToCortexMPass`` expects."""
+    parameter back, as ``AtenToCortexMPass`` expects.
+
+    Upstream: ``_get_linear_replacement`` in
+    ``backends/cortex_m/passes/aten_to_cortex_m_pass.py`` reads the bias as the
+    linear's own parameter, so the casts must be gone before it runs (the other half
+    of the workaround; same upstream issue).
+    """
 
     def call(self, graph_module: GraphModule) -> PassResult:
         casts = [n for n in graph_module.graph.nodes if n.meta.get(_BIAS_CAST)]
@@ -146,7 +169,19 @@ def activation_table(
 
 class LutForUnfusedActivations(ExportPass):  # type: ignore[misc]
     """A quantized ``hardswish``/``hardsigmoid`` upstream did not fuse becomes a
-    table lookup (see the module's docstring)."""
+    table lookup (see the module's docstring).
+
+    Upstream: the edge configuration keeps both whole (``_PRESERVE_OPS`` in
+    ``backends/cortex_m/edge_compile_config.py``); a hardsigmoid is lowered only
+    into the convolution, linear or max pool before it (``ActivationFusionPass``),
+    a hardswish only after a convolution or linear with no other user
+    (``DecomposeHardswishPass``, ``backends/cortex_m/passes/``). Anywhere else they
+    reach the runtime as ``aten.hardswish``/``hardsigmoid`` on int8 values (the pass
+    only logs "Cannot fuse activation"). No upstream issue was found for that case.
+    Here: upstream's own ``cortex_m::quantized_activation`` with a 256-entry table,
+    as upstream lowers sigmoid, tanh and silu
+    (https://github.com/pytorch/executorch/pull/19792).
+    """
 
     def __init__(self, exported_program: Any) -> None:
         super().__init__()
@@ -223,6 +258,12 @@ def _to_dim_order(graph: Any, value: Node, order: Sequence[int]) -> Node:
 class ChannelsLastCmsisOperands(ExportPass):  # type: ignore[misc]
     """Converts the NCHW operand of a channels_last-only CMSIS-NN operator to
     channels_last, and its output back (see the module's docstring).
+
+    Upstream: the pooling operators are lowered on NCHW tensors too, which the
+    kernels refuse at run time ("quantized_avg_pool2d_out: tensors must use
+    channels_last dimension order"); dropping that requirement is proposed in
+    https://github.com/pytorch/executorch/pull/21796 (open). Here: a
+    ``_to_dim_order_copy`` to channels_last before the operator and one back after.
 
     One operator at a time, re-tracing in between: the layouts after a converted
     operator change with it (upstream's re-trace had given everything downstream of
@@ -340,7 +381,14 @@ def _align_ranks(graph_module: GraphModule) -> None:
     dimensions in the output's shape: the same elements, but no broadcast, which
     upstream's add/mul check refuses (``CortexMAddMulCheck``), leaving the operator
     in float. The LSTM/GRU decompositions add ``[1, B, 4H]`` to ``[B, 4H]`` at every
-    step."""
+    step.
+
+    Upstream: ``CortexMAddMulCheck`` (``backends/cortex_m/quantizer/pattern_checkers.py``)
+    takes equal shapes or a channels_last channel broadcast only, since the CMSIS-NN
+    elementwise kernels do not broadcast (upstream removed its broadcasting in
+    https://github.com/pytorch/executorch/pull/15100); a rank difference of unit
+    dimensions counts as a broadcast. No upstream issue was found for that case.
+    """
     graph = graph_module.graph
     for node in list(graph.nodes):
         if node.op != "call_function" or node.target not in _layout_free_binary():
@@ -372,6 +420,12 @@ def _forward_constants(graph_module: GraphModule) -> dict[str, torch.Tensor]:
     the CMSIS-NN kernel reading one got a float tensor ("input.scalar_type() 6 does
     not match dtype 1" at run time). As constants, their quantize folds into an
     int8 constant, as a weight's does.
+
+    Upstream: ``FoldAndAnnotateQParamsPass``
+    (``backends/arm/_passes/fold_qdq_with_annotated_qparams_pass.py``); no upstream
+    issue was found for constants made in ``forward()`` in general.
+    https://github.com/pytorch/executorch/pull/22796 (open) materializes the quantized
+    ``aten.full`` constants that feed a multiply, one case of the same.
     """
     constants = {}
     for node in graph_module.graph.nodes:
@@ -531,6 +585,11 @@ def _conv1d_as_conv2d(
     pipeline rewrites 1-D ones the same way: ``ConvertConv1dToConv2dPass``). The 2-D
     output goes back to NCHW before it is squeezed: the portable view kernels
     (``squeeze_copy``, ``view_copy``) take the default dim order only.
+
+    Upstream: ``CONV_OP_PATTERNS`` in ``backends/cortex_m/quantizer/quantizer_support.py``
+    names ``conv2d`` only; the explicit-layout lowering that converts 1-D convolutions
+    was proposed in https://github.com/pytorch/executorch/pull/21967. No upstream issue
+    was found for the default pipeline.
     """
     image = _in_dim_order(x.unsqueeze(2), _NHWC)
     out = torch.ops.aten.conv2d.default(
@@ -636,11 +695,13 @@ def retrace_for_cmsis_nn(graph_module: GraphModule, *, channels_last: bool) -> G
       Every other operator sees what it saw at export (reshapes, pooling, concats:
       several portable kernels refuse or misread channels_last tensors). A 1-D
       convolution becomes a 2-D one of height 1 (:func:`_conv1d_as_conv2d`).
-      Upstream leaves the layout to the caller: "Trace from channels_last inputs, or
-      the convolutions stay on the portable float kernels"
-      (https://github.com/pytorch/executorch/pull/22369); its opt-in explicit-layout
-      pipeline (https://github.com/pytorch/executorch/pull/22544) lowers NCHW
-      convolutions with transposes around them.
+      Upstream leaves the layout to the caller: its ``backends/cortex_m/README.md``
+      says the backend "is intended for use with channels-last input", and an NCHW
+      input aborted its own DS-CNN runner ("input must be channels_last",
+      https://github.com/pytorch/executorch/pull/21485, fixed there by making the
+      example input channels_last); its opt-in explicit-layout lowering (proposed in
+      https://github.com/pytorch/executorch/pull/21967, ``use_explicit_layout`` in
+      1.5.1) lowers NCHW convolutions with transposes around them.
     * **Recurrent layers** (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``). ``torch.export``
       keeps ``aten.lstm`` whole, which no quantizer pattern matches; ``to_edge``
       decomposes it later into float linears, which upstream's edge configuration
@@ -650,7 +711,8 @@ def retrace_for_cmsis_nn(graph_module: GraphModule, *, channels_last: bool) -> G
       Upstream's Arm tests reach the same graph through ``torch.nn.quantizable.LSTM``;
       upstream decomposed ``nn.LSTMCell`` the same way before annotation
       (https://github.com/pytorch/executorch/pull/20049) and proposes a fused CMSIS-NN
-      LSTM kernel (https://github.com/pytorch/executorch/pull/21024).
+      LSTM kernel (https://github.com/pytorch/executorch/pull/21024) for its open
+      issue https://github.com/pytorch/executorch/issues/16108.
     * **Constants made in forward()** (``torch.zeros``, ``torch.full``: an LSTM's
       initial state) become constants (:func:`_forward_constants`).
 
@@ -764,7 +826,11 @@ class DropInverseLayoutCopies(ExportPass):  # type: ignore[misc]
     """Removes a layout copy whose only use is a copy back to the layout it came
     from: the retrace puts a convolution's output back in NCHW before a pool, and
     :class:`ChannelsLastCmsisOperands` then copies the pool's input to channels_last
-    again."""
+    again.
+
+    Not a workaround of upstream: both copies are the harness's own (upstream's
+    legacy pipeline makes neither).
+    """
 
     def call(self, graph_module: GraphModule) -> PassResult:
         graph = graph_module.graph
@@ -834,7 +900,15 @@ def _decomposed_ops() -> set[Any]:
 
 class DecomposeFloatActivations(ExportPass):  # type: ignore[misc]
     """A float ``hardswish``/``hardsigmoid``/``silu`` (no portable kernel) becomes the
-    elementwise operators ``torch._refs`` defines it with."""
+    elementwise operators ``torch._refs`` defines it with.
+
+    Upstream: ``_PRESERVE_OPS`` in ``backends/cortex_m/edge_compile_config.py`` keeps
+    the three whole in every program, quantized or not (silu was added "globally
+    because no per-test opt-out exists today",
+    https://github.com/pytorch/executorch/pull/19792), so one the quantizer left in
+    float reaches a runner that has no kernel for it. No upstream issue was found
+    for the float case. Here: the decomposition ``to_edge`` applies by default.
+    """
 
     def call(self, graph_module: GraphModule) -> PassResult:
         targets = _decomposed_ops()
@@ -908,7 +982,13 @@ def pass_list(explicit_layout: bool) -> list[type]:
 def unlowered_preserved_ops(program: Any) -> list[str]:
     """The operators upstream's edge configuration keeps whole (``linear``, the
     activations) still in ``program``, each with the node using it: no portable
-    kernel implements them, so a runner could not load the program."""
+    kernel implements them, so a runner could not load the program.
+
+    Upstream: ``cortex_m_edge_compile_config`` (``backends/cortex_m/edge_compile_config.py``)
+    turns the edge verifier off (``_check_ir_validity=False``), so ``to_edge`` does
+    not refuse such a program; the runner would, at load time. Checked here at
+    build time instead; no upstream issue was found.
+    """
     from executorch.backends.cortex_m.edge_compile_config import cortex_m_edge_compile_config
 
     preserved = {op.name() for op in cortex_m_edge_compile_config().preserve_ops}

@@ -5,6 +5,11 @@ folder, with the same file names (``out.tosa``, ``output/out_summary_*.csv``),
 so a later partition overwrites an earlier one's estimates. While lowering, we
 wrap the backend's ``vela_compile`` to give each call its own folder
 ``partition_<n>`` and to send Vela's printout to ``vela.log`` there.
+
+Upstream (``executorch==1.5.1``): ``EthosUBackend`` (``backends/arm/ethosu/backend.py``)
+calls ``vela_compile`` (``backends/arm/arm_vela.py``) with the same
+``intermediate_path=compile_spec._get_intermediate_path()`` for every partition.
+No upstream issue was found.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ golden reference computes those as the pinned C sources do:
   implemented for 'Int'"); here the sums are made in float64, exact for int8
   products of any realistic kernel (below 2^53), then requantized per channel as
   ``arm_nn_requantize`` does.
+
+Upstream (``executorch==1.5.1``): ``quantized_avg_pool2d_impl`` and
+``quantized_conv2d_impl`` in ``backends/cortex_m/ops/operators.py``. No upstream
+issue was found for either.
 """
 
 from __future__ import annotations
