@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from et_hil.report import html, plots
-from et_hil.report.results import read_records
+from et_hil.report.baseline import recorded_changes
+from et_hil.report.results import record_lines
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "report"
 BOARDS = ("host", "tosa", "corstone320", "corstone300", "serial-u55", "qemu-m55")
@@ -36,7 +37,11 @@ def _templates() -> list[dict[str, Any]]:
     """The real records that ran or were built (skipped ones add no figures)."""
     found = []
     for path in sorted(DATA.glob("*.jsonl")):
-        found += [r for r in read_records(path) if r.get("comparisons") or r.get("vela")]
+        found += [
+            json.loads(line.text)  # templates to vary: plain JSON
+            for line in record_lines(path)
+            if line.record.comparisons or line.record.vela
+        ]
     return found
 
 
@@ -144,7 +149,7 @@ def main() -> int:
         t = _timed("accuracy plots", t)
         plots.vela_plot(points)
         t = _timed("vela plot", t)
-        plots.baseline_plot(html.baseline_changes_of(records))
+        plots.baseline_plot(recorded_changes(records))
         t = _timed("baseline plot", t)
         out = folder / "report.html"
         html.write_report(runs, out)

@@ -7,7 +7,11 @@ Real records, trimmed to what those read: from real runs of
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from et_hil.report.record import Record
+from et_hil.report.results import record_of
 
 VELA_TEST = "suites/test_edge_cases.py::test_edge_int8[corstone320-embedding_int64_ids]"
 VELA_BUILD: dict[str, Any] = {
@@ -52,3 +56,8 @@ TOSA_RUN: dict[str, Any] = {
     ],
     "timings": {"execute_s": 0.002706, "fidelity": "tosa-reference"},
 }
+
+
+def typed(records: Iterable[Mapping[str, Any]]) -> list[Record]:
+    """The records as a results file's reader gives them."""
+    return [record_of(r) for r in records]

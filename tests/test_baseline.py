@@ -22,7 +22,8 @@ from et_hil.report.baseline import (
     limit_for,
     table,
 )
-from tests.report_records import TOSA_RUN, TOSA_TEST, VELA_BUILD, VELA_TEST
+from et_hil.report.results import record_of
+from tests.report_records import TOSA_RUN, TOSA_TEST, VELA_BUILD, VELA_TEST, typed
 
 # TOSA_RUN's figures as a baseline keeps them (6 significant digits).
 TOSA_BASELINE = {
@@ -323,8 +324,8 @@ def test_rounding_to_six_digits_is_never_a_change() -> None:
 
 def test_real_record_against_its_own_baseline_is_no_change() -> None:
     baseline = Baseline({(TOSA_TEST, "tosa"): dict(TOSA_BASELINE)})
-    assert baseline.changes_for(TOSA_RUN) == []
-    assert baseline.changes_for({**TOSA_RUN, "board": "host"}) is None  # no entry
+    assert baseline.changes_for(record_of(TOSA_RUN)) == []
+    assert baseline.changes_for(record_of({**TOSA_RUN, "board": "host"})) is None  # no entry
 
 
 def test_execute_time_below_the_noise_floor_is_not_a_change() -> None:
@@ -474,7 +475,7 @@ def test_load_reads_entries_and_skips_blank_lines(tmp_path: Path) -> None:
 
 def test_update_adds_the_figures_of_passed_and_built_tests() -> None:
     baseline = Baseline()
-    counts = baseline.update([TOSA_RUN, VELA_BUILD])
+    counts = baseline.update(typed([TOSA_RUN, VELA_BUILD]))
     assert counts == {"added": 2, "changed": 0, "kept": 0}
     assert baseline.entries[(TOSA_TEST, "tosa")] == TOSA_BASELINE
     assert baseline.entries[(VELA_TEST, "corstone320")] == {
@@ -491,7 +492,7 @@ def test_update_adds_the_figures_of_passed_and_built_tests() -> None:
 def test_update_keeps_unchanged_entries_byte_identical(tmp_path: Path) -> None:
     path = tmp_path / "baseline.jsonl"
     first = Baseline()
-    first.update([TOSA_RUN, VELA_BUILD])
+    first.update(typed([TOSA_RUN, VELA_BUILD]))
     first.write(path)
     text = path.read_bytes()
     # A second run whose figures moved, each within its limit:
@@ -502,10 +503,12 @@ def test_update_keeps_unchanged_entries_byte_identical(tmp_path: Path) -> None:
     #   cycles 1538 -> 1510: -1.8%, within 2%
     again = Baseline.load(path)
     counts = again.update(
-        [
-            _tosa_run(snr_db=40.5, max_lsb=1.9, pte_bytes=14400, execute_s=0.0035),
-            _vela_build(cycles_total=1510),
-        ]
+        typed(
+            [
+                _tosa_run(snr_db=40.5, max_lsb=1.9, pte_bytes=14400, execute_s=0.0035),
+                _vela_build(cycles_total=1510),
+            ]
+        )
     )
     assert counts == {"added": 0, "changed": 0, "kept": 2}
     again.write(path)
@@ -516,7 +519,9 @@ def test_update_rewrites_a_figure_past_its_limit() -> None:
     baseline = Baseline({(TOSA_TEST, "tosa"): dict(TOSA_BASELINE)})
     # planned memory 144 -> 160 bytes: '+0' allows no move either way;
     # snr 40.2144 -> 38.0 dB: -2.2144, past 1 dB; pte +0.22% stays.
-    counts = baseline.update([_tosa_run(planned_memory_bytes=160, snr_db=38.0, pte_bytes=14400)])
+    counts = baseline.update(
+        typed([_tosa_run(planned_memory_bytes=160, snr_db=38.0, pte_bytes=14400)])
+    )
     assert counts == {"added": 0, "changed": 1, "kept": 0}
     entry = baseline.entries[(TOSA_TEST, "tosa")]
     assert entry["planned_memory_bytes"] == 160.0
@@ -527,13 +532,13 @@ def test_update_rewrites_a_figure_past_its_limit() -> None:
 def test_update_takes_an_improvement_past_the_limit() -> None:
     baseline = Baseline({(VELA_TEST, "corstone320"): {"vela.cycles_total": 1538.0}})
     # 1538 -> 1400 cycles: -8.97%, past 2% the better way: the new value is taken.
-    baseline.update([_vela_build(cycles_total=1400)])
+    baseline.update(typed([_vela_build(cycles_total=1400)]))
     assert baseline.entries[(VELA_TEST, "corstone320")]["vela.cycles_total"] == 1400.0
 
 
 def test_update_rounds_to_six_digits() -> None:
     baseline = Baseline()
-    baseline.update([_tosa_run(snr_db=12.3456789, execute_s=0.0123456789)])
+    baseline.update(typed([_tosa_run(snr_db=12.3456789, execute_s=0.0123456789)]))
     entry = baseline.entries[(TOSA_TEST, "tosa")]
     assert entry["snr_db@eager_float"] == 12.3457
     assert entry["execute_s@tosa-reference"] == 0.0123457
@@ -543,7 +548,7 @@ def test_update_uses_the_boards_limits() -> None:
     # pte 14368 -> 14400 bytes is within the default +2%, not within this board's '+0'.
     baseline = Baseline({(TOSA_TEST, "tosa"): dict(TOSA_BASELINE)})
     baseline.update(
-        [_tosa_run(pte_bytes=14400)],
+        typed([_tosa_run(pte_bytes=14400)]),
         overrides_for=lambda board: [{"pte_bytes": "+0"}] if board == "tosa" else [],
     )
     assert baseline.entries[(TOSA_TEST, "tosa")]["pte_bytes"] == 14400.0
@@ -554,7 +559,7 @@ def test_build_only_record_keeps_the_run_figures() -> None:
     # the build's figures: cycles 1538 -> 1700 (+10.5%) is taken, SNR is kept.
     run_figures = {"snr_db@eager_float": 38.5, "execute_s@fvp-cycles": 0.25}
     baseline = Baseline({(VELA_TEST, "corstone320"): {"vela.cycles_total": 1538.0, **run_figures}})
-    counts = baseline.update([_vela_build(cycles_total=1700)])
+    counts = baseline.update(typed([_vela_build(cycles_total=1700)]))
     assert counts["changed"] == 1
     entry = baseline.entries[(VELA_TEST, "corstone320")]
     assert entry["vela.cycles_total"] == 1700.0
@@ -567,7 +572,7 @@ def test_run_record_replaces_the_entrys_figures() -> None:
     # A record that ran gives all its figures: one it no longer gives is dropped.
     old = {**TOSA_BASELINE, "vela.cycles_total": 1538.0}
     baseline = Baseline({(TOSA_TEST, "tosa"): old})
-    baseline.update([TOSA_RUN])
+    baseline.update(typed([TOSA_RUN]))
     assert baseline.entries[(TOSA_TEST, "tosa")] == TOSA_BASELINE
 
 
@@ -575,10 +580,12 @@ def test_run_record_replaces_the_entrys_figures() -> None:
 def test_failed_tests_are_not_taken(outcome: str) -> None:
     baseline = Baseline({(TOSA_TEST, "tosa"): dict(TOSA_BASELINE)})
     counts = baseline.update(
-        [
-            _tosa_run(outcome=outcome, snr_db=3.0, pte_bytes=99999),
-            {**VELA_BUILD, "outcome": outcome},
-        ]
+        typed(
+            [
+                _tosa_run(outcome=outcome, snr_db=3.0, pte_bytes=99999),
+                {**VELA_BUILD, "outcome": outcome},
+            ]
+        )
     )
     assert counts == {"added": 0, "changed": 0, "kept": 1}
     assert baseline.entries == {(TOSA_TEST, "tosa"): TOSA_BASELINE}
@@ -595,14 +602,14 @@ def test_skipped_before_building_is_not_taken() -> None:
         "comparisons": [],
     }
     baseline = Baseline()
-    assert baseline.update([skipped]) == {"added": 0, "changed": 0, "kept": 0}
+    assert baseline.update(typed([skipped])) == {"added": 0, "changed": 0, "kept": 0}
     assert baseline.entries == {}
 
 
 def test_entries_of_tests_not_in_the_records_are_kept() -> None:
     other = {"pte_bytes": 1000.0}
     baseline = Baseline({("suites/other.py::t[host]", "host"): other})
-    counts = baseline.update([TOSA_RUN])
+    counts = baseline.update(typed([TOSA_RUN]))
     assert counts == {"added": 1, "changed": 0, "kept": 1}
     assert baseline.entries[("suites/other.py::t[host]", "host")] == other
 
@@ -628,15 +635,15 @@ def test_dumps_is_one_sorted_entry_per_line() -> None:
 
 def test_dumps_does_not_depend_on_the_order_of_updates() -> None:
     one, two = Baseline(), Baseline()
-    one.update([TOSA_RUN, VELA_BUILD])
-    two.update([VELA_BUILD, TOSA_RUN])
+    one.update(typed([TOSA_RUN, VELA_BUILD]))
+    two.update(typed([VELA_BUILD, TOSA_RUN]))
     assert one.dumps() == two.dumps()
 
 
 def test_written_file_loads_back_the_same(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "baseline.jsonl"
     baseline = Baseline()
-    baseline.update([TOSA_RUN, VELA_BUILD])
+    baseline.update(typed([TOSA_RUN, VELA_BUILD]))
     baseline.write(path)
     assert not path.with_name(path.name + ".partial").exists()
     loaded = Baseline.load(path)
@@ -646,7 +653,7 @@ def test_written_file_loads_back_the_same(tmp_path: Path) -> None:
 
 def test_written_file_is_strict_json() -> None:
     baseline = Baseline()
-    baseline.update([TOSA_RUN])
+    baseline.update(typed([TOSA_RUN]))
 
     def refuse(constant: str) -> None:
         raise ValueError(f"not JSON: {constant}")
@@ -692,7 +699,7 @@ def test_update_accepts_a_test_failed_only_by_its_regression() -> None:
     old = {**TOSA_BASELINE, "pte_bytes": 10000.0}
     baseline = Baseline({(TOSA_TEST, "tosa"): old})
     failed = {**TOSA_RUN, "outcome": "failed", "failure_class": "regression"}
-    assert baseline.update([failed]) == {"added": 0, "changed": 1, "kept": 0}
+    assert baseline.update(typed([failed])) == {"added": 0, "changed": 1, "kept": 0}
     assert baseline.entries[(TOSA_TEST, "tosa")]["pte_bytes"] == 14368.0
 
 
@@ -700,5 +707,15 @@ def test_whole_numbers_are_kept_exact() -> None:
     # a plan of 2,097,153 bytes is one byte more than 2 MiB: 6 digits would hide it
     baseline = Baseline()
     record = {**VELA_BUILD, "artifact": {**VELA_BUILD["artifact"], "planned_memory_bytes": 2097153}}
-    baseline.update([record])
+    baseline.update(typed([record]))
     assert baseline.entries[(VELA_TEST, "corstone320")]["planned_memory_bytes"] == 2097153.0
+
+
+def test_the_committed_nightly_baseline_loads() -> None:
+    path = Path(__file__).resolve().parent.parent / "baselines" / "nightly.jsonl"
+    baseline = Baseline.load(path)
+    assert len(baseline.entries) == len(path.read_text().splitlines())
+    # every entry's figures are numbers, infinities (written "inf") included
+    assert all(isinstance(v, float) for e in baseline.entries.values() for v in e.values())
+    # and written back unchanged: the file is its own dumps
+    assert baseline.dumps() == path.read_text()

@@ -4,11 +4,20 @@ of each figure, JSON numbers (infinities as strings) and a test's name without i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from et_hil.report.figures import case_name, figures_of, higher_is_worse, number
+from et_hil.report.results import record_of
+
+
+def figures_from(fields: Mapping[str, Any]) -> dict[str, float]:
+    """The figures of the record ``fields`` make, read as from a results file (a test
+    and an outcome where the fields leave them out)."""
+    return figures_of(record_of({"test": "t", "outcome": "passed", **fields}))
+
 
 # Records below are real, trimmed to the fields figures_of reads. They come from real
 # runs of `pytest suites --et-board=corstone320 --et-build-only` (BUILD_ONLY_*) and
@@ -105,7 +114,7 @@ HOST_FLOAT = {
 
 
 def test_build_only_vela_record_gives_vela_and_program_figures() -> None:
-    assert figures_of(BUILD_ONLY_CORSTONE320) == {
+    assert figures_from(BUILD_ONLY_CORSTONE320) == {
         "planned_memory_bytes": 144.0,
         "pte_bytes": 4640.0,
         "vela.cycles_npu": 760.0,
@@ -117,7 +126,7 @@ def test_build_only_vela_record_gives_vela_and_program_figures() -> None:
 
 
 def test_vela_fields_not_tracked_are_left_out() -> None:
-    names = figures_of(BUILD_ONLY_CORSTONE320)
+    names = figures_from(BUILD_ONLY_CORSTONE320)
     assert "vela.dram_bytes" not in names
     assert "vela.nn_macs" not in names
     assert "vela.partitions" not in names
@@ -126,16 +135,16 @@ def test_vela_fields_not_tracked_are_left_out() -> None:
 def test_build_only_record_has_no_run_figures() -> None:
     # ran is False: no execute_s even if timings were there.
     record = {**BUILD_ONLY_HOST, "timings": {"execute_s": 0.5, "fidelity": "host-wall"}}
-    assert figures_of(record) == {"planned_memory_bytes": 896.0, "pte_bytes": 5520.0}
+    assert figures_from(record) == {"planned_memory_bytes": 896.0, "pte_bytes": 5520.0}
 
 
 def test_record_skipped_before_building_has_no_figures() -> None:
-    assert figures_of(SKIPPED_UNBUILT) == {}
-    assert figures_of({}) == {}
+    assert figures_from(SKIPPED_UNBUILT) == {}
+    assert figures_from({}) == {}
 
 
 def test_tosa_record_gives_accuracy_per_reference_and_execute_time() -> None:
-    figures = figures_of(TOSA_INT8)
+    figures = figures_from(TOSA_INT8)
     assert figures == {
         "execute_s@tosa-reference": 0.002706,
         "max_lsb@eager_float": 1.3241113046802797,
@@ -152,7 +161,7 @@ def test_tosa_record_gives_accuracy_per_reference_and_execute_time() -> None:
 
 
 def test_null_metrics_are_absent() -> None:
-    figures = figures_of(HOST_FLOAT)
+    figures = figures_from(HOST_FLOAT)
     assert "max_lsb@eager_float" not in figures
     # 141.17 dB is float32 rounding noise: it counts as the 100 dB ceiling
     assert figures["snr_db@eager_float"] == 100.0
@@ -183,7 +192,7 @@ def test_accuracy_is_the_worst_over_outputs_and_checks() -> None:
             },
         ]
     }
-    assert figures_of(record) == {
+    assert figures_from(record) == {
         "max_lsb@eager_float": 3.0,
         "snr_db@eager_float": 30.0,
         "top1@eager_float": 0.8,
@@ -196,7 +205,7 @@ def test_pmu_figures_are_tagged_with_the_fidelity() -> None:
         "timings": {"execute_s": 0.25, "fidelity": "fvp-cycles"},
         "board_facts": {"pmu": {"npu_active_cycles": 1200, "cpu_cycles": 5000, "other": 3}},
     }
-    assert figures_of(record) == {
+    assert figures_from(record) == {
         "execute_s@fvp-cycles": 0.25,
         "pmu.cpu_cycles@fvp-cycles": 5000.0,
         "pmu.npu_active_cycles@fvp-cycles": 1200.0,
@@ -204,7 +213,7 @@ def test_pmu_figures_are_tagged_with_the_fidelity() -> None:
 
 
 def test_run_without_a_fidelity_is_tagged_unknown() -> None:
-    assert figures_of({"ran": True, "timings": {"execute_s": 1.5}}) == {"execute_s@unknown": 1.5}
+    assert figures_from({"ran": True, "timings": {"execute_s": 1.5}}) == {"execute_s@unknown": 1.5}
 
 
 # ---------------------------------------------------------------- higher_is_worse

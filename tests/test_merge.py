@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec import UNSET
 
 from et_hil.errors import ConfigError
 from et_hil.report.junit import junit_xml, write_junit
@@ -20,6 +21,7 @@ from et_hil.report.merge import (
 )
 from et_hil.report.results import read_records
 from et_hil.report.sessions import LiveRun
+from tests.report_records import typed
 
 # Node ids, boards, run ids and times as in a real run of
 # `pytest suites --et-board=host --et-board=tosa` (records trimmed to what merge and JUnit read).
@@ -68,7 +70,7 @@ def test_one_record_per_test_and_board_sorted(tmp_path: Path) -> None:
     a = results(tmp_path / "a.jsonl", rec(RELU_HOST, "host"), rec(CONV_TOSA, "tosa"))
     b = results(tmp_path / "b.jsonl", rec(EMBED_TOSA, "tosa"), rec(CONV_TOSA, "host"))
     merged = merge_results([a, b])
-    assert [(r["test"], r["board"]) for r in merged.records] == [
+    assert [(r.test, r.board) for r in merged.records] == [
         (EMBED_TOSA, "tosa"),  # test_edge_cases.py before test_ops.py
         (RELU_HOST, "host"),  # [host-relu] before [tosa-conv2d...]
         (CONV_TOSA, "host"),  # one test: by board
@@ -101,7 +103,7 @@ def test_a_newer_run_replaces_the_older(tmp_path: Path, newer_first: bool) -> No
     new = results(tmp_path / "new.jsonl", retried)
     merged = merge_results([new, old] if newer_first else [old, new])
     [record] = merged.records
-    assert (record["run_id"], record["outcome"]) == ("bbbbbbbbbbbb", "passed")
+    assert (record.run_id, record.outcome) == ("bbbbbbbbbbbb", "passed")
     assert (merged.duplicates, merged.replaced) == (0, 1)
 
 
@@ -111,7 +113,7 @@ def test_newer_across_time_zones(tmp_path: Path) -> None:
     merged = merge_results(
         [results(tmp_path / "a.jsonl", older), results(tmp_path / "b.jsonl", newer)]
     )
-    assert merged.records[0]["run_id"] == "bbbbbbbbbbbb"
+    assert merged.records[0].run_id == "bbbbbbbbbbbb"
 
 
 def test_a_missing_input_is_named(tmp_path: Path) -> None:
@@ -225,12 +227,21 @@ def test_unsharded_plan_is_named_without_a_shard(tmp_path: Path) -> None:
     ]
 
 
-def test_write_results_round_trips(tmp_path: Path) -> None:
-    records = [rec(RELU_HOST, "host"), rec(CONV_TOSA, "tosa", shard="1/2")]
+def test_write_results_writes_each_line_as_it_was_read(tmp_path: Path) -> None:
+    # A field this version does not know (a newer writer's) survives a merge.
+    newer = rec(CONV_TOSA, "tosa", shard="1/2", written_by_a_newer_et_hil={"x": [1, 2]})
+    given = results(tmp_path / "shard.jsonl", rec(RELU_HOST, "host"), newer)
     path = tmp_path / "out" / "merged.jsonl"
-    write_results(records, path)
-    assert list(read_records(path)) == records
+    write_results(merge_results([given]).lines, path)
+    assert sorted(path.read_text().splitlines()) == sorted(given.read_text().splitlines())
+    assert [r.shard for r in read_records(path)] == [UNSET, "1/2"]
     assert not path.with_name(path.name + ".partial").exists()
+
+
+def test_a_line_that_is_not_a_record_stops_the_merge_naming_it(tmp_path: Path) -> None:
+    given = results(tmp_path / "shard.jsonl", rec(RELU_HOST, "host"), {"test": RELU_HOST})
+    with pytest.raises(ConfigError, match=rf"results file {given}, line 2: not a result record"):
+        merge_results([given])
 
 
 # ---------------------------------------------------------------- junit_xml
@@ -282,7 +293,7 @@ MIXED = [
 
 
 def _suite(records: list[dict[str, Any]]) -> ET.Element:
-    root = ET.fromstring(junit_xml(records))
+    root = ET.fromstring(junit_xml(typed(records)))
     assert root.tag == "testsuites"
     [suite] = root.findall("testsuite")
     return suite
@@ -379,7 +390,7 @@ def test_junit_of_no_records_is_an_empty_suite() -> None:
 
 def test_write_junit(tmp_path: Path) -> None:
     path = tmp_path / "ci" / "junit.xml"
-    write_junit(MIXED, path)
+    write_junit(typed(MIXED), path)
     assert ET.parse(path).getroot().find("testsuite").get("tests") == "6"  # type: ignore[union-attr]
     assert not path.with_name(path.name + ".partial").exists()
 

@@ -72,6 +72,14 @@ def test_load_an_entry(tmp_path: Path) -> None:
         "expires": "2027-01-31",
         "entry": f"{path}:[[quarantine]] #1",
     }
+    # the record's field: the same, and whether it had expired on the run's day
+    assert entry.record(datetime.date(2027, 1, 31)).expired is False
+    on_feb_1 = entry.record(datetime.date(2027, 2, 1))
+    assert (on_feb_1.expired, on_feb_1.reason, on_feb_1.entry) == (
+        True,
+        entry.reason,
+        entry.line,
+    )
 
 
 def test_board_defaults_to_every_board(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from et_hil.errors import ConfigError, HarnessError
 from et_hil.report import browser
 from et_hil.report.figures import case_name
 from et_hil.report.html import load_runs, render_report, write_report
-from et_hil.report.results import read_records
+from et_hil.report.results import record_lines
 from et_hil.verdict.debug import DivergenceReport, LayerMetrics, LayerRow
 
 DATA = Path(__file__).parent / "data" / "report"
@@ -75,7 +75,8 @@ def tables(page: str) -> dict[str, list[list[tuple[str, str]]]]:
 
 
 def records(path: Path) -> list[dict[str, Any]]:
-    return list(read_records(path))
+    """A results file's records as plain JSON, for the tests to derive others from."""
+    return [json.loads(line.text) for line in record_lines(path)]
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
@@ -354,8 +355,11 @@ def test_several_files_say_which_became_the_run_or_merge_into_one(
     assert ">tosa<" in text
 
 
-@pytest.mark.parametrize("content", [None, "", "not json\n"])
-def test_a_missing_or_empty_results_file_is_a_clear_error(
+@pytest.mark.parametrize(
+    "content",
+    [None, "", "not json\n", '{"test": "t", "outcome": "passed", "duration_s": "long"}\n'],
+)
+def test_a_missing_empty_or_malformed_results_file_is_a_clear_error(
     tmp_path: Path, content: str | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "results.jsonl"
@@ -367,6 +371,9 @@ def test_a_missing_or_empty_results_file_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("et-hil: error: results file ")
     assert str(path) in err
+    if content:  # a line that is not a record: named, with why, not a traceback
+        assert f"{path}, line 1: not a result record" in err
+        assert "Traceback" not in err
     assert not (tmp_path / "r.html").exists()
 
 

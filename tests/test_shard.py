@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from et_hil.errors import ConfigError
 from et_hil.pytest_plugin.shard import parse_shard, recorded_durations, split
 
 
@@ -156,28 +157,42 @@ def test_recorded_durations_last_record_wins(tmp_path: Path) -> None:
     last_night = _results(
         tmp_path / "a.jsonl",
         [
-            {"test": "t1", "board": "host", "duration_s": 3.5},
-            {"test": "t2", "board": "host", "duration_s": 2},
+            {"test": "t1", "board": "host", "outcome": "passed", "duration_s": 3.5},
+            {"test": "t2", "board": "host", "outcome": "passed", "duration_s": 2},
         ],
     )
-    retry = _results(tmp_path / "b.jsonl", [{"test": "t1", "board": "host", "duration_s": 4.25}])
+    retry = _results(
+        tmp_path / "b.jsonl",
+        [{"test": "t1", "board": "host", "outcome": "failed", "duration_s": 4.25}],
+    )
     assert recorded_durations([last_night, retry]) == {"t1": 4.25, "t2": 2.0}
     assert recorded_durations([retry, last_night]) == {"t1": 3.5, "t2": 2.0}
 
 
-def test_recorded_durations_skip_what_is_not_a_duration(tmp_path: Path) -> None:
+def test_recorded_durations_skip_records_without_one(tmp_path: Path) -> None:
     path = _results(
         tmp_path / "r.jsonl",
         [
-            {"test": "t1", "duration_s": 1.5},
-            {"test": "t2", "duration_s": None},
-            {"test": "t3", "duration_s": "2.0"},
-            {"duration_s": 9.0},  # no test
-            {"test": 7, "duration_s": 9.0},
-            '{"test": "t4", "duration_s": 3',  # a torn last line
+            {"test": "t1", "outcome": "passed", "duration_s": 1.5},
+            {"test": "t2", "outcome": "passed", "duration_s": None},
+            {"test": "t3", "outcome": "skipped"},
+            '{"test": "t4", "outcome": "passed", "duration_s": 3',  # a torn last line
         ],
     )
     assert recorded_durations([path]) == {"t1": 1.5}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [{"duration_s": 9.0, "outcome": "passed"}, {"test": 7, "outcome": "passed"}],
+    ids=["no test", "a number for a test"],
+)
+def test_recorded_durations_of_a_file_that_is_not_results_name_it(
+    tmp_path: Path, line: dict[str, object]
+) -> None:
+    path = _results(tmp_path / "r.jsonl", [{"test": "t1", "outcome": "passed"}, line])
+    with pytest.raises(ConfigError, match=rf"results file {path}, line 2: not a result record"):
+        recorded_durations([path])
 
 
 def test_recorded_durations_of_no_or_missing_files(tmp_path: Path) -> None:

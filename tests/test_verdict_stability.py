@@ -180,7 +180,7 @@ def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
         # so two more workers importing torch would cost more than they save.
         run_suites(cache, results, tmp_path, [*extra, *shard], workers=0)
     merged = merge_results(shards, expect_shards=2)
-    warm = merged.records
+    warm = [json.loads(line.text) for line in merged.lines]  # as the cold run's: JSON
     assert_genuine_verdicts(cold)
     # every test of the unsharded run ran in exactly one shard
     assert merged.missing == []

@@ -23,6 +23,7 @@ from et_hil.pytest_plugin.options import CONFIG_KEY, RUN_ID_KEY, marker_toleranc
 from et_hil.pytest_plugin.session import HarnessSession
 from et_hil.report import repro
 from et_hil.report.record import CheckRecord, ComparisonRecord, RecordDraft
+from et_hil.report.record_parts import ArtifactSummary, DebugRecord
 from et_hil.tolerance import Tolerance
 from et_hil.verdict.check import CheckHooks
 from et_hil.verdict.delegation import DelegationSpec
@@ -129,7 +130,7 @@ class BuildOnlyBoard(RunsGivenInputs):
 
 
 def _add_artifact(item: pytest.Item, artifact: Artifact) -> None:
-    draft_of(item).artifact = artifact.summary()
+    draft_of(item).artifact = ArtifactSummary.of(artifact)
     item.user_properties.extend(
         [
             ("et_artifact", artifact.key[:16]),
@@ -248,7 +249,7 @@ class _RecordingHooks(CheckHooks):
         """Record the program and its lowering; warn when it was not quantized as asked."""
         _add_artifact(self.item, artifact)
         _add_lowering_properties(self.item, artifact)
-        self.this.artifact = artifact.summary()
+        self.this.artifact = ArtifactSummary.of(artifact)
         self.this.delegation = artifact.metadata.get("delegation")
         self.this.vela = artifact.metadata.get("vela")
         if skipped := artifact.metadata.get("quantization_skipped"):
@@ -504,7 +505,7 @@ def _check_other_sizes(
     for sized in sized_results:
         this = CheckRecord(size=sized.size.label, input_shapes=sized.size.shapes)
         draft.checks.append(this)
-        this.artifact = example.artifact.summary()
+        this.artifact = ArtifactSummary.of(example.artifact)
         this.delegation = example.artifact.metadata.get("delegation")
         this.ran, this.run_dir = True, str(sized.result.run.run_dir)
         _record_result(item, this, sized.result, started)
@@ -526,7 +527,7 @@ def _debug_pass(make_table: Callable[[], Any], this: CheckRecord, folder: Path) 
     try:
         report = make_table()
     except Exception as exc:  # the check's own verdict stands, whatever the pass hit
-        this.debug = {"error": f"{type(exc).__name__}: {exc}"}
+        this.debug = DebugRecord.failed(f"{type(exc).__name__}: {exc}")
         if not isinstance(exc, HarnessError):  # a defect of the pass itself: say so loudly
             warnings.warn(f"et-hil debug pass failed: {type(exc).__name__}: {exc}", stacklevel=2)
         return f"\nper-layer table: not made ({type(exc).__name__}: {str(exc)[:300]})"
@@ -537,7 +538,7 @@ def _keep_report(report: Any, this: CheckRecord, folder: Path) -> str:
     """Record a per-layer table, write its files to ``folder``, and return the failure
     message's part."""
     files = report.write(folder)
-    this.debug = {**report.as_dict(), "files": [str(f) for f in files]}
+    this.debug = DebugRecord.of(report, [str(f) for f in files])
     # The summary line, then (a layer diverges) the rows around it; the whole table,
     # of however many layers, is in the file.
     rows = f"\n{report.table(rows=DEBUG_ROWS)}" if report.first_divergent else ""
@@ -569,7 +570,7 @@ def et_debug(request: pytest.FixtureRequest, board: Board, tmp_path: Path) -> Ca
                 tolerance=tolerance, timeout_s=hc.run_timeout_s, **kwargs,
             )  # fmt: skip
         files = report.write(run_dir)
-        draft.debug_reports.append({**report.as_dict(), "files": [str(f) for f in files]})
+        draft.debug_reports.append(DebugRecord.of(report, [str(f) for f in files]))
         return report
 
     return debug
@@ -650,7 +651,7 @@ def et_run(
             timeout_s=hc.run_timeout_s, case=case,
         )  # fmt: skip
         _add_artifact(item, result.artifact)
-        this.artifact = result.artifact.summary()
+        this.artifact = ArtifactSummary.of(result.artifact)
         this.delegation = result.artifact.metadata.get("delegation")
         this.ran = True
         this.run_dir = str(run_dir)

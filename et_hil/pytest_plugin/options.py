@@ -352,7 +352,10 @@ def _regression_settings(
         for source in sources:
             if not source.is_file():
                 raise pytest.UsageError(f"--et-durations-from {source}: no such results file")
-        durations = recorded_durations(sources)
+        try:
+            durations = recorded_durations(sources)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--et-durations-from: {exc}") from exc
     return baseline, quarantine, shard, durations
 
 

@@ -321,38 +321,28 @@ def _write_record(item: pytest.Item, reports: Mapping[str, pytest.TestReport]) -
     return record
 
 
-def _quarantined(record: Mapping[str, Any]) -> bool:
-    """A failure its (unexpired) quarantine entry keeps from failing the run."""
-    entry = record.get("quarantine") or {}
-    return bool(entry) and not entry["expired"] and record["outcome"] in ("failed", "error")
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Per-board summary of this run, read back from the results file."""
     if hasattr(config, "workerinput"):
         return
     hc = config.stash[CONFIG_KEY]
     run_id = config.stash[RUN_ID_KEY]
-    records = [r for r in read_records(hc.results_path) if r.get("run_id") == run_id]
+    records = [r for r in read_records(hc.results_path) if r.run_id == run_id]
     if not records:
         return
     terminalreporter.section("et-hil summary")
-    by_board: dict[str, list[dict[str, Any]]] = {}
+    by_board: dict[str, list[Record]] = {}
     for r in records:
-        by_board.setdefault(r.get("board", "?"), []).append(r)
+        by_board.setdefault(str(r.board), []).append(r)
     for name, rows in by_board.items():
-        held = [r for r in rows if _quarantined(r)]
+        held = [r for r in rows if r.quarantined]
         counts = {
-            o: sum(1 for r in rows if r["outcome"] == o and not _quarantined(r))
+            o: sum(1 for r in rows if r.outcome == o and not r.quarantined)
             for o in ("passed", "failed", "error", "skipped")
         }
-        artifacts = [r["artifact"] for r in rows if r.get("artifact")]
-        hits = sum(1 for a in artifacts if a.get("cache_hit"))
-        executes = [
-            r["timings"]["execute_s"]
-            for r in rows
-            if r.get("timings", {}).get("execute_s") is not None
-        ]
+        artifacts = [r.artifact for r in rows if r.artifact]
+        hits = sum(1 for a in artifacts if a.cache_hit)
+        executes = [s for r in rows if (s := r.seconds("execute_s")) is not None]
         median = f"{statistics.median(executes) * 1e3:.3f} ms" if executes else "-"
         terminalreporter.write_line(
             f"{name!s:<16} passed {counts['passed']}, failed {counts['failed']}, "
@@ -363,9 +353,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
     if hc.build_only:  # what each build told, one line a test (skip reasons are hidden)
         for r in records:
-            message = str(r.get("message", "")).removeprefix("Skipped: ")
-            if r["outcome"] == "skipped" and message.startswith("built "):
-                terminalreporter.write_line(f"{r['test']}: {message}")
+            message = r.message.removeprefix("Skipped: ")
+            if r.outcome == "skipped" and message.startswith("built "):
+                terminalreporter.write_line(f"{r.test}: {message}")
     for line in summary_lines(records, hc):
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"records: {hc.results_path} ({len(records)} tests)")

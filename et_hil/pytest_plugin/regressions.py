@@ -25,7 +25,8 @@ from et_hil.pytest_plugin.shard import split
 from et_hil.report import baseline as baselines
 from et_hil.report.merge import write_planned
 from et_hil.report.quarantine import find_entry
-from et_hil.report.record import make_record
+from et_hil.report.record import Record, make_record
+from et_hil.report.record_parts import BaselineRecord
 
 
 def _board_of(item: pytest.Item) -> str | None:
@@ -93,7 +94,7 @@ def apply_baseline(item: pytest.Item, report: pytest.TestReport) -> None:
     if hc.baseline is None or (not draft.checks and draft.artifact is None):
         return
     board = draft.board or _board_of(item)
-    fields = make_record(
+    record = make_record(
         draft,
         run_id="",
         test=item.nodeid,
@@ -104,22 +105,17 @@ def apply_baseline(item: pytest.Item, report: pytest.TestReport) -> None:
         finished_at="",
         versions={},
         board=board,
-    ).fields()
+    )
     overrides = _limit_overrides(item, hc, board)
-    changes = hc.baseline.changes_for(fields, overrides)
+    changes = hc.baseline.changes_for(record, overrides)
     where = str(hc.baseline.path)
     # The limits over the defaults (board file, then markers), so that offline
     # comparisons (et-hil baseline compare, the report) judge as this run did.
     limits = {k: v for table in overrides for k, v in table.items()}
     if changes is None:
-        draft.baseline = {"file": where, "entry": False, "limits": limits, "changes": []}
+        draft.baseline = BaselineRecord(file=where, entry=False, limits=limits)
         return
-    draft.baseline = {
-        "file": where,
-        "entry": True,
-        "limits": limits,
-        "changes": [c.as_dict() for c in changes],
-    }
+    draft.baseline = BaselineRecord(file=where, entry=True, limits=limits, changes=changes)
     regressions = [c for c in changes if c.kind == "regression"]
     fails = bool(regressions) and (report.passed or report.skipped)
     noted = [c for c in changes if c.kind in ("regression", "warning", "improvement")]
@@ -145,7 +141,7 @@ def apply_quarantine(item: pytest.Item, report: pytest.TestReport) -> None:
         return
     draft = draft_of(item)
     expired = entry.expired(hc.today)
-    draft.quarantine = {**entry.as_dict(), "expired": expired}
+    draft.quarantine = entry.record(hc.today)
     if expired:
         if report.when == "call" or report.failed:
             text = "" if report.passed or report.skipped else f"\n\n{report.longrepr}"
@@ -165,21 +161,20 @@ def apply_quarantine(item: pytest.Item, report: pytest.TestReport) -> None:
         report.wasxfail = f"quarantined until {entry.expires}: {entry.reason} ({entry.issue})"
 
 
-def summary_lines(records: Sequence[Mapping[str, Any]], hc: HarnessConfig) -> list[str]:
+def summary_lines(records: Sequence[Record], hc: HarnessConfig) -> list[str]:
     """The baseline and quarantine lines of the terminal summary."""
     lines = []
     if hc.baseline is not None:
         kinds: dict[str, list[str]] = {}
         no_entry = 0
         for record in records:
-            found = record.get("baseline")
+            found = record.baseline
             if not found:
                 continue
-            no_entry += not found.get("entry")
-            for change in found.get("changes", []):
-                c = baselines.Change.from_dict(change)
+            no_entry += not found.entry
+            for c in found.changes:
                 kinds.setdefault(c.kind, []).append(
-                    f"  {c.kind:<11} {record['test']}: {c.figure} "
+                    f"  {c.kind:<11} {record.test}: {c.figure} "
                     f"{baselines.fmt(c.baseline)} -> {baselines.fmt(c.now)} "
                     f"({baselines.change_text(c)}, limit {c.limit})"
                 )
@@ -192,27 +187,18 @@ def summary_lines(records: Sequence[Mapping[str, Any]], hc: HarnessConfig) -> li
             lines += shown[:20]
             if len(shown) > 20:
                 lines.append(f"  ... and {len(shown) - 20} more {kind}s (see the records)")
-    quarantined = [r for r in records if r.get("quarantine")]
+    quarantined = [(r, r.quarantine) for r in records if r.quarantine]
     if quarantined or any(e.expired(hc.today) for e in hc.quarantine):
-        held = sum(
-            1
-            for r in quarantined
-            if r["outcome"] in ("failed", "error") and not r["quarantine"]["expired"]
-        )
-        expired = [r for r in quarantined if r["quarantine"]["expired"]]
-        passed = [
-            r for r in quarantined if r["outcome"] == "passed" and not r["quarantine"]["expired"]
-        ]
+        held = sum(1 for r, _ in quarantined if r.quarantined)
+        expired = [(r, entry) for r, entry in quarantined if entry.expired]
+        passed = [r for r, entry in quarantined if r.outcome == "passed" and not entry.expired]
         lines.append(
             f"quarantine: {held} known failure(s) did not fail the run; "
             f"{len(expired)} expired entr{'y' if len(expired) == 1 else 'ies'} failed"
         )
-        lines += [f"  passed while quarantined (drop its entry): {r['test']}" for r in passed]
-        lines += [
-            f"  expired {r['quarantine']['expires']}: {r['test']} ({r['quarantine']['entry']})"
-            for r in expired
-        ]
-    used = {r["quarantine"]["entry"] for r in quarantined}
+        lines += [f"  passed while quarantined (drop its entry): {r.test}" for r in passed]
+        lines += [f"  expired {e.expires}: {r.test} ({e.entry})" for r, e in expired]
+    used = {entry.entry for _, entry in quarantined}
     for entry in hc.quarantine:
         if entry.line not in used and entry.expired(hc.today):
             lines.append(f"quarantine: expired entry {entry.line} matched no test of this run")

@@ -43,9 +43,8 @@ def recorded_durations(paths: Iterable[Path]) -> dict[str, float]:
     durations: dict[str, float] = {}
     for path in paths:
         for record in read_records(path):
-            test, seconds = record.get("test"), record.get("duration_s")
-            if isinstance(test, str) and isinstance(seconds, int | float):
-                durations[test] = float(seconds)
+            if record.duration_s is not None:
+                durations[record.test] = record.duration_s
     return durations
 
 

@@ -18,7 +18,9 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from et_hil.baseline_limits import (
     DEFAULT_LIMITS,
@@ -33,22 +35,26 @@ from et_hil.report.figures import (
     base_name,
     figures_of,
     higher_is_worse,
-    number,
 )
+from et_hil.report.record_parts import Change, ChangeKind
+
+if TYPE_CHECKING:
+    from et_hil.report.record import Record
 
 __all__ = [
     "DEFAULT_LIMITS",
     "Action",
     "Baseline",
     "Change",
+    "ChangeKind",
+    "ChangeRow",
     "Limit",
     "check_overrides",
     "compare_figures",
     "limit_for",
+    "recorded_changes",
     "table",
 ]
-
-ChangeKind = Literal["regression", "warning", "improvement", "new", "missing"]
 
 # Changes smaller than this, in the figure's unit, are noise whatever the limit says:
 # a 0.2 ms host execution that takes 0.35 ms on a busy machine is not a regression.
@@ -56,44 +62,31 @@ NOISE_FLOOR: dict[str, float] = {"execute_s": 0.005}
 
 
 @dataclasses.dataclass(frozen=True)
-class Change:
-    """One figure of one test against its baseline.
+class ChangeRow:
+    """One change of one test on one board, with the baseline it is against (as the
+    HTML report and ``et-hil baseline compare`` list them).
 
     Attributes:
-        figure: the figure's name.
-        baseline: its baseline value (None: new figure).
-        now: its value in this run (None: missing from this run).
-        change: now - baseline, as a fraction of the baseline for relative limits.
-        limit: the limit's text.
-        kind: regression (fails), warning (a regression whose limit only warns),
-            improvement, new or missing.
-        action: the limit's action.
+        test: the test's node id.
+        board: the board it ran on.
+        file: the baseline file.
+        change: the figure's change.
     """
 
-    figure: str
-    baseline: float | None
-    now: float | None
-    change: float | None
-    limit: str
-    kind: ChangeKind
-    action: Action
+    test: str
+    board: str | None
+    file: str | None
+    change: Change
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (the results writer turns infinities into strings)."""
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Change:
-        """A change as a results file holds it (infinities as strings: 'inf')."""
-        return cls(
-            figure=str(data.get("figure")),
-            baseline=number(data.get("baseline")),
-            now=number(data.get("now")),
-            change=number(data.get("change")),
-            limit=str(data.get("limit")),
-            kind=data.get("kind", "regression"),
-            action=data.get("action", "fail"),
-        )
+def recorded_changes(records: Iterable[Record]) -> list[ChangeRow]:
+    """The changes the records' own runs found against ``--et-baseline``."""
+    return [
+        ChangeRow(record.test, record.board, record.baseline.file, change)
+        for record in records
+        if record.baseline
+        for change in record.baseline.changes
+    ]
 
 
 def compare_figures(
@@ -154,6 +147,33 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
 
+class BaselineEntry(msgspec.Struct):
+    """One line of a baseline file: a test's figures on a board."""
+
+    test: str
+    board: str
+    figures: dict[str, float]
+
+
+# Lax: baselines write infinities as strings ("inf"), which decode to floats.
+_ENTRY = msgspec.json.Decoder(BaselineEntry, strict=False)
+
+
+def _entry(line: str) -> BaselineEntry:
+    """A baseline line decoded; ``Infinity`` as early baselines wrote it is read too.
+
+    Raises:
+        msgspec.ValidationError: the line is JSON but not an entry.
+        ValueError: the line is not JSON.
+    """
+    try:
+        return _ENTRY.decode(line)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError:  # not JSON to msgspec: maybe to Python (Infinity)
+        return msgspec.convert(json.loads(line), BaselineEntry, strict=False)
+
+
 @dataclasses.dataclass
 class Baseline:
     """Figures per (test, board), as read from or written to a baseline file."""
@@ -182,15 +202,13 @@ class Baseline:
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
-                key = (str(entry["test"]), str(entry["board"]))
-                figures = {str(k): float(v) for k, v in entry["figures"].items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                entry = _entry(line)
+            except (msgspec.DecodeError, ValueError) as exc:
                 raise ConfigError(
                     f"baseline {path}:{line_no}: not a baseline entry "
                     '({"test": ..., "board": ..., "figures": {...}}): ' + f"{exc}"
                 ) from exc
-            entries[key] = figures
+            entries[(entry.test, entry.board)] = entry.figures
         return cls(entries, path)
 
     def entry(self, test: str, board: str | None) -> dict[str, float] | None:
@@ -198,17 +216,17 @@ class Baseline:
         return self.entries.get((test, board or ""))
 
     def changes_for(
-        self, record: Mapping[str, Any], overrides: Iterable[Mapping[str, Any]] = ()
+        self, record: Record, overrides: Iterable[Mapping[str, Any]] = ()
     ) -> list[Change] | None:
         """A record's changes against its entry (None: no entry for it)."""
-        old = self.entry(str(record.get("test")), record.get("board"))
+        old = self.entry(record.test, record.board)
         if old is None:
             return None
         return compare_figures(figures_of(record), old, overrides)
 
     def update(
         self,
-        records: Iterable[Mapping[str, Any]],
+        records: Iterable[Record],
         overrides_for: Callable[[str], Iterable[Mapping[str, Any]]] = lambda board: (),
     ) -> dict[str, int]:
         """Take the figures of tests that passed (or were skipped after building,
@@ -229,17 +247,17 @@ class Baseline:
         for record in records:
             # A test failed only by its regression is taken: updating is how a
             # reviewer accepts it (the diff of the file shows what moved).
-            accepted = record.get("failure_class") == "regression"
-            if record.get("outcome") not in ("passed", "skipped") and not accepted:
+            accepted = record.failure_class == "regression"
+            if record.outcome not in ("passed", "skipped") and not accepted:
                 continue
             now = {k: _round(v) for k, v in figures_of(record).items()}
             if not now:  # skipped before anything was built
                 continue
-            key = (str(record.get("test")), str(record.get("board") or ""))
+            key = (record.test, record.board or "")
             overrides = list(overrides_for(key[1]))
             old = self.entries.get(key, {})
             # A build-only record has no run figures: keep the entry's, not drop them.
-            merged = dict(old) if record.get("ran") is False else {}
+            merged = dict(old) if record.ran is False else {}
             for figure, value in now.items():
                 previous = old.get(figure)
                 if previous is not None and _within_both_ways(figure, previous, value, overrides):

@@ -11,12 +11,14 @@ from et_hil.errors import ConfigError
 from et_hil.report import baseline as baselines
 from et_hil.report.junit import write_junit
 from et_hil.report.merge import merge_results, write_results
+from et_hil.report.record import Record
 from et_hil.report.results import read_records
 
 
-def _records(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """The records of results files (a missing or empty one is a ConfigError naming it)."""
-    records: list[dict[str, Any]] = []
+def _records(paths: Sequence[str]) -> list[Record]:
+    """The records of results files (a missing or empty one, or a line that is not a
+    record, is a ConfigError naming it)."""
+    records: list[Record] = []
     for name in paths:
         path = Path(name)
         if not path.is_file():
@@ -35,32 +37,27 @@ def _board_limits(args: argparse.Namespace) -> dict[str, Mapping[str, Any]]:
     return {name: spec.baseline_limits for name, spec in load_boards(args.board_file).items()}
 
 
-def _overrides(
-    record: Mapping[str, Any], limits: Mapping[str, Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
+def _overrides(record: Record, limits: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The limits a record is judged by: its board file's, then those its pytest run
     applied (board file and ``et_baseline`` markers, kept in the record)."""
-    recorded = (record.get("baseline") or {}).get("limits") or {}
-    return [limits.get(str(record.get("board")), {}), recorded]
+    recorded = record.baseline.limits if record.baseline else {}
+    return [limits.get(str(record.board), {}), recorded]
 
 
 def baseline_changes(
-    records: Sequence[Mapping[str, Any]], path: Path, board_files: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """The changes of ``records`` against the baseline at ``path``, each with its
-    ``test``, ``board`` and ``file`` (as the HTML report lists them)."""
+    records: Sequence[Record], path: Path, board_files: Sequence[str] = ()
+) -> list[baselines.ChangeRow]:
+    """The changes of ``records`` against the baseline at ``path`` (as the HTML report
+    lists them)."""
     from et_hil.boards.spec import load_boards
 
     baseline = baselines.Baseline.load(path)
     limits = {name: spec.baseline_limits for name, spec in load_boards(board_files).items()}
-    found = []
-    for record in records:
-        board = str(record.get("board"))
-        for change in baseline.changes_for(record, _overrides(record, limits)) or ():
-            found.append(
-                {"test": record.get("test"), "board": board, "file": str(path), **change.as_dict()}
-            )
-    return found
+    return [
+        baselines.ChangeRow(record.test, record.board, str(path), change)
+        for record in records
+        for change in baseline.changes_for(record, _overrides(record, limits)) or ()
+    ]
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -71,14 +68,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
         expect_boards=args.expect_board,
     )
     try:
-        write_results(merged.records, Path(args.output))
+        write_results(merged.lines, Path(args.output))
         if args.junit:
             write_junit(merged.records, Path(args.junit))
     except OSError as exc:
         raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     for name, count in merged.inputs.items():
         print(f"  {count:6d} records  {name}")
-    boards = sorted({str(r.get("board")) for r in merged.records})
+    boards = sorted({str(r.board) for r in merged.records})
     print(
         f"merged {len(merged.records)} records ({', '.join(boards) or 'no boards'}) into "
         f"{args.output}" + (f" and {args.junit}" if args.junit else "")
@@ -113,13 +110,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     baseline = baselines.Baseline.load(path)
     regressions = 0
     for record in records:
-        board = str(record.get("board"))
         changes = baseline.changes_for(record, _overrides(record, limits))
         shown = [c for c in changes or () if c.kind in ("regression", "warning", "improvement")]
         if not shown:
             continue
         regressions += sum(c.kind == "regression" for c in shown)
-        print(f"{record.get('test')} on {board}:")
+        print(f"{record.test} on {record.board}:")
         print(
             "  "
             + baselines.table(shown, ("regression", "warning", "improvement")).replace("\n", "\n  ")

@@ -26,10 +26,14 @@ comes from, and figures measured at different fidelities never share a name:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from et_hil.baseline_limits import HIGHER_IS_WORSE, PMU_FIGURES, base_name, higher_is_worse
+
+if TYPE_CHECKING:
+    from et_hil.report.record import Record
+    from et_hil.report.record_parts import OutputMetricsRecord
 
 __all__ = [
     "HIGHER_IS_WORSE",
@@ -77,17 +81,15 @@ def _worst(values: Iterable[float | None], higher_is_worse: bool) -> float | Non
     return max(found) if higher_is_worse else min(found)
 
 
-def _accuracy(record: Mapping[str, Any]) -> dict[str, float]:
+def _accuracy(record: Record) -> dict[str, float]:
     """The accuracy figures: per reference, the worst over outputs and checks."""
-    per_reference: dict[str, list[Mapping[str, Any]]] = {}
-    for comparison in record.get("comparisons") or ():
-        per_reference.setdefault(str(comparison.get("reference")), []).extend(
-            comparison.get("metrics") or ()
-        )
+    per_reference: dict[str, list[OutputMetricsRecord]] = {}
+    for comparison in record.comparisons or ():
+        per_reference.setdefault(comparison.reference, []).extend(comparison.metrics)
     figures: dict[str, float] = {}
     for reference, metrics in sorted(per_reference.items()):
         for metric in ("snr_db", "max_lsb", "top1"):
-            value = _worst((number(m.get(metric)) for m in metrics), higher_is_worse(metric))
+            value = _worst((getattr(m, metric) for m in metrics), higher_is_worse(metric))
             if value is not None and metric == "snr_db":
                 value = min(value, SNR_CEILING_DB)
             if value is not None:
@@ -95,27 +97,26 @@ def _accuracy(record: Mapping[str, Any]) -> dict[str, float]:
     return figures
 
 
-def figures_of(record: Mapping[str, Any]) -> dict[str, float]:
+def figures_of(record: Record) -> dict[str, float]:
     """The figures of one results record (see the module's table), sorted by name.
 
     A figure a record cannot give (no Vela build, nothing ran, no PMU) is absent.
     """
     figures = _accuracy(record)
-    artifact = record.get("artifact") or {}
-    vela = artifact.get("vela") or {}
-    for name in _VELA_FIGURES:
-        if (value := number(vela.get(name))) is not None:
-            figures[f"vela.{name}"] = value
-    for name in ("pte_bytes", "planned_memory_bytes"):
-        if (value := number(artifact.get(name))) is not None:
-            figures[name] = value
-    timings = record.get("timings") or {}
-    fidelity = timings.get("fidelity") or "unknown"
-    if record.get("ran") and (value := number(timings.get("execute_s"))) is not None:
+    if artifact := record.artifact:
+        if vela := artifact.vela:
+            for name in _VELA_FIGURES:
+                if (value := number(getattr(vela, name))) is not None:
+                    figures[f"vela.{name}"] = value
+        for name in ("pte_bytes", "planned_memory_bytes"):
+            if (value := number(getattr(artifact, name))) is not None:
+                figures[name] = value
+    fidelity = record.fidelity or "unknown"
+    if record.ran and (value := record.seconds("execute_s")) is not None:
         figures[f"execute_s@{fidelity}"] = value
-    pmu = (record.get("board_facts") or {}).get("pmu") or {}
+    pmu = record.pmu
     for name in PMU_FIGURES:
-        if (value := number(pmu.get(name))) is not None:
+        if (value := pmu.get(name)) is not None:
             figures[f"pmu.{name}@{fidelity}"] = value
     return dict(sorted(figures.items()))
 

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from et_hil.errors import ConfigError
-from et_hil.report.baseline import Change, change_text
+from et_hil.report.baseline import ChangeRow, change_text, recorded_changes
 from et_hil.report.figures import case_name, number
 from et_hil.report.plots import Plot
+from et_hil.report.record import Record
+from et_hil.report.record_parts import DebugRecord, LayerMetricsRecord
 from et_hil.report.results import read_records
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "quarantined")
@@ -43,17 +45,17 @@ class Run:
     """One results file: its records and when its last test finished."""
 
     path: Path
-    records: list[dict[str, Any]]
+    records: list[Record]
 
     @property
     def finished_at(self) -> str:
         """The latest ``finished_at`` of its records ('' when none has one)."""
-        return max((str(r.get("finished_at") or "") for r in self.records), default="")
+        return max((r.finished_at for r in self.records), default="")
 
     @property
     def started_at(self) -> str:
         """The earliest ``finished_at`` of its records (the run's first test ended then)."""
-        return min((str(r.get("finished_at") or "") for r in self.records), default="")
+        return min((r.finished_at for r in self.records), default="")
 
     @property
     def label(self) -> str:
@@ -74,7 +76,8 @@ def load_runs(paths: Iterable[Path | str]) -> list[Run]:
     """Read results files, one run each, oldest first (the last one is the current run).
 
     Raises:
-        ConfigError: a file is missing, is not a file, or holds no record.
+        ConfigError: a file is missing, is not a file, holds no record, or has a
+            line that is not one.
     """
     runs = []
     for given in paths:
@@ -83,7 +86,7 @@ def load_runs(paths: Iterable[Path | str]) -> list[Run]:
             raise ConfigError(f"results file {path} not found")
         if not path.is_file():
             raise ConfigError(f"results file {path} is not a file")
-        records = [r for r in read_records(path) if isinstance(r, dict)]
+        records = list(read_records(path))
         if not records:
             raise ConfigError(f"results file {path} holds no result record (empty or torn)")
         runs.append(Run(path, records))
@@ -92,33 +95,12 @@ def load_runs(paths: Iterable[Path | str]) -> list[Run]:
     return sorted(runs, key=lambda run: _when(run.finished_at))
 
 
-def baseline_changes_of(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The ``baseline`` changes of the records, each with its ``test``, ``board`` and ``file``."""
-    found = []
-    for record in records:
-        baseline = record.get("baseline")
-        if not isinstance(baseline, Mapping):
-            continue
-        for change in baseline.get("changes") or ():
-            if not isinstance(change, Mapping):
-                continue  # a malformed entry: the table shows what can be read
-            found.append(
-                {
-                    "test": record.get("test"),
-                    "board": record.get("board"),
-                    "file": baseline.get("file"),
-                    **change,
-                }
-            )
-    return found
-
-
 def write_report(
     runs: Sequence[Run],
     out_path: Path,
     *,
     title: str = "et-hil report",
-    baseline_changes: Sequence[Mapping[str, Any]] | None = None,
+    baseline_changes: Sequence[ChangeRow] | None = None,
 ) -> Path:
     """Write the page of ``runs`` (oldest first, as :func:`load_runs` gives) to ``out_path``.
 
@@ -145,16 +127,14 @@ def render_report(
     runs: Sequence[Run],
     *,
     title: str = "et-hil report",
-    baseline_changes: Sequence[Mapping[str, Any]] | None = None,
+    baseline_changes: Sequence[ChangeRow] | None = None,
 ) -> str:
     """The page of ``runs`` as HTML text (see :func:`write_report`)."""
     if not runs:
         raise ConfigError("no results to report")
     current = runs[-1]
     latest = latest_records(current.records)
-    changes = (
-        list(baseline_changes) if baseline_changes is not None else baseline_changes_of(latest)
-    )
+    changes = list(baseline_changes) if baseline_changes is not None else recorded_changes(latest)
     body = [
         _header(title, runs, latest),
         _matrix(latest),
@@ -165,11 +145,11 @@ def render_report(
     return _PAGE.format(title=_e(title), css=_CSS, body="\n".join(body), script=_SCRIPT)
 
 
-def latest_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def latest_records(records: Sequence[Record]) -> list[Record]:
     """One record per test and board: the last written (a rerun replaces a result)."""
-    chosen: dict[tuple[str, str], Mapping[str, Any]] = {}
+    chosen: dict[tuple[str, str], Record] = {}
     for record in records:
-        chosen[(str(record.get("test")), str(record.get("board")))] = record
+        chosen[(record.test, str(record.board))] = record
     return list(chosen.values())
 
 
@@ -189,21 +169,18 @@ def _fmt(value: Any) -> str:
     return _e(value) if found is None else _e(f"{found:.4g}")
 
 
-def _board(record: Mapping[str, Any]) -> str:
-    return str(record.get("board") or "-")
+def _board(record: Record) -> str:
+    return record.board or "-"
 
 
-def _case(record: Mapping[str, Any]) -> str:
-    return case_name(str(record.get("test", "")), record.get("board"))
+def _case(record: Record) -> str:
+    return case_name(record.test, record.board)
 
 
-def _outcome(record: Mapping[str, Any]) -> str:
-    """The outcome a person should see: a quarantined failure is not a failure."""
-    outcome = str(record.get("outcome"))
-    entry = record.get("quarantine") or {}
-    if outcome in ("failed", "error") and entry and not entry.get("expired"):
-        return "quarantined"  # (an expired entry's failure is a failure)
-    return outcome
+def _outcome(record: Record) -> str:
+    """The outcome a person should see: a quarantined failure is not a failure
+    (an expired entry's failure is a failure)."""
+    return "quarantined" if record.quarantined else record.outcome
 
 
 def _table(header: Sequence[str], rows: Iterable[str], cls: str = "") -> str:
@@ -220,12 +197,12 @@ def _first_line(text: str, limit: int = 240) -> str:
 # -- header ------------------------------------------------------------------------------
 
 
-def _header(title: str, runs: Sequence[Run], records: Sequence[Mapping[str, Any]]) -> str:
+def _header(title: str, runs: Sequence[Run], records: Sequence[Record]) -> str:
     current = runs[-1]
     boards = sorted({_board(r) for r in records})
     counts = Counter(_outcome(r) for r in records)
     per_board = {b: Counter(_outcome(r) for r in records if _board(r) == b) for b in boards}
-    run_ids = sorted({str(r.get("run_id")) for r in records if r.get("run_id")})
+    run_ids = sorted({r.run_id for r in records if r.run_id})
     total = " · ".join(f'<span class="o-{o}">{counts[o]} {o}</span>' for o in OUTCOMES if counts[o])
     rows = [
         "<tr><td>{}</td>{}</tr>".format(
@@ -252,12 +229,10 @@ def _header(title: str, runs: Sequence[Run], records: Sequence[Mapping[str, Any]
     )
 
 
-def _versions(records: Sequence[Mapping[str, Any]]) -> str:
+def _versions(records: Sequence[Record]) -> str:
     """Each tool's version; several when the records disagree (a mixed run is worth seeing)."""
     pairs = Counter(
-        (str(tool), str(version))
-        for record in records
-        for tool, version in (record.get("versions") or {}).items()
+        (tool, str(version)) for record in records for tool, version in record.versions.items()
     )
     seen: dict[str, Counter[str]] = {}
     for (tool, version), count in pairs.items():
@@ -275,14 +250,14 @@ def _versions(records: Sequence[Mapping[str, Any]]) -> str:
 # -- the board x test matrix ---------------------------------------------------------------
 
 
-def _failure_ids(records: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+def _failure_ids(records: Sequence[Record]) -> dict[int, str]:
     """Anchor of each failure's entry in the failures section, by record identity."""
     return {id(r): f"f{i}" for i, r in enumerate(_failed(records))}
 
 
-def _matrix(records: Sequence[Mapping[str, Any]]) -> str:
+def _matrix(records: Sequence[Record]) -> str:
     boards = sorted({_board(r) for r in records})
-    cells: dict[str, dict[str, Mapping[str, Any]]] = {}
+    cells: dict[str, dict[str, Record]] = {}
     for record in records:
         cells.setdefault(_case(record), {})[_board(record)] = record
     anchors = _failure_ids(records)
@@ -307,18 +282,18 @@ def _matrix(records: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _cell(record: Mapping[str, Any], anchors: Mapping[int, str]) -> str:
+def _cell(record: Record, anchors: Mapping[int, str]) -> str:
     outcome = _outcome(record)
     text = _e(outcome)
-    if outcome == "skipped" and record.get("ran") is False and record.get("artifact"):
+    if outcome == "skipped" and record.ran is False and record.artifact:
         text = "built"  # --et-build-only: the program was made (and Vela's figures taken)
-    if record.get("failure_class"):
-        text += f"<br><small>{_e(record['failure_class'])}</small>"
+    if record.failure_class:
+        text += f"<br><small>{_e(record.failure_class)}</small>"
     if id(record) in anchors:
         text = f"<a href='#{anchors[id(record)]}'>{text}</a>"
-    tip = _first_line(str(record.get("message") or ""), 200)
-    if outcome == "quarantined":
-        tip = f"quarantined: {(record.get('quarantine') or {}).get('reason', '')}; {tip}"
+    tip = _first_line(record.message, 200)
+    if outcome == "quarantined" and record.quarantine:
+        tip = f"quarantined: {record.quarantine.reason}; {tip}"
     title = f" title='{_e(tip)}'" if tip else ""
     return f"<td class='o-{_e(outcome)}'{title}>{text}</td>"
 
@@ -326,13 +301,13 @@ def _cell(record: Mapping[str, Any], anchors: Mapping[int, str]) -> str:
 # -- failures -------------------------------------------------------------------------------
 
 
-def _failed(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _failed(records: Sequence[Record]) -> list[Record]:
     """Failures and errors, real ones before quarantined ones, then by test and board."""
-    failed = [r for r in records if r.get("outcome") in ("failed", "error")]
-    return sorted(failed, key=lambda r: (bool(r.get("quarantine")), _case(r), _board(r)))
+    failed = [r for r in records if r.outcome in ("failed", "error")]
+    return sorted(failed, key=lambda r: (bool(r.quarantine), _case(r), _board(r)))
 
 
-def _failures(records: Sequence[Mapping[str, Any]]) -> str:
+def _failures(records: Sequence[Record]) -> str:
     failed = _failed(records)
     if not failed:
         return "<section><h2>Failures</h2><p class='note'>no test failed</p></section>"
@@ -343,8 +318,8 @@ def _failures(records: Sequence[Mapping[str, Any]]) -> str:
     if rest:
         rows = [
             f"<tr id='f{i}'><td>{_e(_case(r))}</td><td>{_e(_board(r))}</td>"
-            f"<td>{_e(r.get('failure_class') or '')}</td>"
-            f"<td>{_e(_first_line(str(r.get('message') or '')))}</td></tr>"
+            f"<td>{_e(r.failure_class or '')}</td>"
+            f"<td>{_e(_first_line(r.message))}</td></tr>"
             for i, r in enumerate(rest, start=DETAILED_FAILURES)
         ]
         parts.append(f"<h3>{len(rest)} more failures, one line each</h3>")
@@ -353,31 +328,30 @@ def _failures(records: Sequence[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _failure(anchor: str, record: Mapping[str, Any]) -> str:
+def _failure(anchor: str, record: Record) -> str:
     outcome = _outcome(record)
     parts = [
         f"<article id='{anchor}' class='failure'>",
         f"<h3><span class='badge o-{_e(outcome)}'>{_e(outcome)}</span> {_e(_case(record))} "
-        f"<small>on {_e(_board(record))} · {_e(record.get('failure_class') or '')}</small></h3>",
+        f"<small>on {_e(_board(record))} · {_e(record.failure_class or '')}</small></h3>",
     ]
-    quarantine = record.get("quarantine")
-    if isinstance(quarantine, Mapping):
+    if quarantine := record.quarantine:
         parts.append(
-            f"<p class='quarantine'>quarantined: {_e(quarantine.get('reason', ''))} · issue "
-            f"{_e(quarantine.get('issue', '-'))} · expires {_e(quarantine.get('expires', '-'))}</p>"
+            f"<p class='quarantine'>quarantined: {_e(quarantine.reason)} · issue "
+            f"{_e(quarantine.issue or '-')} · expires {_e(quarantine.expires or '-')}</p>"
         )
-    model = (record.get("artifact") or {}).get("model")
-    facts = [("test", record.get("test")), ("model", model), ("repro", record.get("repro"))]
-    facts.append(("run folder", record.get("run_dir")))
+    model = record.artifact.model if record.artifact else None
+    facts = [("test", record.test), ("model", model), ("repro", record.repro or None)]
+    facts.append(("run folder", record.run_dir or None))
     parts.append(
         "<dl>"
         + "".join(f"<dt>{k}</dt><dd><code>{_e(v)}</code></dd>" for k, v in facts if v)
         + "</dl>"
     )
-    parts.append(f"<pre class='message'>{_e(record.get('message') or '(no message)')}</pre>")
+    parts.append(f"<pre class='message'>{_e(record.message or '(no message)')}</pre>")
     parts.append(_log_tail(record))
-    if isinstance(record.get("debug"), Mapping):
-        parts.append(_debug(record["debug"]))
+    if record.debug:
+        parts.append(_debug(record.debug))
     parts.append("</article>")
     return "".join(parts)
 
@@ -394,10 +368,10 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-LOG_LINES:])
 
 
-def _log_tail(record: Mapping[str, Any]) -> str:
+def _log_tail(record: Record) -> str:
     """The tails of the logs in the record's run folder, else a note: the message above is
     all the record has (the folder was temporary, or nothing ran)."""
-    run_dir = record.get("run_dir")
+    run_dir = record.run_dir or None
     logs = []
     if run_dir and Path(run_dir).is_dir():
         logs = sorted(p for p in Path(run_dir).glob("*.log") if p.is_file())
@@ -417,42 +391,39 @@ def _log_tail(record: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _metrics(m: Any) -> str:
-    if not isinstance(m, Mapping):
+def _metrics(m: LayerMetricsRecord | None) -> str:
+    if m is None:
         return "-"
-    snr = number(m.get("snr_db"))
-    snr_text = "-" if snr is None else f"{snr:.1f} dB"
-    if m.get("max_lsb") is not None:
-        return _e(f"{_fmt(m.get('max_lsb'))} LSB, {snr_text}")
-    return _e(f"max abs {_fmt(m.get('max_abs'))}, {snr_text}")
+    snr_text = "-" if m.snr_db is None else f"{m.snr_db:.1f} dB"
+    if m.max_lsb is not None:
+        return _e(f"{_fmt(m.max_lsb)} LSB, {snr_text}")
+    return _e(f"max abs {_fmt(m.max_abs)}, {snr_text}")
 
 
-def _divergence_plot(debug: Mapping[str, Any]) -> Plot:
+def _divergence_plot(debug: DebugRecord) -> Plot:
     from et_hil.report import plots  # matplotlib is paid for when a page is made only
 
     return plots.divergence_plot(debug)
 
 
-def _debug(debug: Mapping[str, Any]) -> str:
-    """The per-layer divergence table (:meth:`DivergenceReport.as_dict` form)."""
-    if "error" in debug and "rows" not in debug:
-        return f"<p class='note'>the per-layer debug pass failed: {_e(debug['error'])}</p>"
-    rows = [r for r in debug.get("rows") or () if isinstance(r, Mapping)]
-    first = next((i for i, r in enumerate(rows) if r.get("within") is False), 0)
+def _debug(debug: DebugRecord) -> str:
+    """The per-layer divergence table."""
+    if debug.error is not None and not debug.rows:
+        return f"<p class='note'>the per-layer debug pass failed: {_e(debug.error)}</p>"
+    rows = debug.rows
+    first = next((i for i, r in enumerate(rows) if r.within is False), 0)
     start = max(0, first - DEBUG_ROWS // 2)
     shown = rows[start : start + DEBUG_ROWS]
     verdicts = {True: "ok", False: "DIVERGES", None: "not measured"}
     cells = []
     for r in shown:
-        layer = f"{r.get('module_path') or r.get('code') or '(top)'} {r.get('op', '')}"
-        within = r.get("within")
-        cls = " class='diverges'" if within is False else ""
+        cls = " class='diverges'" if r.within is False else ""
         cells.append(
-            f"<tr{cls}><td>{_e(r.get('index', ''))}</td><td>{_e(layer)}</td>"
-            f"<td>{_e(r.get('node', ''))}</td><td>{_e(r.get('where', ''))}</td>"
-            f"<td>{_metrics(r.get('local'))}</td><td>{_metrics(r.get('vs_fake_quant'))}</td>"
-            f"<td>{_metrics(r.get('vs_float'))}</td>"
-            f"<td>{_e(verdicts.get(within, within))}</td></tr>"
+            f"<tr{cls}><td>{_e(r.index)}</td><td>{_e(r.name)}</td>"
+            f"<td>{_e(r.node)}</td><td>{_e(r.where)}</td>"
+            f"<td>{_metrics(r.local)}</td><td>{_metrics(r.vs_fake_quant)}</td>"
+            f"<td>{_metrics(r.vs_float)}</td>"
+            f"<td>{_e(verdicts[r.within])}</td></tr>"
         )
     cut = (
         f"<p class='note'>rows {start} to {start + len(shown) - 1} of {len(rows)}</p>"
@@ -461,8 +432,8 @@ def _debug(debug: Mapping[str, Any]) -> str:
     )
     header = ["#", "layer", "node", "where", "on its own", "accumulated", "vs float", ""]
     return (
-        f"<details open><summary>per-layer divergence ({_e(debug.get('model', ''))}, limit "
-        f"{_e(debug.get('limit', '-'))})</summary><p>{_e(debug.get('summary', ''))}</p>"
+        f"<details open><summary>per-layer divergence ({_e(debug.model)}, limit "
+        f"{_e(debug.limit or '-')})</summary><p>{_e(debug.summary)}</p>"
         f"{_plot(_divergence_plot(debug))}"
         f"{_table(header, cells, 'debug')}{cut}</details>"
     )
@@ -471,12 +442,7 @@ def _debug(debug: Mapping[str, Any]) -> str:
 # -- changes against the baseline ------------------------------------------------------------
 
 
-def _change_text(change: Mapping[str, Any]) -> str:
-    """A change as its limit reads it (as the terminal and `baseline compare` write it)."""
-    return change_text(Change.from_dict(change))
-
-
-def _changes(changes: Sequence[Mapping[str, Any]]) -> str:
+def _changes(changes: Sequence[ChangeRow]) -> str:
     heading = "<h2>Against the baseline</h2>"
     if not changes:
         return (
@@ -486,18 +452,18 @@ def _changes(changes: Sequence[Mapping[str, Any]]) -> str:
     order = {kind: i for i, kind in enumerate(CHANGE_KINDS)}
     ranked = sorted(
         changes,
-        key=lambda c: (order.get(str(c.get("kind")), len(order)), str(c.get("test")), str(c)),
+        key=lambda c: (order.get(c.change.kind, len(order)), c.test, str(c)),
     )
-    counts = Counter(str(c.get("kind")) for c in changes)
-    files = sorted({str(c["file"]) for c in changes if c.get("file")})
+    counts = Counter(c.change.kind for c in changes)
+    files = sorted({c.file for c in changes if c.file})
     summary = " · ".join(f"<span class='k-{_e(k)}'>{n} {_e(k)}</span>" for k, n in counts.items())
     rows = [
-        f"<tr class='k-{_e(c.get('kind'))}'><td>{_e(c.get('kind'))}</td>"
-        f"<td>{_e(case_name(str(c.get('test', '')), c.get('board')))}</td>"
-        f"<td>{_e(c.get('board') or '-')}</td><td>{_e(c.get('figure'))}</td>"
-        f"<td>{_fmt(c.get('baseline'))}</td><td>{_fmt(c.get('now'))}</td>"
-        f"<td>{_e(_change_text(c))}</td><td>{_e(c.get('limit') or '-')}</td>"
-        f"<td>{_e(c.get('action') or '')}</td></tr>"
+        f"<tr class='k-{_e(c.change.kind)}'><td>{_e(c.change.kind)}</td>"
+        f"<td>{_e(case_name(c.test, c.board))}</td>"
+        f"<td>{_e(c.board or '-')}</td><td>{_e(c.change.figure)}</td>"
+        f"<td>{_fmt(c.change.baseline)}</td><td>{_fmt(c.change.now)}</td>"
+        f"<td>{_e(change_text(c.change))}</td><td>{_e(c.change.limit or '-')}</td>"
+        f"<td>{_e(c.change.action)}</td></tr>"
         for c in ranked[:CHANGE_ROWS]
     ]
     cut = (
@@ -518,8 +484,8 @@ def _changes(changes: Sequence[Mapping[str, Any]]) -> str:
 
 def _plots(
     runs: Sequence[Run],
-    records: Sequence[Mapping[str, Any]],
-    changes: Sequence[Mapping[str, Any]],
+    records: Sequence[Record],
+    changes: Sequence[ChangeRow],
 ) -> str:
     from et_hil.report import plots  # matplotlib is paid for when a page is made only
 

@@ -13,9 +13,10 @@ import re
 import socket
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+
+from et_hil.report.record import Record
 
 # Characters XML 1.0 cannot hold (ANSI escapes, a NUL from a UART log): pytest's
 # own JUnit writer replaces them too, or the file does not parse.
@@ -33,39 +34,38 @@ def _names(test: str) -> tuple[str, str]:
     return ".".join([module, *parts[1:-1]]), parts[-1]
 
 
-def _properties(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    versions = record.get("versions") or {}
+def _properties(record: Record) -> list[tuple[str, str]]:
     facts = [
-        ("et_board", str(record.get("board"))),
-        ("et_failure_class", str(record.get("failure_class") or "none")),
-        ("et_versions", ",".join(f"{k}={v}" for k, v in sorted(versions.items()))),
+        ("et_board", str(record.board)),
+        ("et_failure_class", record.failure_class or "none"),
+        ("et_versions", ",".join(f"{k}={v}" for k, v in sorted(record.versions.items()))),
     ]
-    if record.get("repro"):
-        facts.append(("et_repro", str(record["repro"])))
-    if record.get("shard"):
-        facts.append(("et_shard", str(record["shard"])))
+    if record.repro:
+        facts.append(("et_repro", record.repro))
+    if record.shard:
+        facts.append(("et_shard", record.shard))
     return facts
 
 
-def junit_xml(records: Iterable[Mapping[str, Any]], suite: str = "et-hil") -> bytes:
+def junit_xml(records: Iterable[Record], suite: str = "et-hil") -> bytes:
     """One ``<testsuite>`` of the records."""
     cases = []
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total = 0.0
     for record in records:
-        classname, name = _names(_xml_text(str(record.get("test"))))
-        duration = float(record.get("duration_s") or 0.0)
+        classname, name = _names(_xml_text(record.test))
+        duration = record.duration_s or 0.0
         total += duration
         case = ET.Element("testcase", classname=classname, name=name, time=f"{duration:.3f}")
         props = ET.SubElement(case, "properties")
         for key, value in _properties(record):
             ET.SubElement(props, "property", name=key, value=_xml_text(value))
-        outcome, message = record.get("outcome"), _xml_text(str(record.get("message") or ""))
-        quarantine = record.get("quarantine")
+        outcome, message = record.outcome, _xml_text(record.message)
+        quarantine = record.quarantine
         counts["tests"] += 1
-        if outcome in ("failed", "error") and quarantine and not quarantine.get("expired"):
+        if record.quarantined and quarantine:
             counts["skipped"] += 1
-            note = f"quarantined until {quarantine.get('expires')}: {quarantine.get('reason')}"
+            note = f"quarantined until {quarantine.expires}: {quarantine.reason}"
             ET.SubElement(case, "skipped", type="pytest.xfail", message=note).text = message
         elif outcome == "failed":
             counts["failures"] += 1
@@ -94,7 +94,7 @@ def junit_xml(records: Iterable[Mapping[str, Any]], suite: str = "et-hil") -> by
     return xml
 
 
-def write_junit(records: Iterable[Mapping[str, Any]], path: Path) -> None:
+def write_junit(records: Iterable[Record], path: Path) -> None:
     """Write the JUnit file of ``records`` (whole, through a temporary file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from et_hil.errors import ConfigError
-from et_hil.report.results import read_records
+from et_hil.report.record import Record
+from et_hil.report.results import RecordLine, record_lines
 
 
 def planned_path(results: Path) -> Path:
@@ -45,13 +47,31 @@ def write_planned(
     with filelock.FileLock(str(results) + ".lock"):
         live = live_runs(Path(results))
         others = [
-            plan
+            msgspec.to_builtins(plan)
             for plan in _read_plans(path)
-            if plan.get("run_id") != run_id and plan.get("run_id") in live
+            if plan.run_id != run_id and plan.run_id in live
         ]
         partial = path.with_name(path.name + ".partial")
         partial.write_text(json.dumps({"plans": [*others, this]}), encoding="utf-8")
         partial.replace(path)
+
+
+class Plan(msgspec.Struct, kw_only=True):
+    """The tests one run was about to run (its ``.planned.json``, written at collection).
+
+    Attributes:
+        run_id: the run.
+        shard: its ``i/n`` shard, if it was one.
+        tests: (test, board) pairs.
+    """
+
+    run_id: str | None = None
+    shard: str | None = None
+    tests: list[tuple[str, str]] = msgspec.field(default_factory=list)
+
+
+class _Plans(msgspec.Struct):
+    plans: list[Plan]
 
 
 @dataclasses.dataclass
@@ -59,18 +79,24 @@ class Merged:
     """The merged records and what the merge found.
 
     Attributes:
-        records: one per (test, board), sorted by test then board.
+        lines: one record per (test, board), sorted by test then board, with its
+            line as its results file holds it.
         inputs: records read per input file.
         duplicates: records dropped as the same record seen again.
         replaced: older records replaced by a newer run's.
         missing: one line per thing that never reported.
     """
 
-    records: list[dict[str, Any]]
+    lines: list[RecordLine]
     inputs: dict[str, int]
     duplicates: int = 0
     replaced: int = 0
     missing: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def records(self) -> list[Record]:
+        """The merged records, in order."""
+        return [line.record for line in self.lines]
 
 
 def merge_results(
@@ -82,12 +108,13 @@ def merge_results(
     """Merge results files (see the module's docstring).
 
     Raises:
-        ConfigError: an input file is missing, naming it.
+        ConfigError: an input file is missing, or a line of one is not a record,
+            naming it.
     """
-    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    chosen: dict[tuple[str, str], RecordLine] = {}
     inputs: dict[str, int] = {}
     duplicates = replaced = 0
-    planned: list[dict[str, Any]] = []
+    planned: list[Plan] = []
     for path in paths:
         path = Path(path)
         if not path.is_file():
@@ -96,29 +123,30 @@ def merge_results(
                 "or a wrong path (check the artifact download)"
             )
         count = 0
-        for record in read_records(path):
+        for line in record_lines(path):
             count += 1
-            key = (str(record.get("test")), str(record.get("board")))
+            record = line.record
+            key = (record.test, str(record.board))
             old = chosen.get(key)
             if old is None:
-                chosen[key] = record
-            elif old.get("run_id") == record.get("run_id"):
+                chosen[key] = line
+            elif old.record.run_id == record.run_id:
                 duplicates += 1
             else:
                 replaced += 1  # one of the two stays: the newer
-                if _finished(record) >= _finished(old):
-                    chosen[key] = record
+                if _finished(record) >= _finished(old.record):
+                    chosen[key] = line
         inputs[str(path)] = count
         planned += _read_plans(planned_path(path))
-    records = [chosen[key] for key in sorted(chosen)]
-    missing = _missing(records, planned, expect_shards, list(expect_boards))
-    return Merged(records, inputs, duplicates, replaced, missing)
+    lines = [chosen[key] for key in sorted(chosen)]
+    missing = _missing([line.record for line in lines], planned, expect_shards, list(expect_boards))
+    return Merged(lines, inputs, duplicates, replaced, missing)
 
 
-def _finished(record: Mapping[str, Any]) -> datetime.datetime:
+def _finished(record: Record) -> datetime.datetime:
     """When a record's test finished: local time with its offset, compared in UTC
     (machines of a matrix may sit in different time zones)."""
-    text = str(record.get("finished_at") or "")
+    text = record.finished_at
     try:
         when = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
     except ValueError:
@@ -126,36 +154,41 @@ def _finished(record: Mapping[str, Any]) -> datetime.datetime:
     return when.astimezone(datetime.UTC)
 
 
-def _read_plans(path: Path) -> list[dict[str, Any]]:
-    """The plans in a ``.planned.json`` (one run's plan, as older runs wrote it, or
-    ``{"plans": [...]}`` of the runs that shared a results file)."""
+def _read_plans(path: Path) -> list[Plan]:
+    """The plans in a ``.planned.json`` (``{"plans": [...]}`` of the runs that shared
+    a results file, or one run's plan, as older runs wrote it); none when it is
+    missing or unreadable (a plan only adds to what the merge names)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_bytes()
+    except OSError:
         return []
-    if not isinstance(data, dict):
+    try:
+        return msgspec.json.decode(text, type=_Plans).plans
+    except msgspec.DecodeError:
+        pass
+    try:
+        return [msgspec.json.decode(text, type=Plan)]
+    except msgspec.DecodeError:
         return []
-    plans = data.get("plans") if "plans" in data else [data]
-    return [p for p in plans or [] if isinstance(p, dict)]
 
 
 def _missing(
-    records: Sequence[Mapping[str, Any]],
-    planned: Sequence[Mapping[str, Any]],
+    records: Sequence[Record],
+    planned: Sequence[Plan],
     expect_shards: int | None,
     expect_boards: Sequence[str],
 ) -> list[str]:
     """What never reported: shards, boards, planned tests."""
     missing = []
-    shards = {str(r["shard"]) for r in records if r.get("shard")}
-    shards |= {str(p["shard"]) for p in planned if p.get("shard")}
+    shards = {r.shard for r in records if r.shard}
+    shards |= {p.shard for p in planned if p.shard}
     counts = {int(n) for s in shards if (n := s.partition("/")[2]).isdigit()}
     if expect_shards:
         counts.add(expect_shards)
     # Per board: a matrix job is one board's shard, and another board's shard i
     # reporting says nothing of this board's.
-    boards = {str(r.get("board")) for r in records}
-    reported = {(str(r.get("board")), str(r["shard"])) for r in records if r.get("shard")}
+    boards = {str(r.board) for r in records}
+    reported = {(str(r.board), r.shard) for r in records if r.shard}
     sharded_boards = {board for board, _ in reported} | set(expect_boards)
     if expect_shards:
         sharded_boards |= boards
@@ -173,26 +206,27 @@ def _missing(
     for board in expect_boards:
         if board not in boards:
             missing.append(f"board {board} never reported a record")
-    have = {(str(r.get("test")), str(r.get("board"))) for r in records}
+    have = {(r.test, str(r.board)) for r in records}
     for plan in planned:
-        lost = [tuple(t) for t in plan.get("tests", []) if tuple(t) not in have]
+        lost = [t for t in plan.tests if t not in have]
         if lost:
-            shard = f" of shard {plan['shard']}" if plan.get("shard") else ""
+            shard = f" of shard {plan.shard}" if plan.shard else ""
             sample = ", ".join(f"{t} on {b}" for t, b in lost[:3])
             more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
             missing.append(
-                f"{len(lost)} planned test(s){shard} (run {plan.get('run_id')}) never "
+                f"{len(lost)} planned test(s){shard} (run {plan.run_id}) never "
                 f"finished: {sample}{more}"
             )
     return missing
 
 
-def write_results(records: Iterable[Mapping[str, Any]], path: Path) -> None:
-    """Write records as a results file (whole, through a temporary file)."""
+def write_results(lines: Iterable[RecordLine], path: Path) -> None:
+    """Write records as a results file, each line as it was read (whole, through a
+    temporary file): a merge drops and orders records, it never rewrites one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with partial.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        for line in lines:
+            f.write(line.text + "\n")
     partial.replace(path)

@@ -19,11 +19,15 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from et_hil.report.figures import base_name, case_name, figures_of, number
+from et_hil.report.figures import base_name, case_name, figures_of
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from et_hil.report.baseline import ChangeRow
+    from et_hil.report.record import Record
+    from et_hil.report.record_parts import DebugRecord, LayerMetricsRecord
 
 ACCURACY_FIGURE = "snr_db@eager_float"
 WORST_CASES = 40  # per board: a longer list is no longer read, only scrolled
@@ -109,21 +113,18 @@ class Point:
     figures: dict[str, float]
 
 
-def points_of(records: Iterable[Mapping[str, Any]]) -> list[Point]:
+def points_of(records: Iterable[Record]) -> list[Point]:
     """The :class:`Point` of each record, in order."""
     found = []
     for record in records:
-        board = record.get("board")
-        case = case_name(str(record.get("test", "")), board)
-        model = (record.get("artifact") or {}).get("model") or case
+        case = case_name(record.test, record.board)
         found.append(
             Point(
-                board=str(board or "-"),
+                board=record.board or "-",
                 case=case,
-                model=str(model),
-                outcome=str(record.get("outcome")),
-                quarantined=bool(record.get("quarantine"))
-                and not (record.get("quarantine") or {}).get("expired"),
+                model=(record.artifact.model if record.artifact else None) or case,
+                outcome=record.outcome,
+                quarantined=bool(record.quarantine and not record.quarantine.expired),
                 figures=figures_of(record),
             )
         )
@@ -300,12 +301,7 @@ def vela_plot(points: Sequence[Point], colours: Mapping[str, str] | None = None)
 # -- (c) changes against the baseline ----------------------------------------------------
 
 
-def _relative(change: Mapping[str, Any]) -> bool:
-    """A relative limit ('+2%') gives its change as a fraction, others as a difference."""
-    return str(change.get("limit") or "").strip().endswith("%")
-
-
-def baseline_plot(changes: Sequence[Mapping[str, Any]]) -> Plot:
+def baseline_plot(changes: Sequence[ChangeRow]) -> Plot:
     """The changes against the baseline, one panel per figure (relative ones in %).
 
     ``changes`` are the baseline's change rows with the ``test`` and ``board`` they
@@ -313,15 +309,14 @@ def baseline_plot(changes: Sequence[Mapping[str, Any]]) -> Plot:
     """
     title = "Changes against the baseline"
     groups: dict[tuple[str, bool], list[tuple[str, float, str]]] = {}
-    for change in changes:
-        value = number(change.get("change"))
-        kind = str(change.get("kind"))
+    for row in changes:
+        value, kind = row.change.change, row.change.kind
         if value is None or not math.isfinite(value) or kind not in KIND_COLOURS:
             continue
-        relative = _relative(change)
-        label = f"{_label(case_name(str(change.get('test', '')), change.get('board')))} "
-        label += f"@{change.get('board') or '-'}"
-        key = (base_name(str(change.get("figure"))), relative)
+        # A relative limit ('+2%') gives its change as a fraction, others as a difference.
+        relative = row.change.limit.strip().endswith("%")
+        label = f"{_label(case_name(row.test, row.board))} @{row.board or '-'}"
+        key = (base_name(row.change.figure), relative)
         groups.setdefault(key, []).append((label, value * 100 if relative else value, kind))
     if not groups:
         return Plot(title, None, "no regression, warning or improvement against the baseline")
@@ -426,27 +421,22 @@ def _trend_panel(
     ax.grid(alpha=0.3)
 
 
-def divergence_plot(debug: Mapping[str, Any]) -> Plot:
+def divergence_plot(debug: DebugRecord) -> Plot:
     """A per-layer table's errors against depth: each layer's own error and the error
     accumulated up to it, in LSB (float programs: max abs), the first divergent layer
     marked. At 70-200 layers a reader sees where rounding grows and where a layer
     breaks faster in this than in the table."""
-    rows = [r for r in debug.get("rows") or () if isinstance(r, Mapping)]
-    title = f"Per-layer error of {debug.get('model', '?')} on {debug.get('board', '?')}"
-    lsb = bool(debug.get("quantized"))
-    key = "max_lsb" if lsb else "max_abs"
+    rows = debug.rows
+    title = f"Per-layer error of {debug.model or '?'} on {debug.board or '?'}"
+    lsb = debug.quantized
 
-    def series(field: str) -> list[tuple[int, float]]:
-        points = []
-        for r in rows:
-            value = (
-                number((r.get(field) or {}).get(key)) if isinstance(r.get(field), Mapping) else None
-            )
-            if value is not None:
-                points.append((int(r.get("index", 0)), value))
-        return points
+    def error(metrics: LayerMetricsRecord | None) -> float | None:
+        if metrics is None:
+            return None
+        return metrics.max_lsb if lsb else metrics.max_abs
 
-    own, accumulated = series("local"), series("vs_fake_quant")
+    own = [(r.index, value) for r in rows if (value := error(r.local)) is not None]
+    accumulated = [(r.index, value) for r in rows if (value := error(r.vs_fake_quant)) is not None]
     if not own and not accumulated:
         return Plot(title, None, "no layer was measured with full tensors")
     plt = _pyplot()
@@ -455,11 +445,11 @@ def divergence_plot(debug: Mapping[str, Any]) -> Plot:
         ax.plot(*zip(*accumulated, strict=True), color="#888", label="accumulated", lw=1.2)
     if own:
         ax.plot(*zip(*own, strict=True), color="#1f77b4", label="on its own", marker=".", lw=1)
-    first = next((r for r in rows if r.get("within") is False), None)
+    first = next((r for r in rows if r.within is False), None)
     if first is not None:
-        ax.axvline(int(first.get("index", 0)), color="#c62828", ls="--", lw=1)
+        ax.axvline(first.index, color="#c62828", ls="--", lw=1)
         ax.annotate(
-            "first divergent", (int(first.get("index", 0)), ax.get_ylim()[1]),
+            "first divergent", (first.index, ax.get_ylim()[1]),
             color="#c62828", fontsize=8, ha="left", va="top",
         )  # fmt: skip
     ax.set_xlabel("layer (quantization point)" if lsb else "layer")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from et_hil.errors import ConfigError
+from et_hil.report.record_parts import QuarantineRecord
 
 _FIELDS = {"test", "board", "reason", "issue", "expires"}
 
@@ -60,13 +61,17 @@ class QuarantineEntry:
         return today > self.expires
 
     def as_dict(self) -> dict[str, Any]:
-        """The record's ``quarantine`` field."""
+        """The entry as its record holds it (without whether it had expired)."""
         return {
             "reason": self.reason,
             "issue": self.issue,
             "expires": self.expires.isoformat(),
             "entry": self.line,
         }
+
+    def record(self, today: datetime.date) -> QuarantineRecord:
+        """The ``quarantine`` field of the record of a test it covers, in a run of ``today``."""
+        return QuarantineRecord(**self.as_dict(), expired=self.expired(today))
 
 
 @functools.cache

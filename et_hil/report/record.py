@@ -1,10 +1,15 @@
 """One test's result record: a typed structure, made by :func:`make_record` only.
 
-The record is one JSON line of the results file (see :mod:`et_hil.report.results`).
-Its field names are read by :func:`et_hil.report.results.read_records` users, the
-benchmarks and the README's examples, so they do not change. A field that is
-:data:`msgspec.UNSET` is left out of the line (e.g. ``debug`` of a check that
-had no per-layer pass); a field that is None is written as ``null``.
+The record is one JSON line of the results file (see :mod:`et_hil.report.results`),
+and the same structure is what :func:`et_hil.report.results.read_records` decodes
+it back into: the report, merge, baselines, JUnit and the plugin's summary read
+attributes of these types (its parts are in :mod:`et_hil.report.record_parts`).
+Its field names are read by the benchmarks and the README's examples too, so
+they do not change. A field that is :data:`msgspec.UNSET` is left out of the line
+(e.g. ``debug`` of a check that had no per-layer pass); a field that is None is
+written as ``null``. Only ``test`` and ``outcome`` are required to read a line:
+records written before a field existed, and the trimmed records of the tests,
+decode with its default.
 
 While a test runs, its fixtures note what they learn in a :class:`RecordDraft`
 and one :class:`CheckRecord` per ``et_check`` call; when it ends,
@@ -13,59 +18,87 @@ and one :class:`CheckRecord` per ``et_check`` call; when it ends,
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from et_hil.errors import FailureClass
+from et_hil.report.record_parts import (
+    ArtifactSummary,
+    BaselineRecord,
+    ComparisonRecord,
+    DebugRecord,
+    QuarantineRecord,
+)
 
-if TYPE_CHECKING:
-    from et_hil.verdict.compare import Comparison
+__all__ = [
+    "CheckRecord",
+    "ComparisonRecord",
+    "Outcome",
+    "Record",
+    "RecordDraft",
+    "Timings",
+    "main_check",
+    "make_record",
+]
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
+# A check's timings: seconds per stage (``artifact_s``, ``run_s``, ``compare_s``,
+# ``check_s``), the board's (``execute_s``, ``load_s`` and the phases its kind
+# measures, e.g. ``fvp_wall_s``), and ``fidelity``, what kind of time they are.
+Timings = dict[str, float | str]
 
 
-class ComparisonRecord(msgspec.Struct, kw_only=True):
-    """One comparison of a board's outputs with a reference."""
+class _Measured(msgspec.Struct, kw_only=True):
+    """What a check's record and a test's record both give: typed views of the
+    mappings they hold (a field that was never set reads as absent)."""
 
-    reference: str
-    passed: bool
-    problems: list[str]
-    metrics: list[dict[str, Any]]
-    checks: list[dict[str, Any]]
-    source: str = ""
+    timings: Timings | UnsetType | None = UNSET
+    board_facts: dict[str, Any] | UnsetType | None = UNSET
 
-    @classmethod
-    def of(cls, comparison: Comparison) -> ComparisonRecord:
-        """The record of ``comparison`` (its metrics JSON-safe, infinities as strings)."""
-        return cls(
-            reference=comparison.reference,
-            passed=comparison.passed,
-            problems=list(comparison.problems),
-            metrics=[m.as_dict() for m in comparison.metrics],
-            checks=[dataclasses.asdict(c) for c in comparison.checks],
-            source=comparison.source,
-        )
+    @property
+    def fidelity(self) -> str | None:
+        """What kind of time the timings are (``host-wall``...), when known."""
+        value = (self.timings or {}).get("fidelity")
+        return value if isinstance(value, str) else None
+
+    def seconds(self, name: str) -> float | None:
+        """The timing ``name`` (``execute_s``...), when it was measured."""
+        value = (self.timings or {}).get(name)
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def pmu(self) -> dict[str, float]:
+        """The PMU counters the board read (only the numbers; empty when none)."""
+        counters = (self.board_facts or {}).get("pmu")
+        if not isinstance(counters, Mapping):
+            return {}
+        return {
+            str(k): float(v)
+            for k, v in counters.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
 
 
-class CheckRecord(msgspec.Struct, kw_only=True):
+class CheckRecord(_Measured, kw_only=True):
     """One ``et_check`` call, filled in stage by stage (a stage not reached stays unset).
 
     Attributes:
-        artifact: :meth:`et_hil.programs.artifact.Artifact.summary` of the program.
+        artifact: the program (:class:`~et_hil.report.record_parts.ArtifactSummary`).
         delegation: the artifact's delegation summary (ops delegated, ops left to the CPU).
-        vela: Vela's estimates (Ethos-U targets), else None.
+        vela: Vela's reports (Ethos-U targets: per partition, and ``total``), else None.
         quantization_note: why the program was not quantized although asked to be.
         full_delegation: why a full-delegation requirement did not apply.
         ran: False when nothing ran (``--et-build-only``).
         run_dir: the run's folder.
-        timings: seconds per stage and the board's timings (with their ``fidelity``).
+        timings: seconds per stage and the board's timings, with their
+            ``fidelity`` (:data:`Timings`).
         etdump: the ETDump file, if the board left one.
-        board_facts: what the board reports about the run (e.g. ``where`` an FVP ran).
+        board_facts: what the board reports about the run
+            (:attr:`et_hil.boards.base.RunResult.facts`, e.g. ``where`` an FVP ran).
         comparisons: the verdicts against each reference.
         passed: every comparison passed.
         failure_class: why the check failed (:class:`et_hil.errors.FailureClass`).
@@ -80,21 +113,19 @@ class CheckRecord(msgspec.Struct, kw_only=True):
             (:mod:`et_hil.verdict.golden`).
     """
 
-    artifact: dict[str, Any] | UnsetType = UNSET
+    artifact: ArtifactSummary | UnsetType = UNSET
     delegation: dict[str, Any] | UnsetType | None = UNSET
     vela: dict[str, Any] | UnsetType | None = UNSET
     quantization_note: str | UnsetType = UNSET
     full_delegation: str | UnsetType = UNSET
-    ran: bool | UnsetType = UNSET
-    run_dir: str | UnsetType = UNSET
-    timings: dict[str, Any] | UnsetType = UNSET
+    ran: bool | UnsetType | None = UNSET
+    run_dir: str | UnsetType | None = UNSET
     etdump: str | UnsetType | None = UNSET
-    board_facts: dict[str, Any] | UnsetType = UNSET
     comparisons: list[ComparisonRecord] | UnsetType = UNSET
     passed: bool | UnsetType = UNSET
-    failure_class: str | UnsetType = UNSET
+    failure_class: str | UnsetType | None = UNSET
     repro: str | UnsetType | None = UNSET
-    debug: dict[str, Any] | UnsetType = UNSET
+    debug: DebugRecord | UnsetType = UNSET
     size: str | UnsetType = UNSET
     input_shapes: list[list[int]] | UnsetType = UNSET
     degenerate: list[str] | UnsetType = UNSET
@@ -136,52 +167,79 @@ class RecordDraft(msgspec.Struct, kw_only=True):
 
     board: str | None = None
     failure_class: str | None = None
-    artifact: dict[str, Any] | None = None
+    artifact: ArtifactSummary | None = None
     checks: list[CheckRecord] = msgspec.field(default_factory=list)
-    debug_reports: list[dict[str, Any]] = msgspec.field(default_factory=list)
-    baseline: dict[str, Any] | None = None
-    quarantine: dict[str, Any] | None = None
+    debug_reports: list[DebugRecord] = msgspec.field(default_factory=list)
+    baseline: BaselineRecord | None = None
+    quarantine: QuarantineRecord | None = None
     quarantined_failure: str | None = None
 
 
-class Record(msgspec.Struct, kw_only=True):
+class Record(_Measured, kw_only=True):
     """One test's record: one line of the results file.
 
     The top level repeats the fields of the test's main check (the first that
     failed or never finished, else the last; see :data:`_MAIN_CHECK_FIELDS`),
-    and ``comparisons`` holds those of every check in order.
+    and ``comparisons`` holds those of every check in order. Only ``test`` and
+    ``outcome`` are required (see the module's docstring); the other fields
+    :func:`make_record` always fills have the defaults of a record that says
+    nothing about them.
+
+    Attributes:
+        run_id: the run's id (shared by every worker).
+        test: pytest's node id.
+        board: the board the test ran on.
+        outcome: the test's outcome over setup, call and teardown.
+        message: the failure or skip text ('' when passed).
+        failure_class: why the test did not pass (:class:`et_hil.errors.FailureClass`).
+        duration_s: setup + call + teardown seconds (None: not recorded).
+        worker: the xdist worker id, or ``main``.
+        finished_at: local time, ISO 8601.
+        versions: tool versions (:func:`et_hil.versions.tool_versions`).
+        checks: every ``et_check`` call (the other fields are those of
+            :class:`CheckRecord`, for the main check).
+        debug_reports: the tables of ``et_debug`` calls.
+        shard: ``i/n`` when the run was one shard of a split suite.
+        baseline: the comparison with the baseline (``--et-baseline``).
+        quarantine: the quarantine entry that covered the test.
     """
 
-    run_id: str
+    run_id: str = ""
     test: str
-    board: str | None
+    board: str | None = None
     outcome: Outcome
-    message: str
-    failure_class: str | None
-    duration_s: float
-    worker: str
-    finished_at: str
-    versions: dict[str, str | None]
-    artifact: dict[str, Any] | UnsetType = UNSET
+    message: str = ""
+    failure_class: str | None = None
+    duration_s: float | None = None
+    worker: str = ""
+    finished_at: str = ""
+    versions: dict[str, str | None] = msgspec.field(default_factory=dict)
+    artifact: ArtifactSummary | UnsetType = UNSET
     delegation: dict[str, Any] | UnsetType | None = UNSET
     vela: dict[str, Any] | UnsetType | None = UNSET
-    ran: bool | UnsetType = UNSET
-    run_dir: str | UnsetType = UNSET
-    timings: dict[str, Any] | UnsetType = UNSET
+    ran: bool | UnsetType | None = UNSET
+    run_dir: str | UnsetType | None = UNSET
     etdump: str | UnsetType | None = UNSET
-    board_facts: dict[str, Any] | UnsetType = UNSET
     repro: str | UnsetType | None = UNSET
     quantization_note: str | UnsetType = UNSET
     full_delegation: str | UnsetType = UNSET
-    debug: dict[str, Any] | UnsetType = UNSET
+    debug: DebugRecord | UnsetType = UNSET
     degenerate: list[str] | UnsetType = UNSET
     golden: str | UnsetType = UNSET
     comparisons: list[ComparisonRecord] | UnsetType = UNSET
     checks: list[CheckRecord] | UnsetType = UNSET
-    debug_reports: list[dict[str, Any]] | UnsetType = UNSET
-    shard: str | UnsetType = UNSET
-    baseline: dict[str, Any] | UnsetType = UNSET
-    quarantine: dict[str, Any] | UnsetType = UNSET
+    debug_reports: list[DebugRecord] | UnsetType = UNSET
+    shard: str | UnsetType | None = UNSET
+    baseline: BaselineRecord | UnsetType | None = UNSET
+    quarantine: QuarantineRecord | UnsetType | None = UNSET
+
+    @property
+    def quarantined(self) -> bool:
+        """A failure its (unexpired) quarantine entry keeps from failing the run."""
+        entry = self.quarantine
+        if not entry:
+            return False
+        return not entry.expired and self.outcome in ("failed", "error")
 
     def fields(self) -> dict[str, Any]:
         """The record as plain JSON-ready values (unset fields left out).
@@ -201,7 +259,7 @@ def _plain(value: Any) -> Any:
 def main_check(checks: Sequence[CheckRecord]) -> CheckRecord:
     """The check a record is about: the first that failed (or never finished), else the last."""
     for check in checks:
-        if check.failure_class is not UNSET or check.passed is not True:
+        if check.failure_class or check.passed is not True:
             return check
     return checks[-1]
 
@@ -265,6 +323,6 @@ def make_record(
                 setattr(record, name, value)
         record.checks = list(draft.checks)
         record.comparisons = [
-            c for check in draft.checks if check.comparisons is not UNSET for c in check.comparisons
+            c for check in draft.checks if check.comparisons for c in check.comparisons
         ]
     return record

@@ -1,23 +1,27 @@
-"""Result records: one JSON line per test, appended as each test finishes.
+"""Result records: one JSON line per test, appended as each test finishes, and
+read back as typed records.
 
 Every record is written with one ``write`` under a file lock, then flushed and
 fsynced, so a killed run loses no finished record and parallel workers never
-interleave lines.
+interleave lines. :func:`read_records` is the one reader: each line decodes into
+a :class:`~et_hil.report.record.Record`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import filelock
+import msgspec
 
-if TYPE_CHECKING:
-    from et_hil.report.record import Record
+from et_hil.errors import ConfigError
+from et_hil.report.record import Record
 
 
 def _json_safe(value: Any) -> Any:
@@ -125,28 +129,116 @@ class ResultsWriter:
                 os.fsync(f.fileno())
 
 
+class _RunOf(msgspec.Struct):
+    """The one field the writer reads of the records it keeps."""
+
+    run_id: str | None = None
+
+
 def _lines_of(path: Path, runs: set[str]) -> Iterator[str]:
     """The lines of ``path``'s records of ``runs``, as written (a torn line is dropped)."""
+    decoder = msgspec.json.Decoder(_RunOf)
     with Path(path).open(encoding="utf-8") as f:
         for line in f:
             try:
-                record = json.loads(line)
-            except ValueError:
+                run = decoder.decode(line)
+            except msgspec.DecodeError:
                 continue
-            if isinstance(record, dict) and record.get("run_id") in runs:
+            if run.run_id in runs:
                 yield line if line.endswith("\n") else line + "\n"
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the records of a results file, skipping a torn last line."""
+@dataclasses.dataclass(frozen=True)
+class RecordLine:
+    """One record of a results file, with its line as written.
+
+    Attributes:
+        record: the line decoded.
+        text: the line, without its newline (``et-hil merge`` writes it unchanged).
+        number: its line number in the file, from 1.
+    """
+
+    record: Record
+    text: str
+    number: int
+
+
+# Lax: results files write infinities as strings ("inf"), which decode to floats.
+_DECODER = msgspec.json.Decoder(Record, strict=False)
+
+
+def record_lines(path: Path) -> Iterator[RecordLine]:
+    """Yield each record of a results file with its line (none for a missing file).
+
+    Blank lines are skipped, and so is a line that is not JSON but starts like a
+    record: one torn by a writer that was killed mid-line (the next record starts
+    on the next line, see :class:`ResultsWriter`).
+
+    Raises:
+        ConfigError: a line is not a result record (other JSON, a field of the
+            wrong type, not JSON at all), naming the file, the line and the field.
+    """
+    path = Path(path)
     try:
-        with Path(path).open(encoding="utf-8") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):  # a stray non-record line is not a record
-                    yield record
+        f = path.open("rb")
     except FileNotFoundError:
         return
+    with f:
+        for number, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = _decode(raw)
+            except msgspec.ValidationError as exc:  # JSON, but not a record
+                raise _not_a_record(path, number, str(exc)) from exc
+            except ValueError as exc:  # not JSON
+                if raw.lstrip().startswith(b"{"):
+                    continue  # the start of a record, torn by a killed writer
+                raise _not_a_record(path, number, f"not JSON ({exc})") from exc
+            yield RecordLine(record, raw.decode("utf-8", errors="replace").rstrip("\r\n"), number)
+
+
+def _decode(raw: bytes) -> Record:
+    """One line as a record; ``Infinity`` and ``NaN`` literals are read too (Python's
+    JSON writes them, and hand-made records hold them).
+
+    Raises:
+        msgspec.ValidationError: the line is JSON but not a record.
+        ValueError: the line is not JSON.
+    """
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError:
+        return msgspec.convert(json.loads(raw), Record, strict=False)
+
+
+def _not_a_record(path: Path, number: int, why: str) -> ConfigError:
+    return ConfigError(
+        f"results file {path}, line {number}: not a result record: {why}. A results file "
+        "holds the JSON lines pytest writes (--et-results) or 'et-hil merge' joins: check "
+        "that this is one, and mend or delete a line edited by hand"
+    )
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """Yield the records of a results file (see :func:`record_lines`).
+
+    Raises:
+        ConfigError: a line is not a result record, naming the file and line.
+    """
+    for line in record_lines(path):
+        yield line.record
+
+
+def record_of(fields: Mapping[str, Any]) -> Record:
+    """A record from JSON-like fields, as :func:`read_records` would decode its line.
+
+    Raises:
+        ConfigError: the fields are not a result record.
+    """
+    try:
+        return msgspec.convert(_json_safe(fields), Record, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"not a result record: {exc}") from exc
