@@ -1,5 +1,10 @@
 """The capture loop on pyserial's ``loop://`` port: when a run is over, and
-that the old program's dying words are not taken for this run."""
+that the old program's dying words are not taken for this run.
+
+No assert here reads a clock against a bound a loaded machine can miss: where a
+run ends is told by the reads the capture made (:class:`WatchedPort`), and a hang
+fails at the capture's own, generous, time limit.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import base64
 import random
 import threading
 import time
+from collections.abc import Callable
+
+import serial
 
 from et_hil.boards.serial.link import NO_START_GRACE_S, SerialLink
 from et_hil.executor_runner.log import find_run, normalize_uart, parse_etdump_block
@@ -14,34 +22,75 @@ from et_hil.executor_runner.log import find_run, normalize_uart, parse_etdump_bl
 START = b"I [executorch:arm_executor_runner.cpp:1523 main()] PTE @ 0x70000000 [----ET12]\r\n"
 END = b"I [executorch:arm_executor_runner.cpp:1550 main()] Program complete, exiting.\r\n\x04"
 OLD_DEATH = b"Hard fault. irq=-13, pc=0x10001a2c\r\nApplication exit code: 1.\r\n\x04"
+LIMIT_S = 30  # a capture's time limit: far beyond any wait of the link's own
 
 
-def _later(link: SerialLink, delay_s: float, data: bytes) -> threading.Thread:
-    def write() -> None:
-        time.sleep(delay_s)
-        link._serial.write(data)  # type: ignore[union-attr]
+class WatchedPort:
+    """The link's pyserial port, recording what each read returned and telling
+    waiters: the capture's steps, seen without a clock."""
 
-    thread = threading.Thread(target=write)
-    thread.start()
-    return thread
+    def __init__(self, port: serial.SerialBase) -> None:
+        self.port = port
+        self.reads: list[bytes] = []
+        self._read = threading.Condition()
+
+    @property
+    def in_waiting(self) -> int:
+        return int(self.port.in_waiting)
+
+    def read(self, size: int) -> bytes:
+        data = bytes(self.port.read(size))
+        with self._read:
+            self.reads.append(data)
+            self._read.notify_all()
+        return data
+
+    def write(self, data: bytes) -> None:
+        self.port.write(data)
+
+    def close(self) -> None:
+        self.port.close()
+
+    def wait_until(self, read: Callable[[list[bytes]], bool], timeout_s: float) -> bool:
+        """Whether ``read(self.reads)`` came true within ``timeout_s``."""
+        with self._read:
+            return self._read.wait_for(lambda: read(self.reads), timeout_s)
+
+
+def watch(link: SerialLink) -> WatchedPort:
+    assert link._serial is not None, "open the link first"
+    port = WatchedPort(link._serial)
+    link._serial = port
+    return port
 
 
 def test_a_run_ends_at_eot() -> None:
     with SerialLink("loop://", 115200) as link:
-        link._serial.write(START + END)  # type: ignore[union-attr]
-        started = time.monotonic()
-        raw, timed_out = link.capture(10)
+        port = watch(link)
+        port.write(START + END)
+        raw, timed_out = link.capture(LIMIT_S)
     assert not timed_out
-    assert time.monotonic() - started < 1
-    assert raw.endswith(b"\x04")
+    assert raw == START + END
+    # It returned on the read that brought the EOT: waiting for bytes still due
+    # after the last line (END_GRACE_S) would have read the quiet port again.
+    assert port.reads == [START + END]
 
 
 def test_the_old_programs_fault_before_this_runs_start_is_not_this_run() -> None:
     with SerialLink("loop://", 115200) as link:
-        link._serial.write(OLD_DEATH)  # type: ignore[union-attr]
-        writer = _later(link, 0.5, b"boot\r\n" + START + END)
-        raw, timed_out = link.capture(10)
+        port = watch(link)
+        port.write(OLD_DEATH)
+
+        def new_run() -> None:
+            # once the capture has the old program's fault (and waits for a start line)
+            if port.wait_until(lambda reads: b"\x04" in b"".join(reads), LIMIT_S):
+                port.write(b"boot\r\n" + START + END)
+
+        writer = threading.Thread(target=new_run)
+        writer.start()
+        raw, timed_out = link.capture(LIMIT_S)
         writer.join()
+    assert port.reads[0] == OLD_DEATH  # the fault came alone, before this run's bytes
     run = find_run(normalize_uart(raw))
     assert not timed_out
     assert run is not None
@@ -51,12 +100,16 @@ def test_the_old_programs_fault_before_this_runs_start_is_not_this_run() -> None
 
 def test_a_fault_with_no_start_line_still_ends_the_capture() -> None:
     with SerialLink("loop://", 115200) as link:
-        link._serial.write(OLD_DEATH)  # type: ignore[union-attr]
+        port = watch(link)
+        port.write(OLD_DEATH)
         started = time.monotonic()
-        raw, timed_out = link.capture(20)
-    elapsed = time.monotonic() - started
+        raw, timed_out = link.capture(LIMIT_S)
+    # It ends by itself (not at its limit), after giving this run's start line
+    # NO_START_GRACE_S to come: a lower bound, which no load can break.
     assert not timed_out
-    assert NO_START_GRACE_S <= elapsed < NO_START_GRACE_S + 2
+    assert time.monotonic() - started >= NO_START_GRACE_S
+    assert port.reads[0] == OLD_DEATH
+    assert not any(port.reads[1:])  # the grace was spent reading the quiet port
     run = find_run(normalize_uart(raw))
     assert run is not None
     assert run.end == "eot"
