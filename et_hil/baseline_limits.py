@@ -13,9 +13,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
+
+import msgspec
 
 from et_hil.errors import ConfigError
+from et_hil.validation import Problem, find_problems
 
 Action = Literal["fail", "warn"]
 
@@ -50,9 +53,74 @@ def higher_is_worse(figure: str) -> bool:
     return HIGHER_IS_WORSE.get(base, True)
 
 
-_LIMIT = re.compile(
-    r"^\s*(?:(?P<action>fail|warn)\s*:?\s+)?(?P<amount>[+-]?\d+(?:\.\d*)?)\s*(?P<pct>%)?\s*$"
-)
+# A limit's text: an optional action, a signed amount, an optional %. No named
+# groups: the pattern is published in the board-file schema, and JSON Schema's
+# regular expressions (ECMA-262) spell those differently from Python's.
+LIMIT_PATTERN = r"^\s*(?:(fail|warn)\s*:?\s+)?([+-]?\d+(?:\.\d*)?)\s*(%)?\s*$"
+_LIMIT = re.compile(LIMIT_PATTERN)
+FORMS = "'+2%', '+0', '-1', 'warn +50%' (the sign is the worse direction; % makes it relative)"
+
+LimitText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=LIMIT_PATTERN,
+        description="how far the figure may get worse: '+2%', '+0', '-1', 'warn +50%'",
+        extra={"expect": f"a limit in one of the forms {FORMS}"},
+    ),
+]
+
+
+def not_a_limit(where: str, value: Any) -> str:
+    """The words for a limit whose text is not one of the forms."""
+    return f"{where}: limit {value!r} is not one of the forms {FORMS}"
+
+
+class LimitTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """A limit written as a table: ``{ limit = "+2%", action = "warn" }`` (the
+    table's action wins over one in the text)."""
+
+    limit: LimitText
+    action: Annotated[
+        Action | None,
+        msgspec.Meta(
+            description="fail the test, or only report", extra={"expect": "'fail' or 'warn'"}
+        ),
+    ] = None
+
+    @classmethod
+    def problem_text(cls, problem: Problem) -> str:
+        """A bad text says the forms; anything else says what a limit table holds."""
+        if problem.key == "limit" and problem.kind == "invalid":
+            return not_a_limit(problem.table, problem.value)
+        got = (
+            f"'{problem.key}'"
+            if problem.kind == "unknown"
+            else f"{problem.key} = {problem.value!r}"
+        )
+        if problem.key is None:
+            got = repr(problem.value)
+        return (
+            f"{problem.table}: a limit table has 'limit' and 'action' ('fail' or 'warn'); got {got}"
+        )
+
+
+LimitValue: TypeAlias = LimitText | LimitTable
+"""A limit as a board file's ``[baseline]`` declares it: its text, or a table."""
+LimitWritten: TypeAlias = str | Mapping[str, str]
+"""A limit as written (checked against :data:`LimitValue`): what board files, markers
+and results records hold."""
+
+
+def limit_problem(value: Any, where: str) -> str | None:
+    """What is wrong with a limit as written (its text or a table), or ``None``."""
+    if isinstance(value, Mapping):
+        problems = find_problems(value, LimitTable, where)
+        return str(problems[0]) if problems else None
+    try:
+        msgspec.convert(value, LimitText, strict=True)
+    except msgspec.ValidationError:
+        return not_a_limit(where, value)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,26 +154,20 @@ class Limit:
         Raises:
             ConfigError: naming ``where`` and the accepted forms.
         """
-        action: str | None = None
-        if isinstance(value, Mapping):
-            unknown = set(value) - {"limit", "action"}
-            action = value.get("action")
-            if unknown or action not in (None, "fail", "warn"):
-                raise ConfigError(
-                    f"{where}: a limit table has 'limit' and 'action' ('fail' or 'warn'); "
-                    f"got {dict(value)}"
-                )
-            value = value.get("limit")
-        match = _LIMIT.match(value) if isinstance(value, str) else None
-        if match is None:
-            raise ConfigError(
-                f"{where}: limit {value!r} is not one of the forms '+2%', '+0', '-1', "
-                "'warn +50%' (the sign is the worse direction; % makes it relative)"
-            )
-        amount = abs(float(match["amount"]))
-        relative = match["pct"] is not None
-        chosen: Action = "warn" if (action or match["action"]) == "warn" else "fail"
-        text = match["amount"] + ("%" if relative else "")
+        if problem := limit_problem(value, where):
+            raise ConfigError(problem)
+        written: LimitValue = msgspec.convert(value, LimitValue, strict=True)
+        text, action = (
+            (written, None) if isinstance(written, str) else (written.limit, written.action)
+        )
+        match = _LIMIT.match(text)
+        if match is None:  # cannot be: the declared type's pattern is this one
+            raise ConfigError(not_a_limit(where, value))
+        given_action, given_amount, percent = match.groups()
+        amount = abs(float(given_amount))
+        relative = percent is not None
+        chosen: Action = "warn" if (action or given_action) == "warn" else "fail"
+        text = given_amount + ("%" if relative else "")
         signed = text.startswith(("+", "-"))
         return cls(
             amount / 100 if relative else amount,
@@ -206,20 +268,28 @@ def _sign_problem(key: str, limit: Limit) -> str | None:
     return None
 
 
+def figure_problem(key: str, value: Any, where: str) -> str | None:
+    """What is wrong with a well-formed limit as the limit of the figure ``key``: a
+    key that names no figure, a sign against the figure's worse direction.
+
+    Raises:
+        ConfigError: ``value`` is not a limit (see :func:`limit_problem`).
+    """
+    if not _known_key(key):
+        return (
+            f"{where}: {key}: no such figure (figures: {', '.join(HIGHER_IS_WORSE)}, "
+            f"pmu, pmu.<counter>, their last parts, and NAME@QUALIFIER)"
+        )
+    if problem := _sign_problem(key, Limit.parse(value, f"{where}: {key}")):
+        return f"{where}: {problem}"
+    return None
+
+
 def check_overrides(table: Mapping[str, Any], where: str) -> list[str]:
     """Problems of a limits table (a board file's ``[baseline]``, a marker's arguments)."""
     problems = []
     for key, value in table.items():
-        try:
-            limit = Limit.parse(value, f"{where}: {key}")
-        except ConfigError as exc:
-            problems.append(str(exc))
-            continue
-        if not _known_key(str(key)):
-            problems.append(
-                f"{where}: {key}: no such figure (figures: {', '.join(HIGHER_IS_WORSE)}, "
-                f"pmu, pmu.<counter>, their last parts, and NAME@QUALIFIER)"
-            )
-        elif problem := _sign_problem(str(key), limit):
-            problems.append(f"{where}: {problem}")
+        problem = limit_problem(value, f"{where}: {key}") or figure_problem(str(key), value, where)
+        if problem:
+            problems.append(problem)
     return problems

@@ -28,9 +28,13 @@ test with the ``et_tolerance`` marker or an argument.
 from __future__ import annotations
 
 import dataclasses
-import math
+import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+
+from et_hil.validation import Problem, decode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,26 +84,21 @@ class Tolerance:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str) -> Tolerance:
-        """Build from a TOML table or marker kwargs, naming ``where`` in errors.
+        """Build from marker kwargs (or any table of limits), naming ``where`` in errors.
 
         Raises:
-            ValueError: unknown field or a value that is not a finite non-negative number.
+            ValueError: the first problem: an unknown field, or a value that is not
+                a finite number (>= 0 but for the dB limits).
         """
-        known = {f.name for f in dataclasses.fields(cls)}
-        values: dict[str, float] = {}
-        for key, value in data.items():
-            if key not in known:
-                raise ValueError(
-                    f"{where}: unknown tolerance field '{key}' (known: {', '.join(sorted(known))})"
-                )
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{where}: tolerance '{key}' must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{where}: tolerance '{key}' must be finite, got {value!r}")
-            if key not in ("min_snr_db", "snr_margin_db") and value < 0:
-                raise ValueError(f"{where}: tolerance '{key}' must be >= 0, got {value!r}")
-            values[key] = float(value)
-        return cls(**values)
+        limits, problems = decode(data, ToleranceLimits, where)
+        if limits is None:
+            raise ValueError(str(problems[0]))
+        return cls.from_limits(limits)
+
+    @classmethod
+    def from_limits(cls, limits: ToleranceLimits) -> Tolerance:
+        """The limits a table gives (those it leaves out: ``None``)."""
+        return cls(**limits.given())
 
 
 # The default limits of a quantized program against its fake-quant reference.
@@ -108,7 +107,105 @@ class Tolerance:
 ROUNDING_LSB = 1.0
 SNR_MARGIN_DB = 10.0
 GOLDEN_LSB = 0.5
-SECTIONS = ("float", "quantized", "golden", "quantized_vs_float")
+
+# A limit is a number, finite, and >= 0 but for the dB limits, which may be
+# negative. Each constraint is its own Meta with its own words, so that a problem
+# says which one the value fails (et_hil.validation).
+_FLOAT_MAX = sys.float_info.max
+_A_NUMBER = msgspec.Meta(extra={"expect": "a number"})
+_Limit = Annotated[
+    float,
+    _A_NUMBER,
+    msgspec.Meta(le=_FLOAT_MAX, extra={"expect": "finite"}),
+    msgspec.Meta(ge=0, extra={"expect": ">= 0"}),
+]
+_DbLimit = Annotated[
+    float, _A_NUMBER, msgspec.Meta(ge=-_FLOAT_MAX, le=_FLOAT_MAX, extra={"expect": "finite"})
+]
+_UNSET = msgspec.UNSET
+Unset = msgspec.UnsetType
+
+
+def _about(description: str) -> msgspec.Meta:
+    return msgspec.Meta(description=description)
+
+
+class ToleranceLimits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A ``[tolerance.<part>]`` table (or an ``et_tolerance`` marker's keywords): the
+    limits it names, :class:`Tolerance`'s fields. A limit left out is ``UNSET``, so
+    that a board file's table changes only the limits it names."""
+
+    atol: Annotated[_Limit, _about("absolute error allowed per element")] | Unset = _UNSET
+    rtol: Annotated[_Limit, _about("error allowed per element relative to |reference|")] | Unset = (
+        _UNSET
+    )
+    max_lsb: Annotated[_Limit, _about("error allowed in LSB: a hard cap")] | Unset = _UNSET
+    min_snr_db: Annotated[_DbLimit, _about("lowest acceptable SNR, dB")] | Unset = _UNSET
+    min_cosine: Annotated[_Limit, _about("lowest acceptable cosine similarity")] | Unset = _UNSET
+    min_top1: Annotated[_Limit, _about("lowest acceptable top-1 agreement (0..1)")] | Unset = _UNSET
+    min_top5: Annotated[_Limit, _about("lowest acceptable top-5 agreement (0..1)")] | Unset = _UNSET
+    max_mean_lsb: Annotated[_Limit, _about("mean absolute error allowed, LSB")] | Unset = _UNSET
+    max_bias_lsb: Annotated[_Limit, _about("mean signed error allowed either way, LSB")] | Unset = (
+        _UNSET
+    )
+    rounding_lsb: Annotated[_Limit, _about("errors within it are rounding, LSB")] | Unset = _UNSET
+    snr_margin_db: (
+        Annotated[_DbLimit, _about("SNR above the model's quantization SNR, dB")] | Unset
+    ) = _UNSET
+
+    def given(self) -> dict[str, float]:
+        """The limits the table names."""
+        return {
+            name: value
+            for name, value in msgspec.structs.asdict(self).items()
+            if value is not _UNSET
+        }
+
+    @classmethod
+    def problem_text(cls, problem: Problem) -> str:
+        """A problem in the words tolerances always had: ``[tolerance.float]: tolerance
+        'rtol' must be >= 0, got -1``."""
+        if problem.kind == "unknown":
+            known = ", ".join(sorted(problem.known))
+            return f"{problem.table}: unknown tolerance field '{problem.key}' (known: {known})"
+        if problem.kind == "invalid":
+            return (
+                f"{problem.table}: tolerance '{problem.key}' must be {problem.expect}, "
+                f"got {problem.value!r}"
+            )
+        return problem.standard_text()
+
+
+class ToleranceTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """A board file's ``[tolerance]``: the limits of each comparison it changes."""
+
+    float: Annotated[
+        ToleranceLimits | None,
+        msgspec.Meta(description="a float program against the eager float model"),
+    ] = None
+    quantized: Annotated[
+        ToleranceLimits | None,
+        msgspec.Meta(description="a quantized program against its fake-quant reference"),
+    ] = None
+    golden: Annotated[
+        ToleranceLimits | None,
+        msgspec.Meta(description="a quantized program against a bit-exact golden reference"),
+    ] = None
+    quantized_vs_float: Annotated[
+        ToleranceLimits | None,
+        msgspec.Meta(description="the fake-quant model against the float model (opt-in)"),
+    ] = None
+
+    @classmethod
+    def problem_text(cls, problem: Problem) -> str:
+        """An unknown part is an unknown tolerance *section*, as it always was."""
+        if problem.kind == "unknown":
+            known = ", ".join(problem.known)
+            return f"{problem.table} unknown tolerance section '{problem.key}' (known: {known})"
+        return problem.standard_text()
+
+
+SECTIONS = tuple(f.name for f in msgspec.structs.fields(ToleranceTable))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,26 +221,15 @@ class TolerancePolicy:
     quantized_vs_float: Tolerance = Tolerance()
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str) -> TolerancePolicy:
-        """Build from the ``[tolerance]`` table of a board file; absent parts keep defaults.
-
-        Raises:
-            ValueError: unknown section or field, naming ``where``.
-        """
+    def from_table(cls, table: ToleranceTable) -> TolerancePolicy:
+        """The policy of a board file's ``[tolerance]``: a part changes only the limits
+        it names; the others, and the parts it leaves out, keep their defaults."""
         default = cls()
-        parts: dict[str, Tolerance] = {}
-        # A section changes only the limits it names; the others keep their defaults.
-        for section, table in data.items():
-            if section not in SECTIONS:
-                raise ValueError(
-                    f"{where}: unknown tolerance section '{section}' (known: {', '.join(SECTIONS)})"
-                )
-            if not isinstance(table, Mapping):
-                raise ValueError(f"{where}: [tolerance.{section}] must be a table")
-            given = Tolerance.from_mapping(table, f"{where} [tolerance.{section}]")
-            parts[section] = dataclasses.replace(
-                getattr(default, section), **{k: getattr(given, k) for k in table}
-            )
+        parts = {
+            section: dataclasses.replace(getattr(default, section), **limits.given())
+            for section in SECTIONS
+            if (limits := getattr(table, section)) is not None
+        }
         return dataclasses.replace(default, **parts)
 
 

@@ -111,6 +111,55 @@ def test_a_plugin_kind_gets_its_table_validated_and_typed(
     assert "[lamp] field 'port' = 'x': Expected `int`, got `str`" in message
 
 
+def test_a_kind_reads_its_settings_as_its_own_type(tmp_path: Path, lamp_kind: BoardKind) -> None:
+    from et_hil.boards.fvp.kind import FvpSettings
+
+    path = tmp_path / "l.toml"
+    path.write_text('name = "l"\nkind = "lamp"\ntarget = "portable"\n[lamp]\nhost = "rack-3"\n')
+    spec = load_board_file(path)
+    assert spec.settings_of(LampSettings) == LampSettings(host="rack-3")
+    # another kind's type is a mistake of code, said as such (not a silent None)
+    with pytest.raises(ConfigError) as info:
+        spec.settings_of(FvpSettings)
+    assert str(info.value) == (
+        "board 'l' (kind 'lamp'): its settings are a LampSettings, not the FvpSettings its "
+        "kind reads"
+    )
+
+
+def test_a_kind_without_a_settings_type_checks_its_plain_table(tmp_path: Path) -> None:
+    given: list[object] = []
+
+    def check(table: dict[str, object], path: Path) -> list[str]:
+        given.append(table)
+        return [] if "host" in table else ["[bulb] needs 'host'"]
+
+    kind = BoardKind(
+        name="bulb",
+        board="nowhere:Nothing",
+        summary="a kind whose table has no declared type",
+        fidelities={"bulb-wall": "made up"},
+        settings_table="bulb",
+        check_settings=check,
+    )
+    registry.register([kind], source="test")
+    try:
+        good = tmp_path / "good.toml"
+        good.write_text('name = "b"\nkind = "bulb"\ntarget = "portable"\n[bulb]\nhost = "x"\n')
+        spec = load_board_file(good)
+        assert given == [{"host": "x"}]
+        # no type to convert to: the table stays plain, in sections, and settings is None
+        assert spec.settings is None
+        assert spec.sections["bulb"] == {"host": "x"}
+        bad = tmp_path / "bad.toml"
+        bad.write_text('name = "b"\nkind = "bulb"\ntarget = "portable"\n[bulb]\nport = 1\n')
+        with pytest.raises(ConfigError) as info:
+            load_board_file(bad)
+        assert str(info.value) == f"board file {bad}: [bulb] needs 'host'"
+    finally:
+        registry.unregister("bulb")
+
+
 def test_a_table_of_another_kind_is_refused(tmp_path: Path, lamp_kind: BoardKind) -> None:
     path = tmp_path / "b.toml"
     path.write_text('name = "b"\nkind = "host"\ntarget = "portable"\n[lamp]\nhost = "x"\n')

@@ -269,10 +269,13 @@ def test_a_single_problem_is_one_line(tmp_path: Path) -> None:
 
 
 def test_error_is_config_error_for_tolerance(tmp_path: Path) -> None:
-    # the ValueError of the tolerance parser is turned into a ConfigError
+    # [tolerance] is checked against its declared type, as every table is: the
+    # problem is a line of the file's ConfigError, naming the table and the field
     path = _write(tmp_path, _board("b") + "[tolerance.float]\natoll = 1e-3\n")
     error = _assert_config_error(path, "atoll")
-    assert isinstance(error.__cause__, ValueError)
+    assert str(error).startswith(
+        f"board file {path}: [tolerance.float]: unknown tolerance field 'atoll' (known: atol, "
+    )
 
 
 # ---------------------------------------------------------------- every problem at once
@@ -287,7 +290,8 @@ def _problems(error: ConfigError, path: Path) -> list[str]:
 
 
 def test_every_problem_of_a_file_in_one_error(tmp_path: Path) -> None:
-    # Three unrelated mistakes: each used to hide the ones after it.
+    # Three unrelated mistakes: each used to hide the ones after it. The declared
+    # types first (in field order: [vela] is one), then the checks across fields.
     path = _write(
         tmp_path,
         _board("b", kind="fvp", target="ethos-u55-100", colour='"red"')
@@ -300,8 +304,8 @@ def test_every_problem_of_a_file_in_one_error(tmp_path: Path) -> None:
         "unknown field 'colour' (known: name, kind, target, description, cpu, capabilities, "
         "run_timeout_s, require_full_delegation, memory, tolerance, vela, baseline, fvp, qemu, "
         "serial)",
-        "field 'target' = 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, not 100",
         "[vela] unknown field 'sytem_config' (known: system_config, memory_mode, extra_flags)",
+        "field 'target' = 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, not 100",
     ]
 
 
@@ -315,10 +319,11 @@ def test_every_problem_includes_memory_tolerance_and_serial(tmp_path: Path) -> N
         load_board_file(path)
     problems = _problems(info.value, path)
     assert len(problems) == 6, problems
-    # the declared types first (in field order), then the checks across fields
-    assert problems[0] == "field 'run_timeout_s' must be a positive number, got 0"
-    assert problems[1].startswith("[memory] unknown field 'sram' (known: sram_bytes")
-    assert problems[2].startswith("field 'capabilities': unknown capability 'wifi'")
+    # the declared types first (in field order: capabilities, and [tolerance], are
+    # declared too), then the checks across fields
+    assert problems[0].startswith("field 'capabilities': unknown capability 'wifi'")
+    assert problems[1] == "field 'run_timeout_s' must be a positive number, got 0"
+    assert problems[2].startswith("[memory] unknown field 'sram' (known: sram_bytes")
     assert problems[3].startswith("[tolerance.float]: unknown tolerance field 'atoll'")
     # the [serial] table's every problem too, each a line of the list
     assert problems[4:] == [
@@ -339,14 +344,15 @@ def test_every_tolerance_problem_is_listed_with_the_others(tmp_path: Path) -> No
         load_board_file(path)
     problems = _problems(info.value, path)
     assert problems[0] == "field 'run_timeout_s' must be a positive number, got 0"
+    # a table's unknown fields first, then its fields in declared order (as every table)
     assert problems[1:] == [
+        "[tolerance] unknown tolerance section 'quantised' (known: float, quantized, golden, "
+        "quantized_vs_float)",
         "[tolerance.float]: unknown tolerance field 'atoll' (known: atol, max_bias_lsb, max_lsb, "
         "max_mean_lsb, min_cosine, min_snr_db, min_top1, min_top5, rounding_lsb, rtol, "
         "snr_margin_db)",
         "[tolerance.float]: tolerance 'rtol' must be >= 0, got -1",
         "[tolerance.quantized]: tolerance 'max_lsb' must be a number, got 'one'",
-        "[tolerance] unknown tolerance section 'quantised' (known: float, quantized, golden, "
-        "quantized_vs_float)",
     ]
 
 
@@ -478,10 +484,10 @@ def test_lab_file_names_the_board_in_each_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_board_files(path)
     assert _problems(info.value, path) == [
-        "board 'npu': field 'target' = 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, "
-        "not 100",
         "board 'npu': [vela] unknown field 'sytem_config' (known: system_config, memory_mode, "
         "extra_flags)",
+        "board 'npu': field 'target' = 'ethos-u55-100': Ethos-U55 has 32, 64, 128, 256 MACs, "
+        "not 100",
         "[[board]] #3: missing required field 'name'",
         "board 'good' is listed twice",
     ]
@@ -626,4 +632,66 @@ def test_a_baseline_table_gives_the_boards_limits_and_a_bad_limit_is_named(tmp_p
         load_board_file(bad)
     assert str(info.value).startswith(
         f"board file {bad}: [baseline]: sram_bytes: limit 'less' is not one of the forms '+2%'"
+    )
+
+
+def test_every_baseline_problem_is_named_once(tmp_path: Path) -> None:
+    # a text that is no limit, a table with a wrong action, a figure that does not
+    # exist and a sign against the figure's worse direction: each once, with its key
+    path = _write(
+        tmp_path,
+        _board("b")
+        + '[baseline]\npte_bytes = "lots"\nsnr_db = { limit = "-2", action = "error" }\n'
+        + 'cycles_totl = "+5%"\ncycles_total = "-5%"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_board_file(path)
+    problems = _problems(info.value, path)
+    assert problems[0].startswith(
+        "[baseline]: pte_bytes: limit 'lots' is not one of the forms '+2%', '+0', '-1'"
+    )
+    assert problems[1:3] == [
+        "[baseline.snr_db]: a limit table has 'limit' and 'action' ('fail' or 'warn'); "
+        "got action = 'error'",
+        "[baseline]: cycles_totl: no such figure (figures: snr_db, max_lsb, top1, "
+        "vela.cycles_total, vela.cycles_npu, vela.inference_time_s, vela.sram_bytes, "
+        "vela.off_chip_flash_bytes, pte_bytes, planned_memory_bytes, execute_s, pmu, "
+        "pmu.<counter>, their last parts, and NAME@QUALIFIER)",
+    ]
+    assert problems[3].startswith("[baseline]: limit '-5%' for cycles_total: a larger")
+    assert len(problems) == 4
+
+
+def test_a_capability_that_is_not_a_string_is_named_by_its_place(tmp_path: Path) -> None:
+    path = _write(tmp_path, _board("b", capabilities='["npu", 3]'))
+    error = _assert_config_error(path, "capabilities")
+    assert str(error) == (
+        f"board file {path}: field 'capabilities' item 2 must be one of npu, etdump, "
+        "intermediate_outputs, cycle_counts, bundled_io, dynamic_shapes, got 3"
+    )
+
+
+def test_the_typed_tables_reach_the_spec(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        _board("b", kind="tosa", target="ethos-u55-128", capabilities='["npu", "etdump"]')
+        + "[tolerance.quantized]\nmax_lsb = 2\n"
+        + '[vela]\nextra_flags = ["--verbose-cycle-estimate"]\n'
+        + '[baseline]\nsnr_db = { limit = "-2" }\n',
+    )
+    spec = load_board_file(path)
+    assert spec.capabilities == frozenset({"npu", "etdump"})
+    assert spec.tolerance.quantized == Tolerance(max_lsb=2.0, rounding_lsb=1.0, snr_margin_db=10.0)
+    # limits as written, as records keep them (the table's omitted action stays omitted)
+    assert spec.baseline_limits == {"snr_db": {"limit": "-2"}}
+    target = get_target(spec.target, board=spec.name, vela=spec.sections.get("vela"))
+    assert target.options()["extra_flags"] == ["--verbose-cycle-estimate"]
+
+
+def test_vela_options_of_a_board_made_in_code_are_checked_by_the_same_type() -> None:
+    with pytest.raises(BuildError) as info:
+        get_target("ethos-u55-128", board="b", vela={"memory_mode": 3, "sytem_config": "x"})
+    assert str(info.value) == (
+        "board 'b': [vela] unknown field 'sytem_config' (known: system_config, memory_mode, "
+        "extra_flags); [vela] field 'memory_mode' must be a string, got 3"
     )

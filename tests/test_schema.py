@@ -81,6 +81,7 @@ def test_every_kind_table_is_among_the_shipped_files() -> None:
     assert {"host", "tosa", "fvp", "serial"} <= kinds
 
 
+HOST = 'name = "b"\nkind = "host"\ntarget = "portable"\n'
 SERIAL = """\
 name = "b"
 kind = "serial"
@@ -112,6 +113,14 @@ command = ["my-flash", "{image}", "{address}"]
         (SERIAL + 'probe_id = "X"\n', "probe_id belongs in [serial]"),
         (SERIAL.replace("[serial.firmware]", "[[serial.unit]]\n[serial.firmware]"), "a unit"),
         (SERIAL + "[serial.reset]\ntimeout_s = -1\n", "a negative time limit"),
+        (HOST + 'capabilities = ["wifi"]\n', "an unknown capability"),
+        (HOST + "[tolerance.float]\natol = -1\n", "a negative tolerance"),
+        (HOST + "[tolerance.floats]\natol = 1\n", "an unknown tolerance section"),
+        (HOST + "[tolerance.float]\natoll = 1\n", "an unknown tolerance field"),
+        (HOST + '[vela]\nsytem_config = "x"\n', "an unknown [vela] field"),
+        (HOST + '[vela]\nextra_flags = "-v"\n', "Vela flags that are not a list"),
+        (HOST + '[baseline]\npte_bytes = "lots"\n', "a limit that is not one"),
+        (HOST + '[baseline]\nsnr_db = { limit = "-2", action = "error" }\n', "an action"),
     ],
 )
 def test_schema_and_loader_refuse_the_same_mistakes(
@@ -122,6 +131,19 @@ def test_schema_and_loader_refuse_the_same_mistakes(
     with pytest.raises(ConfigError):
         load_board_file(path)
     assert list(validator.iter_errors(tomllib.loads(text))), f"the schema accepts {why}"
+
+
+def test_the_typed_tables_pass_both(validator: Any, tmp_path: Path) -> None:
+    text = (
+        'name = "b"\nkind = "tosa"\ntarget = "ethos-u55-128"\ncapabilities = ["npu"]\n'
+        "[tolerance.quantized]\nmax_lsb = 2\nmin_snr_db = -3\n"
+        '[vela]\nmemory_mode = "Shared_Sram"\nextra_flags = ["--verbose-cycle-estimate"]\n'
+        '[baseline]\ncycles_total = "+5%"\nsnr_db = { limit = "-2", action = "warn" }\n'
+    )
+    path = tmp_path / "b.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_board_file(path).kind == "tosa"
+    assert list(validator.iter_errors(tomllib.loads(text))) == []
 
 
 def test_the_valid_serial_sample_passes_both(validator: Any, tmp_path: Path) -> None:

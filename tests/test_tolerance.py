@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+import msgspec
 import pytest
 
-from et_hil.tolerance import Tolerance, TolerancePolicy
+from et_hil.tolerance import Tolerance, ToleranceLimits, TolerancePolicy, ToleranceTable
+from et_hil.validation import field_problems
 
 WHERE = "board file /x/y.toml [tolerance.float]"
 
@@ -78,10 +81,25 @@ def test_tolerance_from_mapping_non_finite_rejected(field: str, value: float) ->
         Tolerance.from_mapping({field: value}, WHERE)
 
 
+def _policy(table: dict[str, object]) -> TolerancePolicy:
+    """The policy of a ``[tolerance]`` table as a board file gives it."""
+    return TolerancePolicy.from_table(msgspec.convert(table, ToleranceTable, strict=True))
+
+
+def _problems(table: dict[str, object]) -> list[str]:
+    return field_problems(table, ToleranceTable, "[tolerance]")
+
+
 def test_policy_section_keeps_unnamed_limits() -> None:
     # [tolerance.float] with only atol keeps the default rtol (1e-5).
-    policy = TolerancePolicy.from_mapping({"float": {"atol": 1e-3}}, WHERE)
+    policy = _policy({"float": {"atol": 1e-3}})
     assert policy.float == Tolerance(atol=1e-3, rtol=1e-5)
+
+
+def test_the_table_type_declares_every_limit() -> None:
+    # one declaration per limit: the board file's type and the value it becomes agree
+    fields = [f.name for f in msgspec.structs.fields(ToleranceLimits)]
+    assert fields == [f.name for f in dataclasses.fields(Tolerance)]
 
 
 def test_tolerance_from_mapping_negative_snr_allowed() -> None:
@@ -115,26 +133,23 @@ def test_policy_defaults() -> None:
     assert not policy.quantized_vs_float.checks_anything
 
 
-def test_policy_from_empty_mapping_is_default() -> None:
-    assert TolerancePolicy.from_mapping({}, "board file b.toml") == TolerancePolicy()
+def test_policy_from_an_empty_table_is_default() -> None:
+    assert _policy({}) == TolerancePolicy()
 
 
 def test_policy_unknown_section() -> None:
-    with pytest.raises(
-        ValueError,
-        match=re.escape("board file b.toml: unknown tolerance section 'floats'"),
-    ) as info:
-        TolerancePolicy.from_mapping({"floats": {"atol": 1.0}}, "board file b.toml")
-    assert "float, quantized, golden, quantized_vs_float" in str(info.value)
+    assert _problems({"floats": {"atol": 1.0}}) == [
+        "[tolerance] unknown tolerance section 'floats' (known: float, quantized, golden, "
+        "quantized_vs_float)"
+    ]
 
 
 def test_policy_section_must_be_table() -> None:
-    with pytest.raises(ValueError, match=re.escape("[tolerance.quantized] must be a table")):
-        TolerancePolicy.from_mapping({"quantized": 1}, "board file b.toml")
+    assert _problems({"quantized": 1}) == ["[tolerance.quantized] must be a table"]
 
 
 def test_policy_partial_override_keeps_other_sections() -> None:
-    policy = TolerancePolicy.from_mapping({"quantized": {"max_lsb": 2}}, "board file b.toml")
+    policy = _policy({"quantized": {"max_lsb": 2}})
     assert policy.quantized == Tolerance(max_lsb=2.0, rounding_lsb=1.0, snr_margin_db=10.0)
     # sections not mentioned keep their defaults
     assert policy.float == TolerancePolicy().float
@@ -142,10 +157,14 @@ def test_policy_partial_override_keeps_other_sections() -> None:
 
 
 def test_policy_field_error_names_the_section() -> None:
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "board file b.toml [tolerance.quantized_vs_float]: unknown tolerance field 'snr'"
-        ),
-    ):
-        TolerancePolicy.from_mapping({"quantized_vs_float": {"snr": 10}}, "board file b.toml")
+    [problem] = _problems({"quantized_vs_float": {"snr": 10}})
+    assert problem.startswith("[tolerance.quantized_vs_float]: unknown tolerance field 'snr'")
+
+
+def test_a_section_lists_every_problem_in_the_words_of_tolerances() -> None:
+    # each limit's constraints have their own words: a number, then finite, then >= 0
+    assert _problems({"golden": {"atol": "x", "rtol": float("inf"), "max_lsb": -1}}) == [
+        "[tolerance.golden]: tolerance 'atol' must be a number, got 'x'",
+        "[tolerance.golden]: tolerance 'rtol' must be finite, got inf",
+        "[tolerance.golden]: tolerance 'max_lsb' must be >= 0, got -1",
+    ]

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from et_hil.boards.spec import BoardSpec
+    from et_hil.boards.board_spec import BoardSpec
     from et_hil.programs.artifact import Artifact
 
 T = TypeVar("T")

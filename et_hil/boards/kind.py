@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from et_hil.boards.base import Board
+    from et_hil.boards.board_spec import KindSettings
 
 
 class OptionAdder(Protocol):
@@ -39,10 +40,13 @@ class BoardKind:
             (``[fvp]``, ``[serial]``), or ``None``.
         settings_type: the type that table is validated and converted to (a
             ``msgspec.Struct``; see :mod:`et_hil.validation`), kept in
-            :attr:`BoardSpec.settings`. ``None`` keeps the table as a plain dict.
+            :attr:`BoardSpec.settings` (read with ``spec.settings_of(type)``).
+            ``None``: the table is checked by :attr:`check_settings` alone and
+            kept as a plain table in :attr:`BoardSpec.sections`.
         settings_required: a board of this kind must have the table.
         check_settings: problems across fields (one string each), given the
-            converted table (or ``None``) and the file's path; runs after types check.
+            converted table (the plain table without a :attr:`settings_type`) and
+            the file's path; runs after types check.
         memory_fields: ``[memory]`` fields that mean something only for this kind,
             with what they are.
         memory_fields_refused: ``[memory]`` fields this kind has no use for, with why.
@@ -84,7 +88,7 @@ class BoardKind:
     summary: str
     fidelities: Mapping[str, str]
     settings_table: str | None = None
-    settings_type: type | None = None
+    settings_type: type[KindSettings] | None = None
     settings_required: bool = False
     check_settings: Callable[[Any, Path], list[str]] | None = None
     memory_fields: Mapping[str, str] = dataclasses.field(default_factory=dict)

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from et_hil.boards.spec import BoardSpec
+    from et_hil.boards.board_spec import BoardSpec
 
 MIB = 1024 * 1024
 # Upstream's defaults (arm_executor_runner.cpp), used when a board gives no size.

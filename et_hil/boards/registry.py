@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from et_hil.boards.base import Board, BoardOptions
-    from et_hil.boards.spec import BoardSpec
+    from et_hil.boards.board_spec import BoardSpec
 
 __all__ = ["BoardKind", "get", "kinds", "load_entry_points", "make_board", "register"]
 

@@ -1,4 +1,4 @@
-"""Board files: what a board is, as data.
+"""Board files: reading them into :class:`~et_hil.boards.board_spec.BoardSpec`, and their schema.
 
 A board file is TOML, one board per file (the top-level ``boards/*.toml`` ship built in;
 ``--et-board-file PATH`` (pytest) or ``--board-file`` (et-hil) adds a user's own)::
@@ -16,11 +16,18 @@ A board file is TOML, one board per file (the top-level ``boards/*.toml`` ship b
     [tolerance.quantized]
     max_lsb = 1
 
-The common fields are a typed structure (:class:`BoardFile`); each board kind
-adds its own table with its own type (``[fvp]``, ``[serial]``; see
-:mod:`et_hil.boards.registry`). Everything is checked at load time, the
-compile target's name and ``[vela]`` keys included, and every mistake of a file
-is reported in one error. ``et-hil schema`` prints the JSON Schema.
+Every table is a typed structure: the common fields and ``[memory]``,
+``[tolerance]``, ``[vela]`` and ``[baseline]`` are :class:`BoardFile`; each
+board kind adds its own table with its own type (``[fvp]``, ``[serial]``; see
+:mod:`et_hil.boards.registry`). The loader checks a file against them, then what
+spans fields and tables (the kind and the compile target by name, the kind's
+table, the ``[memory]`` fields a kind uses, ``[vela]`` for Ethos-U targets only,
+the figures ``[baseline]`` names), and reports every mistake of a file in one
+error. ``et-hil schema`` prints the JSON Schema.
+
+The board a file describes is data that names no kind
+(:mod:`et_hil.boards.board_spec`); it is imported here because the loader's
+callers want it too.
 """
 
 from __future__ import annotations
@@ -34,43 +41,47 @@ from typing import Annotated, Any
 
 import msgspec
 
+from et_hil.baseline_limits import LimitValue, figure_problem, limit_problem, not_a_limit
 from et_hil.boards import registry
+from et_hil.boards.board_spec import (
+    CAPABILITIES,
+    MEMORY_FIELDS,
+    BoardSpec,
+    Capability,
+    KindSettings,
+    Memory,
+)
 from et_hil.datafiles import builtin_board_dir
 from et_hil.errors import ConfigError
-from et_hil.tolerance import TolerancePolicy
-from et_hil.validation import convert_all, json_schema
+from et_hil.programs.vela_options import VelaOptions
+from et_hil.tolerance import TolerancePolicy, ToleranceTable
+from et_hil.validation import Problem, convert_all, decode, json_schema, problems_message
 
-CAPABILITIES = (
-    "npu",
-    "etdump",
-    "intermediate_outputs",
-    "cycle_counts",
-    "bundled_io",
-    "dynamic_shapes",  # runs a program at any input size within its bounds
-)
+__all__ = [
+    "CAPABILITIES",
+    "MEMORY_FIELDS",
+    "BoardFile",
+    "BoardSpec",
+    "Memory",
+    "board_file_schema",
+    "board_file_schema_path",
+    "board_file_schema_text",
+    "builtin_board_dir",
+    "load_board_file",
+    "load_board_files",
+    "load_boards",
+    "parse_board",
+    "resolve_board_names",
+]
+
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
+_CAPABILITIES = ", ".join(CAPABILITIES)
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1, extra={"expect": "a non-empty string"})]
-_Bytes = Annotated[int, msgspec.Meta(gt=0, extra={"expect": "a positive integer (bytes)"})]
-
-
-class Memory(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """A board file's ``[memory]``: capacities in bytes, where known. Which ones the
-    fit check uses depends on the runner mode (see :mod:`et_hil.verdict.fit`)."""
-
-    sram_bytes: _Bytes | None = None
-    flash_bytes: _Bytes | None = None
-    ddr_bytes: _Bytes | None = None
-    program_bytes: _Bytes | None = None
-    file_pool_bytes: _Bytes | None = None
-    method_pool_bytes: _Bytes | None = None
-
-
-MEMORY_FIELDS = tuple(f.name for f in msgspec.structs.fields(Memory))
 
 
 class BoardFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The fields of a board file common to every kind. Each kind adds its own
+    """The tables of a board file common to every kind. Each kind adds its own
     table (``[fvp]``, ``[serial]``) with its own type (see :mod:`et_hil.boards.registry`)."""
 
     name: Annotated[_NonEmpty, msgspec.Meta(description="the name used with --et-board")]
@@ -81,10 +92,9 @@ class BoardFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ] = ""
     cpu: Annotated[str | None, msgspec.Meta(extra={"expect": "a string"})] = None
     capabilities: Annotated[
-        list[str],
+        list[Annotated[Capability, msgspec.Meta(extra={"expect": f"one of {_CAPABILITIES}"})]],
         msgspec.Meta(
-            description=f"features tests may require ({', '.join(CAPABILITIES)})",
-            extra={"expect": "a list of strings"},
+            description="features tests may require", extra={"expect": "a list of strings"}
         ),
     ] = []
     run_timeout_s: Annotated[
@@ -102,80 +112,34 @@ class BoardFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ] = False
     memory: Memory = Memory()
     tolerance: Annotated[
-        dict[str, Any], msgspec.Meta(description="default tolerances ([tolerance.float] ...)")
-    ] = {}
-    vela: Annotated[
-        dict[str, Any], msgspec.Meta(description="Vela options of Ethos-U targets")
-    ] = {}
+        ToleranceTable, msgspec.Meta(description="default tolerances ([tolerance.float] ...)")
+    ] = ToleranceTable()
+    vela: Annotated[VelaOptions, msgspec.Meta(description="Vela options of Ethos-U targets")] = (
+        VelaOptions()
+    )
     baseline: Annotated[
-        dict[str, Any],
+        dict[str, LimitValue],
         msgspec.Meta(
             description="regression limits against a baseline, per figure "
             '(e.g. cycles_total = "+5%", snr_db = "warn -2")'
         ),
     ] = {}
 
+    @classmethod
+    def problem_text(cls, problem: Problem) -> str:
+        """Each unknown capability, and each ``[baseline]`` limit that is not one,
+        in the words of their own checks; the rest in the standard words."""
+        if problem.key == "capabilities" and isinstance(problem.value, str) and problem.index:
+            return (
+                f"field 'capabilities': unknown capability {problem.value!r} "
+                f"(known: {_CAPABILITIES})"
+            )
+        if problem.table == "[baseline]" and problem.kind == "invalid":
+            return not_a_limit(f"[baseline]: {problem.key}", problem.value)
+        return problem.standard_text()
+
 
 _TOP_LEVEL = tuple(f.name for f in msgspec.structs.fields(BoardFile))
-
-
-@dataclasses.dataclass(frozen=True)
-class BoardSpec:
-    """One board, as read from its file.
-
-    Attributes:
-        name: the name used with ``--et-board``.
-        kind: which registered kind drives it (``host``, ``tosa``, ``fvp``, ``serial`` ...).
-        target: compile target of the programs it runs (``portable``, ``ethos-u85-256`` ...).
-        description: one line for humans.
-        cpu: the board's CPU (``cortex-m55`` ...), or ``None`` for the host.
-        capabilities: features tests can require with ``@pytest.mark.et_needs``.
-        run_timeout_s: default wall-clock limit of one run.
-        require_full_delegation: fail programs that leave ops (other than the
-            boundary quantize/dequantize) to the CPU.
-        memory: capacities in bytes (:data:`MEMORY_FIELDS`; :mod:`et_hil.verdict.fit`
-            says which one each runner mode uses).
-        tolerance: default tolerances of the board.
-        baseline_limits: regression limits over the defaults, per figure
-            (:mod:`et_hil.report.baseline`).
-        sections: the file's ``[vela]`` and kind tables, as plain tables.
-        settings: the kind's own table converted to the kind's settings type
-            (``FvpSettings`` ...), or ``None``.
-        path: the file it came from.
-    """
-
-    name: str
-    kind: str
-    target: str
-    description: str = ""
-    cpu: str | None = None
-    capabilities: frozenset[str] = frozenset()
-    run_timeout_s: float = 60.0
-    require_full_delegation: bool = False
-    memory: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    tolerance: TolerancePolicy = dataclasses.field(default_factory=TolerancePolicy)
-    baseline_limits: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    settings: Any = None
-    path: Path | None = None
-
-    def file_path(self, value: str | Path | None) -> Path | None:
-        """A path the board file names (a runner ELF ...): relative to the file's
-        folder, absolute as given; ``None`` stays ``None``."""
-        if value is None or value == "":
-            return None
-        path = Path(value)
-        if self.path is not None and not path.is_absolute():
-            path = self.path.parent / path
-        return path.resolve()
-
-
-def _error(path: Path, problems: list[str]) -> ConfigError:
-    """One error for every problem of a file: one line for one, a list for several."""
-    if len(problems) == 1:
-        return ConfigError(f"board file {path}: {problems[0]}")
-    lines = "".join(f"\n  - {problem}" for problem in problems)
-    return ConfigError(f"board file {path}: {len(problems)} problems:{lines}")
 
 
 def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
@@ -186,9 +150,9 @@ def parse_board(data: Mapping[str, Any], path: Path) -> BoardSpec:
     Raises:
         ConfigError: naming the file, then each problem on its own line with its field.
     """
-    spec, problems, cause = _check_board(data, path)
+    spec, problems = _check_board(data, path)
     if problems or spec is None:
-        raise _error(path, problems) from cause
+        raise ConfigError(problems_message(f"board file {path}", problems))
     return spec
 
 
@@ -197,23 +161,18 @@ def _kind_tables() -> dict[str, registry.BoardKind]:
     return {k.settings_table: k for k in registry.kinds().values() if k.settings_table}
 
 
-def _check_board(
-    data: Mapping[str, Any], path: Path
-) -> tuple[BoardSpec | None, list[str], Exception | None]:
-    """The board of one table, or ``None`` and what is wrong with it (and the
-    exception behind a problem, kept as the error's cause).
+def _check_board(data: Mapping[str, Any], path: Path) -> tuple[BoardSpec | None, list[str]]:
+    """The board of one table, or ``None`` and what is wrong with it.
 
     Types, ranges, required and unknown fields are checked declaratively
-    (:class:`BoardFile`, each kind's settings type); what spans fields (the
-    target's name, the kind's tables and memory fields, tolerances) is checked here.
+    (:class:`BoardFile`, each kind's settings type), the declared types first, in
+    field order; what spans fields or tables is checked here, after them.
     """
     tables = _kind_tables()
     common = {key: value for key, value in data.items() if key not in tables}
-    board, problems = convert_all(common, BoardFile)
-    if board is None:  # keep the checks below to the fields that are well-typed
-        problems = [_known_fields(p) for p in problems]
+    board, found = decode(common, BoardFile)
+    problems = [str(_with_kind_tables(problem, tables)) for problem in found]
     name, kind, target = _identity(data, problems)
-    problems += _capability_problems(data)
     if target is not None and data.get("require_full_delegation") is True:
         from et_hil.programs.target_registry import has_delegate
 
@@ -225,13 +184,11 @@ def _check_board(
     memory = data.get("memory", {})
     if isinstance(memory, Mapping):
         problems += _memory_problems(memory, kind)
-    tolerance, tolerance_cause = _tolerance(data, path, problems)
     problems += _vela_problems(data, target)
     problems += _baseline_problems(data)
-    settings, settings_cause = _settings(data, tables, kind, path, problems)
-    cause = tolerance_cause or settings_cause
+    settings = _settings(data, tables, kind, path, problems)
     if problems or board is None or name is None or kind is None or target is None:
-        return None, problems, cause
+        return None, problems
     sections = {
         key: dict(value)
         for key, value in data.items()
@@ -247,32 +204,35 @@ def _check_board(
         run_timeout_s=float(board.run_timeout_s),
         require_full_delegation=board.require_full_delegation,
         memory={k: v for k in MEMORY_FIELDS if (v := getattr(board.memory, k)) is not None},
-        tolerance=tolerance,
-        baseline_limits=dict(board.baseline),
+        tolerance=TolerancePolicy.from_table(board.tolerance),
+        # as written: records and markers keep limits so (et_hil.baseline_limits)
+        baseline_limits=msgspec.to_builtins(board.baseline),
         sections=sections,
         settings=settings,
         path=path,
     )
-    return spec, [], None
+    return spec, []
+
+
+def _with_kind_tables(problem: Problem, tables: Mapping[str, registry.BoardKind]) -> Problem:
+    """An unknown top-level field lists the kinds' tables among the known ones."""
+    if problem.kind == "unknown" and problem.owner is BoardFile:
+        return dataclasses.replace(problem, known=(*_TOP_LEVEL, *tables))
+    return problem
 
 
 def _baseline_problems(data: Mapping[str, Any]) -> list[str]:
-    """Each ``[baseline]`` limit that does not parse (:class:`et_hil.baseline_limits.Limit`)."""
+    """Each ``[baseline]`` limit, well-formed (:class:`BoardFile` checks the forms),
+    that names no figure or has the sign of the figure's better direction."""
     table = data.get("baseline")
     if not isinstance(table, Mapping):
-        return []
-    from et_hil.baseline_limits import check_overrides
-
-    return check_overrides(table, "[baseline]")
-
-
-def _known_fields(problem: str) -> str:
-    """An unknown top-level field lists the common fields and the kinds' tables."""
-    if not problem.startswith("unknown field"):
-        return problem
-    head, _, _ = problem.partition(" (known: ")
-    known = [*_TOP_LEVEL, *_kind_tables()]
-    return f"{head} (known: {', '.join(known)})"
+        return []  # the type check said so
+    return [
+        problem
+        for key, value in table.items()
+        if limit_problem(value, "[baseline]") is None
+        and (problem := figure_problem(str(key), value, "[baseline]"))
+    ]
 
 
 def _identity(
@@ -298,64 +258,16 @@ def _identity(
     return name, kind, target
 
 
-def _capability_problems(data: Mapping[str, Any]) -> list[str]:
-    capabilities = data.get("capabilities", [])
-    if not isinstance(capabilities, list):
-        return []  # the type check said so
-    return [
-        f"field 'capabilities': unknown capability {capability!r} "
-        f"(known: {', '.join(CAPABILITIES)})"
-        for capability in capabilities
-        if isinstance(capability, str) and capability not in CAPABILITIES
-    ]
-
-
-def _tolerance(
-    data: Mapping[str, Any], path: Path, problems: list[str]
-) -> tuple[TolerancePolicy, Exception | None]:
-    table = data.get("tolerance", {})
-    if not isinstance(table, Mapping):
-        return TolerancePolicy(), None  # the type check said so
-    where = f"board file {path}"
-    # The parser stops at its first problem: give it one section, then one field, at
-    # a time, so that every problem of the table is a line of the list.
-    found: list[str] = []
-    cause: Exception | None = None
-
-    def check(part: Mapping[str, Any]) -> bool:
-        nonlocal cause
-        try:
-            TolerancePolicy.from_mapping(part, where)
-        except ValueError as exc:
-            found.append(_tolerance_problem(str(exc).removeprefix(where)))
-            cause = cause or exc
-            return False
-        return True
-
-    for section, fields in table.items():
-        if not isinstance(fields, Mapping):
-            check({section: fields})  # not a table
-        elif check({section: {}}):  # a known section: now each of its fields
-            for key, value in fields.items():
-                check({section: {key: value}})
-    if found:
-        problems += found
-        return TolerancePolicy(), cause
-    return TolerancePolicy.from_mapping(table, where), None
-
-
 def _vela_problems(data: Mapping[str, Any], target: str | None) -> list[str]:
-    vela = data.get("vela")
-    if not isinstance(vela, Mapping):
+    """``[vela]`` on a target that Vela does not compile for (its fields are
+    :class:`BoardFile`'s to check)."""
+    if not isinstance(data.get("vela"), Mapping) or target is None:
         return []
-    from et_hil.programs.targets import is_ethos_u, vela_problems
+    from et_hil.programs.targets import is_ethos_u
 
-    problems = vela_problems(vela)
-    if target is not None and not is_ethos_u(target):
-        problems.append(
-            f"[vela] is for Ethos-U targets (compiled by Vela); target '{target}' does not use it"
-        )
-    return problems
+    if is_ethos_u(target):
+        return []
+    return [f"[vela] is for Ethos-U targets (compiled by Vela); target '{target}' does not use it"]
 
 
 def _settings(
@@ -364,47 +276,39 @@ def _settings(
     kind: str | None,
     path: Path,
     problems: list[str],
-) -> tuple[Any, Exception | None]:
+) -> KindSettings | None:
     """The kind's own table, converted to its settings type; a table of another
-    kind is refused."""
+    kind is refused. A kind that declares no type has its table in
+    :attr:`BoardSpec.sections` only."""
     for table, owner in tables.items():
         if table in data and kind is not None and owner.name != kind:
             problems.append(f"[{table}] is for kind '{owner.name}', this board is kind '{kind}'")
     if kind is None:
-        return None, None
+        return None
     board_kind = registry.get(kind)
     if board_kind.settings_table is None:
-        return None, None
+        return None
     table = board_kind.settings_table
     raw = data.get(table)
     if raw is None:
         if board_kind.settings_required:
             problems.append(f"kind '{kind}' needs a [{table}] table")
-        return None, None
+        return None
     if not isinstance(raw, Mapping):
         problems.append(f"[{table}] must be a table")
-        return None, None
-    settings: Any = dict(raw)
+        return None
+    settings: KindSettings | None = None
     if board_kind.settings_type is not None:
         settings, found = convert_all(raw, board_kind.settings_type, f"[{table}]")
         if found:
             problems += found
-            return None, None
+            return None
     if board_kind.check_settings is not None:
-        found = board_kind.check_settings(settings, path)
+        found = board_kind.check_settings(dict(raw) if settings is None else settings, path)
         if found:
-            # The kind's checks speak in messages, not exceptions: there is no
-            # lower-level error to keep as the cause.
             problems += found
-            return None, None
-    return settings, None
-
-
-def _tolerance_problem(message: str) -> str:
-    """The tolerance parser's message without the file name it was given."""
-    if message.startswith(": ") and not message.startswith(": ["):
-        return "[tolerance] " + message[2:]  # a section-level problem
-    return message.removeprefix(":").strip()
+            return None
+    return settings
 
 
 def _memory_problems(memory: Mapping[str, Any], kind: str | None) -> list[str]:
@@ -541,16 +445,14 @@ def load_board_files(path: str | Path) -> list[BoardSpec]:
     specs: list[BoardSpec] = []
     names: set[str] = set()
     problems: list[str] = []
-    cause: Exception | None = None
     for k, table in enumerate(data["board"]):
         if not isinstance(table, Mapping):
             problems.append(f"[[board]] #{k + 1} must be a table")
             continue
         name = table.get("name")
         label = f"board '{name}'" if isinstance(name, str) and name else f"[[board]] #{k + 1}"
-        spec, found, why = _check_board(table, path)
+        spec, found = _check_board(table, path)
         problems += [f"{label}: {problem}" for problem in found]
-        cause = cause or why
         if isinstance(name, str):
             if name in names:
                 problems.append(f"board '{name}' is listed twice")
@@ -558,7 +460,7 @@ def load_board_files(path: str | Path) -> list[BoardSpec]:
         if spec is not None:
             specs.append(spec)
     if problems:
-        raise _error(path, problems) from cause
+        raise ConfigError(problems_message(f"board file {path}", problems))
     return specs
 
 

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from et_hil.errors import BuildError
 from et_hil.programs.compile_target import CompileTarget
 from et_hil.programs.target_kind import TargetKind
+from et_hil.programs.vela_options import VelaOptions
+from et_hil.validation import convert_all
 
 if TYPE_CHECKING:
     from et_hil.programs.quantization import QuantConfig
@@ -44,7 +46,6 @@ _ETHOS_U = re.compile(r"ethos-(u55|u65|u85)-(\d+)")
 # TOSA 1.0 extensions ExecuTorch's TosaSpecification knows (the Ethos-U specifications
 # use int16, int4, u55 and cf).
 TOSA_EXTENSIONS = ("int16", "int4", "u55", "cf", "bf16", "fp8e4m3", "fp8e5m2", "fft", "var")
-VELA_KEYS = ("system_config", "memory_mode", "extra_flags")
 # What the Cortex-M quantizer's retrace (et_hil.programs.cortex_m_passes) does, as
 # part of the cache key of every quantized Cortex-M program: bump it when the
 # retrace changes what it quantizes. 1: NCHW convolutions on channels_last copies,
@@ -476,29 +477,19 @@ def is_ethos_u(name: str) -> bool:
     return _ETHOS_U.fullmatch(name) is not None
 
 
-def vela_problems(vela: Mapping[str, Any]) -> list[str]:
-    """Every mistake in a ``[vela]`` table: unknown keys and wrong types."""
-    problems = [
-        f"[vela] unknown field '{key}' (known: {', '.join(VELA_KEYS)})"
-        for key in vela
-        if key not in VELA_KEYS
-    ]
-    for key in ("system_config", "memory_mode"):
-        if key in vela and not isinstance(vela[key], str):
-            problems.append(f"[vela] field '{key}' must be a string, got {vela[key]!r}")
-    flags = vela.get("extra_flags", [])
-    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-        problems.append(f"[vela] field 'extra_flags' must be a list of strings, got {flags!r}")
-    return problems
-
-
 def _vela_options(board: str, vela: Mapping[str, Any]) -> dict[str, Any]:
-    if problems := vela_problems(vela):
+    """The Ethos-U target's options from a ``[vela]`` table (:class:`VelaOptions`).
+
+    Raises:
+        BuildError: a table not checked at load (a board made in code), naming each problem.
+    """
+    options, problems = convert_all(vela, VelaOptions, "[vela]")
+    if options is None:
         raise BuildError(f"board '{board}': {'; '.join(problems)}")
     return {
-        "system_config": vela.get("system_config"),
-        "memory_mode": vela.get("memory_mode"),
-        "extra_flags": tuple(vela.get("extra_flags", [])),
+        "system_config": options.system_config,
+        "memory_mode": options.memory_mode,
+        "extra_flags": options.extra_flags,
     }
 
 

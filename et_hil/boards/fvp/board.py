@@ -64,7 +64,7 @@ class FvpBoard(BaseBoard):
         self.spec = spec
         self.options = options or BoardOptions()
         self.fvp_options: FvpOptions = self.options.for_kind("fvp", FvpOptions())
-        settings: FvpSettings | None = spec.settings
+        settings = spec.settings_of(FvpSettings)
         if settings is None:  # a spec made in code: check its [fvp] table as a file's would be
             converted, problems = convert_all(spec.sections.get("fvp", {}), FvpSettings, "[fvp]")
             if converted is None:

@@ -57,7 +57,7 @@ class QemuBoard(BaseBoard):
         self.work_dir = work_dir
         self.options = options or BoardOptions()
         self.qemu_options: QemuOptions = self.options.for_kind("qemu", QemuOptions())
-        self.settings: QemuSettings = spec.settings or QemuSettings()
+        self.settings = spec.settings_of(QemuSettings) or QemuSettings()
         self.machine = load_machine(self.settings.machine)
         self.given_elf = spec.file_path(self.options.runner_elf or self.settings.runner_elf)
         self.runner_elf: Path | None = self.given_elf

@@ -165,7 +165,7 @@ def cmd_firmware(args: argparse.Namespace) -> int:
                     f"--board {name}: kind '{spec.kind}' boards take no et-hil firmware build; "
                     "QEMU boards do"
                 )
-            settings = spec.settings or QemuSettings()
+            settings = spec.settings_of(QemuSettings) or QemuSettings()
             firmware = settings.firmware
             requests.append((f"board '{name}'", request_for(firmware), firmware.timeouts()))
     else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from et_hil.boards.memory import ProgramSizes, Use, device_uses, planned_problems, size_text
 
 if TYPE_CHECKING:
-    from et_hil.boards.spec import BoardSpec
+    from et_hil.boards.board_spec import BoardSpec
 
 
 @dataclasses.dataclass(frozen=True)

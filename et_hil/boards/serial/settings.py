@@ -49,7 +49,7 @@ from et_hil.errors import ConfigError
 from et_hil.validation import convert_all, problems_message
 
 if TYPE_CHECKING:
-    from et_hil.boards.spec import BoardSpec
+    from et_hil.boards.board_spec import BoardSpec
 
 FIRMWARE_MODES = ("address", "embedded")
 FLASH_METHODS = ("pyocd", "command")
@@ -564,10 +564,12 @@ def serial_settings(spec: BoardSpec) -> SerialSettings:
     section, checked as a file's would be.
 
     Raises:
-        ConfigError: a spec made in code with a bad ``[serial]`` section.
+        ConfigError: a spec made in code with a bad ``[serial]`` section, or with
+            settings of another kind.
     """
-    if isinstance(spec.settings, SerialTable):
-        settings, problems = _resolve(spec.settings, spec.path)
+    table = spec.settings_of(SerialTable)
+    if table is not None:
+        settings, problems = _resolve(table, spec.path)
         if settings is not None:
             return settings
         raise ConfigError(problems_message(f"board file {spec.path}", problems))
