@@ -185,6 +185,29 @@ def _entry_type(annotation: Any) -> Any:
     return None
 
 
+def _tagged_variants(annotation: Any) -> tuple[str, dict[Any, type[msgspec.Struct]]] | None:
+    """The tag field and the Struct of each tag, for a field typed as a tagged union
+    (``PyocdFlash | CommandFlash``, told apart by ``method``); else ``None``."""
+    structs = [
+        candidate
+        for candidate in _alternatives(annotation)
+        if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct)
+    ]
+    configs = [struct.__struct_config__ for struct in structs]
+    tag_fields = {config.tag_field for config in configs}
+    if len(structs) < 2 or len(tag_fields) != 1 or None in tag_fields:
+        return None
+    return str(tag_fields.pop()), {
+        config.tag: s for config, s in zip(configs, structs, strict=True)
+    }
+
+
+def _either(values: Sequence[Any]) -> str:
+    """``'a', 'b' or 'c'``."""
+    quoted = [repr(value) for value in values]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
 def _is_table(annotation: Any) -> bool:
     """Whether a field holds a TOML table and nothing else (a dict or a Struct)."""
     alternatives = _alternatives(annotation)
@@ -203,6 +226,17 @@ def _value_problems(
     value: Any, annotation: Any, table: str, key: str, owner: type[msgspec.Struct]
 ) -> list[Problem]:
     """Every problem of ``value`` as the field ``key`` of ``table``, typed ``annotation``."""
+    tagged = _tagged_variants(annotation)
+    if tagged is not None and isinstance(value, Mapping):
+        # a table of one of several kinds: its tag says which, then it is checked as that one
+        tag_field, variants = tagged
+        where = nested_table(table, key)
+        if tag_field not in value:
+            return [Problem(where, tag_field, "missing")]
+        if value[tag_field] not in variants:
+            choices = _either(list(variants))
+            return [Problem(where, tag_field, "invalid", value[tag_field], expect=choices)]
+        return find_problems(value, variants[value[tag_field]], where)
     nested = _struct_type(annotation)
     if nested is not None and isinstance(value, Mapping):
         return find_problems(value, nested, nested_table(table, key))
@@ -255,6 +289,10 @@ def find_problems(
     arrays whose item type says what it expects (each item) are checked one
     by one too.
 
+    A field typed as a tagged union (``PyocdFlash | CommandFlash``, Structs with
+    one ``tag_field``) is checked as the variant its tag names; a missing or
+    unknown tag is the problem.
+
     ``table`` names the table ``data`` is (``[memory]``). A Struct may give advice
     for fields that belong elsewhere in a class variable ``misplaced_fields``
     (field name: the whole message after the table).
@@ -262,13 +300,15 @@ def find_problems(
     if not isinstance(data, Mapping):
         return [Problem(table, None, "not_a_table", data, owner=cls)]
     fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+    tag_field = cls.__struct_config__.tag_field  # a variant's tag (method = "pyocd")
+    known = (tag_field, *fields) if tag_field is not None else tuple(fields)
     misplaced: Mapping[str, str] = getattr(cls, "misplaced_fields", {})
     problems = [
         Problem(table, key, "misplaced", detail=misplaced[key], owner=cls)
         if key in misplaced
-        else Problem(table, key, "unknown", known=tuple(fields), owner=cls)
+        else Problem(table, key, "unknown", known=known, owner=cls)
         for key in data
-        if key not in fields
+        if key not in known
     ]
     for name, field in fields.items():
         if name in data:

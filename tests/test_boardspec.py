@@ -589,7 +589,7 @@ def test_a_lab_file_lists_every_problem_of_every_board(tmp_path: Path) -> None:
         + '[board.serial]\nport = 3\nbaud = "fast"\n[board.serial.flash]\nmethod = "jtag"\n'
         + serial.format(name="right")
         + '[board.serial]\nport = "/dev/b"\n[board.serial.firmware]\nmode = "embedded"\n'
-        '[board.serial.flash]\nmethod = "pyocd"\n'
+        '[board.serial.flash]\nmethod = "pyocd"\ntarget = "cortex_m"\n'
         '[[board]]\nname = "fvp"\nkind = "fvp"\ntarget = "ethos-u55-128"\n'
         '[board.fvp]\nplatform = "corstone999"\n'
         '[[board]]\nname = "host"\nkind = "host"\ntarget = "portable"\nrun_timeout_s = -1\n',
@@ -607,10 +607,9 @@ def test_a_lab_file_lists_every_problem_of_every_board(tmp_path: Path) -> None:
         "board 'right': [serial.firmware] needs 'image_address': where the embedded firmware "
         "build (a raw image) is written",
     ]
-    assert problems[5].startswith("board 'right': [serial.flash] method 'pyocd' needs 'target'")
-    assert problems[6].startswith("board 'right': pyOCD needs 'probe_id' for every unit")
-    assert problems[7].startswith("board 'fvp': [fvp] platform 'corstone999' is unknown")
-    assert problems[8:] == ["board 'host': field 'run_timeout_s' must be a positive number, got -1"]
+    assert problems[5].startswith("board 'right': pyOCD needs 'probe_id' for every unit")
+    assert problems[6].startswith("board 'fvp': [fvp] platform 'corstone999' is unknown")
+    assert problems[7:] == ["board 'host': field 'run_timeout_s' must be a positive number, got -1"]
 
 
 def test_a_baseline_table_gives_the_boards_limits_and_a_bad_limit_is_named(tmp_path):

@@ -186,7 +186,9 @@ def test_the_et_run_example_runs(et_pytester: pytest.Pytester) -> None:
 def _deep_merge(base: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in part.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        # a table that names its method ([serial.flash], [serial.reset]) is that method's
+        # table whole: a pyOCD flash keeps nothing of the base's command flash
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and "method" not in value:
             merged[key] = _deep_merge(merged[key], value)
         else:
             merged[key] = value

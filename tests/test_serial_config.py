@@ -275,3 +275,46 @@ def test_the_board_spec_holds_the_typed_table(tmp_path: Path) -> None:
         tmp_path / "b.toml",
     ).firmware_image
     assert image == tmp_path / "fw.elf"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        # each method is a table of its own (a tagged union): what it takes, it declares
+        (_with(flash={"command": ["x"]}), "[serial.flash] missing required field 'method'"),
+        (
+            _with(flash={"method": "pyocd", "target": "cortex_m", "command": ["x"]}),
+            "[serial.flash] 'command' is for method 'command'",
+        ),
+        (
+            _with(flash={"method": "command"}),
+            """[serial.flash] method 'command' needs 'command', e.g. ["my-flash", "{image}", """,
+        ),
+        (
+            _with(reset={"method": "reboot"}),
+            "[serial.reset] field 'method' must be 'pyocd', 'command' or 'none', got 'reboot'",
+        ),
+        (_with(reset={"method": "command"}), "[serial.reset] method 'command' needs 'command'"),
+        (
+            _with(reset={"method": "none", "timeout_s": 5}),
+            "[serial.reset] unknown field 'timeout_s' (known: method)",
+        ),
+        # a [serial.reset] table says its method (without the table: the default)
+        (_with(reset={"timeout_s": 5}), "[serial.reset] missing required field 'method'"),
+    ],
+)
+def test_a_method_takes_what_its_table_declares(section: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_serial(section, Path("/lab/board.toml"))
+    assert str(info.value).startswith(f"board file /lab/board.toml: {message}")
+
+
+def test_the_reset_method_defaults_by_the_flash_method() -> None:
+    by_command = parse_serial(BASE, Path("b.toml"))
+    assert by_command.reset is None  # the flasher resets the board
+    by_pyocd = parse_serial(
+        _with(flash={"method": "pyocd", "target": "cortex_m"}, probe_id="1"), Path("b.toml")
+    )
+    assert by_pyocd.reset is not None
+    assert by_pyocd.reset.argv[:2] == ("pyocd", "reset")
+    assert (by_command.flash_method, by_pyocd.flash_method) == ("command", "pyocd")

@@ -40,20 +40,18 @@ import dataclasses
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 
 from et_hil.boards.labgrid.settings import LabgridSettings, LabgridTable, labgrid_settings
 from et_hil.errors import ConfigError
-from et_hil.validation import convert_all, problems_message
+from et_hil.validation import Problem, convert_all, problems_message
 
 if TYPE_CHECKING:
     from et_hil.boards.board_spec import BoardSpec
 
 FIRMWARE_MODES = ("address", "embedded")
-FLASH_METHODS = ("pyocd", "command")
-RESET_METHODS = ("pyocd", "command", "none")
 FLASH_PLACEHOLDERS = ("image", "address", "port", "probe_id", "target", "board", "unit")
 LABGRID_PLACEHOLDERS = ("place", "exporter")  # boards reached through labgrid only
 BUILD_PLACEHOLDERS = ("program", "output", "board")
@@ -139,52 +137,135 @@ class FirmwareTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_
     ] = 900.0
 
 
-class FlashTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """``[serial.flash]``: how images are written to the board."""
+_PROBE_ID_IN_SERIAL = "put 'probe_id' in [serial] or in each [[serial.unit]]"
+
+
+def _method(table: msgspec.Struct) -> str:
+    """The ``method`` a flash or reset table was given (its variant's tag)."""
+    return str(type(table).__struct_config__.tag)
+
+
+class PyocdFlash(
+    msgspec.Struct,
+    forbid_unknown_fields=True,
+    frozen=True,
+    kw_only=True,
+    tag_field="method",
+    tag="pyocd",
+):
+    """``[serial.flash]`` with ``method = "pyocd"``: pyOCD's load writes each image."""
 
     misplaced_fields: ClassVar[Mapping[str, str]] = {
-        "probe_id": "put 'probe_id' in [serial] or in each [[serial.unit]]"
+        "probe_id": _PROBE_ID_IN_SERIAL,
+        "command": "'command' is for method 'command'",
     }
 
-    method: Annotated[
-        Literal["pyocd", "command"],
-        msgspec.Meta(
-            description="pyocd (pyOCD's load) or command (a command of yours)",
-            extra={"expect": "'pyocd' or 'command'"},
-        ),
-    ]
-    target: Annotated[
-        _Text | None, msgspec.Meta(description="pyOCD target name (`pyocd list --targets`)")
-    ] = None
-    command: Annotated[
-        _CommandLine | None,
-        msgspec.Meta(description="method command: the flash command, e.g. [my-flash, {image}]"),
-    ] = None
+    target: Annotated[_Text, msgspec.Meta(description="pyOCD target name (`pyocd list --targets`)")]
     timeout_s: Annotated[_Seconds, msgspec.Meta(description="time limit of one flash")] = 180.0
     extra_args: Annotated[
         tuple[str, ...],
         msgspec.Meta(
-            description="method pyocd: extra arguments of `pyocd load`",
-            extra={"expect": "a list of strings"},
+            description="extra arguments of `pyocd load`", extra={"expect": "a list of strings"}
         ),
     ] = ()
 
+    @classmethod
+    def problem_text(cls, problem: Problem) -> str:
+        """A missing target says where to find one."""
+        if problem.kind == "missing" and problem.key == "target":
+            return f"{problem.table} method 'pyocd' needs 'target' (see `pyocd list --targets`)"
+        return problem.standard_text()
 
-class ResetTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """``[serial.reset]``: how the board is reset before a run."""
 
-    method: Annotated[
-        Literal["pyocd", "command", "none"] | None,
-        msgspec.Meta(
-            description="pyocd, command, or none (the flasher resets the board); "
-            "default: pyocd when flashing with pyOCD, else none",
-            extra={"expect": "'pyocd', 'command' or 'none'"},
-        ),
-    ] = None
+class CommandFlash(
+    msgspec.Struct,
+    forbid_unknown_fields=True,
+    frozen=True,
+    kw_only=True,
+    tag_field="method",
+    tag="command",
+):
+    """``[serial.flash]`` with ``method = "command"``: a command of yours writes each image."""
+
+    misplaced_fields: ClassVar[Mapping[str, str]] = {
+        "probe_id": _PROBE_ID_IN_SERIAL,
+        "extra_args": "'extra_args' is for method 'pyocd'; put them in 'command'",
+    }
+
     command: Annotated[
-        _CommandLine | None, msgspec.Meta(description="method command: the reset command")
+        _CommandLine,
+        msgspec.Meta(description="the flash command, e.g. [my-flash, {image}, {address}]"),
+    ]
+    target: Annotated[
+        _Text | None,
+        msgspec.Meta(description="a target name for {target} (and for a pyOCD reset)"),
     ] = None
+    timeout_s: Annotated[_Seconds, msgspec.Meta(description="time limit of one flash")] = 180.0
+
+    @classmethod
+    def problem_text(cls, problem: Problem) -> str:
+        """A missing command shows one."""
+        if problem.kind == "missing" and problem.key == "command":
+            return (
+                f"{problem.table} method 'command' needs 'command', "
+                'e.g. ["my-flash", "{image}", "{address}"]'
+            )
+        return problem.standard_text()
+
+
+FlashTable: TypeAlias = PyocdFlash | CommandFlash
+"""``[serial.flash]``: how images are written to the board, one table per ``method``."""
+
+
+class PyocdReset(
+    msgspec.Struct,
+    forbid_unknown_fields=True,
+    frozen=True,
+    kw_only=True,
+    tag_field="method",
+    tag="pyocd",
+):
+    """``[serial.reset]`` with ``method = "pyocd"``: ``pyocd reset`` with the flash's target."""
+
+    misplaced_fields: ClassVar[Mapping[str, str]] = {"command": "'command' is for method 'command'"}
+
     timeout_s: Annotated[_Seconds, msgspec.Meta(description="time limit of one reset")] = 30.0
+
+
+class CommandReset(
+    msgspec.Struct,
+    forbid_unknown_fields=True,
+    frozen=True,
+    kw_only=True,
+    tag_field="method",
+    tag="command",
+):
+    """``[serial.reset]`` with ``method = "command"``: a command of yours resets the board."""
+
+    command: Annotated[_CommandLine, msgspec.Meta(description="the reset command")]
+    timeout_s: Annotated[_Seconds, msgspec.Meta(description="time limit of one reset")] = 30.0
+
+    @classmethod
+    def problem_text(cls, problem: Problem) -> str:
+        """A missing command names the method that needs it."""
+        if problem.kind == "missing" and problem.key == "command":
+            return f"{problem.table} method 'command' needs 'command'"
+        return problem.standard_text()
+
+
+class NoReset(
+    msgspec.Struct,
+    forbid_unknown_fields=True,
+    frozen=True,
+    kw_only=True,
+    tag_field="method",
+    tag="none",
+):
+    """``[serial.reset]`` with ``method = "none"``: the flasher resets the board."""
+
+
+ResetTable: TypeAlias = PyocdReset | CommandReset | NoReset
+"""``[serial.reset]``: how the board is reset before a run, one table per ``method``."""
 
 
 class SerialTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -225,7 +306,13 @@ class SerialTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     ] = 3600.0
     firmware: FirmwareTable = FirmwareTable()
     flash: FlashTable
-    reset: ResetTable = ResetTable()
+    reset: Annotated[
+        ResetTable | None,
+        msgspec.Meta(
+            description="how the board is reset before a run "
+            "(default: pyocd when flashing with pyOCD, else none)"
+        ),
+    ] = None
     unit: Annotated[
         Annotated[tuple[UnitTable, ...], msgspec.Meta(min_length=1)] | None,
         msgspec.Meta(
@@ -447,63 +534,45 @@ def _resolve(table: SerialTable, path: Path | None) -> tuple[SerialSettings | No
         )
 
     flash_table = table.flash
-    method = flash_table.method
     target = flash_table.target
     flash = None
-    if method == "pyocd":
-        if target is None:
-            problems.append(
-                "[serial.flash] method 'pyocd' needs 'target' (see `pyocd list --targets`)"
-            )
-    else:
-        if flash_table.extra_args:
-            problems.append(
-                "[serial.flash] 'extra_args' is for method 'pyocd'; put them in 'command'"
-            )
-        if flash_table.command is None:
-            problems.append(
-                "[serial.flash] method 'command' needs 'command', "
-                'e.g. ["my-flash", "{image}", "{address}"]'
-            )
-        else:
-            flash = _command(
-                flash_table.command,
-                "serial.flash",
-                command_placeholders,
-                flash_table.timeout_s,
-                problems,
-            )
+    if isinstance(flash_table, CommandFlash):
+        flash = _command(
+            flash_table.command,
+            "serial.flash",
+            command_placeholders,
+            flash_table.timeout_s,
+            problems,
+        )
 
-    reset_table = table.reset
-    reset_method = reset_table.method or ("pyocd" if method == "pyocd" else "none")
+    by_pyocd = isinstance(flash_table, PyocdFlash)
+    reset_table = table.reset or (PyocdReset() if by_pyocd else NoReset())
     reset: Command | None = None
-    if reset_method == "pyocd":
-        if target is None and method != "pyocd":  # else [serial.flash] said so already
+    if isinstance(reset_table, PyocdReset):
+        if target is None:  # flashing by command; pyOCD's flash needs its target anyway
             problems.append("[serial.reset] method 'pyocd' needs [serial.flash] 'target'")
         reset = Command(
             ("pyocd", "reset", "--target", "{target}", "--uid", "{probe_id}"),
             reset_table.timeout_s,
         )
-    elif reset_method == "command":
-        if reset_table.command is None:
-            problems.append("[serial.reset] method 'command' needs 'command'")
-        else:
-            reset = _command(
-                reset_table.command,
-                "serial.reset",
-                command_placeholders,
-                reset_table.timeout_s,
-                problems,
-            )
-    if method == "pyocd":  # pyOCD resets the board itself when nothing else does
+    elif isinstance(reset_table, CommandReset):
+        reset = _command(
+            reset_table.command,
+            "serial.reset",
+            command_placeholders,
+            reset_table.timeout_s,
+            problems,
+        )
+    if isinstance(flash_table, PyocdFlash):  # pyOCD resets the board itself when nothing else does
         extra = flash_table.extra_args
         flash = pyocd_load_command(extra, flash_table.timeout_s, reset_after=reset is None)
-    if lab is not None and (method == "pyocd" or reset_method == "pyocd") and not table.probe_id:
+    uses_pyocd = by_pyocd or isinstance(reset_table, PyocdReset)
+    if lab is not None and uses_pyocd and not table.probe_id:
         problems.append(
             "[serial.labgrid] boards flash and reset with method 'command' (which may name "
             "{place} and {exporter}); pyOCD needs [serial] probe_id, which fits one place only"
         )
-    if method == "pyocd" or reset_method == "pyocd":
+    if uses_pyocd:
         missing = [u.name for u in units if u.probe_id is None]
         if missing:
             problems.append(
@@ -523,8 +592,8 @@ def _resolve(table: SerialTable, path: Path | None) -> tuple[SerialSettings | No
         image_address=image_address,
         build=build,
         flash=flash,
-        flash_method=method,
-        flash_extra=flash_table.extra_args,
+        flash_method=_method(flash_table),
+        flash_extra=flash_table.extra_args if isinstance(flash_table, PyocdFlash) else (),
         flash_target=target,
         reset=reset,
         quiet_s=table.quiet_s,
