@@ -53,7 +53,8 @@ def test_tosa_board_matches_fake_quant_and_reports_timing(et_pytester):
             conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
             result = et_check(conv.eval(), (torch.randn(1, 3, 8, 8),), quantize="int8")
             assert result.run.fidelity == "tosa-reference"
-            assert result.run.extra["delegate_calls"] == 1
+            assert result.run.facts["delegate_calls"] == 1
+            assert result.run.timings["delegate_s"] > 0
 
         def test_float_is_skipped(et_check):
             et_check(m.tiny(), m.x())

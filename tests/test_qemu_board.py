@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from et_hil.boards import BoardOptions, make_board
+from et_hil.boards.base import RUN_FACTS
 from et_hil.boards.qemu.board import QemuBoard
 from et_hil.boards.spec import load_board_file
 from et_hil.datafiles import builtin_board_dir
@@ -126,7 +127,9 @@ def test_a_program_runs_on_the_genuine_runner(
     assert run.etdump_path is not None
     assert run.etdump_path.stat().st_size > 0
     assert "Program complete, exiting." in run.log  # the genuine runner's last line
-    facts = run.extra
+    assert run.timings["qemu_wall_s"] == run.execute_s  # QEMU's wall time: the one timing
+    facts = run.facts
+    assert set(facts) <= set(RUN_FACTS)  # every fact the board gives is documented
     assert facts["machine"] == "mps3-an547"
     assert facts["firmware"]["elf_sha256"] == facts["runner_elf_sha256"]
     assert facts["firmware"]["intermediate_buffer_bytes"] == 0

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from et_hil.boards.base import RUN_FACTS
 from et_hil.boards.serial.board import SerialBoard
 from et_hil.boards.spec import load_board_file
 from et_hil.errors import ConfigError, InfrastructureError, RunCrashed, RunTimeout
@@ -98,7 +99,9 @@ def test_bundleio_runs_the_tests_inputs(
     assert board.availability().ok
     result = check(board, builder, tmp_path / "run")
     assert result.passed, result.table()
-    facts = result.run.extra
+    assert set(result.run.timings) == {"uart_wall_s", "lock_wait_s"}
+    facts = result.run.facts
+    assert set(facts) <= set(RUN_FACTS)  # every fact the board gives is documented
     assert facts["bundleio"][0]["result"] == "PASS"
     assert facts["attempts"] == 1
     assert facts["outputs_from"] == "uart"
@@ -162,8 +165,8 @@ def test_a_channels_last_program_gets_its_bundle_in_its_dim_order(
     x_cl = x_cl.contiguous(memory_format=torch.channels_last)
     result = check(board, builder, tmp_path / "run", ChannelsLast(), (x_cl,), quantize=None)
     assert result.passed, result.table()
-    assert result.run.extra["bundleio"][0]["result"] == "PASS"
-    bpte = tmp_path / "run" / str(result.run.extra["program"])
+    assert result.run.facts["bundleio"][0]["result"] == "PASS"
+    bpte = tmp_path / "run" / str(result.run.facts["program"])
     case = deserialize_from_flatbuffer_to_bundled_program(bpte.read_bytes())
     bundled = case.method_test_suites[0].test_cases[0]
     for value, logical in (
@@ -186,7 +189,7 @@ def test_firmware_without_bundleio_is_compared_on_all_ones(
         with pytest.warns(UserWarning, match="ran all-ones inputs"):
             result = check(board, builder, tmp_path / "run")
         assert result.passed, result.table()
-        assert "all-ones" in result.run.extra["inputs"]
+        assert "all-ones" in result.run.facts["inputs"]
         ones = torch.ones(2, 8)
         vs_eager_on_ones = result.comparisons[1]
         assert vs_eager_on_ones.reference == "eager_float"
@@ -269,7 +272,7 @@ def test_noise_on_the_line_is_ignored(
     vboard.set_mode("noise")
     result = check(board, builder, tmp_path / "run")
     assert result.passed
-    assert result.run.extra["attempts"] == 1
+    assert result.run.facts["attempts"] == 1
     assert b"\xff\x00\xfe" in (tmp_path / "run" / "uart.log").read_bytes()
 
 
@@ -293,7 +296,7 @@ def test_dropped_bytes_are_retried_then_an_infrastructure_failure(
     vboard.set_mode("drop", count=1)
     once = check(board, builder, tmp_path / "once")
     assert once.passed
-    assert once.run.extra["attempts"] == 2
+    assert once.run.facts["attempts"] == 2
     vboard.set_mode("drop", count=2)
     with pytest.raises(InfrastructureError, match="link corrupted: ETDump block") as info:
         check(board, builder, tmp_path / "twice")
@@ -307,7 +310,7 @@ def test_a_port_that_vanishes_and_returns_is_retried(
     vboard.set_mode("disconnect", seconds=1.0)
     result = check(board, builder, tmp_path / "run")
     assert result.passed
-    assert result.run.extra["attempts"] == 2
+    assert result.run.facts["attempts"] == 2
     assert b"=== et-hil: attempt 2: port lost" in (tmp_path / "run" / "uart.log").read_bytes()
 
 
@@ -399,7 +402,7 @@ def test_outputs_come_exact_from_the_etdump_when_the_firmware_dumps_them(
         board = make_board(vb, tmp_path)
         result = check(board, builder, tmp_path / "run", quantize=None)
         assert result.passed, result.table()
-        assert result.run.extra["outputs_from"] == "etdump"
+        assert result.run.facts["outputs_from"] == "etdump"
         assert result.run.debug_buffer_path is not None
         out = result.run.outputs[0]
         # bit-exact float32, not the UART's six decimals: some values carry more digits
@@ -441,7 +444,7 @@ def test_the_runners_own_bundleio_failure_is_recorded_not_a_crash(
     vboard.set_mode("bundle_fail")
     result = check(board, builder, tmp_path / "run")
     assert result.passed, result.table()
-    assert result.run.extra["bundleio"][0]["result"] == "FAIL"
+    assert result.run.facts["bundleio"][0]["result"] == "FAIL"
     log = (tmp_path / "run" / "uart.log").read_bytes()
     assert b"Problem running model" in log
     assert b"Application exit code: 1." in log

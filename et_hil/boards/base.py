@@ -78,7 +78,15 @@ class RunResult:
         etdump_path: the ETDump, when the board produced one.
         debug_buffer_path: the debug buffer (intermediate outputs), when produced.
         log: what the runtime printed during the run.
-        extra: board-specific facts (delegate time, PMU counters...).
+        timings: seconds of the phases of the run the board measured besides
+            ``execute_s`` and ``load_s``, each named ``<phase>_s`` (``fvp_wall_s``,
+            ``delegate_s``, ``lock_wait_s``...); the record's ``timings`` holds them.
+        facts: what the board knows about the run, for the record's ``board_facts``
+            (see :data:`RUN_FACTS`): JSON values, keyed by name. The set differs
+            by kind, and a kind of one's own adds its own, so it is a mapping.
+        extra: what boards gave before ``timings`` and ``facts`` (both mixed):
+            split into them, numbers named ``*_s`` being timings, with an
+            :class:`~et_hil.errors.EtHilDeprecationWarning`.
     """
 
     board: str
@@ -90,16 +98,61 @@ class RunResult:
     etdump_path: Path | None = None
     debug_buffer_path: Path | None = None
     log: str = ""
-    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    facts: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    extra: dataclasses.InitVar[Mapping[str, Any] | None] = None
 
-    def timings(self) -> dict[str, Any]:
-        """Timings for a result record."""
-        return {
-            "execute_s": round(self.execute_s, 6),
-            "load_s": round(self.load_s, 6),
-            "fidelity": str(self.fidelity),
-            **{k: v for k, v in self.extra.items() if k.endswith("_s")},
+    def __post_init__(self, extra: Mapping[str, Any] | None) -> None:
+        if not extra:
+            return
+        import warnings
+
+        from et_hil.errors import EtHilDeprecationWarning
+
+        warnings.warn(
+            f"board '{self.board}': RunResult(extra=...) is deprecated; give durations "
+            "as timings= (seconds, named *_s) and the rest as facts=",
+            EtHilDeprecationWarning,
+            stacklevel=3,
+        )
+        timed = {
+            k: float(v)
+            for k, v in extra.items()
+            if k.endswith("_s") and isinstance(v, int | float) and not isinstance(v, bool)
         }
+        facts = {k: v for k, v in extra.items() if k not in timed}
+        # (frozen: the fields are set once, here, as __init__ would)
+        object.__setattr__(self, "timings", {**timed, **self.timings})
+        object.__setattr__(self, "facts", {**facts, **self.facts})
+
+
+# The facts the built-in kinds give (RunResult.facts; the record's ``board_facts``).
+RUN_FACTS: Mapping[str, str] = {
+    "attempts": "fvp, serial: the try that gave the result (a flaky licence or link is retried)",
+    "where": "fvp: local or docker, where the FVP ran",
+    "unit": "serial: the unit of the board file's pool that ran it",
+    "port": "serial: that unit's UART",
+    "labgrid_place": "serial through labgrid: the place that ran it",
+    "labgrid_exporter": "serial through labgrid: the place's exporter host",
+    "labgrid_reservation": "serial through labgrid: the reservation that held it",
+    "labgrid_owner": "serial through labgrid: who held it",
+    "fvp": "fvp: the FVP's executable and version",
+    "machine": "qemu: the QEMU machine",
+    "runner_elf_sha256": "fvp, qemu: the runner firmware that ran",
+    "firmware": "fvp, qemu: the firmware build it came from (et-hil firmware build)",
+    "pmu": "fvp (cycle mode), serial: the run's PMU counters, by name",
+    "pmu_note": "fvp, qemu: why no PMU counters were recorded",
+    "bundle_result": "fvp, qemu: what BundleIO firmware said of its own outputs",
+    "bundleio": "serial: what BundleIO firmware said of its own outputs",
+    "delegate_calls": "tosa: calls into the TOSA reference model",
+    "uart_log": "serial: the UART log",
+    "outputs_from": "serial: etdump or uart, where the outputs were read",
+    "lock_held": "serial: when the unit was held (start, end: Unix time)",
+    "program": "serial: the program file written to the board",
+    "firmware_mode": "serial: address or embedded",
+    "firmware_sha256": "serial: the firmware image flashed",
+    "inputs": "what inputs ran, when not the given ones (all-ones on UART firmware)",
+}
 
 
 class Board(Protocol):

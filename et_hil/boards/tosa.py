@@ -115,5 +115,6 @@ class TosaBoard(BaseBoard):
             load_s=float(reply["load_s"]),
             fidelity=Fidelity.REFERENCE_MODEL,
             run_dir=request.run_dir,
-            extra={"delegate_s": reply["delegate_s"], "delegate_calls": reply["delegate_calls"]},
+            timings={"delegate_s": float(reply["delegate_s"])},
+            facts={"delegate_calls": reply["delegate_calls"]},
         )

@@ -22,7 +22,7 @@ from et_hil.programs.program_file import ProgramFile
 from et_hil.pytest_plugin.options import CONFIG_KEY, RUN_ID_KEY, marker_tolerances
 from et_hil.pytest_plugin.session import HarnessSession
 from et_hil.report import repro
-from et_hil.report.record import CheckRecord, ComparisonRecord, RecordDraft
+from et_hil.report.record import CheckRecord, ComparisonRecord, RecordDraft, run_timings
 from et_hil.report.record_parts import ArtifactSummary, DebugRecord
 from et_hil.tolerance import Tolerance
 from et_hil.verdict.check import CheckHooks
@@ -290,11 +290,11 @@ def _record_result(
     """The run's facts into the check's record and the test's JUnit properties."""
     this.timings = {
         **{k: round(v, 6) for k, v in result.timings.items()},
-        **result.run.timings(),
+        **run_timings(result.run),
         "check_s": round(time.perf_counter() - started, 6),
     }
     this.etdump = str(result.run.etdump_path) if result.run.etdump_path else None
-    this.board_facts = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
+    this.board_facts = dict(result.run.facts)
     this.comparisons = [ComparisonRecord.of(c) for c in result.comparisons]
     this.passed = result.passed
     if result.degenerate:
@@ -657,12 +657,11 @@ def et_run(
         this.run_dir = str(run_dir)
         this.timings = {
             **{k: round(v, 6) for k, v in result.timings.items()},
-            **result.run.timings(),
+            **run_timings(result.run),
             "check_s": round(time.perf_counter() - started, 6),
         }
         this.etdump = str(result.run.etdump_path) if result.run.etdump_path else None
-        facts = {k: v for k, v in result.run.extra.items() if not k.endswith("_s")}
-        this.board_facts = {**facts, "inputs": result.inputs_from}
+        this.board_facts = {**result.run.facts, "inputs": result.inputs_from}
         this.comparisons = [ComparisonRecord.of(c) for c in result.comparisons]
         this.passed = result.passed
         if not result.passed:

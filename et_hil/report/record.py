@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -34,6 +34,9 @@ from et_hil.report.record_parts import (
     QuarantineRecord,
 )
 
+if TYPE_CHECKING:
+    from et_hil.boards.base import RunResult
+
 __all__ = [
     "CheckRecord",
     "ComparisonRecord",
@@ -43,6 +46,7 @@ __all__ = [
     "Timings",
     "main_check",
     "make_record",
+    "run_timings",
 ]
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
@@ -50,6 +54,17 @@ Outcome = Literal["passed", "failed", "error", "skipped"]
 # ``check_s``), the board's (``execute_s``, ``load_s`` and the phases its kind
 # measures, e.g. ``fvp_wall_s``), and ``fidelity``, what kind of time they are.
 Timings = dict[str, float | str]
+
+
+def run_timings(run: RunResult) -> Timings:
+    """The timings of one board run as a check's record holds them: ``execute_s``,
+    ``load_s``, the run's own phases (:attr:`RunResult.timings`) and ``fidelity``."""
+    return {
+        "execute_s": round(run.execute_s, 6),
+        "load_s": round(run.load_s, 6),
+        "fidelity": str(run.fidelity),
+        **run.timings,
+    }
 
 
 class _Measured(msgspec.Struct, kw_only=True):

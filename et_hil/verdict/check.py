@@ -549,7 +549,7 @@ def run_and_compare(
     timings["run_s"] = time.perf_counter() - t0
     _check_fidelity(board, run)
     if note:
-        run = dataclasses.replace(run, extra={**run.extra, "inputs": note})
+        run = dataclasses.replace(run, facts={**run.facts, "inputs": note})
 
     t0 = time.perf_counter()
     comparisons = compare_with_references(

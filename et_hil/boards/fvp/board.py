@@ -251,8 +251,8 @@ class FvpBoard(BaseBoard):
             etdump_path=found.etdump_path,
             debug_buffer_path=found.debug_buffer_path,
             log=outcome.log,
-            extra={
-                "fvp_wall_s": outcome.wall_s,
+            timings={"fvp_wall_s": outcome.wall_s},
+            facts={
                 "fvp": f"{self.platform.executable} {self.platform.version}",
                 "where": outcome.where,
                 "runner_elf_sha256": self.elf_sha256,

@@ -192,8 +192,8 @@ class QemuBoard(BaseBoard):
             etdump_path=found.etdump_path,
             debug_buffer_path=found.debug_buffer_path,
             log=text,
-            extra={
-                "qemu_wall_s": finished.wall_s,
+            timings={"qemu_wall_s": finished.wall_s},
+            facts={
                 "machine": self.machine.name,
                 "runner_elf_sha256": self.elf_sha256,
                 **({"firmware": summary(self.build_record)} if self.build_record else {}),

@@ -198,10 +198,10 @@ class SerialBoard(BaseBoard):
                 held_s = time.time() - held_from
         return dataclasses.replace(
             outcome,
-            extra={
-                **outcome.extra,
+            timings={**outcome.timings, "lock_wait_s": round(lease.waited_s, 6)},
+            facts={
+                **outcome.facts,
                 **_where(lease),
-                "lock_wait_s": round(lease.waited_s, 6),
                 "lock_held": [round(held_from, 6), round(held_from + held_s, 6)],
                 "program": program.name,
                 "firmware_mode": self.settings.firmware_mode,
@@ -479,8 +479,8 @@ class SerialBoard(BaseBoard):
             etdump_path=etdump if etdump.exists() else None,
             debug_buffer_path=debug if debug.exists() else None,
             log=run.text,
-            extra={
-                "uart_wall_s": wall_s,
+            timings={"uart_wall_s": wall_s},
+            facts={
                 "uart_log": str(log_path),
                 "attempts": attempt,
                 "outputs_from": source,
