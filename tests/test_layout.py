@@ -8,12 +8,15 @@ only (a type-only back edge is a design cycle all the same), so both count.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import grimp
 import pytest
+
+from et_hil.boards import registry
 
 PACKAGE = Path(__file__).resolve().parent.parent / "et_hil"
 # the pipeline's stages in order, and the process plumbing under them
@@ -83,6 +86,69 @@ def test_a_board_spec_is_data_that_names_no_kind(graph: grimp.ImportGraph) -> No
     # the registry (which lists the kinds) or the loader, that would be a cycle.
     upstream = graph.find_upstream_modules("et_hil.boards.board_spec")
     assert sorted(m for m in upstream if m.startswith("et_hil.boards")) == []
+
+
+BUILTIN_KINDS = ("host", "tosa", "fvp", "qemu", "serial")
+
+
+def _branches_on_kind_names(source: str, kinds: tuple[str, ...]) -> list[str]:
+    """Where ``source`` branches on a kind's name: ``spec.kind == "fvp"``,
+    ``kind in ("fvp", "qemu")``, a table keyed by kind names, ``registry.get("fvp")``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            names = [
+                c.value
+                for o in operands
+                for c in ast.walk(o)
+                if isinstance(c, ast.Constant) and c.value in kinds
+            ]
+            if names and any("kind" in ast.unparse(o) for o in operands):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            if sum(k in kinds for k in keys) >= 2:
+                found.append(f"line {node.lineno}: a table keyed by kind names {keys}")
+        elif (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func).endswith("registry.get")
+            and any(isinstance(a, ast.Constant) and a.value in kinds for a in node.args)
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_kind_name_finder_finds_branches() -> None:
+    source = (
+        'if spec.kind == "serial": pass\n'
+        'ok = board.kind in ("fvp", "qemu")\n'
+        'WHY = {"tosa": "static", "fvp": "planned"}\n'
+        'k = registry.get("host")\n'
+        'fine = spec.name == "host"  # a board name, not a kind\n'
+    )
+    assert [f.split(":")[0] for f in _branches_on_kind_names(source, BUILTIN_KINDS)] == [
+        "line 1",
+        "line 2",
+        "line 3",
+        "line 4",
+    ]
+
+
+def test_only_a_kinds_own_folder_names_it() -> None:
+    """What differs between kinds is a field of BoardKind (issue 24): no module outside
+    ``et_hil/boards/<kind>/`` branches on a built-in kind's name."""
+    assert set(BUILTIN_KINDS) <= set(registry.kinds())
+    offences = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).parts
+        own = parts[1] if len(parts) > 2 and parts[0] == "boards" else None
+        others = tuple(k for k in BUILTIN_KINDS if k != own)
+        offences += [
+            f"{path.relative_to(PACKAGE)} {f}"
+            for f in _branches_on_kind_names(path.read_text(), others)
+        ]
+    assert offences == []
 
 
 def test_the_top_level_shows_the_pipeline() -> None:

@@ -127,19 +127,21 @@ class GoldenReferences:
         """
         from et_hil.boards.base import as_numpy
 
-        kind = golden_kind(board, artifact)
-        if kind is None:
+        # the reference implementation's name (the built-in board it runs on, or
+        # upstream's Python kernels): not the board's kind
+        reference = golden_kind(board, artifact)
+        if reference is None:
             return None
         arrays = [as_numpy(t) for t in inputs]
         started = time.perf_counter()
-        if kind == "host":
+        if reference == "host":
             run = self._board("host").run(artifact, arrays, run_dir=run_dir / "golden-host")
             return Golden(
                 "the host runtime on the same program (the same portable kernels)",
                 [as_numpy(o) for o in run.outputs],
                 time.perf_counter() - started,
             )
-        if kind == "cortex-m":
+        if reference == "cortex-m":
             return Golden(
                 "upstream's Python cortex_m kernels (CMSIS-NN integer arithmetic) on the "
                 "lowered program",
