@@ -39,7 +39,7 @@ class BoardOptions:
     """Command-line settings boards may use.
 
     Attributes:
-        runner_elf: the firmware to run (``--runner-elf``), over the board file's.
+        runner_elf: the firmware to run (``--et-runner-elf``), over the board file's.
         cache_dir: the artifact cache folder (firmware builds are kept there too).
         kind_options: each kind's own options by kind name (an ``FvpOptions`` for
             ``fvp`` ...), made by the kind's ``options_from``.

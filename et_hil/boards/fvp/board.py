@@ -85,7 +85,8 @@ class FvpBoard(BaseBoard):
         self.runner_facts: RunnerFacts | None = None
 
     def _executors(self) -> list[FvpExecutor]:
-        """Where the FVP may run, in order of preference (``[fvp] backends``, ``--fvp-backend``)."""
+        """Where the FVP may run, in order of preference (``[fvp] backends``,
+        ``--et-fvp-backend``)."""
         order = self.fvp_options.backends or self.settings.backends
         executors: list[FvpExecutor] = []
         for name in order:
@@ -143,7 +144,7 @@ class FvpBoard(BaseBoard):
                 reasons.append("no runner ELF configured")
                 hint = (
                     "build arm_executor_runner (README 'Runner ELFs') and set [fvp] runner_elf "
-                    f"in the board file or --runner-elf {self.spec.name}=PATH"
+                    f"in the board file or --et-runner-elf {self.spec.name}=PATH"
                 )
                 if found is None and any(e.brings_runners for e in self.executors):
                     hint += ", or use the FVP image, which brings its own runners"
@@ -262,7 +263,7 @@ class FvpBoard(BaseBoard):
                 # model is functional and its counters are not cycle figures.
                 **({"pmu": found.pmu} if found.pmu and self.cycles else {}),
                 **(
-                    {"pmu_note": "not recorded: --fast NPU model (run with --fvp-cycles)"}
+                    {"pmu_note": "not recorded: --fast NPU model (run with --et-fvp-cycles)"}
                     if found.pmu and not self.cycles
                     else {}
                 ),

@@ -7,7 +7,7 @@ command line, output files, ETDump block and failure classes
 operators run on the CPU kernels (portable, quantized, cortex_m) can run, and no
 PMU, so the run's timing is recorded as fidelity ``qemu``: functional only.
 
-The runner is the board file's ``runner_elf`` or ``--runner-elf``, else the one
+The runner is the board file's ``runner_elf`` or ``--et-runner-elf``, else the one
 ``[qemu.firmware]`` describes, built from source and cached by content
 (:mod:`et_hil.firmware`) the first time a board opens.
 """

@@ -77,7 +77,7 @@ class SerialBoard(BaseBoard):
     Args:
         spec: the board file's contents; ``[serial]`` is validated again here.
         work_dir: where this worker's logs go.
-        options: command-line overrides (``--runner-elf`` names the address-mode
+        options: command-line overrides (``--et-runner-elf`` names the address-mode
             firmware image).
     """
 
@@ -140,7 +140,7 @@ class SerialBoard(BaseBoard):
                 False,
                 f"firmware image {self.firmware_image} does not exist",
                 "build the address-mode runner (README 'Serial boards') or fix "
-                "[serial.firmware] image / --runner-elf",
+                "[serial.firmware] image / --et-runner-elf",
             )
         return Availability(True)
 
