@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from et_hil.boards import registry
 
-        registry.load_entry_points()  # board kinds of installed packages
+        registry.kinds()  # board kinds of installed packages (entry points)
         return int(args.func(args))
     except ConfigError as exc:  # a usage error: bad board file, unknown board name
         print(f"et-hil: error: {exc}", file=sys.stderr)

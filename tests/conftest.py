@@ -22,7 +22,7 @@ import et_hil.boards.spec
 import et_hil.report.record  # noqa: F401  (the imports above are for their side effect)
 
 if TYPE_CHECKING:
-    from et_hil.boards.host import HostBoard
+    from et_hil.boards.host.board import HostBoard
     from et_hil.programs.builder import Builder
 
 pytest_plugins = ["pytester"]
@@ -121,7 +121,7 @@ def et_pytester(
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostBoard]:
     """The host board, open, for one test module."""
-    from et_hil.boards.host import HostBoard
+    from et_hil.boards.host.board import HostBoard
     from et_hil.boards.spec import load_boards
 
     board = HostBoard(load_boards()["host"], tmp_path_factory.mktemp("host-logs"))

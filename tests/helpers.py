@@ -22,7 +22,7 @@ def host_workers(pytester: pytest.Pytester) -> list[int]:
             cwd = (entry / "cwd").resolve()
         except OSError:
             continue
-        if b"et_hil.boards.host_worker" in cmdline and cwd == pytester.path.resolve():
+        if b"et_hil.boards.host.worker" in cmdline and cwd == pytester.path.resolve():
             pids.append(int(entry.name))
     return pids
 

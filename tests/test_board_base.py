@@ -12,7 +12,7 @@ import torch
 
 from et_hil.boards.base import Availability, BaseBoard, RunRequest, RunResult
 from et_hil.boards.spec import BoardSpec
-from et_hil.boards.tosa import TosaBoard
+from et_hil.boards.tosa.board import TosaBoard
 from et_hil.errors import ConfigError
 from et_hil.programs.artifact import Artifact
 

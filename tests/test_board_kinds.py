@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from et_hil import plugins
 from et_hil.boards import registry
 from et_hil.boards.kind import BoardKind
 from et_hil.boards.spec import load_board_file
@@ -53,7 +54,8 @@ def test_the_docs_toy_kind_runs_from_a_users_conftest(et_pytester: pytest.Pytest
 
 def test_the_builtin_kinds_are_registered() -> None:
     kinds = registry.kinds()
-    assert list(kinds)[:5] == ["host", "tosa", "fvp", "qemu", "serial"]
+    # et-hil's own entry points, in the order its metadata lists them
+    assert list(kinds)[:5] == ["fvp", "host", "qemu", "serial", "tosa"]
     assert kinds["fvp"].settings_table == "fvp"
     assert set(kinds["fvp"].fidelities) == {"fvp-fast", "fvp-cycles"}
 
@@ -64,7 +66,7 @@ def test_an_unknown_kind_names_the_known_ones_and_the_hook(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         load_board_file(path)
     assert str(info.value) == (
-        f"board file {path}: field 'kind' = 'fpga': must be one of host, tosa, fvp, qemu, serial"
+        f"board file {path}: field 'kind' = 'fpga': must be one of fvp, host, qemu, serial, tosa"
     )
 
 
@@ -211,7 +213,8 @@ def test_a_broken_entry_point_is_a_config_error_naming_it(monkeypatch: pytest.Mo
     broken = metadata.EntryPoint(
         name="broken", value="no_such_module_for_et_hil:KIND", group=registry.ENTRY_POINT_GROUP
     )
-    monkeypatch.setattr(metadata, "entry_points", lambda group: [broken])
+    installed = plugins.group  # et-hil's own kinds, then the broken one
+    monkeypatch.setattr(plugins, "group", lambda name: [*installed(name), broken])
     with pytest.raises(ConfigError, match=r"entry point 'broken = no_such_module_for_et_hil:KIND'"):
         registry.load_entry_points()
 
@@ -220,6 +223,19 @@ def test_an_entry_point_giving_a_non_kind_is_refused(monkeypatch: pytest.MonkeyP
     from importlib import metadata
 
     odd = metadata.EntryPoint(name="odd", value="math:pi", group=registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(metadata, "entry_points", lambda group: [odd])
+    installed = plugins.group
+    monkeypatch.setattr(plugins, "group", lambda name: [*installed(name), odd])
     with pytest.raises(ConfigError, match="give a BoardKind"):
         registry.load_entry_points()
+
+
+def test_without_ets_own_entry_points_the_message_says_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checkout used without being installed has no metadata: the built-in kinds are
+    missing, and the message says how to install rather than 'unknown kind host'."""
+    monkeypatch.setattr(registry, "_kinds", {})
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(plugins, "group", lambda name: [])
+    with pytest.raises(ConfigError, match=r"built-in board kinds are not registered.*make install"):
+        registry.kinds()

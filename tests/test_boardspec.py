@@ -182,7 +182,7 @@ def test_error_invalid_toml(tmp_path: Path) -> None:
         ),
         pytest.param(
             _board("b", kind="gpu"),
-            r"field 'kind' = 'gpu': must be one of host, tosa, fvp, qemu, serial",
+            r"field 'kind' = 'gpu': must be one of fvp, host, qemu, serial, tosa",
             id="bad-kind",
         ),
         pytest.param(

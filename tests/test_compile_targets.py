@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from et_hil import plugins
 from et_hil.boards.spec import load_board_file
 from et_hil.errors import BuildError, ConfigError
 from et_hil.programs import target_registry
@@ -120,7 +121,9 @@ def test_two_kinds_of_one_name_are_refused(toy: TargetKind) -> None:
 def entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[metadata.EntryPoint]]:
     """Entry points the registry reads, read again for each test."""
     found: list[metadata.EntryPoint] = []
-    monkeypatch.setattr(metadata, "entry_points", lambda group: found)
+    monkeypatch.setattr(
+        plugins, "group", lambda name: found if name == target_registry.ENTRY_POINT_GROUP else []
+    )
     monkeypatch.setattr(target_registry, "_entry_points_read", False)
     yield found
     target_registry.unregister("toy")

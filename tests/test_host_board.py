@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from et_hil.boards.host import RuntimeWorker
 from et_hil.errors import ConfigError, RunCrashed
+from et_hil.processes.runtime_worker import RuntimeWorker
 from tests.helpers import host_workers
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,9 @@ def test_abort_is_a_crash_and_the_worker_comes_back(host, builder, tmp_path):
 
 def test_stopped_worker_leaves_no_process(pytester, monkeypatch, tmp_path):
     monkeypatch.chdir(pytester.path)  # host_workers() recognises workers by cwd
-    worker = RuntimeWorker(tmp_path / "worker.log")
+    worker = RuntimeWorker(
+        tmp_path / "worker.log", module="et_hil.boards.host.worker", label="host"
+    )
     worker.start()
     deadline = time.monotonic() + 10  # until the child has exec'd (its cmdline is set)
     while not host_workers(pytester) and time.monotonic() < deadline:

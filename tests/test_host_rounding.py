@@ -28,7 +28,7 @@ import numpy.typing as npt
 import pytest
 import torch
 
-from et_hil.boards.host import HostBoard
+from et_hil.boards.host.board import HostBoard
 from et_hil.programs.builder import Builder
 from et_hil.verdict.check import fake_quant_outputs, fake_quant_reference
 

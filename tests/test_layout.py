@@ -156,9 +156,9 @@ def test_the_top_level_shows_the_pipeline() -> None:
     assert folders == sorted(STAGES)
     modules = sorted(p.name for p in PACKAGE.glob("*.py"))
     # besides the stages: the public API, the command line, errors, versions,
-    # where data files are, declarative validation, the one dtype table, the
-    # command line's text tables, and the limits board files hold (the verdict's
-    # tolerances, the baseline's figure limits)
+    # where data files are, installed plug-ins (entry points), declarative
+    # validation, the one dtype table, the command line's text tables, and the
+    # limits board files hold (the verdict's tolerances, the baseline's figure limits)
     assert modules == [
         "__init__.py",
         "baseline_limits.py",
@@ -166,6 +166,7 @@ def test_the_top_level_shows_the_pipeline() -> None:
         "datafiles.py",
         "dtypes.py",
         "errors.py",
+        "plugins.py",
         "tables.py",
         "tolerance.py",
         "validation.py",

@@ -5,9 +5,11 @@ table in a board file with the type that validates it, and (for built-in kinds)
 its command-line options. The plugin, ``et-hil boards``/``doctor`` and board-file
 validation all read this registry; nothing else lists kinds.
 
-Third-party kinds register from a ``conftest.py`` or a pytest plugin through the
-``pytest_et_hil_board_kinds`` hook (see :mod:`et_hil.pytest_plugin.hooks`), or, for the
-``et-hil`` command, through the ``et_hil.board_kinds`` entry-point group::
+Every installed package's kinds register through the ``et_hil.board_kinds``
+entry-point group, et-hil's own built-in kinds too (its pyproject.toml declares
+each, from the kind's folder): the registry names no kind. A ``conftest.py`` or a
+pytest plugin can also add kinds for one session through the
+``pytest_et_hil_board_kinds`` hook (see :mod:`et_hil.pytest_plugin.hooks`)::
 
     def pytest_et_hil_board_kinds():
         return [BoardKind(name="toy", board=ToyBoard, summary="...", fidelities={...})]
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from et_hil import plugins
 from et_hil.boards.kind import BoardKind
 from et_hil.errors import ConfigError
 
@@ -35,37 +38,15 @@ ENTRY_POINT_GROUP = "et_hil.board_kinds"
 
 
 _kinds: dict[str, BoardKind] = {}
+_loaded = False
 
 
-def _builtin_kinds() -> list[BoardKind]:
-    from et_hil.boards.fvp.kind import FVP_KIND
-    from et_hil.boards.qemu.kind import QEMU_KIND
-    from et_hil.boards.serial.kind import SERIAL_KIND
-
-    host = BoardKind(
-        name="host",
-        board="et_hil.boards.host:HostBoard",
-        summary="ExecuTorch's portable runtime on this machine (a worker process)",
-        fidelities={"host-wall": "wall time of the host CPU running the portable runtime"},
-        host_memory=True,
-        golden_reference=False,  # ExecuTorch's own runtime is the portable kernels' reference
-    )
-    tosa = BoardKind(
-        name="tosa",
-        board="et_hil.boards.tosa:TosaBoard",
-        summary="the TOSA reference model running the delegated part, host runtime the rest",
-        fidelities={"tosa-reference": "wall time of the TOSA reference model: not a device"},
-        host_memory=True,
-        golden_reference=False,  # the TOSA reference model is the specification's
-        fixed_shapes="TOSA delegates are compiled for one static shape",
-    )
-    return [host, tosa, FVP_KIND, QEMU_KIND, SERIAL_KIND]
-
-
-def _ensure_builtins() -> None:
-    if not _kinds:
-        for kind in _builtin_kinds():
-            _kinds[kind.name] = kind
+def _ensure_loaded() -> None:
+    """Register the installed kinds (et-hil's own first) on first use."""
+    global _loaded
+    if not _loaded:
+        _loaded = True  # before loading: register() calls back here
+        load_entry_points()
 
 
 def register(kinds: Iterable[BoardKind], *, source: str = "") -> None:
@@ -75,7 +56,7 @@ def register(kinds: Iterable[BoardKind], *, source: str = "") -> None:
     Raises:
         ConfigError: naming the kind and where it came from.
     """
-    _ensure_builtins()
+    _ensure_loaded()
     for kind in kinds:
         if not isinstance(kind, BoardKind):
             raise ConfigError(
@@ -97,7 +78,7 @@ def unregister(name: str) -> None:
 
 def kinds() -> dict[str, BoardKind]:
     """Every registered kind by name: the built-in ones first."""
-    _ensure_builtins()
+    _ensure_loaded()
     return dict(_kinds)
 
 
@@ -119,30 +100,25 @@ def get(name: str, *, where: str = "") -> BoardKind:
 
 
 def load_entry_points() -> None:
-    """Register the kinds of installed packages (``et_hil.board_kinds`` entry points);
-    each entry point is a BoardKind, a list of them, or a function returning either."""
-    from importlib.metadata import entry_points
+    """Register the kinds of installed packages (``et_hil.board_kinds`` entry points),
+    et-hil's own built-in kinds first: they are declared in et-hil's pyproject.toml
+    exactly as another package declares its kinds. Each entry point is a BoardKind,
+    a list of them, or a function returning either.
 
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        package = entry.dist.name if entry.dist is not None else "an installed package"
-        source = f"entry point '{entry.name} = {entry.value}' of {package}"
-        try:
-            value = entry.load()
-            if callable(value) and not isinstance(value, BoardKind):
-                value = value()
-        except Exception as error:  # a plug-in's import or factory failed
-            raise ConfigError(
-                f"board kind {source} failed to load: {type(error).__name__}: {error}. "
-                f"Fix or uninstall {package}"
-            ) from error
-        if isinstance(value, BoardKind):
-            value = [value]
-        elif not isinstance(value, Iterable):
-            raise ConfigError(
-                f"board kind {source} gave {value!r}: give a BoardKind, a list of them, "
-                "or a function returning either"
-            )
-        register(value, source=source)
+    Raises:
+        ConfigError: et-hil's own kinds are missing (a checkout used without being
+            installed), or a package's entry point fails to load or gives no kinds.
+    """
+    found = plugins.group(ENTRY_POINT_GROUP)
+    if not any(plugins.distribution(e) == plugins.OWN_DISTRIBUTION for e in found):
+        raise ConfigError(
+            "et-hil's built-in board kinds are not registered: its package metadata (the "
+            f"'{ENTRY_POINT_GROUP}' entry points) is missing or stale. Install et-hil "
+            "(in a checkout: make install, or pip install -e .)"
+        )
+    for entry in found:
+        source, values = plugins.load(entry, BoardKind, "board kind")
+        register(values, source=source)
 
 
 def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None) -> Board:

@@ -368,7 +368,7 @@ def lower_and_serialize(
         if quantized and target.name.startswith("cortex-m"):
             # The golden reference of a Cortex-M program: its lowered graph on
             # upstream's Python cortex_m kernels (et_hil.verdict.golden). The tosa
-            # board needs no such file: it runs the .pte (boards.pte_interpreter).
+            # board needs no such file: it runs the .pte (boards.tosa.pte_interpreter).
             stage = "saving the lowered program"
             save_lowered_program(edge.exported_program(), folder / artifact_files.LOWERED_NAME)
         strip_host_paths(edge)

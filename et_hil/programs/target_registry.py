@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from et_hil import plugins
 from et_hil.errors import BuildError, ConfigError
 from et_hil.programs.target_kind import TargetKind
 
@@ -146,27 +147,8 @@ def load_entry_points() -> None:
             it and its package.
     """
     global _entry_points_read
-    from importlib.metadata import entry_points
-
     _ensure_builtins()
     _entry_points_read = True  # a failing one is reported once, not at every lookup
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        package = entry.dist.name if entry.dist is not None else "an installed package"
-        source = f"entry point '{entry.name} = {entry.value}' of {package}"
-        try:
-            value = entry.load()
-            if callable(value) and not isinstance(value, TargetKind):
-                value = value()
-        except Exception as error:  # a plug-in's import or factory failed
-            raise ConfigError(
-                f"compile target {source} failed to load: {type(error).__name__}: {error}. "
-                f"Fix or uninstall {package}"
-            ) from error
-        if isinstance(value, TargetKind):
-            value = [value]
-        elif not isinstance(value, Iterable):
-            raise ConfigError(
-                f"compile target {source} gave {value!r}: give a TargetKind, a list of "
-                "them, or a function returning either"
-            )
-        register(value, source=source)
+    for entry in plugins.group(ENTRY_POINT_GROUP):
+        source, values = plugins.load(entry, TargetKind, "compile target")
+        register(values, source=source)

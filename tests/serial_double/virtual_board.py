@@ -529,7 +529,7 @@ def load_runtime() -> None:
     from executorch.exir.scalar_type import ScalarType
 
     from et_hil import dtypes
-    from et_hil.boards.host_worker import load_runtime as load_executorch_runtime
+    from et_hil.boards.host.worker import load_runtime as load_executorch_runtime
 
     load_executorch_runtime()
     for member in ScalarType:

@@ -1,15 +1,14 @@
-"""The ``host`` board: the ExecuTorch runtime of the installed wheel, in a child process.
+"""A long-lived Python child process that serves run requests over :mod:`wire`:
+the runtime worker the ``host`` and ``tosa`` boards share.
 
-One long-lived child per pytest worker pays the ~6 s torch/ExecuTorch import
-once. It is started when the board opens (so the import overlaps collection and
-the first build) and restarted after a crash, so a native abort fails one test,
-not the session.
+The child pays the ~6 s torch/ExecuTorch import once; it is started without
+waiting (so the import overlaps the parent's own work) and restarted after a
+crash, so a native abort fails one request, not the session.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -19,16 +18,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from et_hil import processes
-from et_hil.boards.base import (
-    Availability,
-    BaseBoard,
-    BoardOptions,
-    Fidelity,
-    RunRequest,
-    RunResult,
-    input_dim_orders,
-)
-from et_hil.boards.spec import BoardSpec
 from et_hil.errors import InfrastructureError, RunCrashed, RunTimeout
 from et_hil.processes import wire
 from et_hil.versions import PINNED
@@ -68,9 +57,7 @@ class RuntimeWorker:
         label: the board name, for messages.
     """
 
-    def __init__(
-        self, log_path: Path, module: str = "et_hil.boards.host_worker", label: str = "host"
-    ) -> None:
+    def __init__(self, log_path: Path, module: str, label: str) -> None:
         self.log_path = log_path
         self.module = module
         self.label = label
@@ -207,68 +194,3 @@ class RuntimeWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=3)
         self.kill()
-
-
-class HostBoard(BaseBoard):
-    """Runs programs on the ExecuTorch runtime of the installed wheel.
-
-    Args:
-        spec: the board file's contents.
-        work_dir: where the worker's log goes.
-    """
-
-    def __init__(
-        self, spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None
-    ) -> None:
-        self.spec = spec
-        self.worker = RuntimeWorker(work_dir / f"{spec.name}-runtime.log", label=spec.name)
-
-    def availability(self) -> Availability:
-        """Available when the ExecuTorch runtime is importable in this Python."""
-        if importlib.util.find_spec("executorch") is None:
-            return Availability(
-                False,
-                "the executorch package is not installed",
-                f"pip install executorch=={PINNED['executorch']}",
-            )
-        if importlib.util.find_spec("executorch.runtime") is None:
-            return Availability(
-                False,
-                "executorch.runtime is missing from the installed executorch",
-                f"reinstall executorch=={PINNED['executorch']}",
-            )
-        return Availability(True)
-
-    def open(self) -> None:
-        """Start the runtime worker (its imports run in the background)."""
-        self.worker.start()
-
-    def close(self) -> None:
-        """Stop the runtime worker."""
-        self.worker.stop()
-
-    def execute(self, request: RunRequest) -> RunResult:
-        """Run the program once in the worker; see :meth:`et_hil.boards.base.Board.run`."""
-        artifact, run_dir = request.artifact, request.run_dir
-        reply = self.worker.request(
-            {
-                "op": "run",
-                "pte": str(artifact.pte_path),
-                "inputs": list(request.inputs),
-                "dim_orders": input_dim_orders(artifact),
-                "run_dir": str(run_dir),
-                "debug_buffer_size": request.debug_buffer_size,
-            },
-            request.timeout_s,
-            subject=request.subject,
-        )
-        return RunResult(
-            board=self.spec.name,
-            outputs=tuple(reply["outputs"]),
-            execute_s=float(reply["execute_s"]),
-            load_s=float(reply["load_s"]),
-            fidelity=Fidelity.HOST_WALL,
-            run_dir=run_dir,
-            etdump_path=Path(reply["etdump"]) if reply.get("etdump") else None,
-            debug_buffer_path=Path(reply["debug_buffer"]) if reply.get("debug_buffer") else None,
-        )

@@ -24,9 +24,9 @@ from et_hil.boards.base import (
     RunRequest,
     RunResult,
 )
-from et_hil.boards.host import RuntimeWorker
 from et_hil.boards.spec import BoardSpec
 from et_hil.errors import ConfigError
+from et_hil.processes.runtime_worker import RuntimeWorker
 from et_hil.programs.artifact import Artifact
 from et_hil.versions import PINNED
 
@@ -45,7 +45,7 @@ class TosaBoard(BaseBoard):
         self.spec = spec
         self.worker = RuntimeWorker(
             work_dir / f"{spec.name}-refmodel.log",
-            module="et_hil.boards.tosa_worker",
+            module="et_hil.boards.tosa.worker",
             label=spec.name,
         )
 

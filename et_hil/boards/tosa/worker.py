@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from et_hil.boards.pte_interpreter import Program
+from et_hil.boards.tosa.pte_interpreter import Program
 from et_hil.processes import wire
 
 BACKEND = "TOSABackend"
