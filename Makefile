@@ -65,7 +65,7 @@ docs: install
 	else echo "docs: no headless Chromium: pages not rendered"; fi
 	@echo "docs: docs/_build/html/index.html"
 
-# The mutation campaign over every real model (README, "What a verdict means"):
+# The mutation campaign over every real model (docs/writing-tests/verdicts.md):
 # hours on two cores; resumable (a rerun continues where it stopped).
 MUTATION_BOARDS ?= host tosa qemu-m55 qemu-m55-cmsis
 mutation: install
@@ -73,7 +73,7 @@ mutation: install
 	$(BIN)/python benchmarks/mutation.py $(addprefix --board ,$(MUTATION_BOARDS)) --out et-hil-results/mutation
 	$(BIN)/python benchmarks/mutation.py --summary et-hil-results/mutation
 
-# What each real model costs to build and run per target (README, "Real networks").
+# What each real model costs to build and run per target (docs/writing-tests/real-networks.md).
 real-model-cost: install
 	$(BIN)/python benchmarks/real_model_cost.py
 

@@ -11,7 +11,8 @@ A board is judged apart from the model it runs:
   the model's quantization SNR (fake-quant against float). Rounding differences
   and quantization noise enter at the same layers and grow through the same
   network, so the rule holds at any depth, while a wrong layer adds error of its
-  own (README, "What a verdict means", has the measurements behind the numbers).
+  own (the measurements behind the numbers are in
+  docs/writing-tests/verdicts.md, 'What a verdict means: the mutation campaign').
   Outputs that pass by the rounding allowance alone, yet differ, are confirmed layer
   by layer (:mod:`et_hil.verdict.confirm`): at the outputs a broken layer can stay
   within 1 LSB.
@@ -102,8 +103,9 @@ class Tolerance:
 
 
 # The default limits of a quantized program against its fake-quant reference.
-# Calibrated on the real-model suite (README, "What a verdict means"): correct
-# boards stay within these on every model; single-layer faults do not.
+# Calibrated on the real-model suite (see
+# docs/writing-tests/verdicts.md, 'What a verdict means: the mutation campaign'):
+# correct boards stay within these on every model; single-layer faults do not.
 ROUNDING_LSB = 1.0
 SNR_MARGIN_DB = 10.0
 GOLDEN_LSB = 0.5

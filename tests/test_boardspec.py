@@ -97,7 +97,7 @@ def test_builtin_fvp_details() -> None:
         "flash_bytes": 8388608,
         "ddr_bytes": 268435456,
         "file_pool_bytes": 62914560,  # the semihosting runner's file pool (upstream default)
-        "method_pool_bytes": 83886080,  # the README's and the Docker image's runner build
+        "method_pool_bytes": 83886080,  # corstone-fvp.md's runner build, the Docker image's
     }
     assert set(spec.sections) == {"vela", "fvp"}
     assert spec.sections["fvp"] == {"platform": "corstone320"}

@@ -212,7 +212,7 @@ def test_a_board_lacking_the_fvp_and_the_elf_names_both(bare_machine) -> None:
     assert found.reason == f"{NO_FVP_320}; runner ELF {missing} does not exist"
     fixes = found.hint.split("; ")
     assert fixes[0].startswith("install the Arm Corstone FVP (EULA)")
-    assert fixes[-1] == "build it (README 'Runner ELFs') or fix the path"
+    assert fixes[-1] == "build it (docs/boards/corstone-fvp.md, 'Runner ELFs') or fix the path"
 
 
 def test_a_board_lacking_the_fvp_names_an_elf_for_the_wrong_cpu(bare_machine) -> None:
@@ -228,7 +228,7 @@ def test_a_board_lacking_the_fvp_and_any_elf_names_both(bare_machine) -> None:
     assert found.reason.startswith(f"{NO_FVP_320}; the Docker daemon is not running")
     assert found.reason.endswith("; no runner ELF configured")
     # Either executor's fix will do; the runner fix is needed as well.
-    assert "README 'Corstone FVPs'; or start it" in found.hint
+    assert "'Installing the FVPs'); or start it" in found.hint
     assert found.hint.endswith("or use the FVP image, which brings its own runners")
 
 

@@ -108,19 +108,49 @@ def anchors(path: Path) -> set[str]:
     return found
 
 
-def test_the_sections_messages_name_are_in_the_readme() -> None:
-    """et-hil's messages say "README 'Runner ELFs'": the README says where each went."""
-    text = README.read_text(encoding="utf-8").lower()
-    named = set()
-    for path in (ROOT / "et_hil").rglob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        named |= set(re.findall(r"README[,:]? ?'([A-Z][^']+)'", source))
-        named |= set(re.findall(r'README, "([^"]+)"', source))
-    assert named
-    # a name split over two string literals: 'A board kind "<newline> "of your own'
-    named = {re.sub(r'"\s+"', "", n) for n in named}
-    missing = sorted(n for n in named if n.lower() not in text)
-    assert not missing, f"the README does not say where these went: {missing}"
+def headings(path: Path) -> set[str]:
+    """A page's heading titles, outside code blocks, without code marks. A title that
+    ends in a parenthesis also counts without it: 'Runner firmware' for "Runner
+    firmware (`et-hil firmware build`)"."""
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    found = set()
+    for m in re.finditer(r"^#{1,6} (.+)$", text, flags=re.M):
+        title = m.group(1).strip().replace("`", "")
+        found |= {title, re.sub(r" \([^)]*\)$", "", title)}
+    return found
+
+
+# "docs/boards/corstone-fvp.md, 'Runner ELFs'": a page, and a section of it when one is quoted
+DOCS_REFERENCE = re.compile(r"docs/(?P<page>[\w/-]+\.md)(?:, '(?P<section>[^']+)')?")
+
+
+def test_the_pages_and_sections_messages_name_exist() -> None:
+    """et-hil's messages and docstrings, and the board files, point into this site
+    ("docs/boards/corstone-fvp.md, 'Runner ELFs'"): each page exists and has the
+    section quoted after it."""
+    sources = [*(ROOT / "et_hil").rglob("*.py"), *(ROOT / "boards").rglob("*.toml")]
+    named: dict[tuple[str, str | None], str] = {}
+    for path in sources:
+        for m in DOCS_REFERENCE.finditer(path.read_text(encoding="utf-8")):
+            named.setdefault((m["page"], m["section"]), str(path.relative_to(ROOT)))
+    assert any(section for _, section in named), "no message names a section"
+    wrong = []
+    for (page, section), where in sorted(named.items(), key=str):
+        if not (DOCS / page).is_file():
+            wrong.append(f"{where}: docs/{page} does not exist")
+        elif section is not None and section not in headings(DOCS / page):
+            wrong.append(f"{where}: docs/{page} has no heading '{section}'")
+    assert not wrong, wrong
+
+
+def test_no_message_names_a_section_of_the_old_readme() -> None:
+    old = re.compile(r"""README[,:]? ?['"][A-Z]|README: the |the README (says|names)""")
+    found = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "et_hil").rglob("*.py")
+        if old.search(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, f"name the docs page instead (docs/<page>.md, 'Section'): {found}"
 
 
 def test_the_readmes_first_test_is_the_getting_started_one() -> None:

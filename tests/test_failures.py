@@ -84,4 +84,4 @@ def test_runner_config_advice_without_a_build_record() -> None:
     error = failure_error(find_failures(MISSING_OPERATOR_LOG), "board 'corstone300'")
     assert isinstance(error, RunnerConfigError)
     assert "runner /" not in error.message  # nothing known of the runner's list
-    assert "README 'Runner firmware'" in error.message
+    assert "(docs/boards/qemu.md, 'Runner firmware')" in error.message

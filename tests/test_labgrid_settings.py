@@ -99,4 +99,4 @@ def test_an_unreachable_coordinator_makes_the_board_unavailable_naming_where_it_
     found = labgrid_availability(settings)
     assert not found.ok
     assert "labgrid coordinator 127.0.0.1:1 ($LG_COORDINATOR) is not reachable" in found.reason
-    assert "README 'Board farms'" in found.hint
+    assert "(docs/boards/labgrid.md)" in found.hint

@@ -125,8 +125,9 @@ def test_policy_defaults() -> None:
     policy = TolerancePolicy()
     assert policy.float == Tolerance(atol=1e-5, rtol=1e-5)
     # Rounding within 1 LSB, else 10 dB of SNR above the model's own quantization
-    # (README, "What a verdict means"); a golden reference exactly; the model's
-    # quantization quality only against limits a test or board file sets.
+    # (docs/writing-tests/verdicts.md, 'What a verdict means: the mutation campaign');
+    # a golden reference exactly; the model's quantization quality only against
+    # limits a test or board file sets.
     assert policy.quantized == Tolerance(rounding_lsb=1.0, snr_margin_db=10.0)
     assert policy.golden == Tolerance(max_lsb=0.5)  # the same quantization step
     assert policy.quantized_vs_float == Tolerance()

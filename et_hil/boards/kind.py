@@ -33,7 +33,7 @@ class BoardKind:
         name: the board file's ``kind``.
         board: the Board class (called as ``board(spec, work_dir, options)``), or
             ``"module:attribute"`` naming it, imported only when a board is made.
-        summary: one line for ``et-hil boards`` and the README.
+        summary: one line for ``et-hil boards --kinds``.
         fidelities: each fidelity its run timings can have, and what it means.
             Timings of different fidelities are never compared.
         settings_table: the name of the kind's own table in a board file

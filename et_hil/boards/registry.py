@@ -93,8 +93,8 @@ def get(name: str, *, where: str = "") -> BoardKind:
         prefix = f"{where}: " if where else ""
         raise ConfigError(
             f"{prefix}unknown board kind '{name}' (known: {', '.join(known)}). A kind of your "
-            "own registers through the pytest_et_hil_board_kinds hook (README: 'A board kind "
-            "of your own')"
+            "own registers through the pytest_et_hil_board_kinds hook "
+            "(docs/boards/your-own-kind.md)"
         )
     return known[name]
 

@@ -53,7 +53,7 @@ class RunnerFacts:
     operators: tuple[str, ...] | None = None
     wide: bool = False
     intermediate_buffer_bytes: int | None = None
-    rebuild: str = "rebuild the runner (README 'Runner firmware')"
+    rebuild: str = "rebuild the runner (docs/boards/qemu.md, 'Runner firmware')"
 
 
 def _runner_advice(finding: LogFinding, runner: RunnerFacts | None) -> str:

@@ -4,8 +4,9 @@ The QEMU boards' runner is built from a source bundle (:mod:`et_hil.firmware.sou
 zstd tarballs of ExecuTorch, the submodules its bare-metal configure reads, CMSIS 6,
 CMSIS-NN and the Ethos-U core driver, with ``SHA256SUMS``. A user who installed
 et-hil with pip has none; this makes one from checkouts they cloned (at the
-commits the README names), each tarball ``git archive`` of the checked-out commit
-under the top folder the unpacker expects. Point ``ET_HIL_THIRD_PARTY`` at it.
+commits docs/boards/qemu.md, 'The source bundle', names), each tarball
+``git archive`` of the checked-out commit under the top folder the unpacker
+expects. Point ``ET_HIL_THIRD_PARTY`` at it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _commit(checkout: Path, what: str) -> str:
     if done.returncode != 0 or not done.stdout.strip():
         raise ConfigError(
             f"{what} {checkout} is not a git checkout ({done.stderr.strip() or 'no commit'}); "
-            "clone it at the commit the README names"
+            "clone it at the commit docs/boards/qemu.md, 'The source bundle', names"
         )
     return done.stdout.strip()
 

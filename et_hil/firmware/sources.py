@@ -189,7 +189,8 @@ def find_sources_problem(executorch_src: Path | None) -> tuple[str, str] | None:
         return (
             f"no source bundle at {bundle} (CMSIS 6, CMSIS-NN and the Ethos-U driver come from it)",
             "set ET_HIL_THIRD_PARTY to the folder with the tarballs and SHA256SUMS, or make "
-            "one from git checkouts with 'et-hil firmware bundle' (README: the source bundle)",
+            "one from git checkouts with 'et-hil firmware bundle' "
+            "(docs/boards/qemu.md, 'The source bundle')",
         )
     missing = sorted(n for n in read_checksums(bundle) if not (bundle / n).is_file())
     if missing:

@@ -4,7 +4,7 @@ The record is one JSON line of the results file (see :mod:`et_hil.report.results
 and the same structure is what :func:`et_hil.report.results.read_records` decodes
 it back into: the report, merge, baselines, JUnit and the plugin's summary read
 attributes of these types (its parts are in :mod:`et_hil.report.record_parts`).
-Its field names are read by the benchmarks and the README's examples too, so
+Its field names are read by the benchmarks and the documentation's examples too, so
 they do not change. A field that is :data:`msgspec.UNSET` is left out of the line
 (e.g. ``debug`` of a check that had no per-layer pass); a field that is None is
 written as ``null``. Only ``test`` and ``outcome`` are required to read a line:

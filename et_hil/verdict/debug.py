@@ -56,7 +56,8 @@ STRATEGIES = ("auto", "all", "bisect")
 # A correct quantized layer, from the board's own inputs: at most its LSB limit
 # anywhere, few elements a step off (values near a rounding boundary), and no
 # systematic offset (rounding differences cancel; a wrong zero point or rounding
-# mode does not). Calibrated on the real-model suite (README, "The per-layer table"):
+# mode does not). Calibrated on the real-model suite
+# (docs/writing-tests/verdicts.md, 'What a verdict means: the mutation campaign'):
 # every correct layer of the mutation campaign (19 clean tables on host, tosa,
 # qemu-m55 and qemu-m55-cmsis, and the unfaulted layers of every faulted one) had at
 # most 1.6% of its elements a step off, with a bias of at most 0.016 LSB either way;

@@ -21,7 +21,8 @@ wrong layer then shows at any depth:
 
 The ``host`` and ``tosa`` boards have none: each is itself the reference
 implementation, judged against fake-quant. How close a board must be to its golden
-reference is ``[tolerance.golden]`` (exact by default; the README says why).
+reference is ``[tolerance.golden]`` (exact by default;
+docs/writing-tests/verdicts.md, 'The comparisons', says why).
 """
 
 from __future__ import annotations

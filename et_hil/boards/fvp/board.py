@@ -143,15 +143,16 @@ class FvpBoard(BaseBoard):
             if not image_runner:  # else the image's own runner, built for this platform
                 reasons.append("no runner ELF configured")
                 hint = (
-                    "build arm_executor_runner (README 'Runner ELFs') and set [fvp] runner_elf "
-                    f"in the board file or --et-runner-elf {self.spec.name}=PATH"
+                    "build arm_executor_runner (docs/boards/corstone-fvp.md, 'Runner ELFs') "
+                    "and set [fvp] runner_elf in the board file or --et-runner-elf "
+                    f"{self.spec.name}=PATH"
                 )
                 if found is None and any(e.brings_runners for e in self.executors):
                     hint += ", or use the FVP image, which brings its own runners"
                 hints.append(hint)
         elif not self.runner_elf.exists():
             reasons.append(f"runner ELF {self.runner_elf} does not exist")
-            hints.append("build it (README 'Runner ELFs') or fix the path")
+            hints.append("build it (docs/boards/corstone-fvp.md, 'Runner ELFs') or fix the path")
         else:
             try:
                 info = check_runner_elf(

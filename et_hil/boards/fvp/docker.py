@@ -31,7 +31,7 @@ MANAGED = f"{LABEL}.managed"
 OWNER = f"{LABEL}.owner"
 RUN_DIR_IN_CONTAINER = "/work/run"
 HOST_ELF_IN_CONTAINER = "/work/runner/arm_executor_runner"
-BUILD_HINT = "build it with: et-hil docker build --accept-eula (README 'FVPs in Docker')"
+BUILD_HINT = "build it with: et-hil docker build --accept-eula (docs/boards/fvp-docker.md)"
 
 
 def default_image() -> str:

@@ -59,7 +59,8 @@ def _fvp_binaries(fvp_boards: Sequence[FvpBoard]) -> list[Check]:
             where = "ET_HIL_FVP_DIR or PATH" if fvp_dir else "PATH"
             detail = (
                 f"FVP {platform.version} not on {where} (optional: Arm EULA download, "
-                "README 'Corstone FVPs'; or FVPs in Docker)"
+                "docs/boards/corstone-fvp.md, 'Installing the FVPs'; or FVPs in Docker, "
+                "docs/boards/fvp-docker.md)"
             )
             rows.append((None, platform.executable, detail))
     return rows
@@ -80,8 +81,9 @@ def _runner_elf_check(board: FvpBoard, runs: bool, required: bool) -> Check:
         return (
             bad,
             what,
-            "none configured: build arm_executor_runner (README 'Runner ELFs'), then set "
-            f"[fvp] runner_elf or --et-runner-elf {board.spec.name}=PATH",
+            "none configured: build arm_executor_runner "
+            "(docs/boards/corstone-fvp.md, 'Runner ELFs'), then set [fvp] runner_elf or "
+            f"--et-runner-elf {board.spec.name}=PATH",
         )
     if not elf.exists():
         return (bad, what, f"{elf} does not exist")

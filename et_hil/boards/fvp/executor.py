@@ -105,7 +105,7 @@ class LocalFvpExecutor:
             False,
             f"{platform.executable} (FVP {platform.version}) is not on PATH",
             "install the Arm Corstone FVP (EULA) and add its models/Linux64_GCC-9.3 folder to "
-            "PATH; README 'Corstone FVPs'",
+            "PATH (docs/boards/corstone-fvp.md, 'Installing the FVPs')",
         )
 
     def executable(self, platform: fvp.FvpPlatform) -> str:

@@ -57,7 +57,7 @@ def labgrid_availability(settings: LabgridSettings) -> Availability:
         return Availability(
             False,
             f"labgrid coordinator {address} ({settings.address_source()}) is not reachable ({why})",
-            "start labgrid-coordinator (README 'Board farms'), or fix [serial.labgrid] "
+            "start labgrid-coordinator (docs/boards/labgrid.md), or fix [serial.labgrid] "
             "coordinator / $LG_COORDINATOR",
         )
     return Availability(True)
@@ -169,7 +169,7 @@ class PlaceAgent:
             self.close()
             raise InfrastructureError(
                 f"board '{self.board}': {hello.get('error')}. Start labgrid-coordinator "
-                "(README 'Board farms'), or fix [serial.labgrid] coordinator / $LG_COORDINATOR",
+                "(docs/boards/labgrid.md), or fix [serial.labgrid] coordinator / $LG_COORDINATOR",
                 log_path=str(log_path),
             )
         return proc

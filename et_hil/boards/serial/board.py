@@ -139,7 +139,7 @@ class SerialBoard(BaseBoard):
             return Availability(
                 False,
                 f"firmware image {self.firmware_image} does not exist",
-                "build the address-mode runner (README 'Serial boards') or fix "
+                "build the address-mode runner (docs/boards/serial.md) or fix "
                 "[serial.firmware] image / --et-runner-elf",
             )
         return Availability(True)
