@@ -1,7 +1,7 @@
 """The host board's runtime process: loads programs and runs them, one request at a time.
 
-Started by :class:`et_hil.boards.host.HostBoard` with ``python -m
-et_hil.boards.host_worker``. It imports torch and the ExecuTorch runtime once
+Started by :class:`et_hil.boards.host.board.HostBoard` with ``python -m
+et_hil.boards.host.worker``. It imports torch and the ExecuTorch runtime once
 (the slow part), then serves requests on stdin until end of file. Its original
 stdout carries replies; file descriptor 1 is pointed at stderr so that text the
 native runtime prints can never corrupt the protocol. A crash in native code

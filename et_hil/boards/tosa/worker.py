@@ -1,8 +1,8 @@
 """The ``tosa`` board's process: programs with TOSA delegates, on the reference model.
 
-Started by :class:`et_hil.boards.tosa.TosaBoard` (``python -m
-et_hil.boards.tosa_worker``) and served like the host worker. Each request
-names a ``.pte``; the program runs op by op (:mod:`et_hil.boards.pte_interpreter`),
+Started by :class:`et_hil.boards.tosa.board.TosaBoard` (``python -m
+et_hil.boards.tosa.worker``) and served like the host worker. Each request
+names a ``.pte``; the program runs op by op (:mod:`et_hil.boards.tosa.pte_interpreter`),
 each TOSA delegate on the TOSA reference model (``tosa_reference_model`` from
 tosa-tools) and the CPU ops between delegates on their PyTorch kernels. Only
 the program's bytes are read: no pickle, no code of the program's own.
