@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shlex
@@ -43,6 +44,7 @@ EXAMPLES = {
     "toy-kind": "tests/test_board_kinds.py::test_the_docs_toy_kind_runs_from_a_users_conftest",
     "dynamic-shapes": "tests/test_docs.py::test_the_dynamic_shapes_example_runs",
     "et-run": "tests/test_docs.py::test_the_et_run_example_runs",
+    "compile-target": "tests/test_docs.py::test_the_compile_target_example_builds_and_runs",
 }
 FENCE = re.compile(
     r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
@@ -211,6 +213,32 @@ def test_the_et_run_example_runs(et_pytester: pytest.Pytester) -> None:
     et_pytester.makepyfile(test_program=example("et-run", "writing-tests/own-programs.md"))
     run = et_pytester.runpytest_subprocess("--et-board=host", "-p", "no:randomly")
     run.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_the_compile_target_example_builds_and_runs(et_pytester: pytest.Pytester) -> None:
+    """The page's conftest.py, and a board file that names its target as the page says."""
+    et_pytester.makeconftest(example("compile-target", "boards/your-own-kind.md"))
+    et_pytester.makepyfile(
+        test_linear="""
+        import torch
+
+
+        def test_linear(et_check):
+            torch.manual_seed(0)
+            et_check(torch.nn.Linear(4, 2).eval(), (torch.randn(1, 4),))
+        """
+    )
+    (et_pytester.path / "bench.toml").write_text(
+        'name = "bench"\nkind = "host"\ntarget = "my-cpu-v1"\n'
+    )
+    results = et_pytester.path / "results.jsonl"
+    run = et_pytester.runpytest_subprocess(
+        "--et-board", "bench.toml", f"--et-results={results}", "-p", "no:randomly"
+    )
+    run.assert_outcomes(passed=1)
+    (record,) = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    assert record["artifact"]["target"] == "my-cpu-v1"
 
 
 def _deep_merge(base: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
