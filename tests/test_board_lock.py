@@ -82,13 +82,13 @@ def test_a_killed_holder_frees_its_unit(tmp_path: Path) -> None:
         with pytest.raises(InfrastructureError):
             board_lock.acquire("x", [A], timeout_s=0.2, folder=tmp_path)
         os.kill(holder.pid, signal.SIGKILL)
-        holder.wait(timeout=10)
+        holder.communicate(timeout=10)  # waits, and closes its stdout pipe
         lease = board_lock.acquire("x", [A], timeout_s=2, folder=tmp_path)
         lease.release()
     finally:
         if holder.poll() is None:
             holder.kill()
-            holder.wait()
+            holder.communicate()
 
 
 def test_two_names_of_one_port_share_a_lock(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def test_an_entry_held_by_another_process_is_never_pruned(tmp_path: Path) -> Non
         assert (held / "program.pte").is_file()
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()  # waits, and closes its stdout pipe
     # Its holder gone, the entry is free to go (the kernel dropped the lock).
     assert [e.folder for e in cache_admin.prune(tmp_path, max_bytes=0).removed] == [held]
     assert list((tmp_path / "locks").glob("*.use")) == []  # no lock files left behind
@@ -242,7 +242,10 @@ def test_prune_max_size_spares_the_entry_a_running_session_holds(et_pytester, tm
             session.kill()
             session.wait()
     assert session.returncode == 0, out
-    records = [json.loads(x) for x in (et_pytester.path / "et-hil-results/results.jsonl").open()]
+    records = [
+        json.loads(x)
+        for x in (et_pytester.path / "et-hil-results/results.jsonl").read_text().splitlines()
+    ]
     assert [c["artifact"]["cache_hit"] for c in records[0]["checks"]] == [False, True]
 
 
@@ -267,6 +270,9 @@ def test_a_program_corrupted_in_place_is_rebuilt_not_run(et_pytester, tmp_path):
     os.utime(program, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and time kept
 
     et_pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
-    [record] = [json.loads(x) for x in (et_pytester.path / "et-hil-results/results.jsonl").open()]
+    [record] = [
+        json.loads(x)
+        for x in (et_pytester.path / "et-hil-results/results.jsonl").read_text().splitlines()
+    ]
     assert record["artifact"]["cache_hit"] is False
     assert program.read_bytes()[4:8] == b"ET12"  # a program again

@@ -102,7 +102,9 @@ def test_a_dynamic_shape_model_runs_at_three_sizes_where_it_can(et_pytester):
     result.assert_outcomes(passed=2, failed=2, skipped=4)
     records = {
         r["test"].split("::")[1]: r
-        for r in map(json.loads, (et_pytester.path / "et-hil-results/results.jsonl").open())
+        for r in map(
+            json.loads, (et_pytester.path / "et-hil-results/results.jsonl").read_text().splitlines()
+        )
     }
     for quantize in ("None", "int8"):
         checks = records[f"test_three_sizes[host-{quantize}]"]["checks"]

@@ -85,7 +85,7 @@ def test_a_killed_run_is_not_taken_for_a_live_one(tmp_path: Path) -> None:
         assert live_runs(path) == {"killed"}
     finally:
         child.kill()
-        child.wait()
+        child.communicate()  # waits, and closes its stdout pipe
     assert live_runs(path) == set()
     assert not (live_dir(path) / "killed").exists()  # its leftover file is gone too
 

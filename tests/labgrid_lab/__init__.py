@@ -87,12 +87,12 @@ class Lab:
     def _spawn(
         self, argv: list[str], log_name: str, cwd: Path | None = None
     ) -> subprocess.Popen[bytes]:
-        log = (self.folder / log_name).open("ab")
         env = {**os.environ, "ET_HIL_TEST_TAG": self.tag, "PYTHONUNBUFFERED": "1"}
         # Own sessions: the lab outlives the pytest runs it serves, as a real one does.
-        return subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
-        )
+        with (self.folder / log_name).open("ab") as log:  # the child has its own copy
+            return subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
+            )
 
     def start_coordinator(self) -> None:
         state = self.folder / "coordinator"

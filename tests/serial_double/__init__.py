@@ -80,8 +80,8 @@ class VirtualBoard:
         if self.run_delay_s:
             argv += ["--run-delay", str(self.run_delay_s)]
         env = {**os.environ, "ET_HIL_TEST_TAG": self.tag} if self.tag else None
-        log = (self.folder / "board.log").open("wb")
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with (self.folder / "board.log").open("wb") as log:  # the child has its own copy
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         return self
 
     def wait_ready(self) -> VirtualBoard:
