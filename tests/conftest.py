@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,10 +35,38 @@ pytest_plugins = ["pytester"]
 LONGEST_FIRST = ("test_verdict_stability.py", "test_serial_pytest.py", "test_labgrid.py")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the modules of :data:`LONGEST_FIRST` at the front (a stable sort)."""
+TESTS = Path(__file__).resolve().parent
+
+# A hang fails a test here after this long: the slowest test not marked slow took 79 s on two
+# busy cores (December 2026). A longer test carries @pytest.mark.timeout, about three times
+# its own time. pyproject.toml's `timeout` is the suites' (cold real-model builds take minutes).
+DEFAULT_TIMEOUT_S = 120
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Warnings are errors in the harness's own tests.
+
+    "error" goes first, under pyproject.toml's targeted ignores of third-party
+    warnings. Not in pyproject.toml itself: the suites read that file too (make
+    demo, the nightly, the suite runs of tests/), where a library's new warning is
+    to be shown, not to fail a nightly. A ResourceWarning (a file or process left
+    open) is shown, not an error: it comes when the garbage collector finds the
+    object, inside whichever test runs then, which would fail an unrelated test.
+    """
+    config.getini("filterwarnings")[0:0] = ["error", "default::ResourceWarning"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the modules of :data:`LONGEST_FIRST` at the front (a stable sort), and give
+    every test here without a limit of its own :data:`DEFAULT_TIMEOUT_S` (unless
+    ``--timeout`` or ``PYTEST_TIMEOUT`` sets one for this run)."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    if config.getoption("timeout", None) is not None or "PYTEST_TIMEOUT" in os.environ:
+        return
+    for item in items:
+        if TESTS in item.path.parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT_S))
 
 
 # A model file the pytester tests share: small, exportable, quick to build.

@@ -55,6 +55,7 @@ def test_a_non_qemu_board_takes_no_firmware_build(capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.slow
+@pytest.mark.qemu
 def test_kernels_selected_from_a_program(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -23,7 +23,7 @@ from et_hil.programs.cache import ArtifactCache, default_cache_dir
 from et_hil.verdict.check import check_model
 from tests.test_qemu_board import Constant, SmallCNN, _need_tools, image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 GENUINE_FVP = Path(__file__).resolve().parent / "genuine_fvp"
 

@@ -55,6 +55,7 @@ def golden(builder: Builder, tmp_path_factory: pytest.TempPathFactory):
     references.close()
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize(
     ("board_name", "source"),
     [("qemu-m55", "the host runtime"), ("qemu-m55-cmsis", "upstream's Python cortex_m kernels")],

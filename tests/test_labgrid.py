@@ -29,7 +29,7 @@ import pytest
 from tests.helpers import processes_with_env
 from tests.labgrid_lab import BIN, Lab
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.labgrid]
 
 ONE_TEST = """
 import torch

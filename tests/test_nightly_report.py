@@ -17,6 +17,8 @@ import pytest
 
 from et_hil.report import browser
 
+pytestmark = pytest.mark.browser
+
 
 def nightly_dir() -> Path:
     folder = os.environ.get("ET_HIL_NIGHTLY_DIR")

@@ -101,7 +101,9 @@ def test_a_test_states_what_must_be_delegated(et_pytester):
     )  # fmt: skip
     records = {
         r["test"].split("::")[1]: r
-        for r in map(json.loads, (et_pytester.path / "et-hil-results/results.jsonl").open())
+        for r in map(
+            json.loads, (et_pytester.path / "et-hil-results/results.jsonl").read_text().splitlines()
+        )
     }
     assert records["test_more_partitions_than_it_has[tosa]"]["failure_class"] == "cpu_fallback"
     assert records["test_more_partitions_than_it_has[host]"]["full_delegation"].startswith(
@@ -152,6 +154,7 @@ def _value(out: str, metric: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.qemu
 def test_et_hil_run_gives_the_verdict_of_the_test_that_built_the_bundle(et_pytester):
     from et_hil.boards import make_board
     from et_hil.boards.spec import load_boards
@@ -171,7 +174,9 @@ def test_et_hil_run_gives_the_verdict_of_the_test_that_built_the_bundle(et_pytes
     result.assert_outcomes(passed=3, failed=2, skipped=1)
     records = {
         r["test"].split("::")[1]: r
-        for r in map(json.loads, (et_pytester.path / "et-hil-results/results.jsonl").open())
+        for r in map(
+            json.loads, (et_pytester.path / "et-hil-results/results.jsonl").read_text().splitlines()
+        )
     }
     ran = 0
     for board in BOARDS:
@@ -236,7 +241,9 @@ def test_the_et_run_fixture_runs_a_program_file_on_the_tests_board(et_pytester, 
     )  # fmt: skip
     records = {
         r["test"].split("::")[1]: r
-        for r in map(json.loads, (et_pytester.path / "et-hil-results/results.jsonl").open())
+        for r in map(
+            json.loads, (et_pytester.path / "et-hil-results/results.jsonl").read_text().splitlines()
+        )
     }
     plain = records["test_plain_program[host]"]
     assert plain["comparisons"] == []

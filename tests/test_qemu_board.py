@@ -34,7 +34,7 @@ from et_hil.programs.builder import Builder
 from et_hil.programs.cache import ArtifactCache, default_cache_dir
 from et_hil.verdict.check import CheckResult, check_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 
 def _need_tools() -> None:

@@ -417,6 +417,7 @@ def _browser_or_skip() -> Path:
         pytest.skip(str(exc))
 
 
+@pytest.mark.browser
 def test_the_page_renders_in_headless_chromium(tmp_path: Path) -> None:
     chromium = _browser_or_skip()
     current = tmp_path / "current.jsonl"
@@ -441,6 +442,7 @@ def test_the_page_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert (gray < 0.5).mean() > 0.005  # some dark pixels: text was drawn
 
 
+@pytest.mark.browser
 def test_script_in_a_results_file_renders_as_text_in_chromium(tmp_path: Path) -> None:
     # Results files travel (CI artifacts, mail): one made to attack the reader.
     chromium = _browser_or_skip()
@@ -466,6 +468,7 @@ def test_script_in_a_results_file_renders_as_text_in_chromium(tmp_path: Path) ->
     assert '<img src="x"' not in check.dom
 
 
+@pytest.mark.browser
 def test_a_page_whose_script_fails_is_reported(tmp_path: Path) -> None:
     chromium = _browser_or_skip()
     page = tmp_path / "bad.html"
@@ -495,6 +498,7 @@ def test_failures_beyond_the_detailed_ones_are_listed_one_line_each(tmp_path: Pa
     assert "href='#f229'" in page  # the matrix links each failure
 
 
+@pytest.mark.browser
 def test_the_command_takes_a_screenshot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _browser_or_skip()
     out, shot = tmp_path / "report.html", tmp_path / "shot.png"

@@ -335,6 +335,7 @@ def test_the_folders_own_board_file_is_used_only_when_asked(builder, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.qemu
 def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(et_pytester, tmp_path):
     from et_hil.boards import make_board
     from et_hil.boards.spec import load_boards

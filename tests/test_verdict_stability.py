@@ -40,7 +40,7 @@ import pytest
 
 from et_hil.report.merge import merge_results
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ROOT / "suites"
