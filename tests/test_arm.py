@@ -42,6 +42,7 @@ def records(pytester: pytest.Pytester) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.timeout(180)  # took 60 s
 def test_tosa_board_matches_fake_quant_and_reports_timing(et_pytester):
     et_pytester.makepyfile(
         """
@@ -71,6 +72,7 @@ def test_tosa_board_matches_fake_quant_and_reports_timing(et_pytester):
     assert fake_quant["metrics"][0]["max_lsb"] <= 1.0
 
 
+@pytest.mark.timeout(180)  # took 56 s
 def test_build_only_records_vela_estimates_per_partition(et_pytester):
     et_pytester.makepyfile(twoparts=TWO_PARTITIONS)
     et_pytester.makepyfile(
@@ -145,6 +147,7 @@ def test_big(et_check):
 """
 
 
+@pytest.mark.timeout(240)  # took 75 s
 def test_program_too_large_for_flash_fails_before_running(et_pytester):
     # A host-kind board that can run here: the fit check fails the test first.
     et_pytester.makefile(
@@ -168,6 +171,7 @@ def test_program_too_large_for_flash_fails_before_running(et_pytester):
     assert "timings" not in record  # nothing ran
 
 
+@pytest.mark.timeout(300)  # took 90 s
 def test_npu_sram_overflow_fails_the_fit_check_in_build_only(et_pytester):
     et_pytester.makefile(
         ".toml",

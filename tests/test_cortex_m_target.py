@@ -773,6 +773,7 @@ def test_what_upstream_left_in_float_runs_on_cmsis_nn_within_one_lsb(
     assert float((lowered - reference).abs().max()) / scale <= 1 + 1e-4
 
 
+@pytest.mark.timeout(180)  # took 55 s
 def test_an_nchw_mobilenet_is_one_channels_last_region() -> None:
     """Each convolution's output stays channels_last through the activations and the
     residual adds after it: the NCHW program has the channels_last program's kernels,
@@ -976,6 +977,7 @@ def test_an_int8_program_with_weights_left_in_float_is_a_build_error(
     assert "build the model as a float program (quantize=None" in message
 
 
+@pytest.mark.timeout(180)  # took 46 s
 def test_a_cmsis_nn_kernel_given_a_float_operand_is_a_build_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -125,6 +125,7 @@ def layer_at(report: DivergenceReport, module_path: str) -> str:
 
 
 @pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.timeout(960)  # took 318 s (tosa-attention)
 def test_the_faulty_layer_is_the_first_divergent_one(
     builder: Builder, a_board: Board, name: str, tmp_path: Path
 ) -> None:
@@ -170,6 +171,7 @@ def host_board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
     board.close()
 
 
+@pytest.mark.timeout(480)  # took 154 s
 def test_bisection_finds_the_layer_with_a_few_single_tap_builds(
     builder: Builder, host_board: Board, tmp_path: Path
 ) -> None:
@@ -194,6 +196,7 @@ def test_bisection_finds_the_layer_with_a_few_single_tap_builds(
     assert report.rows[first.index - 1].within is True  # the layer before it was measured
 
 
+@pytest.mark.timeout(360)  # took 113 s
 def test_stats_taps_find_the_layer_too(builder: Builder, host_board: Board, tmp_path: Path) -> None:
     """STATS (what serial boards use: 13 numbers per layer over the UART)."""
     model, x = model_and_input("resnetish")

@@ -43,6 +43,7 @@ def test_collapsing(et_check):
 
 
 @pytest.mark.parametrize("board", ["host", "tosa"])
+@pytest.mark.timeout(180)  # took 49 s (tosa)
 def test_a_collapsed_int8_model_fails_as_degenerate(et_pytester, board):
     et_pytester.makepyfile(test_collapsing=COLLAPSING)
     result = et_pytester.runpytest(f"--et-board={board}")

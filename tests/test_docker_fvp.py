@@ -13,7 +13,9 @@ import uuid
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+# 900 s: the first test on each worker builds the CI image (debootstrap) if it is not
+# there yet; with the image built, the longest took 109 s.
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(900)]
 
 TESTS = """
 import pytest

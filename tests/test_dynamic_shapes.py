@@ -94,6 +94,7 @@ def test_unbounded(et_check):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # took 80 s
 def test_a_dynamic_shape_model_runs_at_three_sizes_where_it_can(et_pytester):
     et_pytester.makepyfile(DYNAMIC)
     result = et_pytester.runpytest_subprocess(

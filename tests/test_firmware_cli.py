@@ -56,6 +56,7 @@ def test_a_non_qemu_board_takes_no_firmware_build(capsys: pytest.CaptureFixture[
 
 @pytest.mark.slow
 @pytest.mark.qemu
+@pytest.mark.timeout(600)  # took 64 s; a cold build tree: minutes
 def test_kernels_selected_from_a_program(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -61,6 +61,7 @@ def test_the_arm_targets_quantize_a_model_identically(scheme):
             assert torch.equal(program.state_dict[key], value), (name, key)
 
 
+@pytest.mark.timeout(300)  # took 97 s
 def test_a_matrix_of_arm_targets_exports_and_calibrates_once(tmp_path):
     builder = Builder(ArtifactCache(tmp_path / "cache"))
     model, inputs = _case()
@@ -102,6 +103,7 @@ def test_other_calibration_data_is_another_front(tmp_path):
     assert builder.fronts == 2
 
 
+@pytest.mark.timeout(780)  # took 255 s
 def test_a_fresh_process_lowers_a_cached_quantized_front(tmp_path):
     """A process that takes the front from the cache never makes a quantizer, which is
     where ExecuTorch registers the quantized kernels that to_executorch needs (seen:

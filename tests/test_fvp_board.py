@@ -58,6 +58,7 @@ def records(pytester) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.timeout(300)  # took 97 s
 def test_portable_programs_run_end_to_end_on_two_workers(et_pytester, fvp_env):
     result = run(et_pytester, fvp_env["elf"], "-n", "2")
     result.assert_outcomes(passed=2)
@@ -94,6 +95,7 @@ def test_channels_last(et_check):
 """
 
 
+@pytest.mark.timeout(180)  # took 47 s
 def test_channels_last_inputs_and_outputs_cross_in_memory_order(et_pytester, fvp_env):
     """The runner reads input files and writes output files as raw bytes in the
     program's dim order: NCHW bytes for an NHWC input would fail the float check."""
@@ -117,6 +119,7 @@ _CACHE_WARMED: set[str] = set()
         ("launch_error", "infrastructure_error", "FVP licence problem (attempt 2)"),
     ],
 )
+@pytest.mark.timeout(360)  # took 114 s (corrupt_etdump)
 def test_each_fault_ends_in_its_failure_class(
     et_pytester, fvp_env, monkeypatch, mode, failure_class, message
 ):
@@ -164,6 +167,7 @@ def test_each_fault_ends_in_its_failure_class(
     assert processes_with_env(fvp_env["tag"]) == []
 
 
+@pytest.mark.timeout(300)  # took 85 s
 def test_launch_failures_are_retried_and_crashes_are_not(et_pytester, fvp_env, monkeypatch):
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", "flaky_launch")
     run(et_pytester, fvp_env["elf"], "-k", "None").assert_outcomes(passed=1)
@@ -288,6 +292,7 @@ def test_layers(et_debug, name):
 """
 
 
+@pytest.mark.timeout(240)  # took 79 s
 def test_the_debug_pass_runs_its_tapped_programs_on_the_fvp(et_pytester, fvp_env):
     """A fault-injected model of tests/test_debug.py (the residual one, 10+ layers),
     every layer's value out of the runner's output files."""

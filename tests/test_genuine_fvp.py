@@ -23,7 +23,9 @@ from et_hil.programs.cache import ArtifactCache, default_cache_dir
 from et_hil.verdict.check import check_model
 from tests.test_qemu_board import Constant, SmallCNN, _need_tools, image
 
-pytestmark = [pytest.mark.slow, pytest.mark.qemu]
+# 600 s: the first test builds the runner if the firmware cache lacks it (3.5 minutes
+# here; CI builds it before the tests); with it built, the longest took 35 s.
+pytestmark = [pytest.mark.slow, pytest.mark.qemu, pytest.mark.timeout(600)]
 
 GENUINE_FVP = Path(__file__).resolve().parent / "genuine_fvp"
 

@@ -60,6 +60,7 @@ def golden(builder: Builder, tmp_path_factory: pytest.TempPathFactory):
     ("board_name", "source"),
     [("qemu-m55", "the host runtime"), ("qemu-m55-cmsis", "upstream's Python cortex_m kernels")],
 )
+@pytest.mark.timeout(600)  # a cold runner build: 3.5 min
 def test_a_board_is_exact_against_its_golden_reference_and_a_wrong_layer_is_not(
     builder: Builder, golden: GoldenReferences, tmp_path: Path, board_name: str, source: str
 ) -> None:
@@ -107,6 +108,7 @@ def test_no_golden_reference_for_the_reference_boards_themselves(builder: Builde
         assert golden_kind(board, artifact) is None
 
 
+@pytest.mark.timeout(180)  # took 40 s
 def test_an_ethos_u_program_is_held_to_the_tosa_graph_of_its_own_specification(
     builder: Builder, golden: GoldenReferences, tmp_path: Path
 ) -> None:

@@ -29,7 +29,9 @@ import pytest
 from tests.helpers import processes_with_env
 from tests.labgrid_lab import BIN, Lab
 
-pytestmark = [pytest.mark.slow, pytest.mark.labgrid]
+# 360 s: the first test on each worker starts the module's lab (72 s here); the longest
+# without a limit of its own took 119 s.
+pytestmark = [pytest.mark.slow, pytest.mark.labgrid, pytest.mark.timeout(360)]
 
 ONE_TEST = """
 import torch
@@ -230,6 +232,7 @@ def test_the_suites_pass_on_two_places_never_two_runs_on_one(
 # ----------------------------------------------------------------- waiting and holders
 
 
+@pytest.mark.timeout(540)  # took 163 s
 def test_a_place_another_client_holds_makes_the_run_wait_then_name_the_holder(
     fresh: Lab, tmp_path: Path, shared_cache: Path
 ) -> None:

@@ -210,6 +210,7 @@ def test_check_records_metrics_and_junit_properties(et_pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # took 72 s
 def test_second_run_comes_from_the_cache(et_pytester):
     et_pytester.makepyfile(
         """
@@ -228,6 +229,7 @@ def test_second_run_comes_from_the_cache(et_pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # took 43 s
 def test_program_differing_from_its_reference_fails_with_a_table(et_pytester):
     et_pytester.makepyfile(
         """
@@ -319,6 +321,7 @@ def test_runtime_abort_fails_one_test_and_the_session_goes_on(et_pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # took 150 s
 def test_hung_run_times_out_and_the_worker_is_replaced(et_pytester):
     et_pytester.makepyfile(
         """
@@ -341,6 +344,7 @@ def test_hung_run_times_out_and_the_worker_is_replaced(et_pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # took 76 s
 def test_two_workers_share_one_cache_and_write_every_record(et_pytester):
     et_pytester.makepyfile(
         """
@@ -475,6 +479,7 @@ def test_tests_skipped_by_a_marker_are_summarised_under_their_board(et_pytester)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # took 40 s
 def test_two_checks_in_one_test_are_both_recorded_and_in_junit(et_pytester):
     et_pytester.makepyfile(
         """
@@ -512,6 +517,7 @@ def test_two_checks_in_one_test_are_both_recorded_and_in_junit(et_pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # took 48 s
 def test_library_noise_stays_out_of_a_users_output(pytester, shared_cache):
     # A user's repository: no filterwarnings of ours, only the plugin.
     pytester.makeini(f"[pytest]\naddopts = -p no:cacheprovider --et-build-cache={shared_cache}\n")
@@ -591,6 +597,7 @@ def test_a_failing_check_shows_its_per_layer_table(et_pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # took 40 s
 def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
     et_pytester.makepyfile(
         """
@@ -626,6 +633,7 @@ def test_et_debug_fixture_names_a_faulty_layer(et_pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # took 74 s
 def test_outputs_within_rounding_are_confirmed_layer_by_layer(et_pytester):
     """A layer requantized one step off in the MLPerf Tiny anomaly autoencoder (its
     late layer, net.26) moves the 640 outputs by at most 1 LSB on host: the rounding

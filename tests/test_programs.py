@@ -155,6 +155,7 @@ def _value(out: str, metric: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.qemu
+@pytest.mark.timeout(600)  # a cold runner build: 3.5 min
 def test_et_hil_run_gives_the_verdict_of_the_test_that_built_the_bundle(et_pytester):
     from et_hil.boards import make_board
     from et_hil.boards.spec import load_boards

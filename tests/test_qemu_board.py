@@ -34,7 +34,9 @@ from et_hil.programs.builder import Builder
 from et_hil.programs.cache import ArtifactCache, default_cache_dir
 from et_hil.verdict.check import CheckResult, check_model
 
-pytestmark = [pytest.mark.slow, pytest.mark.qemu]
+# 600 s: the first test builds the runner if the firmware cache lacks it (3.5 minutes
+# here; CI builds it before the tests); with it built, the longest took 35 s.
+pytestmark = [pytest.mark.slow, pytest.mark.qemu, pytest.mark.timeout(600)]
 
 
 def _need_tools() -> None:

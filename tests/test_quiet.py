@@ -72,6 +72,7 @@ def test_fails_with_the_per_layer_table(et_check):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # took 58 s
 def test_a_failure_shows_the_users_warnings_and_logs_and_no_library_noise(tmp_path):
     (tmp_path / "test_noisy.py").write_text(NOISY)
     out = _pytest_as_installed(

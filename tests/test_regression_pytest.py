@@ -72,6 +72,7 @@ def baseline_from(pytester: pytest.Pytester, results: str) -> Path:
     return baseline
 
 
+@pytest.mark.timeout(240)  # took 79 s
 def test_a_model_that_grew_a_layer_fails_with_the_table_and_shrinking_is_an_improvement(
     et_pytester, monkeypatch
 ):
@@ -119,6 +120,7 @@ def test_a_model_that_grew_a_layer_fails_with_the_table_and_shrinking_is_an_impr
     assert {"vela.cycles_total", "pte_bytes"} <= improved
 
 
+@pytest.mark.timeout(180)  # took 49 s
 def test_a_board_file_with_a_slower_vela_clock_fails_unless_its_limit_warns(
     et_pytester,
 ):
@@ -155,6 +157,7 @@ def test_a_board_file_with_a_slower_vela_clock_fails_unless_its_limit_warns(
     result.stdout.fnmatch_lines(["*0 regressions, * warnings*", "*warning*vela.inference_time_s*"])
 
 
+@pytest.mark.timeout(180)  # took 40 s
 def test_accuracy_lost_behind_a_loosened_tolerance_is_caught_by_the_baseline(
     et_pytester, monkeypatch
 ):

@@ -85,6 +85,7 @@ def _records(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # took 110 s
 def test_runs_never_delete_the_users_files_or_each_others_evidence(et_pytester):
     et_pytester.makepyfile(MISMATCH)
     out = et_pytester.path / "out"
@@ -114,6 +115,7 @@ def test_runs_never_delete_the_users_files_or_each_others_evidence(et_pytester):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["host", "tosa"])
+@pytest.mark.timeout(180)  # took 49 s (tosa)
 def test_a_failed_check_leaves_a_folder_that_reruns_to_the_same_verdict(et_pytester, board):
     et_pytester.makepyfile(
         """
@@ -336,6 +338,7 @@ def test_the_folders_own_board_file_is_used_only_when_asked(builder, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.qemu
+@pytest.mark.timeout(600)  # a cold runner build: 3.5 min
 def test_a_qemu_repro_runs_from_the_cached_runner_without_the_source_bundle(et_pytester, tmp_path):
     from et_hil.boards import make_board
     from et_hil.boards.spec import load_boards

@@ -70,6 +70,7 @@ def _overlaps(intervals: list[tuple[str, str, float, float]]) -> int:
     )
 
 
+@pytest.mark.timeout(840)  # took 276 s
 def test_two_workers_on_one_board_take_turns(
     et_pytester: pytest.Pytester, two_boards: list[VirtualBoard], tmp_path: Path
 ) -> None:
@@ -84,6 +85,7 @@ def test_two_workers_on_one_board_take_turns(
     assert _overlaps(intervals) == 0  # ... never on the board at the same time
 
 
+@pytest.mark.timeout(360)  # took 108 s
 def test_two_workers_on_a_pool_of_two_run_in_parallel(
     et_pytester: pytest.Pytester, two_boards: list[VirtualBoard], tmp_path: Path
 ) -> None:
@@ -102,6 +104,7 @@ def test_two_workers_on_a_pool_of_two_run_in_parallel(
         assert _overlaps([i for i in intervals if i[1] == unit]) == 0
 
 
+@pytest.mark.timeout(540)  # took 164 s
 def test_a_lab_file_lists_several_boards(
     et_pytester: pytest.Pytester, two_boards: list[VirtualBoard], tmp_path: Path
 ) -> None:
@@ -176,6 +179,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.timeout(300)  # took 81 s
 def test_ctrl_c_mid_run_leaves_nothing_held_or_running(
     two_boards: list[VirtualBoard], tmp_path: Path, shared_cache: Path
 ) -> None:
