@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test lint typecheck nightly docs mutation real-model-cost clean
+.PHONY: test-campaigns stability install demo test lint typecheck nightly docs mutation real-model-cost clean
 
 $(STAMP): pyproject.toml et_hil/versions.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "et-hil needs Python 3.11 (set PYTHON=python3.11)")'
@@ -44,8 +44,18 @@ typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck
-	# --durations: the slowest tests, to see where CI time goes
-	$(BIN)/pytest tests -n 2 --durations=30
+	# --durations: the slowest tests, to see where CI time goes. Campaign cases (more of
+	# what a test checks, on more models or faults) are left to `make test-campaigns`.
+	$(BIN)/pytest tests -n 2 -m "not campaign" --durations=30
+
+# The cases CI leaves out: tests/ with -m campaign (docs/developing.md, "Campaigns").
+test-campaigns: install
+	$(BIN)/pytest tests -n 2 -m campaign --durations=30
+
+# Cold and warm cache give the same verdicts over every suite, the operators too (CI: the
+# model and edge-case suites).
+stability: install
+	ET_HIL_STABILITY_SUITES=all $(BIN)/pytest tests/test_verdict_stability.py
 
 nightly: install
 	BIN=$(BIN) .ci/nightly

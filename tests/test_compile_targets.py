@@ -7,7 +7,6 @@ record through the same lookup the built-in names take.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -22,28 +21,8 @@ from et_hil.programs import target_registry
 from et_hil.programs.target_kind import TargetKind
 from et_hil.programs.targets import CompileTarget, PortableTarget
 
-CONFTEST = """
-from et_hil import TargetKind
-from et_hil.programs.targets import PortableTarget
-
-
-def make_toy(name, board, vela):
-    return PortableTarget(name=name)
-
-
-def pytest_et_hil_compile_targets():
-    return [TargetKind(name="toy", pattern="toy-\\\\d+", spelled="toy-N", make=make_toy,
-                       delegates=False)]
-"""
-
-TEST = """
-import torch
-
-
-def test_linear(et_check):
-    torch.manual_seed(0)
-    et_check(torch.nn.Linear(4, 2).eval(), (torch.randn(1, 4),))
-"""
+# A conftest.py target through the plugin, end to end: tests/test_docs.py builds and runs
+# the documented example (docs/boards/your-own-kind.md, 'A compile target of your own').
 
 
 def _make_toy(name: str, board: str, vela: Mapping[str, Any]) -> CompileTarget:
@@ -150,21 +129,3 @@ def test_a_broken_entry_point_is_a_config_error_naming_it(
     )
     with pytest.raises(ConfigError, match=r"entry point 'broken = no_such_module_for_et_hil:KIND'"):
         target_registry.check_target_name("portable")
-
-
-@pytest.mark.slow
-def test_a_conftest_target_builds_and_runs_through_the_plugin(et_pytester: pytest.Pytester) -> None:
-    et_pytester.makeconftest(CONFTEST)
-    et_pytester.makepyfile(test_toy=TEST)
-    (et_pytester.path / "bench.toml").write_text(
-        'name = "bench"\nkind = "host"\ntarget = "toy-1"\n'
-    )
-    results = et_pytester.path / "results.jsonl"
-    run = et_pytester.runpytest_subprocess(
-        "--et-board", "bench.toml", f"--et-results={results}", "-p", "no:randomly"
-    )
-    run.assert_outcomes(passed=1)
-    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
-    assert record["board"] == "bench"
-    assert record["artifact"]["target"] == "toy-1"
-    assert record["delegation"]["delegated_nodes"] == 0  # the portable target's program

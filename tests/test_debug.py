@@ -103,14 +103,38 @@ def builder(tmp_path_factory: pytest.TempPathFactory) -> Builder:
     return Builder(ArtifactCache(tmp_path_factory.mktemp("cache")))
 
 
-@pytest.fixture(scope="module", params=["host", "tosa"])
-def a_board(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Board]:
-    spec = load_board_file(builtin_board_dir() / f"{request.param}.toml")
-    board = make_board(spec, tmp_path_factory.mktemp(f"{request.param}-work"))
-    yield board
-    board.close()
+@pytest.fixture(scope="module")
+def boards() -> Iterator[dict[str, Board]]:
+    """The module's boards by name, each opened on first use and closed at the end."""
+    opened: dict[str, Board] = {}
+    yield opened
+    for board in opened.values():
+        board.close()
+
+
+def board_named(
+    boards: dict[str, Board], name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Board:
+    if name not in boards:
+        spec = load_board_file(builtin_board_dir() / f"{name}.toml")
+        boards[name] = make_board(spec, tmp_path_factory.mktemp(f"{name}-work"))
+    return boards[name]
+
+
+# CI runs one case per board: the host's CPU kernels on the attention block (matmuls,
+# softmax) and one TOSA partition holding residual skips. The other four are the
+# campaign (`make test-campaigns`): the same table on more layer kinds, 3 minutes more.
+CI_SLICE = {("host", "attention"), ("tosa", "resnetish")}
+CASES = [
+    pytest.param(
+        board,
+        name,
+        id=f"{board}-{name}",
+        marks=() if (board, name) in CI_SLICE else pytest.mark.campaign,
+    )
+    for board in ("host", "tosa")
+    for name in MODELS
+]
 
 
 def model_and_input(name: str) -> tuple[nn.Module, tuple[torch.Tensor]]:
@@ -124,12 +148,17 @@ def layer_at(report: DivergenceReport, module_path: str) -> str:
     return next(r.node for r in report.rows if r.module_path.startswith(module_path))
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize(("board_name", "name"), CASES)
 @pytest.mark.timeout(960)  # took 318 s (tosa-attention)
 def test_the_faulty_layer_is_the_first_divergent_one(
-    builder: Builder, a_board: Board, name: str, tmp_path: Path
+    builder: Builder,
+    boards: dict[str, Board],
+    board_name: str,
+    name: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    board = a_board
+    board = board_named(boards, board_name, tmp_path_factory)
     model, x = model_and_input(name)
     clean = debug_model(builder, board, model, x, run_dir=tmp_path / "clean", quantize="int8")
     assert len(clean.rows) >= 10

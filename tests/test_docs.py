@@ -238,7 +238,9 @@ def test_the_compile_target_example_builds_and_runs(et_pytester: pytest.Pytester
     )
     run.assert_outcomes(passed=1)
     (record,) = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    assert record["board"] == "bench"
     assert record["artifact"]["target"] == "my-cpu-v1"
+    assert record["delegation"]["delegated_nodes"] == 0  # the portable target's program
 
 
 def _deep_merge(base: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:

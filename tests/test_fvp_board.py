@@ -104,66 +104,83 @@ def test_channels_last_inputs_and_outputs_cross_in_memory_order(et_pytester, fvp
     result.assert_outcomes(passed=1)
 
 
-_CACHE_WARMED: set[str] = set()
+FAULTS = {  # mode of the double: (failure class, what the message says)
+    "hang": ("timeout", "no result after 7 s (FVP --timelimit 2 s + 5 s); the FVP was killed"),
+    "timelimit": ("timeout", "the FVP's --timelimit was reached"),
+    "crash": ("crash", "runner error or fatal log line (attempt 1)"),
+    "hardfault": ("crash", "CPU hard fault (attempt 1)"),
+    "truncate": ("crash", "out-0.bin has 16 bytes, expected 32"),
+    "corrupt_etdump": ("crash", "etdump.bin is not a valid ETDump"),
+    "launch_error": ("infrastructure_error", "FVP licence problem (attempt 2)"),
+}
 
+# One session runs every fault, as a user's suite meets them: one test per mode of the
+# double, each setting the mode for its own FVP launches. A first test without a fault
+# builds the program, so the faulty tests' durations are their runs alone.
+FAULT_TESTS = f"""
+import pytest
+import tinymodels as m
 
-@pytest.mark.parametrize(
-    ("mode", "failure_class", "message"),
-    [
-        ("hang", "timeout", "no result after 7 s (FVP --timelimit 2 s + 5 s); the FVP was killed"),
-        ("timelimit", "timeout", "the FVP's --timelimit was reached"),
-        ("crash", "crash", "runner error or fatal log line (attempt 1)"),
-        ("hardfault", "crash", "CPU hard fault (attempt 1)"),
-        ("truncate", "crash", "out-0.bin has 16 bytes, expected 32"),
-        ("corrupt_etdump", "crash", "etdump.bin is not a valid ETDump"),
-        ("launch_error", "infrastructure_error", "FVP licence problem (attempt 2)"),
-    ],
-)
-@pytest.mark.timeout(360)  # took 114 s (corrupt_etdump)
-def test_each_fault_ends_in_its_failure_class(
-    et_pytester, fvp_env, monkeypatch, mode, failure_class, message
-):
-    if fvp_env["elf"] not in _CACHE_WARMED:  # the program built once per worker, so the
-        # timed run below is the run alone (the shared cache outlives each pytester)
-        run(et_pytester, fvp_env["elf"], "-k", "None").assert_outcomes(passed=1)
-        _CACHE_WARMED.add(fvp_env["elf"])
+def test_a_clean_run_first(et_check):
+    et_check(m.tiny(), m.x())
+
+@pytest.mark.parametrize("mode", {list(FAULTS)!r})
+def test_fault(et_check, monkeypatch, mode):
     monkeypatch.setenv("ET_HIL_FVP_DOUBLE_MODE", mode)
-    result = run(et_pytester, fvp_env["elf"], "-k", "None", "--et-run-timeout=2")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*{message}*"])
-    [record] = records(et_pytester)
-    assert record["failure_class"] == failure_class
-    # Whatever went wrong, the run ends within its timeout (2 s) plus 5 s: a hung
-    # FVP is killed then (the double would sleep for days). The rest is the test's
-    # own work around the run (the cached program, the reference, the repro
-    # folder): seen 9.4 s in all for corrupt_etdump on a busy 2-core machine. The
-    # 30 s margin is generous so that load cannot fail it; it still proves the
-    # hang was cut short.
-    assert record["duration_s"] < 2 + 5 + 30
-    assert processes_with_env(fvp_env["tag"]) == []
-    repro = Path(record["repro"])
-    assert {"artifact", "inputs.npz", "case.json", "rerun.sh", "run"} <= {
-        p.name for p in repro.iterdir()
+    et_check(m.tiny(), m.x())
+"""
+
+
+@pytest.mark.timeout(360)  # took 65 s (the seven faults were seven sessions then: 166 s)
+def test_each_fault_ends_in_its_failure_class(et_pytester, fvp_env):
+    et_pytester.makepyfile(test_faults=FAULT_TESTS)
+    result = run(et_pytester, fvp_env["elf"], "test_faults.py", "--et-run-timeout=2")
+    result.assert_outcomes(passed=1, failed=len(FAULTS))
+    by_mode = {
+        r["test"].rsplit("[", 1)[-1].rstrip("]"): r
+        for r in records(et_pytester)
+        if "test_fault[" in r["test"]
     }
-    files = {p.name for p in (repro / "run").iterdir()}
-    assert {"program.pte", "i0.bin", "command.txt", "fvp.log"} <= files
-    argv = shlex.split((repro / "run" / "command.txt").read_text())  # pasteable into a shell
-    assert (
-        "mps4_board.subsystem.cpu0.semihosting-cmd_line='executor_runner -m program.pte -o out "
-        "-i i0.bin'" in argv
-    )
-    # The message points at the repro folder, which stays (pytest's tmp_path does not).
-    result.stdout.fnmatch_lines([f"*full log: {repro}/run/fvp.log*", f"*repro: {repro}*"])
-    # One command reruns the case, with the same runner ELF, and gives the same verdict.
-    rerun = subprocess.run(
-        [sys.executable, "-m", "et_hil.cli", "repro", str(repro)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
-    assert f"verdict: {failure_class}" in rerun.stdout
+    assert sorted(by_mode) == sorted(FAULTS)
+    for mode, (failure_class, message) in FAULTS.items():
+        record = by_mode[mode]
+        result.stdout.fnmatch_lines([f"*{message}*"])
+        assert record["failure_class"] == failure_class, mode
+        # Whatever went wrong, the run ends within its timeout (2 s) plus 5 s: a hung
+        # FVP is killed then (the double would sleep for days). The rest is the
+        # test's own work around the run (the cached program, the reference, the
+        # repro folder): seen 9.4 s in all for corrupt_etdump on a busy 2-core
+        # machine. The 30 s margin is generous so that load cannot fail it; it
+        # still proves the hang was cut short.
+        assert record["duration_s"] < 2 + 5 + 30, mode
+        repro = Path(record["repro"])
+        assert {"artifact", "inputs.npz", "case.json", "rerun.sh", "run"} <= {
+            p.name for p in repro.iterdir()
+        }, mode
+        files = {p.name for p in (repro / "run").iterdir()}
+        assert {"program.pte", "i0.bin", "command.txt", "fvp.log"} <= files, mode
+        argv = shlex.split((repro / "run" / "command.txt").read_text())  # pasteable
+        assert (
+            "mps4_board.subsystem.cpu0.semihosting-cmd_line='executor_runner -m program.pte "
+            "-o out -i i0.bin'" in argv
+        ), mode
+        # The message points at the repro folder, which stays (pytest's tmp_path does not).
+        result.stdout.fnmatch_lines([f"*full log: {repro}/run/fvp.log*", f"*repro: {repro}*"])
+    assert processes_with_env(fvp_env["tag"]) == []
+    # One command reruns a case, with the same runner ELF, and gives the same verdict:
+    # one case of each failure class (the rest differ only in what the double does).
+    for mode in ("hang", "corrupt_etdump", "launch_error"):
+        failure_class = FAULTS[mode][0]
+        rerun = subprocess.run(
+            [sys.executable, "-m", "et_hil.cli", "repro", by_mode[mode]["repro"]],
+            env={**os.environ, "ET_HIL_FVP_DOUBLE_MODE": mode},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+        assert f"verdict: {failure_class}" in rerun.stdout, mode
     assert processes_with_env(fvp_env["tag"]) == []
 
 
