@@ -234,8 +234,8 @@ def test_without_ets_own_entry_points_the_message_says_to_install(
 ) -> None:
     """A checkout used without being installed has no metadata: the built-in kinds are
     missing, and the message says how to install rather than 'unknown kind host'."""
-    monkeypatch.setattr(registry, "_kinds", {})
-    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry.REGISTRY, "_items", {})
+    monkeypatch.setattr(registry.REGISTRY, "_entry_points_read", False)
     monkeypatch.setattr(plugins, "group", lambda name: [])
     with pytest.raises(ConfigError, match=r"built-in board kinds are not registered.*make install"):
         registry.kinds()

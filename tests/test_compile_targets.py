@@ -103,7 +103,7 @@ def entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[metadata.Entr
     monkeypatch.setattr(
         plugins, "group", lambda name: found if name == target_registry.ENTRY_POINT_GROUP else []
     )
-    monkeypatch.setattr(target_registry, "_entry_points_read", False)
+    monkeypatch.setattr(target_registry.REGISTRY, "_entry_points_read", False)
     yield found
     target_registry.unregister("toy")
 

@@ -62,10 +62,6 @@ def test_the_arm_targets_quantize_a_model_identically(scheme):
 
 
 @pytest.mark.timeout(300)  # took 97 s
-# executorch's tosa-fp lowering of the inverted-residual block emits a UserWarning inside
-# one of its graph passes; under tests/' "error" filter the pass wrapper turns it into a
-# build failure. Upstream's, not ours: this one test lets UserWarnings through.
-@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_a_matrix_of_arm_targets_exports_and_calibrates_once(tmp_path):
     builder = Builder(ArtifactCache(tmp_path / "cache"))
     model, inputs = _case()

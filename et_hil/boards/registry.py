@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from et_hil import plugins
 from et_hil.boards.kind import BoardKind
-from et_hil.errors import ConfigError
+from et_hil.plugins import PluginRegistry
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,17 +35,19 @@ __all__ = ["BoardKind", "get", "kinds", "load_entry_points", "make_board", "regi
 
 ENTRY_POINT_GROUP = "et_hil.board_kinds"
 
-
-_kinds: dict[str, BoardKind] = {}
-_loaded = False
-
-
-def _ensure_loaded() -> None:
-    """Register the installed kinds (et-hil's own first) on first use."""
-    global _loaded
-    if not _loaded:
-        _loaded = True  # before loading: register() calls back here
-        load_entry_points()
+#: the registered kinds; the functions below are its public face. The built-in kinds
+#: are et-hil's own entry points, so et-hil must be installed (or the message says so).
+REGISTRY = PluginRegistry(
+    group=ENTRY_POINT_GROUP,
+    item_type=BoardKind,
+    what="board kind",
+    key=lambda kind: kind.name,
+    how_to_add=(
+        "a kind of your own registers through the pytest_et_hil_board_kinds hook "
+        "(docs/boards/your-own-kind.md)"
+    ),
+    describe=lambda kind: repr(kind.board),
+)
 
 
 def register(kinds: Iterable[BoardKind], *, source: str = "") -> None:
@@ -56,30 +57,17 @@ def register(kinds: Iterable[BoardKind], *, source: str = "") -> None:
     Raises:
         ConfigError: naming the kind and where it came from.
     """
-    _ensure_loaded()
-    for kind in kinds:
-        if not isinstance(kind, BoardKind):
-            raise ConfigError(
-                f"board kind plug-in {source or '?'} returned {kind!r}: return BoardKind values"
-            )
-        known = _kinds.get(kind.name)
-        if known is not None and known != kind:
-            raise ConfigError(
-                f"board kind '{kind.name}' from {source or 'a plug-in'} is already registered "
-                f"({known.board!r}); pick another kind name"
-            )
-        _kinds[kind.name] = kind
+    REGISTRY.register(kinds, source=source)
 
 
 def unregister(name: str) -> None:
     """Remove a kind (tests and plug-ins that register for one session)."""
-    _kinds.pop(name, None)
+    REGISTRY.unregister(name)
 
 
 def kinds() -> dict[str, BoardKind]:
     """Every registered kind by name: the built-in ones first."""
-    _ensure_loaded()
-    return dict(_kinds)
+    return REGISTRY.by_name()
 
 
 def get(name: str, *, where: str = "") -> BoardKind:
@@ -88,15 +76,7 @@ def get(name: str, *, where: str = "") -> BoardKind:
     Raises:
         ConfigError: an unknown kind, listing the known ones and how to add one.
     """
-    known = kinds()
-    if name not in known:
-        prefix = f"{where}: " if where else ""
-        raise ConfigError(
-            f"{prefix}unknown board kind '{name}' (known: {', '.join(known)}). A kind of your "
-            "own registers through the pytest_et_hil_board_kinds hook "
-            "(docs/boards/your-own-kind.md)"
-        )
-    return known[name]
+    return REGISTRY.get(name, where=where)
 
 
 def load_entry_points() -> None:
@@ -109,16 +89,7 @@ def load_entry_points() -> None:
         ConfigError: et-hil's own kinds are missing (a checkout used without being
             installed), or a package's entry point fails to load or gives no kinds.
     """
-    found = plugins.group(ENTRY_POINT_GROUP)
-    if not any(plugins.distribution(e) == plugins.OWN_DISTRIBUTION for e in found):
-        raise ConfigError(
-            "et-hil's built-in board kinds are not registered: its package metadata (the "
-            f"'{ENTRY_POINT_GROUP}' entry points) is missing or stale. Install et-hil "
-            "(in a checkout: make install, or pip install -e .)"
-        )
-    for entry in found:
-        source, values = plugins.load(entry, BoardKind, "board kind")
-        register(values, source=source)
+    REGISTRY.load_entry_points()
 
 
 def make_board(spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None) -> Board:

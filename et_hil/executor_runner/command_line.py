@@ -19,6 +19,13 @@ PROGRAM = "program.pte"
 BUNDLE = "program.bpte"
 OUTPUT_BASENAME = "out"
 
+# Why the boards that run this runner by semihosting (the BoardKind.fixed_shapes of
+# their kinds) run a dynamic-shape program only at the size it was planned for: the
+# runner reads each ``-i`` file into the input the program declares, and refuses a
+# file whose size is not that input's planned nbytes ("input size ... and tensor
+# size ... mismatch!"); it never resizes an input.
+FIXED_SHAPES = "the semihosting runner reads each input at the program's planned (largest) size"
+
 
 def runner_argv(input_count: int) -> list[str]:
     """The runner's argv for a program with ``input_count`` inputs, as upstream

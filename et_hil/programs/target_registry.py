@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from et_hil import plugins
-from et_hil.errors import BuildError, ConfigError
+from et_hil.errors import BuildError
+from et_hil.plugins import PluginRegistry
 from et_hil.programs.target_kind import TargetKind
 
 if TYPE_CHECKING:
@@ -49,15 +49,26 @@ HOW_TO_ADD = (
     f"the {ENTRY_POINT_GROUP} entry-point group (et_hil/programs/target_registry.py)"
 )
 
-_kinds: dict[str, TargetKind] = {}
-_entry_points_read = False
+
+def _builtin_kinds() -> tuple[TargetKind, ...]:
+    from et_hil.programs.targets import BUILTIN_KINDS
+
+    return BUILTIN_KINDS
 
 
-def _ensure_builtins() -> None:
-    if not _kinds:  # the built-in kinds come first: they win a name both match
-        from et_hil.programs.targets import BUILTIN_KINDS
-
-        _kinds.update((kind.name, kind) for kind in BUILTIN_KINDS)
+#: the registered kinds; the functions below are its public face. The built-in kinds
+#: come first, from code (they win a name both match); other packages' entry points
+#: are read on the first lookup, after what the pytest hook registers at start-up.
+REGISTRY = PluginRegistry(
+    group=ENTRY_POINT_GROUP,
+    item_type=TargetKind,
+    what="compile target",
+    item_what="compile target kind",
+    key=lambda kind: kind.name,
+    how_to_add=HOW_TO_ADD,
+    describe=lambda kind: f"pattern {kind.pattern!r}",
+    builtins=_builtin_kinds,
+)
 
 
 def register(kinds: Iterable[TargetKind], *, source: str = "") -> None:
@@ -67,33 +78,17 @@ def register(kinds: Iterable[TargetKind], *, source: str = "") -> None:
     Raises:
         ConfigError: naming the kind and where it came from.
     """
-    _ensure_builtins()
-    for kind in kinds:
-        if not isinstance(kind, TargetKind):
-            raise ConfigError(
-                f"compile target plug-in {source or '?'} returned {kind!r}: return "
-                "TargetKind values"
-            )
-        known = _kinds.get(kind.name)
-        if known is not None and known != kind:
-            raise ConfigError(
-                f"compile target kind '{kind.name}' from {source or 'a plug-in'} is already "
-                f"registered (pattern {known.pattern!r}); pick another kind name"
-            )
-        _kinds[kind.name] = kind
+    REGISTRY.register(kinds, source=source)
 
 
 def unregister(name: str) -> None:
     """Remove a kind (tests and plug-ins that register for one session)."""
-    _kinds.pop(name, None)
+    REGISTRY.unregister(name)
 
 
 def kinds() -> dict[str, TargetKind]:
     """Every registered kind by name: the built-in ones first."""
-    _ensure_builtins()
-    if not _entry_points_read:
-        load_entry_points()
-    return dict(_kinds)
+    return REGISTRY.by_name()
 
 
 def kind_of(name: str) -> TargetKind | None:
@@ -146,9 +141,4 @@ def load_entry_points() -> None:
         ConfigError: an entry point failed to load or gave something else, naming
             it and its package.
     """
-    global _entry_points_read
-    _ensure_builtins()
-    _entry_points_read = True  # a failing one is reported once, not at every lookup
-    for entry in plugins.group(ENTRY_POINT_GROUP):
-        source, values = plugins.load(entry, TargetKind, "compile target")
-        register(values, source=source)
+    REGISTRY.load_entry_points()

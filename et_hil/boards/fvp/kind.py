@@ -14,6 +14,7 @@ import msgspec
 
 from et_hil.boards.kind import BoardKind, OptionAdder
 from et_hil.boards.memory import SemihostingPools
+from et_hil.executor_runner.command_line import FIXED_SHAPES
 
 Backend = Literal["local", "docker"]
 
@@ -159,7 +160,7 @@ FVP_KIND = BoardKind(
         "program_bytes": "the semihosting runner reads the program into its file pool "
         "(file_pool_bytes)"
     },
-    fixed_shapes="the semihosting runner reads each input at the program's planned (largest) size",
+    fixed_shapes=FIXED_SHAPES,
     memory_layout=SemihostingPools("the FVP runner"),
     add_options=add_options,
     options_from=options_from,

@@ -3,45 +3,27 @@
 One long-lived child per pytest worker pays the ~6 s torch/ExecuTorch import
 once. It is started when the board opens (so the import overlaps collection and
 the first build) and restarted after a crash, so a native abort fails one test,
-not the session.
+not the session (:class:`~et_hil.boards.worker_board.WorkerBoard`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
+from typing import Any
 
-from et_hil.boards.base import (
-    Availability,
-    BaseBoard,
-    BoardOptions,
-    Fidelity,
-    RunRequest,
-    RunResult,
-    input_dim_orders,
-)
-from et_hil.boards.spec import BoardSpec
-from et_hil.processes.runtime_worker import RuntimeWorker
+from et_hil.boards.base import Availability, Fidelity, RunRequest, RunResult, input_dim_orders
+from et_hil.boards.worker_board import WorkerBoard
 from et_hil.versions import PINNED
 
 
-class HostBoard(BaseBoard):
-    """Runs programs on the ExecuTorch runtime of the installed wheel.
+class HostBoard(WorkerBoard):
+    """Runs programs on the ExecuTorch runtime of the installed wheel."""
 
-    Args:
-        spec: the board file's contents.
-        work_dir: where the worker's log goes.
-    """
-
-    def __init__(
-        self, spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None
-    ) -> None:
-        self.spec = spec
-        self.worker = RuntimeWorker(
-            work_dir / f"{spec.name}-runtime.log",
-            module="et_hil.boards.host.worker",
-            label=spec.name,
-        )
+    worker_module = "et_hil.boards.host.worker"
+    log_name = "runtime"
+    fidelity = Fidelity.HOST_WALL
 
     def availability(self) -> Availability:
         """Available when the ExecuTorch runtime is importable in this Python."""
@@ -59,36 +41,22 @@ class HostBoard(BaseBoard):
             )
         return Availability(True)
 
-    def open(self) -> None:
-        """Start the runtime worker (its imports run in the background)."""
-        self.worker.start()
+    def run_message(self, request: RunRequest) -> dict[str, Any]:
+        """The program, its inputs with their dim orders, and where the ETDump and
+        debug buffer go."""
+        return {
+            "op": "run",
+            "pte": str(request.artifact.pte_path),
+            "inputs": list(request.inputs),
+            "dim_orders": input_dim_orders(request.artifact),
+            "run_dir": str(request.run_dir),
+            "debug_buffer_size": request.debug_buffer_size,
+        }
 
-    def close(self) -> None:
-        """Stop the runtime worker."""
-        self.worker.stop()
-
-    def execute(self, request: RunRequest) -> RunResult:
-        """Run the program once in the worker; see :meth:`et_hil.boards.base.Board.run`."""
-        artifact, run_dir = request.artifact, request.run_dir
-        reply = self.worker.request(
-            {
-                "op": "run",
-                "pte": str(artifact.pte_path),
-                "inputs": list(request.inputs),
-                "dim_orders": input_dim_orders(artifact),
-                "run_dir": str(run_dir),
-                "debug_buffer_size": request.debug_buffer_size,
-            },
-            request.timeout_s,
-            subject=request.subject,
-        )
-        return RunResult(
-            board=self.spec.name,
-            outputs=tuple(reply["outputs"]),
-            execute_s=float(reply["execute_s"]),
-            load_s=float(reply["load_s"]),
-            fidelity=Fidelity.HOST_WALL,
-            run_dir=run_dir,
+    def run_result(self, request: RunRequest, reply: dict[str, Any]) -> RunResult:
+        """The outputs and times, and the ETDump and debug buffer the worker wrote."""
+        return dataclasses.replace(
+            super().run_result(request, reply),
             etdump_path=Path(reply["etdump"]) if reply.get("etdump") else None,
             debug_buffer_path=Path(reply["debug_buffer"]) if reply.get("debug_buffer") else None,
         )

@@ -16,6 +16,7 @@ import msgspec
 from et_hil.boards.kind import BoardKind, OptionAdder
 from et_hil.boards.memory import SemihostingPools
 from et_hil.errors import ConfigError
+from et_hil.executor_runner.command_line import FIXED_SHAPES
 from et_hil.executor_runner.memory_map import MemoryRegion
 from et_hil.firmware.settings import FirmwareSettings
 from et_hil.validation import convert_all, problems_message
@@ -166,7 +167,7 @@ QEMU_KIND = BoardKind(
         "program_bytes": "the semihosting runner reads the program into its file pool "
         "(file_pool_bytes)"
     },
-    fixed_shapes="the semihosting runner reads each input at the program's planned (largest) size",
+    fixed_shapes=FIXED_SHAPES,
     memory_layout=SemihostingPools("the QEMU runner"),
     add_options=add_options,
     options_from=options_from,

@@ -9,45 +9,26 @@ Timings are reference-model wall time.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy.typing as npt
 
-from et_hil.boards.base import (
-    Availability,
-    BaseBoard,
-    BoardOptions,
-    Fidelity,
-    RunRequest,
-    RunResult,
-)
-from et_hil.boards.spec import BoardSpec
+from et_hil.boards.base import Availability, Fidelity, RunRequest, RunResult
+from et_hil.boards.worker_board import WorkerBoard
 from et_hil.errors import ConfigError
-from et_hil.processes.runtime_worker import RuntimeWorker
 from et_hil.programs.artifact import Artifact
 from et_hil.versions import PINNED
 
 
-class TosaBoard(BaseBoard):
-    """Runs TOSA-lowered programs on the TOSA reference model.
+class TosaBoard(WorkerBoard):
+    """Runs TOSA-lowered programs on the TOSA reference model."""
 
-    Args:
-        spec: the board file's contents.
-        work_dir: where the worker's log goes.
-    """
-
-    def __init__(
-        self, spec: BoardSpec, work_dir: Path, options: BoardOptions | None = None
-    ) -> None:
-        self.spec = spec
-        self.worker = RuntimeWorker(
-            work_dir / f"{spec.name}-refmodel.log",
-            module="et_hil.boards.tosa.worker",
-            label=spec.name,
-        )
+    worker_module = "et_hil.boards.tosa.worker"
+    log_name = "refmodel"
+    fidelity = Fidelity.REFERENCE_MODEL
 
     def availability(self) -> Availability:
         """Available when tosa-tools' reference model and ExecuTorch are installed."""
@@ -61,14 +42,6 @@ class TosaBoard(BaseBoard):
         if importlib.util.find_spec("executorch") is None:
             return Availability(False, "executorch is not installed", "pip install executorch")
         return Availability(True)
-
-    def open(self) -> None:
-        """Start the worker (its imports run in the background)."""
-        self.worker.start()
-
-    def close(self) -> None:
-        """Stop the worker."""
-        self.worker.stop()
 
     def check_program(self, artifact: Artifact, inputs: Sequence[npt.NDArray[Any]]) -> None:
         """Refuse a program not built for a TOSA target (nothing but TOSA delegates).
@@ -92,29 +65,19 @@ class TosaBoard(BaseBoard):
                 "(target tosa-int, tosa-int+<extensions> or tosa-fp)"
             )
 
-    def execute(self, request: RunRequest) -> RunResult:
-        """Run the program once on the reference model; see :meth:`et_hil.boards.base.Board.run`.
+    def run_message(self, request: RunRequest) -> dict[str, Any]:
+        """The program and its inputs: the worker runs it on the reference model."""
+        return {
+            "op": "run",
+            "program": str(request.artifact.pte_path),
+            "inputs": list(request.inputs),
+        }
 
-        Raises:
-            RunCrashed: the reference model or a CPU op failed.
-            RunTimeout: no result within the time limit.
-        """
-        reply = self.worker.request(
-            {
-                "op": "run",
-                "program": str(request.artifact.pte_path),
-                "inputs": list(request.inputs),
-            },
-            request.timeout_s,
-            subject=request.subject,
-        )
-        return RunResult(
-            board=self.spec.name,
-            outputs=tuple(reply["outputs"]),
-            execute_s=float(reply["execute_s"]),
-            load_s=float(reply["load_s"]),
-            fidelity=Fidelity.REFERENCE_MODEL,
-            run_dir=request.run_dir,
+    def run_result(self, request: RunRequest, reply: dict[str, Any]) -> RunResult:
+        """The outputs and times, and the time spent in and the calls of the TOSA
+        delegates."""
+        return dataclasses.replace(
+            super().run_result(request, reply),
             timings={"delegate_s": float(reply["delegate_s"])},
             facts={"delegate_calls": reply["delegate_calls"]},
         )
