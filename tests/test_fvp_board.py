@@ -137,7 +137,7 @@ def test_each_fault_ends_in_its_failure_class(et_pytester, fvp_env):
     result = run(et_pytester, fvp_env["elf"], "test_faults.py", "--et-run-timeout=2")
     result.assert_outcomes(passed=1, failed=len(FAULTS))
     by_mode = {
-        r["test"].rsplit("[", 1)[-1].rstrip("]"): r
+        r["test"].rsplit("[", 1)[-1].rstrip("]").removeprefix("corstone320-"): r
         for r in records(et_pytester)
         if "test_fault[" in r["test"]
     }
