@@ -185,9 +185,12 @@ class RuntimeWorker:
             self._log = None
 
     def stop(self) -> None:
-        """Ask the child to exit, then make sure it has."""
+        """Ask the child to exit, then make sure it has. A child still loading (it
+        never said it was ready: a session that ended before its first run, such as
+        ``--collect-only``) is killed at once: it reads no request before its imports
+        end, so asking would only wait out the 3 s grace."""
         proc = self._proc
-        if proc is not None and proc.poll() is None and proc.stdin is not None:
+        if proc is not None and self._ready and proc.poll() is None and proc.stdin is not None:
             with contextlib.suppress(OSError, ValueError):
                 wire.send(proc.stdin, {"op": "exit"})
                 proc.stdin.close()
