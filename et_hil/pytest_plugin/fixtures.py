@@ -18,7 +18,6 @@ import pytest
 from et_hil.boards.base import Availability, RunsGivenInputs
 from et_hil.boards.spec import BoardSpec
 from et_hil.errors import ConfigError, FailureClass, HarnessError
-from et_hil.programs.program_file import ProgramFile
 from et_hil.pytest_plugin.options import CONFIG_KEY, RUN_ID_KEY, marker_tolerances
 from et_hil.pytest_plugin.session import HarnessSession
 from et_hil.report import repro
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from et_hil.boards import Board, RunResult
     from et_hil.programs.artifact import Artifact
     from et_hil.programs.faults import Fault
+    from et_hil.programs.program_file import ProgramFile
     from et_hil.programs.quantization import QuantConfig
     from et_hil.verdict.check import CheckResult
     from et_hil.verdict.program_check import ProgramResult
@@ -628,7 +628,8 @@ def et_run(
         tolerance: Tolerance | Mapping[str, Any] | None = None,
         case: int = 0,
     ) -> ProgramResult:
-        from et_hil.programs.program_file import read_program
+        # here, not at the top: the plugin's start-up does not need it (numpy typing, 8 ms)
+        from et_hil.programs.program_file import ProgramFile, read_program
         from et_hil.verdict.program_check import run_program
 
         file = program if isinstance(program, ProgramFile) else read_program(Path(program))
