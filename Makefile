@@ -52,8 +52,8 @@ test: lint typecheck
 test-campaigns: install
 	$(BIN)/pytest tests -n 2 -m campaign --durations=30
 
-# Cold and warm cache give the same verdicts over every suite, the operators too (CI: the
-# model and edge-case suites).
+# Cold and warm cache give the same verdicts over every suite, the models and operators too
+# (CI: the edge-case suite).
 stability: install
 	ET_HIL_STABILITY_SUITES=all $(BIN)/pytest tests/test_verdict_stability.py
 

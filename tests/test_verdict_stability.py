@@ -65,10 +65,12 @@ def genuine_args() -> list[str]:
     ]
 
 
-# Every CI run: the model and edge-case suites (every kind of program input and
-# output, quantized and float). `make stability` sets ET_HIL_STABILITY_SUITES=all:
-# the operator suite too (31 operators, int8 and a16w8: 6 minutes more here).
-SUITE_FILES = ("test_smoke.py", "test_edge_cases.py")
+# Every CI run: the edge-case suite (every kind of program input and output: int64
+# and bool inputs, embeddings, several and nested outputs, channels-last; quantized and
+# float), which is where loading from the cache can go wrong. `make stability` sets
+# ET_HIL_STABILITY_SUITES=all: the model and operator suites too (31 operators, int8
+# and a16w8: 7 minutes more here).
+SUITE_FILES = ("test_edge_cases.py",)
 
 
 def suite_args() -> list[str]:
@@ -77,6 +79,15 @@ def suite_args() -> list[str]:
     if os.environ.get("ET_HIL_STABILITY_SUITES") == "all":
         return [str(SUITES), "-m", "not real_model"]
     return [str(SUITES / name) for name in SUITE_FILES]
+
+
+def expected_runs() -> tuple[int, int]:
+    """How many tests at least (seen here): passed on the genuine runner, and passed on
+    host and tosa together. The edge cases: all 10 on the runner, 15 of 20 on host and
+    tosa (tosa runs quantized programs only). Every suite: 34 of 87, 80 of 112 (the rest
+    skip with reasons: float programs on tosa, a16w8 and ops the portable quantizer leaves
+    in float on host)."""
+    return (34, 80) if os.environ.get("ET_HIL_STABILITY_SUITES") == "all" else (10, 15)
 
 
 def run_suites(
@@ -151,10 +162,9 @@ def assert_genuine_verdicts(records: list[dict[str, Any]]) -> None:
         and not boards["host"] == boards["qemu-m55"] == boards["corstone300-genuine"]
     }
     assert differ == {}
-    # every portable program that runs on host ran on the genuine runner (seen: all
-    # 20 tests of the smoke and edge-case suites; 34 of 87 with ET_HIL_STABILITY_SUITES=all)
+    # every portable program that runs on host ran on the genuine runner
     ran = [t for t, boards in table.items() if boards.get("qemu-m55", ("",))[0] == "passed"]
-    assert len(ran) >= 18
+    assert len(ran) >= expected_runs()[0]
 
     genuine = [r for r in records if r["board"] == "corstone300-genuine" and r.get("ran")]
     assert genuine, "the FVP path ran nothing"
@@ -197,10 +207,7 @@ def test_cold_and_warm_cache_give_the_same_verdicts(tmp_path: Path) -> None:
     assert all(n > 0 for n in merged.inputs.values())
 
     ran = [r for r in cold if r["outcome"] == "passed" and r["board"] in ("host", "tosa")]
-    # both boards ran the suites (seen: 30 of 40 ran, 80 of 112 with the operators; the
-    # rest skip with reasons: float programs on tosa, a16w8 and ops the portable
-    # quantizer leaves in float on host)
-    assert len(ran) >= 28
+    assert len(ran) >= expected_runs()[1]
     assert {r["board"] for r in ran} == {"host", "tosa"}  # (the genuine boards share them)
     assert any("edge" in r["test"] and "int8" in r["test"] for r in ran)
     # the cold run built every program in the process that ran it
