@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
-# Imported here, in every test process, before any in-process pytester run: such
-# a run drops the modules first imported inside it from sys.modules when it ends,
-# while classes of theirs live on (board kinds, cached platforms), and msgspec
-# resolves a Struct's string annotations through sys.modules[cls.__module__].
-# A kind's table checked in a later in-process run then fails with NameError.
-import et_hil.boards.fvp.kind
-import et_hil.boards.fvp.platform
-import et_hil.boards.labgrid.settings
-import et_hil.boards.qemu.kind
-import et_hil.boards.serial.settings
-import et_hil.boards.spec
-import et_hil.report.record  # noqa: F401  (the imports above are for their side effect)
+from _pytest.pytester import SysModulesSnapshot  # pytester's own, with a keep rule
 
 if TYPE_CHECKING:
     from et_hil.boards.host.board import HostBoard
@@ -117,21 +106,48 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifact-cache")
 
 
-@pytest.fixture(scope="session")
-def _libraries_loaded_once() -> None:
-    """torch's and ExecuTorch's operator libraries, imported before any in-process
-    pytester run. Such a run drops the modules first imported inside it from
-    sys.modules; the next run imports them again, and a module that defines an
-    operator library (torch._inductor.test_operators, through torch._dynamo) then
-    fails: "Only a single TORCH_LIBRARY can be used to register the namespace"."""
-    import torchao.quantization.pt2e.quantize_pt2e
-    import torchao.quantization.pt2e.reference_representation_rewrite  # noqa: F401
+def _keep_library_modules(own_folder: Path) -> SysModulesSnapshot:
+    """A snapshot of ``sys.modules`` whose restore drops only the modules an in-process
+    run imported from its own folder (its test files, conftest and model files).
+
+    pytester's own snapshot drops every module first imported inside the run, so that
+    the next run imports its same-named test files afresh. Dropping library modules
+    with them leaves a library half old, half new in the next test that imports it:
+    after a run that first imported docker (urllib3 already loaded), the docker client
+    of a later test failed with requests' "You can only merge into CookieJar"; after
+    one that first built a BundleIO program, ExecuTorch's serializer wrote bundles its
+    own reader fails on (IndexError); importing torch's operator libraries again fails
+    ("Only a single TORCH_LIBRARY"). CI met the first two on a replacement xdist
+    worker, whose first tests were in-process runs; which worker runs which in-process
+    runs first varies, so they came and went.
+    """
+
+    def is_a_library(name: str) -> bool:
+        module = sys.modules.get(name)
+        files = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
+        return not any(f and own_folder in Path(f).parents for f in files)
+
+    return SysModulesSnapshot(preserve=is_a_library)
 
 
 @pytest.fixture
-def et_pytester(
-    pytester: pytest.Pytester, shared_cache: Path, _libraries_loaded_once: None
-) -> pytest.Pytester:
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's pytester, whose in-process runs keep the library modules they import
+    (see :func:`_keep_library_modules`)."""
+    # pytester takes its snapshots in a private method, once when it is made (restored
+    # when the test ends) and once per in-process run: both are replaced here.
+    private = "_Pytester__take_sys_modules_snapshot"
+    if not hasattr(pytest.Pytester, private) or not hasattr(pytester, "_sys_modules_snapshot"):
+        pytest.fail(f"pytest {pytest.__version__} changed pytester: update tests/conftest.py")
+    monkeypatch.setattr(
+        pytest.Pytester, private, lambda self: _keep_library_modules(self.path), raising=True
+    )
+    pytester._sys_modules_snapshot = _keep_library_modules(pytester.path)
+    return pytester
+
+
+@pytest.fixture
+def et_pytester(pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pytester:
     """A pytester with the shared model file and cache option ready."""
     pytester.makepyfile(tinymodels=MODELS_PY)
     pytester.syspathinsert()
