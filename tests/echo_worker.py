@@ -2,7 +2,8 @@
 the wire protocol of the host and tosa workers, without their imports. Its load takes
 ``ET_HIL_ECHO_WORKER_LOAD_S`` seconds (default 0), the interpreter's teardown at exit
 ``ET_HIL_ECHO_WORKER_TEARDOWN_S`` (an exit handler: as freeing torch's modules does);
-each request is answered with itself.
+each request is answered with itself, after printing its ``say`` (as a runtime prints
+its log on stdout).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def _load() -> None:
 
 
 def _echo(_state: None, request: dict[str, Any]) -> dict[str, Any]:
+    if "say" in request:
+        print(request["say"])  # no flush: what a worker printed last must still be kept
     return {"ok": True, "echo": request}
 
 

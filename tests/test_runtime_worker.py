@@ -59,3 +59,18 @@ def test_a_worker_still_loading_is_killed_not_waited_for(
     assert proc.returncode in (-signal.SIGTERM, -signal.SIGKILL)
     assert took < 2.0
     assert not worker.alive
+
+
+def test_what_a_worker_printed_last_is_in_its_log_after_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # stdout buffered, as without PYTHONUNBUFFERED (the worker's own default is "1"):
+    # the worker ends with os._exit, which flushes no Python buffer by itself
+    monkeypatch.setenv("PYTHONUNBUFFERED", "")
+    worker = _worker(tmp_path)
+    worker.start()
+    worker.request({"op": "run", "say": "the last line of the run"}, timeout_s=30)
+    proc = _process(worker)
+    worker.stop()
+    assert proc.returncode == 0
+    assert "the last line of the run" in worker.log_path.read_text()

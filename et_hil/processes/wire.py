@@ -129,5 +129,7 @@ def _end_now(replies: BinaryIO) -> NoReturn:
     """
     with contextlib.suppress(OSError, ValueError):
         replies.flush()
+    # fd 1 is the log by now (see serve); os._exit flushes no Python buffer
+    sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
