@@ -41,12 +41,16 @@ def ensure_base(client: object) -> str:
     if not (ROOTFS / "usr" / "bin").exists():
         ROOTFS.parent.mkdir(parents=True, exist_ok=True)
         _run("debootstrap", "--variant=minbase", "bookworm", str(ROOTFS), MIRROR)
-    tar = subprocess.Popen(["tar", "-C", str(ROOTFS), "-c", "."], stdout=subprocess.PIPE)
-    assert tar.stdout is not None
-    client.api.import_image_from_stream(
-        tar.stdout, repository=BASE_TAG.split(":")[0], tag=BASE_TAG.split(":")[1]
-    )
-    tar.wait()
+    # the with block closes tar's pipe and waits for it
+    with subprocess.Popen(["tar", "-C", str(ROOTFS), "-c", "."], stdout=subprocess.PIPE) as tar:
+        assert tar.stdout is not None
+        client.api.import_image_from_stream(
+            tar.stdout, repository=BASE_TAG.split(":")[0], tag=BASE_TAG.split(":")[1]
+        )
+    if tar.returncode != 0:
+        raise RuntimeError(
+            f"tar of {ROOTFS} failed (exit {tar.returncode}): remove it to debootstrap again"
+        )
     return BASE_TAG
 
 
