@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -124,8 +125,11 @@ def _keep_library_modules(own_folder: Path) -> SysModulesSnapshot:
 
     def is_a_library(name: str) -> bool:
         module = sys.modules.get(name)
-        files = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
-        return not any(f and own_folder in Path(f).parents for f in files)
+        places: list[object] = [getattr(module, "__file__", None)]
+        # a package's folders; some modules answer any attribute (torch.classes)
+        with contextlib.suppress(TypeError):
+            places.extend(getattr(module, "__path__", None) or [])
+        return not any(isinstance(p, str) and own_folder in Path(p).parents for p in places)
 
     return SysModulesSnapshot(preserve=is_a_library)
 
