@@ -217,6 +217,8 @@ class Firmware:
             program = data
             if bundled:
                 program, bundle_inputs, expected = _bundle_contents(data)
+            # the module reads the program's bytes in place: `program` must outlive it
+            # (both are locals of this function)
             module = _C._load_for_executorch_from_buffer(program, enable_etdump=True)
         except RuntimeError as exc:
             print(f"virtual board: load failed: {exc}", file=sys.stderr, flush=True)
