@@ -127,9 +127,9 @@ def _end_now(replies: BinaryIO) -> NoReturn:
     model's modules one by one, which took 0.6 s (host) and 1.2 s (tosa) here, at
     the end of every pytest session and xdist worker, for nothing.
     """
-    with contextlib.suppress(OSError, ValueError):
-        replies.flush()
-    # fd 1 is the log by now (see serve); os._exit flushes no Python buffer
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # os._exit flushes no Python buffer; fd 1 is the log by now (see serve). A stream
+    # that cannot be flushed must not keep the worker from ending.
+    for stream in (replies, sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     os._exit(0)
